@@ -1,0 +1,166 @@
+//! `tapline run`: load, start, then react to signals, config changes and the
+//! end of every source.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::{self, Config, ConfigPaths, Diagnostic};
+use crate::topology::RunningTopology;
+
+pub struct RunOptions {
+    /// Empty: run the embedded quickstart pipeline.
+    pub paths: ConfigPaths,
+    pub watch_config: bool,
+    pub graceful_shutdown_limit: Duration,
+}
+
+/// Load the config the options name, or the embedded default.
+pub fn load(paths: &ConfigPaths) -> Result<Config, Vec<Diagnostic>> {
+    if paths.files.is_empty() && paths.dirs.is_empty() {
+        config::load_from_texts(&[("<embedded quickstart.toml>".to_string(), config::QUICKSTART.to_string())], &|name| std::env::var(name).ok())
+    } else {
+        config::load(paths)
+    }
+}
+
+pub fn report(diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
+        eprintln!("{d}");
+    }
+}
+
+/// Checks that need the machine: the data directory and the admin address.
+pub fn check_environment(config: &Config) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    if let Some(dir) = &config.global.data_dir {
+        let probe = dir.join(".tapline-write-check");
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"")).and_then(|_| std::fs::remove_file(&probe)) {
+            problems.push(Diagnostic::error(format!("data_dir {} is not a writable directory: {e}", dir.display())));
+        }
+    }
+    if config.global.api.enabled {
+        if let Err(e) = std::net::TcpListener::bind(&config.global.api.address) {
+            problems.push(Diagnostic::error(format!("api.address {} cannot be bound: {e}", config.global.api.address)));
+        }
+    }
+    problems
+}
+
+/// Run until a signal or until every source has ended. Returns the exit code.
+pub async fn run(options: RunOptions) -> i32 {
+    let config = match load(&options.paths) {
+        Ok(config) => config,
+        Err(errors) => {
+            report(&errors);
+            return 78;
+        }
+    };
+    report(&config.warnings);
+    if let Some(dir) = &config.global.data_dir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("error: cannot create data_dir {}: {e}", dir.display());
+            return 78;
+        }
+    }
+    if config.global.api.enabled {
+        match crate::admin::start(&config.global.api.address).await {
+            Ok(address) => tracing::info!(%address, "admin API listening (/health, /metrics)"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 78;
+            }
+        }
+    }
+    let mut topology = match RunningTopology::start(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 78;
+        }
+    };
+    tracing::info!(components = config.components.len(), "tapline started");
+
+    let (Ok(mut sigterm), Ok(mut sigint), Ok(mut sighup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        eprintln!("error: cannot install signal handlers");
+        return 1;
+    };
+    let mut seen = fingerprint(&config.files);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut watch_tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                reload(&options.paths, &mut topology).await;
+                seen = fingerprint(&config_files(&options.paths));
+            }
+            _ = watch_tick.tick(), if options.watch_config => {
+                let now = fingerprint(&config_files(&options.paths));
+                if now != seen {
+                    seen = now;
+                    tracing::info!("config files changed: reloading");
+                    reload(&options.paths, &mut topology).await;
+                }
+            }
+            _ = tick.tick() => {
+                if topology.sources_finished() {
+                    tracing::info!("every source has ended; draining");
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!(deadline_secs = options.graceful_shutdown_limit.as_secs(), "shutting down: draining events in flight");
+    let drained = tokio::select! {
+        drained = topology.stop(options.graceful_shutdown_limit) => drained,
+        _ = sigint.recv() => false,
+        _ = sigterm.recv() => false,
+    };
+    if drained {
+        tracing::info!("stopped; every event in flight was handed on");
+        0
+    } else {
+        tracing::error!("stopped before everything drained");
+        1
+    }
+}
+
+async fn reload(paths: &ConfigPaths, topology: &mut RunningTopology) {
+    if paths.files.is_empty() && paths.dirs.is_empty() {
+        tracing::warn!("running the embedded config: nothing to reload");
+        return;
+    }
+    match config::load(paths) {
+        Ok(new) => {
+            report(&new.warnings);
+            if let Err(e) = topology.reload(&new).await {
+                tracing::error!(error = %e, "reload failed; the running pipeline is unchanged");
+            }
+        }
+        Err(errors) => {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            tracing::error!(errors = %text.join("\n"), "new config is invalid; the running pipeline is unchanged");
+        }
+    }
+}
+
+fn config_files(paths: &ConfigPaths) -> Vec<PathBuf> {
+    paths.resolve().unwrap_or_default()
+}
+
+/// What tells a config change: each file's name, size and modification time.
+fn fingerprint(files: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    files
+        .iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f).ok();
+            (f.clone(), meta.as_ref().map_or(0, |m| m.len()), meta.and_then(|m| m.modified().ok()))
+        })
+        .collect()
+}

@@ -1,0 +1,55 @@
+//! Every component type, one line each: its name, what it does, and how its
+//! options are read.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::de::{DeserializeOwned, IntoDeserializer};
+
+use super::{ComponentConfig, ComponentKind};
+use crate::{sinks, sources, transforms};
+
+/// A running component: ends with `Ok` when its input is drained or it was told to stop.
+pub type Task = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+type Parse = fn(toml_edit::Value) -> Result<ComponentConfig, toml_edit::de::Error>;
+
+pub struct ComponentType {
+    pub kind: ComponentKind,
+    pub name: &'static str,
+    pub description: &'static str,
+    parse: Parse,
+}
+
+const fn source<T: DeserializeOwned + sources::SourceConfig + 'static>(name: &'static str, description: &'static str) -> ComponentType {
+    ComponentType { kind: ComponentKind::Source, name, description, parse: |v| Ok(ComponentConfig::Source(Box::new(T::deserialize(v.into_deserializer())?))) }
+}
+
+const fn transform<T: DeserializeOwned + transforms::TransformConfig + 'static>(name: &'static str, description: &'static str) -> ComponentType {
+    ComponentType { kind: ComponentKind::Transform, name, description, parse: |v| Ok(ComponentConfig::Transform(Box::new(T::deserialize(v.into_deserializer())?))) }
+}
+
+const fn sink<T: DeserializeOwned + sinks::SinkConfig + 'static>(name: &'static str, description: &'static str) -> ComponentType {
+    ComponentType { kind: ComponentKind::Sink, name, description, parse: |v| Ok(ComponentConfig::Sink(Box::new(T::deserialize(v.into_deserializer())?))) }
+}
+
+pub const TYPES: &[ComponentType] = &[
+    source::<sources::demo::DemoConfig>("demo", "Generates realistic Kong request logs at a set rate, error share and latency spread"),
+    source::<sources::internal_metrics::InternalMetricsConfig>("internal_metrics", "tapline's own per-component counters, as metric events"),
+    source::<sources::stdin::StdinConfig>("stdin", "Reads lines from standard input (raw or JSON); ends at EOF"),
+    transform::<transforms::filter::FilterConfig>("filter", "Keeps the events for which a VRL condition is true"),
+    transform::<transforms::remap::RemapConfig>("remap", "Reshapes events with a VRL program"),
+    transform::<transforms::route::RouteConfig>("route", "Sends each event to the named outputs whose VRL condition it meets"),
+    sink::<sinks::blackhole::BlackholeConfig>("blackhole", "Counts and discards events (for benchmarks and tests)"),
+    sink::<sinks::console::ConsoleConfig>("console", "Writes events to standard output or standard error"),
+    sink::<sinks::file::FileConfig>("file", "Writes events to files whose path may be a template"),
+];
+
+pub fn names(kind: ComponentKind) -> Vec<&'static str> {
+    TYPES.iter().filter(|t| t.kind == kind).map(|t| t.name).collect()
+}
+
+pub fn parse(kind: ComponentKind, name: &str, options: toml_edit::Value) -> Result<ComponentConfig, toml_edit::de::Error> {
+    let ty = TYPES.iter().find(|t| t.kind == kind && t.name == name).expect("type checked against the registry before");
+    (ty.parse)(options)
+}

@@ -1,0 +1,92 @@
+use serde::{Serialize, Serializer};
+
+use super::ObjectMap;
+
+/// An OpenTelemetry span, plus the keys span stitching joins on.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Span {
+    #[serde(serialize_with = "hex")]
+    pub trace_id: [u8; 16],
+    #[serde(serialize_with = "hex")]
+    pub span_id: [u8; 8],
+    #[serde(serialize_with = "hex_opt")]
+    pub parent_span_id: Option<[u8; 8]>,
+    pub trace_state: String,
+    pub name: String,
+    pub kind: SpanKind,
+    pub start_time_unix_nano: u64,
+    pub end_time_unix_nano: u64,
+    pub status: SpanStatus,
+    pub attributes: ObjectMap,
+    pub resource: ObjectMap,
+    pub scope_name: String,
+    pub scope_version: String,
+    pub events: Vec<SpanEvent>,
+    pub links: Vec<SpanLink>,
+    /// x-request-id / x-kong-request-id: joins gateway logs, network flows and app spans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanKind {
+    #[default]
+    Unspecified,
+    Internal,
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct SpanStatus {
+    pub code: StatusCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusCode {
+    #[default]
+    Unset,
+    Ok,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpanEvent {
+    pub time_unix_nano: u64,
+    pub name: String,
+    pub attributes: ObjectMap,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpanLink {
+    #[serde(serialize_with = "hex")]
+    pub trace_id: [u8; 16],
+    #[serde(serialize_with = "hex")]
+    pub span_id: [u8; 8],
+    pub trace_state: String,
+    pub attributes: ObjectMap,
+}
+
+fn hex<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&HexBytes(bytes))
+}
+
+fn hex_opt<S: Serializer>(bytes: &Option<[u8; 8]>, s: S) -> Result<S::Ok, S::Error> {
+    match bytes {
+        Some(b) => hex(b, s),
+        None => s.serialize_none(),
+    }
+}
+
+struct HexBytes<'a>(&'a [u8]);
+
+impl std::fmt::Display for HexBytes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}

@@ -1,0 +1,174 @@
+//! The command line. Everything it does lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tapline::app::{self, RunOptions};
+use tapline::config::{registry, ComponentKind, ConfigPaths};
+
+#[derive(Parser)]
+#[command(name = "tapline", version, about = "An observability pipeline for API gateways: Kong logs, eBPF traffic and APM spans in one trace")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// A config file (repeat to merge several). Without any, the embedded quickstart runs.
+    #[arg(short, long = "config", value_name = "FILE")]
+    config: Vec<PathBuf>,
+    /// A directory whose *.toml files are all read.
+    #[arg(long = "config-dir", value_name = "DIR")]
+    config_dir: Vec<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn paths(&self) -> ConfigPaths {
+        ConfigPaths { files: self.config.clone(), dirs: self.config_dir.clone() }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Reload when a config file changes (as on SIGHUP).
+        #[arg(short, long)]
+        watch_config: bool,
+        /// How long shutdown may take to drain events in flight.
+        #[arg(long, default_value_t = 60)]
+        graceful_shutdown_limit_secs: u64,
+    },
+    /// Check a config; exits non-zero on any error.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Only check the config itself, not the machine (data_dir, ports).
+        #[arg(long)]
+        no_environment: bool,
+    },
+    /// Print the topology as a graph.
+    Graph {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Run the config's unit tests ([[tests]]).
+    Test {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List the component types.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TAPLINE_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let code = match cli.command {
+        Command::Run { config, watch_config, graceful_shutdown_limit_secs } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(app::run(RunOptions {
+                paths: config.paths(),
+                watch_config,
+                graceful_shutdown_limit: Duration::from_secs(graceful_shutdown_limit_secs),
+            }))
+        }
+        Command::Validate { config, no_environment } => validate(&config.paths(), no_environment),
+        Command::Graph { config, format } => match app::load(&config.paths()) {
+            Ok(cfg) => {
+                print!("{}", match format {
+                    GraphFormat::Dot => tapline::graph_view::dot(&cfg),
+                    GraphFormat::Mermaid => tapline::graph_view::mermaid(&cfg),
+                });
+                0
+            }
+            Err(errors) => {
+                app::report(&errors);
+                78
+            }
+        },
+        Command::Test { config } => unit_tests(&config.paths()),
+        Command::List => {
+            for kind in [ComponentKind::Source, ComponentKind::Transform, ComponentKind::Sink] {
+                println!("{}s:", kind.as_str());
+                for t in registry::TYPES.iter().filter(|t| t.kind == kind) {
+                    println!("  {:<18} {}", t.name, t.description);
+                }
+            }
+            0
+        }
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn validate(paths: &ConfigPaths, no_environment: bool) -> i32 {
+    let config = match app::load(paths) {
+        Ok(config) => config,
+        Err(errors) => {
+            app::report(&errors);
+            eprintln!("invalid: {} error(s)", errors.len());
+            return 78;
+        }
+    };
+    app::report(&config.warnings);
+    if !no_environment {
+        let problems = app::check_environment(&config);
+        if !problems.is_empty() {
+            app::report(&problems);
+            return 78;
+        }
+    }
+    println!("valid: {} component(s), {} warning(s)", config.components.len(), config.warnings.len());
+    0
+}
+
+fn unit_tests(paths: &ConfigPaths) -> i32 {
+    let config = match app::load(paths) {
+        Ok(config) => config,
+        Err(errors) => {
+            app::report(&errors);
+            return 78;
+        }
+    };
+    if config.tests.is_empty() {
+        eprintln!("error: the config has no [[tests]]");
+        return 78;
+    }
+    let mut failed = 0;
+    for test in &config.tests {
+        match test.run(&config) {
+            Ok(()) => println!("test {} ... passed", test.name),
+            Err(failures) => {
+                failed += 1;
+                println!("test {} ... FAILED", test.name);
+                for f in failures {
+                    println!("  {f}");
+                }
+            }
+        }
+    }
+    println!("{} passed, {} failed", config.tests.len() - failed, failed);
+    i32::from(failed > 0)
+}

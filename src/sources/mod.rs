@@ -1,0 +1,80 @@
+//! Sources: where events enter. Each runs until told to stop (or until its
+//! input ends), sending batches to its outputs.
+
+pub mod demo;
+pub mod internal_metrics;
+pub mod stdin;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::registry::Task;
+use crate::config::OutputDef;
+use crate::event::{BatchNotifier, BatchStatusReceiver, EventBatch, EventStatus, Finalizers};
+use crate::telemetry::ComponentMetrics;
+use crate::topology::fanout::Fanout;
+use crate::topology::ShutdownSignal;
+
+pub trait SourceConfig: Debug + Send + Sync {
+    fn outputs(&self) -> Vec<OutputDef>;
+    fn build(&self, cx: SourceContext) -> Result<Task, String>;
+}
+
+/// What a running source is handed.
+pub struct SourceContext {
+    pub id: String,
+    pub out: SourceOutputs,
+    pub shutdown: ShutdownSignal,
+    pub metrics: Arc<ComponentMetrics>,
+    /// Attach finalizers and learn the fate of each batch.
+    pub acknowledgements: bool,
+    pub data_dir: Option<PathBuf>,
+}
+
+pub struct SourceOutputs {
+    pub(crate) ports: BTreeMap<Option<String>, Fanout>,
+}
+
+impl SourceOutputs {
+    /// Send to the default output. Waits while downstream is full.
+    pub async fn send(&self, batch: EventBatch) {
+        self.send_to(None, batch).await
+    }
+
+    pub async fn send_to(&self, port: Option<&str>, batch: EventBatch) {
+        if let Some(fanout) = self.ports.get(&port.map(str::to_string)) {
+            fanout.send(batch).await;
+        }
+    }
+}
+
+impl SourceContext {
+    /// Attach a notifier to every event of the batch when acknowledgements are on.
+    pub fn finalize(&self, batch: &mut EventBatch) -> Option<BatchStatusReceiver> {
+        if !self.acknowledgements || batch.is_empty() {
+            return None;
+        }
+        let (notifier, receiver) = BatchNotifier::new();
+        for event in batch.iter_mut() {
+            event.finalizers = Finalizers::new(notifier.clone());
+        }
+        Some(receiver)
+    }
+
+    /// Count the batch's outcome once the last copy of its events is settled.
+    pub fn count_acknowledgement(&self, receiver: BatchStatusReceiver, events: usize) {
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            match receiver.await {
+                Ok(EventStatus::Delivered) => ComponentMetrics::add(&metrics.acknowledged_events, events),
+                Ok(status) => {
+                    ComponentMetrics::add(&metrics.errors, 1);
+                    tracing::warn!(component = %metrics.id, events, ?status, "a batch was not delivered");
+                }
+                Err(_) => {}
+            }
+        });
+    }
+}

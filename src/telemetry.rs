@@ -1,0 +1,138 @@
+//! tapline's own counters, per component. Plain atomics: a component bumps
+//! them once per batch, the admin server and `internal_metrics` read them.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use crate::event::{Metric, MetricKind, MetricValue};
+
+#[derive(Debug)]
+pub struct ComponentMetrics {
+    pub id: String,
+    pub kind: &'static str,
+    pub type_name: String,
+    pub received_events: AtomicU64,
+    pub received_bytes: AtomicU64,
+    pub sent_events: AtomicU64,
+    pub sent_bytes: AtomicU64,
+    pub errors: AtomicU64,
+    /// Events this component let go of without delivering them (counted, never silent).
+    pub discarded_events: AtomicU64,
+    /// Events waiting in this component's input buffer.
+    pub buffer_events: AtomicU64,
+    /// Events whose delivery was confirmed back to this source.
+    pub acknowledged_events: AtomicU64,
+}
+
+impl ComponentMetrics {
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 8] {
+        [
+            ("component_received_events_total", "counter", &self.received_events),
+            ("component_received_bytes_total", "counter", &self.received_bytes),
+            ("component_sent_events_total", "counter", &self.sent_events),
+            ("component_sent_bytes_total", "counter", &self.sent_bytes),
+            ("component_errors_total", "counter", &self.errors),
+            ("component_discarded_events_total", "counter", &self.discarded_events),
+            ("component_acknowledged_events_total", "counter", &self.acknowledged_events),
+            ("buffer_events", "gauge", &self.buffer_events),
+        ]
+    }
+}
+
+fn registry() -> &'static Mutex<Vec<Arc<ComponentMetrics>>> {
+    static REGISTRY: OnceLock<Mutex<Vec<Arc<ComponentMetrics>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+fn started() -> Instant {
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
+}
+
+/// The counters of a component. A component rebuilt on reload keeps its
+/// counters, so they stay monotonic.
+pub fn component(id: &str, kind: &'static str, type_name: &str) -> Arc<ComponentMetrics> {
+    started();
+    let mut all = registry().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(existing) = all.iter().find(|m| m.id == id && m.kind == kind && m.type_name == type_name) {
+        return existing.clone();
+    }
+    let metrics = Arc::new(ComponentMetrics {
+        id: id.to_string(),
+        kind,
+        type_name: type_name.to_string(),
+        received_events: AtomicU64::new(0),
+        received_bytes: AtomicU64::new(0),
+        sent_events: AtomicU64::new(0),
+        sent_bytes: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        discarded_events: AtomicU64::new(0),
+        buffer_events: AtomicU64::new(0),
+        acknowledged_events: AtomicU64::new(0),
+    });
+    all.push(metrics.clone());
+    metrics
+}
+
+fn snapshot() -> Vec<Arc<ComponentMetrics>> {
+    registry().lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// All counters in the Prometheus text exposition format.
+pub fn prometheus_text() -> String {
+    let components = snapshot();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP tapline_uptime_seconds Seconds since tapline started.");
+    let _ = writeln!(out, "# TYPE tapline_uptime_seconds gauge");
+    let _ = writeln!(out, "tapline_uptime_seconds {}", started().elapsed().as_secs_f64());
+    let _ = writeln!(out, "# TYPE tapline_build_info gauge");
+    let _ = writeln!(out, "tapline_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    let Some(first) = components.first() else { return out };
+    for (index, (name, kind, _)) in first.counters().iter().enumerate() {
+        let _ = writeln!(out, "# TYPE tapline_{name} {kind}");
+        for c in &components {
+            let value = c.counters()[index].2.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "tapline_{name}{{component_id=\"{}\",component_kind=\"{}\",component_type=\"{}\"}} {value}",
+                escape_label(&c.id),
+                c.kind,
+                escape_label(&c.type_name)
+            );
+        }
+    }
+    out
+}
+
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// All counters as Metric events, for the `internal_metrics` source.
+pub fn metric_events(namespace: &str) -> Vec<Metric> {
+    let now = chrono::Utc::now();
+    let mut metrics = vec![Metric::new("uptime_seconds", MetricKind::Absolute, MetricValue::Gauge { value: started().elapsed().as_secs_f64() })
+        .with_namespace(namespace)
+        .with_timestamp(now)];
+    for c in snapshot() {
+        for (name, kind, counter) in c.counters() {
+            let value = counter.load(Ordering::Relaxed) as f64;
+            let value = if kind == "gauge" { MetricValue::Gauge { value } } else { MetricValue::Counter { value } };
+            metrics.push(
+                Metric::new(name, MetricKind::Absolute, value)
+                    .with_namespace(namespace)
+                    .with_timestamp(now)
+                    .with_tag("component_id", c.id.clone())
+                    .with_tag("component_kind", c.kind)
+                    .with_tag("component_type", c.type_name.clone()),
+            );
+        }
+    }
+    metrics
+}

@@ -1,0 +1,105 @@
+//! Templates in option values, as Vector writes them: `{{ field.path }}`
+//! takes a log field, `%Y-%m-%d` (strftime) the event's time.
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Utc};
+use vrl::path::OwnedValuePath;
+
+use crate::event::{Event, EventData, Value};
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    /// Literal text, strftime specifiers included.
+    Text(String),
+    Field { path: OwnedValuePath, written: String },
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            let Some(len) = rest[start..].find("}}") else { return Err(format!("unclosed `{{{{` in template `{text}`")) };
+            push_text(&mut parts, &rest[..start], text)?;
+            let written = rest[start + 2..start + len].trim();
+            let path_text = written.strip_prefix('.').unwrap_or(written);
+            let path = vrl::path::parse_value_path(path_text).map_err(|e| format!("invalid field `{written}` in template `{text}`: {e}"))?;
+            parts.push(Part::Field { path, written: written.to_string() });
+            rest = &rest[start + len + 2..];
+        }
+        push_text(&mut parts, rest, text)?;
+        Ok(Template { parts })
+    }
+
+    /// Whether the result is the same for every event.
+    pub fn is_static(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Text(t) if !t.contains('%')))
+    }
+
+    pub fn render(&self, event: &Event) -> Result<String, String> {
+        let mut out = String::new();
+        let log = match &event.data {
+            EventData::Log(v) => Some(v),
+            _ => None,
+        };
+        for part in &self.parts {
+            match part {
+                Part::Text(text) if text.contains('%') => {
+                    out.push_str(&event_time(log).format(text).to_string());
+                }
+                Part::Text(text) => out.push_str(text),
+                Part::Field { path, written } => match log.and_then(|l| l.get(path)) {
+                    Some(Value::Bytes(b)) => out.push_str(&String::from_utf8_lossy(b)),
+                    Some(Value::Null) | None => return Err(format!("field `{written}` is missing")),
+                    Some(other) => out.push_str(&other.to_string_lossy()),
+                },
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn push_text(parts: &mut Vec<Part>, text: &str, whole: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    if text.contains('%') && StrftimeItems::new(text).any(|item| matches!(item, Item::Error)) {
+        return Err(format!("invalid strftime specifier in template `{whole}`"));
+    }
+    parts.push(Part::Text(text.to_string()));
+    Ok(())
+}
+
+/// The event's `timestamp` field, else now.
+fn event_time(log: Option<&Value>) -> DateTime<Utc> {
+    match log.and_then(|l| l.get(vrl::path!("timestamp"))) {
+        Some(Value::Timestamp(t)) => *t,
+        _ => Utc::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_time() {
+        let t = Template::parse("/logs/{{ service.name }}/%Y/{{.status}}.log").unwrap();
+        let when: DateTime<Utc> = "2024-03-01T00:00:00Z".parse().unwrap();
+        let event = Event::log(Value::from(serde_json::json!({"service": {"name": "orders"}, "status": 200})));
+        let mut event = event;
+        if let EventData::Log(Value::Object(map)) = &mut event.data {
+            map.insert("timestamp".into(), Value::Timestamp(when));
+        }
+        assert_eq!(t.render(&event).unwrap(), "/logs/orders/2024/200.log");
+        let missing = Event::log(Value::from(serde_json::json!({"status": 1})));
+        assert!(t.render(&missing).unwrap_err().contains("service.name"));
+        assert!(Template::parse("/x/%Q").is_err());
+        assert!(Template::parse("/x/{{ a").is_err());
+    }
+}

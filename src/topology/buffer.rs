@@ -1,0 +1,123 @@
+//! A component's input buffer: a channel bounded in events, not in batches.
+//! A full buffer makes the sender wait (`block`, the default), and the wait
+//! reaches the source; or, when asked, drops the new batch and counts it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use crate::event::{EventBatch, EventStatus};
+use crate::telemetry::ComponentMetrics;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    #[default]
+    Block,
+    DropNewest,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Vector's option: the type of buffer. Only `memory` exists here.
+    #[serde(default = "memory", rename = "type")]
+    pub buffer_type: String,
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+    #[serde(default)]
+    pub when_full: WhenFull,
+}
+
+fn memory() -> String {
+    "memory".into()
+}
+
+fn default_max_events() -> usize {
+    1000
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig { buffer_type: memory(), max_events: default_max_events(), when_full: WhenFull::Block }
+    }
+}
+
+type Item = (EventBatch, OwnedSemaphorePermit);
+
+#[derive(Clone)]
+pub struct BufferSender {
+    tx: mpsc::UnboundedSender<Item>,
+    space: Arc<Semaphore>,
+    max_events: u32,
+    when_full: WhenFull,
+    /// The receiving component's counters.
+    metrics: Arc<ComponentMetrics>,
+}
+
+pub struct BufferReceiver {
+    rx: mpsc::UnboundedReceiver<Item>,
+    space: Arc<Semaphore>,
+    metrics: Arc<ComponentMetrics>,
+}
+
+/// The receiver is gone; the batch was not taken.
+#[derive(Debug)]
+pub struct Closed(pub EventBatch);
+
+pub fn channel(config: &BufferConfig, metrics: Arc<ComponentMetrics>) -> (BufferSender, BufferReceiver) {
+    let max_events = config.max_events.clamp(1, u32::MAX as usize >> 3) as u32;
+    let space = Arc::new(Semaphore::new(max_events as usize));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let sender = BufferSender { tx, space: space.clone(), max_events, when_full: config.when_full, metrics: metrics.clone() };
+    (sender, BufferReceiver { rx, space, metrics })
+}
+
+impl BufferSender {
+    /// Wait for room, then enqueue. A batch larger than the whole buffer waits
+    /// for the buffer to be empty, then goes in alone.
+    pub async fn send(&self, batch: EventBatch) -> Result<(), Closed> {
+        let needed = (batch.len() as u32).clamp(1, self.max_events);
+        let permit = match self.when_full {
+            WhenFull::Block => match self.space.clone().acquire_many_owned(needed).await {
+                Ok(permit) => permit,
+                Err(_) => return Err(Closed(batch)),
+            },
+            WhenFull::DropNewest => match self.space.clone().try_acquire_many_owned(needed) {
+                Ok(permit) => permit,
+                Err(tokio::sync::TryAcquireError::Closed) => return Err(Closed(batch)),
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    ComponentMetrics::add(&self.metrics.discarded_events, batch.len());
+                    for event in &batch {
+                        event.finalizers.update_status(EventStatus::Rejected);
+                    }
+                    tracing::warn!(component = %self.metrics.id, events = batch.len(), "buffer full, dropped the newest batch (when_full = \"drop_newest\")");
+                    return Ok(());
+                }
+            },
+        };
+        let len = batch.len();
+        self.tx.send((batch, permit)).map_err(|e| Closed(e.0 .0))?;
+        ComponentMetrics::add(&self.metrics.buffer_events, len);
+        Ok(())
+    }
+}
+
+impl BufferReceiver {
+    /// The next batch; `None` once every sender is gone and the buffer is empty.
+    pub async fn recv(&mut self) -> Option<EventBatch> {
+        let (batch, _permit) = self.rx.recv().await?;
+        self.metrics.buffer_events.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        ComponentMetrics::add(&self.metrics.received_events, batch.len());
+        Some(batch)
+    }
+}
+
+impl Drop for BufferReceiver {
+    fn drop(&mut self) {
+        // Wake senders waiting for room: nobody will make any.
+        self.space.close();
+    }
+}

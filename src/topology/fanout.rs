@@ -1,0 +1,62 @@
+//! One output of a component, feeding every input that reads from it. The
+//! topology owns the list of targets and swaps it on reload; the component
+//! only sends.
+
+use std::sync::{Arc, Mutex};
+
+use super::buffer::BufferSender;
+use crate::event::EventBatch;
+use crate::telemetry::ComponentMetrics;
+
+pub type Targets = Arc<Vec<(String, BufferSender)>>;
+
+/// The targets of one output, shared between the sending component and the topology.
+#[derive(Default)]
+pub struct TargetList(Mutex<Targets>);
+
+impl TargetList {
+    pub fn get(&self) -> Targets {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, targets: Vec<(String, BufferSender)>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(targets);
+    }
+}
+
+pub struct Fanout {
+    pub targets: Arc<TargetList>,
+    /// The sending component's counters.
+    pub metrics: Arc<ComponentMetrics>,
+}
+
+impl Fanout {
+    /// Deliver a batch to every target, one after the other; a full target
+    /// makes this wait. Waiting here is how backpressure reaches the source.
+    pub async fn send(&self, batch: EventBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        let targets = self.targets.get();
+        let len = batch.len();
+        let Some(((last_id, last), rest)) = targets.split_last() else {
+            // Validation warned that nothing reads this output.
+            ComponentMetrics::add(&self.metrics.discarded_events, len);
+            return;
+        };
+        for (id, target) in rest {
+            if target.send(batch.clone()).await.is_err() {
+                self.lost(id, len);
+            }
+        }
+        if last.send(batch).await.is_err() {
+            self.lost(last_id, len);
+        }
+        ComponentMetrics::add(&self.metrics.sent_events, len);
+    }
+
+    fn lost(&self, target: &str, len: usize) {
+        ComponentMetrics::add(&self.metrics.discarded_events, len);
+        tracing::error!(component = %self.metrics.id, target, events = len, "target stopped; its copy of the batch is lost");
+    }
+}

@@ -1,0 +1,277 @@
+//! The running graph. The topology owns every channel: each transform and
+//! sink has one input buffer, each output a list of the buffers that read it.
+//! Components never see each other.
+//!
+//! Stopping works by closing: a source told to stop ends and drops its
+//! outputs; a component whose every upstream is gone drains its buffer and
+//! ends in turn. So nothing in flight is lost on shutdown or reload.
+
+pub mod buffer;
+pub mod fanout;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::registry::Task;
+use crate::config::{Component, ComponentConfig, ComponentKind, Config, GlobalOptions, OutputId};
+use crate::sinks::SinkContext;
+use crate::sources::{SourceContext, SourceOutputs};
+use crate::telemetry::{self, ComponentMetrics};
+use crate::transforms::{FunctionTransform, TransformOutput};
+use buffer::{BufferReceiver, BufferSender};
+use fanout::{Fanout, TargetList};
+
+/// Tells a source to stop.
+#[derive(Clone)]
+pub struct ShutdownSignal(watch::Receiver<bool>);
+
+impl ShutdownSignal {
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the source should stop.
+    pub async fn triggered(&mut self) {
+        // An error means the topology is gone: stop too.
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+struct Running {
+    kind: ComponentKind,
+    type_name: String,
+    fingerprint: serde_json::Value,
+    /// Transforms and sinks: the sending end of the input buffer.
+    input: Option<BufferSender>,
+    /// Sources and transforms: the targets of each output.
+    outputs: BTreeMap<Option<String>, Arc<TargetList>>,
+    stop: Option<watch::Sender<bool>>,
+    handle: JoinHandle<()>,
+}
+
+pub struct RunningTopology {
+    running: BTreeMap<String, Running>,
+    /// Components replaced or removed on reload, still draining.
+    retired: Vec<(String, JoinHandle<()>)>,
+    global: GlobalOptions,
+}
+
+impl RunningTopology {
+    /// Build and start every component. Fails, starting nothing, if a
+    /// component cannot be built.
+    pub fn start(config: &Config) -> Result<Self, String> {
+        let mut topology = RunningTopology { running: BTreeMap::new(), retired: Vec::new(), global: config.global.clone() };
+        topology.apply(config)?;
+        Ok(topology)
+    }
+
+    /// Move to a new config: components whose options changed are rebuilt,
+    /// new ones started, removed ones drained; the others keep running and
+    /// are only rewired. On error the old topology keeps running untouched.
+    pub async fn reload(&mut self, config: &Config) -> Result<(), String> {
+        if config.global != self.global {
+            return Err("global options (data_dir, acknowledgements, api) changed: restart tapline to apply them".into());
+        }
+        // Compile the new and changed transforms before touching anything.
+        for c in config.components.values() {
+            if let ComponentConfig::Transform(t) = &c.config {
+                if self.changed(c) {
+                    t.build().map_err(|e| format!("transform `{}`: {e}", c.id))?;
+                }
+            }
+        }
+        // A changed source must let go of what it holds (ports, files) before its successor starts.
+        let stopping: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(id, r)| r.kind == ComponentKind::Source && config.components.get(*id).is_none_or(|c| self.changed(c)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stopping {
+            if let Some(old) = self.running.remove(&id) {
+                if let Some(stop) = &old.stop {
+                    let _ = stop.send(true);
+                }
+                let _ = old.handle.await;
+            }
+        }
+        self.apply(config)?;
+        tracing::info!(components = self.running.len(), "reloaded");
+        Ok(())
+    }
+
+    fn changed(&self, c: &Component) -> bool {
+        self.running.get(&c.id).is_none_or(|r| r.kind != c.kind || r.type_name != c.type_name || r.fingerprint != c.fingerprint)
+    }
+
+    /// Start what is new or changed, rewire every output, retire the rest.
+    fn apply(&mut self, config: &Config) -> Result<(), String> {
+        self.retired.retain(|(_, handle)| !handle.is_finished());
+        let acks = acknowledging_sources(config);
+        let mut started = BTreeMap::new();
+        let mut transforms = BTreeMap::new();
+        for c in config.components.values().filter(|c| self.changed(c)) {
+            if let ComponentConfig::Transform(t) = &c.config {
+                transforms.insert(c.id.clone(), t.build().map_err(|e| format!("transform `{}`: {e}", c.id))?);
+            }
+        }
+        for c in config.components.values().filter(|c| self.changed(c)) {
+            let metrics = telemetry::component(&c.id, c.kind.as_str(), &c.type_name);
+            let outputs: BTreeMap<Option<String>, Arc<TargetList>> = c.outputs().into_iter().map(|o| (o.port, Arc::default())).collect();
+            let fanouts = || {
+                outputs.iter().map(|(port, targets)| (port.clone(), Fanout { targets: targets.clone(), metrics: metrics.clone() })).collect::<BTreeMap<_, _>>()
+            };
+            let (input, receiver) = match c.kind {
+                ComponentKind::Source => (None, None),
+                _ => {
+                    let (tx, rx) = buffer::channel(&c.buffer, metrics.clone());
+                    (Some(tx), Some(rx))
+                }
+            };
+            let mut stop = None;
+            let task: Task = match (&c.config, receiver) {
+                (ComponentConfig::Source(source), _) => {
+                    let (tx, rx) = watch::channel(false);
+                    stop = Some(tx);
+                    let cx = SourceContext {
+                        id: c.id.clone(),
+                        out: SourceOutputs { ports: fanouts() },
+                        shutdown: ShutdownSignal(rx),
+                        metrics: metrics.clone(),
+                        acknowledgements: acks.contains(&c.id),
+                        data_dir: self.global.data_dir.clone(),
+                    };
+                    source.build(cx).map_err(|e| format!("source `{}`: {e}", c.id))?
+                }
+                (ComponentConfig::Transform(_), Some(rx)) => {
+                    let transform = transforms.remove(&c.id).ok_or("transform built above")?;
+                    Box::pin(run_transform(transform, rx, fanouts(), c.outputs(), metrics.clone()))
+                }
+                (ComponentConfig::Sink(sink), Some(rx)) => {
+                    sink.build(SinkContext { id: c.id.clone(), input: rx, metrics: metrics.clone() }).map_err(|e| format!("sink `{}`: {e}", c.id))?
+                }
+                _ => return Err(format!("component `{}` has no input buffer", c.id)),
+            };
+            let handle = tokio::spawn(supervise(c.id.clone(), task, metrics));
+            started.insert(c.id.clone(), Running { kind: c.kind, type_name: c.type_name.clone(), fingerprint: c.fingerprint.clone(), input, outputs, stop, handle });
+        }
+        // Retire what is gone or replaced: dropping our ends lets each drain and end.
+        let stale: Vec<String> = self.running.keys().filter(|id| !config.components.contains_key(*id) || started.contains_key(*id)).cloned().collect();
+        for id in stale {
+            if let Some(old) = self.running.remove(&id) {
+                if let Some(stop) = &old.stop {
+                    let _ = stop.send(true);
+                }
+                self.retired.push((id, old.handle));
+            }
+        }
+        self.running.extend(started);
+        // Rewire: each output's target list is replaced whole, so no batch falls between two lists.
+        for (id, running) in &self.running {
+            for (port, targets) in &running.outputs {
+                let out = OutputId { component: id.clone(), port: port.clone() };
+                let list = config
+                    .components
+                    .values()
+                    .filter(|c| c.upstream().any(|u| *u == out))
+                    .filter_map(|c| self.running.get(&c.id).and_then(|r| r.input.clone()).map(|tx| (c.id.clone(), tx)))
+                    .collect();
+                targets.set(list);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every source has ended on its own (stdin at EOF, a finite demo).
+    pub fn sources_finished(&self) -> bool {
+        self.running.values().filter(|r| r.kind == ComponentKind::Source).all(|r| r.handle.is_finished())
+    }
+
+    /// Stop the sources, let everything downstream drain, and wait up to
+    /// `deadline`. Returns false if some component had not finished by then.
+    pub async fn stop(mut self, deadline: Duration) -> bool {
+        let mut handles = std::mem::take(&mut self.retired);
+        for (id, running) in std::mem::take(&mut self.running) {
+            if let Some(stop) = &running.stop {
+                let _ = stop.send(true);
+            }
+            // Our senders and target lists go with `running`, so the close can cascade.
+            handles.push((id, running.handle));
+        }
+        let waiting = async {
+            for (_, handle) in handles.iter_mut() {
+                let _ = handle.await;
+            }
+        };
+        if tokio::time::timeout(deadline, waiting).await.is_ok() {
+            return true;
+        }
+        let unfinished: Vec<&str> = handles.iter().filter(|(_, h)| !h.is_finished()).map(|(id, _)| id.as_str()).collect();
+        tracing::error!(?unfinished, "graceful shutdown deadline passed; stopping what is left");
+        for (_, handle) in &handles {
+            handle.abort();
+        }
+        false
+    }
+}
+
+/// Sources that must attach finalizers: all when acknowledgements are on
+/// globally, else those upstream of a sink that asks for them.
+fn acknowledging_sources(config: &Config) -> BTreeSet<String> {
+    let mut wanted = BTreeSet::new();
+    for sink in config.of_kind(ComponentKind::Sink) {
+        if !sink.acknowledgements.unwrap_or(config.global.acknowledgements) {
+            continue;
+        }
+        let mut stack: Vec<&str> = vec![&sink.id];
+        let mut seen = BTreeSet::new();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            if let Some(c) = config.components.get(id) {
+                if c.kind == ComponentKind::Source {
+                    wanted.insert(id.to_string());
+                }
+                stack.extend(c.upstream().map(|o| o.component.as_str()));
+            }
+        }
+    }
+    wanted
+}
+
+async fn supervise(id: String, task: Task, metrics: Arc<ComponentMetrics>) {
+    match task.await {
+        Ok(()) => tracing::debug!(component = %id, "component finished"),
+        Err(e) => {
+            ComponentMetrics::add(&metrics.errors, 1);
+            tracing::error!(component = %id, error = %e, "component failed");
+        }
+    }
+}
+
+async fn run_transform(
+    mut transform: Box<dyn FunctionTransform>,
+    mut input: BufferReceiver,
+    fanouts: BTreeMap<Option<String>, Fanout>,
+    ports: Vec<crate::config::OutputDef>,
+    metrics: Arc<ComponentMetrics>,
+) -> Result<(), String> {
+    let mut out = TransformOutput::new(&ports);
+    while let Some(batch) = input.recv().await {
+        transform.transform(batch, &mut out);
+        ComponentMetrics::add(&metrics.errors, std::mem::take(&mut out.errors));
+        ComponentMetrics::add(&metrics.discarded_events, std::mem::take(&mut out.discarded));
+        let results: Vec<_> = out.drain().collect();
+        for (port, batch) in results {
+            if let Some(fanout) = fanouts.get(&port) {
+                fanout.send(batch).await;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! `remap`: run a VRL program on each log.
+
+use serde::Deserialize;
+use vrl::compiler::runtime::Terminate;
+
+use super::vrl_program::VrlProgram;
+use super::{FunctionTransform, TransformConfig, TransformOutput};
+use crate::config::OutputDef;
+use crate::event::{EventBatch, EventData, Kinds};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemapConfig {
+    /// The VRL program, inline.
+    pub source: Option<String>,
+    /// Or a file holding it.
+    pub file: Option<String>,
+    /// On a runtime error, drop the event (else it goes on unchanged).
+    #[serde(default)]
+    pub drop_on_error: bool,
+    /// On `abort`, drop the event (else it goes on unchanged).
+    #[serde(default = "yes")]
+    pub drop_on_abort: bool,
+    /// Send the events that fail or abort to the `dropped` output instead of losing them.
+    #[serde(default)]
+    pub reroute_dropped: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RemapConfig {
+    fn program_text(&self) -> Result<String, String> {
+        match (&self.source, &self.file) {
+            (Some(source), None) => Ok(source.clone()),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| format!("cannot read VRL file `{path}`: {e}")),
+            (Some(_), Some(_)) => Err("set `source` or `file`, not both".into()),
+            (None, None) => Err("set `source` (a VRL program) or `file` (a path to one)".into()),
+        }
+    }
+}
+
+impl TransformConfig for RemapConfig {
+    fn input_kinds(&self) -> Kinds {
+        Kinds::LOG
+    }
+
+    fn outputs(&self, _input: Kinds) -> Vec<OutputDef> {
+        let mut outputs = vec![OutputDef::default(Kinds::LOG)];
+        if self.reroute_dropped {
+            outputs.push(OutputDef::named("dropped", Kinds::LOG));
+        }
+        outputs
+    }
+
+    fn build(&self) -> Result<Box<dyn FunctionTransform>, String> {
+        let program = VrlProgram::compile(&self.program_text()?, false)?;
+        Ok(Box::new(Remap { keep_original: program.can_fail(), program, config: self.clone() }))
+    }
+}
+
+struct Remap {
+    program: VrlProgram,
+    config: RemapConfig,
+    /// Keep a copy of each input only when the program can fail or abort.
+    keep_original: bool,
+}
+
+impl FunctionTransform for Remap {
+    fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
+        for mut event in batch {
+            let EventData::Log(value) = &mut event.data else {
+                // The config check only wires logs here.
+                out.primary.push(event);
+                continue;
+            };
+            let original = self.keep_original.then(|| value.clone());
+            let (failed, drop) = match self.program.run(value) {
+                Ok(_) => {
+                    out.primary.push(event);
+                    continue;
+                }
+                Err(Terminate::Abort(_)) => ("aborted", self.config.drop_on_abort),
+                Err(e) => {
+                    out.errors += 1;
+                    tracing::warn!(error = %e, "remap: VRL runtime error");
+                    ("failed", self.config.drop_on_error)
+                }
+            };
+            if let Some(original) = original {
+                event.data = EventData::Log(original);
+            }
+            if self.config.reroute_dropped {
+                out.push_named(0, event);
+            } else if drop {
+                tracing::debug!(failed, "remap dropped an event");
+                out.discarded += 1;
+            } else {
+                out.primary.push(event);
+            }
+        }
+    }
+}
