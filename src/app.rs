@@ -122,6 +122,9 @@ pub async fn run(options: RunOptions) -> i32 {
         _ = sigint.recv() => false,
         _ = sigterm.recv() => false,
     };
+    for line in crate::telemetry::summary_lines() {
+        tracing::info!("totals: {line}");
+    }
     if drained {
         tracing::info!("stopped; every event in flight was handed on");
         0

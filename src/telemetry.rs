@@ -114,6 +114,17 @@ fn escape_label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// One line per component with its totals, logged when tapline stops.
+pub fn summary_lines() -> Vec<String> {
+    snapshot()
+        .iter()
+        .map(|c| {
+            let counters: Vec<String> = c.counters().iter().map(|(name, _, v)| format!("{name}={}", v.load(Ordering::Relaxed))).collect();
+            format!("{} {} ({}): {}", c.kind, c.id, c.type_name, counters.join(" "))
+        })
+        .collect()
+}
+
 /// All counters as Metric events, for the `internal_metrics` source.
 pub fn metric_events(namespace: &str) -> Vec<Metric> {
     let now = chrono::Utc::now();

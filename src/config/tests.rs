@@ -200,3 +200,10 @@ fn glob_inputs_resolve() {
     let upstream: Vec<String> = config.components["o"].upstream().map(|o| o.to_string()).collect();
     assert_eq!(upstream, ["kong_a", "kong_b", "other"]);
 }
+
+#[test]
+fn typed_condition() {
+    let text = "[sources.kong]\ntype = \"demo\"\n[transforms.f]\ntype = \"filter\"\ninputs = [\"kong\"]\ncondition.type = \"vrl\"\ncondition.source = 'true'\n\
+                [sinks.o]\ntype = \"blackhole\"\ninputs = [\"f\"]\n";
+    load_one(text).unwrap();
+}

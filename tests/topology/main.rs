@@ -1,0 +1,392 @@
+//! Whole pipelines from TOML files, run by the real `tapline` binary.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapline"));
+    cmd.env("TAPLINE_LOG", "info").env_remove("TAPLINE_TEST_UNSET");
+    cmd
+}
+
+fn here(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Wait for a child with a deadline; kill it and fail past that.
+fn wait(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("tapline did not exit within {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Run a pipeline file with `input` on stdin until it ends by itself.
+fn run_pipeline(name: &str, input: &str) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["run", "--config"])
+        .arg(here(&format!("tests/topology/pipelines/{name}")))
+        .env("OUT", out.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = wait(child, Duration::from_secs(60));
+    assert!(output.status.success(), "exit {:?}; stderr:\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    out
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.lines().map(str::to_string).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn read_json(path: &Path) -> Vec<Value> {
+    read_lines(path).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Drop what the stdin source adds, to compare with what went in.
+fn without_stdin_fields(mut v: Value) -> Value {
+    if let Some(map) = v.as_object_mut() {
+        map.remove("source_type");
+        map.remove("timestamp");
+    }
+    v
+}
+
+#[test]
+fn fan_out_gives_every_sink_every_event_in_order() {
+    let input: Vec<Value> = (0..2500).map(|i| json!({"n": i, "path": format!("/orders/{i}")})).collect();
+    let text: String = input.iter().map(|v| format!("{v}\n")).collect();
+    let out = run_pipeline("fanout.toml", &text);
+    for sink in ["a.jsonl", "b.jsonl"] {
+        let got: Vec<Value> = read_json(&out.path().join(sink)).into_iter().map(without_stdin_fields).collect();
+        assert_eq!(got, input, "{sink}");
+    }
+}
+
+#[test]
+fn route_remap_filter_and_glob_fan_in() {
+    let input = [
+        json!({"id": 1, "status": 200, "latency": 20}),
+        json!({"id": 2, "status": 503, "latency": 300}),
+        json!({"id": 3, "status": 404, "latency": 5}),
+        json!({"id": 4, "status": 201, "latency": 150}),
+        json!({"id": 5, "status": 500, "latency": 40}),
+        json!({"id": 6, "status": 429, "latency": 1}),
+        json!({"id": 7, "status": 302, "latency": 101}),
+    ];
+    let text: String = input.iter().map(|v| format!("{v}\n")).collect();
+    let out = run_pipeline("routing.toml", &text);
+    let by_id = |file: &str| -> BTreeMap<i64, Value> {
+        read_json(&out.path().join(file)).into_iter().map(|v| (v["id"].as_i64().unwrap(), without_stdin_fields(v))).collect()
+    };
+    let all = by_id("all.jsonl");
+    assert_eq!(all.keys().copied().collect::<Vec<_>>(), [1, 2, 4, 5, 7]);
+    for (id, class) in [(1, "ok"), (2, "error"), (4, "ok"), (5, "error"), (7, "ok")] {
+        assert_eq!(all[&id]["class"], class, "event {id}");
+    }
+    assert_eq!(all[&2], json!({"id": 2, "status": 503, "latency": 300, "class": "error"}));
+    assert_eq!(by_id("slow.jsonl").keys().copied().collect::<Vec<_>>(), [2, 4, 7]);
+    // `_unmatched`, written to one file per status by the path template.
+    assert_eq!(by_id("other-404.jsonl").keys().copied().collect::<Vec<_>>(), [3]);
+    assert_eq!(by_id("other-429.jsonl").keys().copied().collect::<Vec<_>>(), [6]);
+}
+
+#[test]
+fn remap_errors_are_rerouted_not_lost() {
+    let text = "{\"a\": 1}\nnot json\n{\"a\": 2}\n{broken\n";
+    let out = run_pipeline("remap_errors.toml", text);
+    assert_eq!(read_json(&out.path().join("good.jsonl")), [json!({"a": 1, "seen": true}), json!({"a": 2, "seen": true})]);
+    assert_eq!(read_lines(&out.path().join("bad.txt")), ["not json", "{broken"]);
+}
+
+#[test]
+fn every_example_validates() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(here("config/examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let out = bin().args(["validate", "--no-environment", "--config"]).arg(&path).output().unwrap();
+        assert!(out.status.success(), "{}:\n{}", path.display(), String::from_utf8_lossy(&out.stderr));
+        checked += 1;
+    }
+    assert!(checked >= 1);
+}
+
+#[test]
+fn invalid_configs_give_precise_errors() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(here("tests/topology/invalid")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).unwrap_or_else(|| panic!("{} lacks `# expect:`", path.display()));
+        let (place, message) = expect.split_at(expect.find(": ").unwrap());
+        let out = bin().args(["validate", "--no-environment", "--config"]).arg(&path).env("TAPLINE_TEST_NEWLINE", "1\n[sinks.x]").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{}: {stderr}", path.display());
+        let wanted = format!("{}:{place}: error{message}", path.display());
+        assert!(stderr.contains(&wanted), "{}:\nwanted: {wanted}\ngot: {stderr}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} invalid configs");
+}
+
+#[test]
+fn several_files_and_a_directory_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1-sources.toml"), "[sources.kong]\ntype = \"demo\"\n").unwrap();
+    std::fs::write(dir.path().join("2-sinks.toml"), "[sinks.o]\ntype = \"blackhole\"\ninputs = [\"kong\"]\n").unwrap();
+    std::fs::write(dir.path().join("ignored.txt"), "not toml").unwrap();
+    let out = bin().args(["validate", "--no-environment", "--config-dir"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid: 2 component(s)"));
+    let out = bin()
+        .args(["validate", "--no-environment", "--config"])
+        .arg(dir.path().join("1-sources.toml"))
+        .arg("--config")
+        .arg(dir.path().join("2-sinks.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn config_unit_tests_pass_and_fail() {
+    let out = bin().args(["test", "--config"]).arg(here("tests/topology/pipelines/unit_tests.toml")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("test parses and flags slow requests ... passed"), "{stdout}");
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+
+    let out = bin().args(["test", "--config"]).arg(here("tests/topology/pipelines/unit_tests_failing.toml")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("test wrong expectation ... FAILED"), "{stdout}");
+    assert!(stdout.contains("service should be users"), "{stdout}");
+}
+
+#[test]
+fn graph_dot_and_mermaid() {
+    let config = here("tests/topology/pipelines/routing.toml");
+    let out = bin().args(["graph", "--format", "dot", "--config"]).arg(&config).env("OUT", "/tmp").output().unwrap();
+    let dot = String::from_utf8_lossy(&out.stdout);
+    assert!(dot.starts_with("digraph {"), "{dot}");
+    assert!(dot.contains("\"by_status\" -> \"tag_errors\" [label=\"errors\"];"), "{dot}");
+    assert!(dot.contains("\"tag_ok\" -> \"all\";"), "{dot}");
+    let out = bin().args(["graph", "--format", "mermaid", "--config"]).arg(&config).env("OUT", "/tmp").output().unwrap();
+    let mermaid = String::from_utf8_lossy(&out.stdout);
+    assert!(mermaid.contains("by_status -->|_unmatched| other"), "{mermaid}");
+}
+
+#[test]
+fn list_and_version() {
+    let out = bin().arg("list").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in ["demo", "stdin", "internal_metrics", "remap", "filter", "route", "console", "file", "blackhole"] {
+        assert!(text.contains(&format!("  {name} ")), "{name} missing from:\n{text}");
+    }
+    let out = bin().arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("tapline {}", env!("CARGO_PKG_VERSION")));
+}
+
+// --- The running binary: backpressure, shutdown, reload ---
+
+/// A free loopback port for the admin API.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// A counter from `/metrics` for one component.
+fn metric(port: u16, name: &str, component: &str) -> Option<u64> {
+    let text = http_get(port, "/metrics")?;
+    let prefix = format!("tapline_{name}{{component_id=\"{component}\",");
+    text.lines().find(|l| l.starts_with(&prefix))?.rsplit(' ').next()?.parse().ok()
+}
+
+fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// The totals tapline logs on exit: `<kind> <id> (<type>): name=value …`.
+fn totals(stderr: &str, component: &str, counter: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .filter(|l| l.contains("totals:") && l.contains(&format!(" {component} (")))
+        .last()
+        .unwrap_or_else(|| panic!("no totals for {component} in:\n{stderr}"));
+    let field = line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{counter}="))).unwrap();
+    field.parse().unwrap()
+}
+
+#[test]
+fn slow_sink_makes_the_source_wait_and_nothing_is_dropped() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\naddress = \"127.0.0.1:{port}\"\n[sources.kong]\ntype = \"demo\"\nrate = 0\ncount = 30000\nseed = 1\n\
+             [sinks.out]\ntype = \"console\"\ninputs = [\"kong\"]\nencoding.codec = \"json\"\nbuffer.max_events = 1000\n"
+        ),
+    )
+    .unwrap();
+    let mut child = bin().args(["run", "--config"]).arg(&config).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Nobody reads stdout yet: the console sink blocks on a full pipe.
+    wait_for("the admin API", Duration::from_secs(30), || metric(port, "component_sent_events_total", "kong").is_some());
+    let mut last = 0;
+    wait_for("the source to stall", Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = metric(port, "component_sent_events_total", "kong").unwrap();
+        let stalled = now == last && now > 0;
+        last = now;
+        stalled
+    });
+    // Stalled well short of the 30000 it wants to send: the pipe (64 KiB) plus
+    // the sink's buffer (1000 events) plus a batch in the sink's hands.
+    assert!(last < 5000, "source sent {last} events into a blocked sink");
+    assert_eq!(metric(port, "component_discarded_events_total", "kong"), Some(0));
+    assert_eq!(metric(port, "component_discarded_events_total", "out"), Some(0));
+    // Now read: everything arrives, and the run ends by itself.
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines().count();
+    let output = wait(child, Duration::from_secs(60));
+    assert!(output.status.success());
+    assert_eq!(lines, 30000);
+}
+
+#[test]
+fn sigterm_drains_every_event_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nenabled = false\n[sources.kong]\ntype = \"demo\"\nrate = 0\n\
+             [transforms.shape]\ntype = \"remap\"\ninputs = [\"kong\"]\nsource = '. = {{\"id\": .request.id, \"status\": .response.status}}'\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"shape\"]\npath = \"{}\"\nencoding.codec = \"json\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let child = bin().args(["run", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("events in the file", Duration::from_secs(30), || std::fs::metadata(&out).map(|m| m.len() > 100_000).unwrap_or(false));
+    signal(&child, "TERM");
+    let output = wait(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let generated = totals(&stderr, "kong", "component_received_events_total");
+    let written = read_lines(&out).len() as u64;
+    assert!(generated > 0);
+    assert_eq!(written, generated, "{stderr}");
+    assert_eq!(totals(&stderr, "out", "component_sent_events_total"), generated);
+}
+
+fn reload_config(path: &Path, out: &Path, version: &str, port: u16) {
+    std::fs::write(
+        path,
+        format!(
+            "[api]\naddress = \"127.0.0.1:{port}\"\n[sources.kong]\ntype = \"demo\"\nrate = 2000\n\
+             [transforms.shape]\ntype = \"remap\"\ninputs = [\"kong\"]\nsource = '. = {{\"id\": .request.id, \"version\": \"{version}\"}}'\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"shape\"]\npath = \"{}\"\nencoding.codec = \"json\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn versions(out: &Path) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for v in read_json(out) {
+        *counts.entry(v["version"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Start, change the remap, trigger a reload with `trigger`, then stop:
+/// both versions appear, the source kept running, and counts in = counts out.
+fn check_reload(watch: bool, trigger: impl Fn(&Child)) {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let config = dir.path().join("p.toml");
+    reload_config(&config, &out, "v1", port);
+    let mut cmd = bin();
+    cmd.args(["run", "--config"]).arg(&config);
+    if watch {
+        cmd.arg("--watch-config");
+    }
+    let child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("v1 events", Duration::from_secs(30), || versions(&out).get("v1").is_some_and(|n| *n > 200));
+    // An invalid config is refused and the old pipeline keeps going.
+    std::fs::write(&config, "[sources.kong]\ntype = \"demo\"\nrat = 1\n").unwrap();
+    trigger(&child);
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = versions(&out)["v1"];
+    wait_for("more v1 events after a refused reload", Duration::from_secs(30), || versions(&out)["v1"] > before + 200);
+    // A valid change: the remap is rebuilt, the source is not.
+    reload_config(&config, &out, "v2", port);
+    trigger(&child);
+    wait_for("v2 events", Duration::from_secs(30), || versions(&out).get("v2").is_some_and(|n| *n > 200));
+    signal(&child, "TERM");
+    let output = wait(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("new config is invalid"), "{stderr}");
+    assert!(stderr.contains("unknown field `rat`"), "{stderr}");
+    assert_eq!(stderr.matches("reloaded").count(), 1, "{stderr}");
+    let counts = versions(&out);
+    let generated = totals(&stderr, "kong", "component_received_events_total");
+    assert_eq!((counts["v1"] + counts["v2"]) as u64, generated, "{counts:?}\n{stderr}");
+    // One source ran throughout: its counter was never reset by a rebuild.
+    assert_eq!(totals(&stderr, "kong", "component_sent_events_total"), generated);
+}
+
+#[test]
+fn sighup_reload_rebuilds_what_changed_and_loses_nothing() {
+    check_reload(false, |child| signal(child, "HUP"));
+}
+
+#[test]
+fn watch_config_reloads_on_file_change() {
+    check_reload(true, |_| std::thread::sleep(Duration::from_millis(1100)));
+}
