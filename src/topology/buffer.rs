@@ -121,3 +121,59 @@ impl Drop for BufferReceiver {
         self.space.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::event::{BatchNotifier, Event, Finalizers, Value};
+    use crate::telemetry;
+
+    fn batch(n: usize) -> EventBatch {
+        (0..n).map(|i| Event::log(Value::from(i as i64))).collect()
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_room() {
+        let metrics = telemetry::component("buffer_block_test", "sink", "test");
+        let config = BufferConfig { max_events: 10, ..Default::default() };
+        let (tx, mut rx) = channel(&config, metrics.clone());
+        tx.send(batch(8)).await.unwrap();
+        // 8 + 5 > 10: the second send must wait until the first batch is taken.
+        let blocked = tokio::time::timeout(Duration::from_millis(100), tx.send(batch(5))).await;
+        assert!(blocked.is_err());
+        assert_eq!(metrics.buffer_events.load(Ordering::Relaxed), 8);
+        assert_eq!(rx.recv().await.unwrap().len(), 8);
+        tx.send(batch(5)).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().len(), 5);
+        assert_eq!(metrics.discarded_events.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn drop_newest_counts_and_rejects() {
+        let metrics = telemetry::component("buffer_drop_test", "sink", "test");
+        let config = BufferConfig { max_events: 10, when_full: WhenFull::DropNewest, ..Default::default() };
+        let (tx, mut rx) = channel(&config, metrics.clone());
+        tx.send(batch(8)).await.unwrap();
+        let (notifier, status) = BatchNotifier::new();
+        let mut dropped = batch(5);
+        for e in &mut dropped {
+            e.finalizers = Finalizers::new(notifier.clone());
+        }
+        drop(notifier);
+        tx.send(dropped).await.unwrap();
+        assert_eq!(status.await.unwrap(), EventStatus::Rejected);
+        assert_eq!(metrics.discarded_events.load(Ordering::Relaxed), 5);
+        assert_eq!(rx.recv().await.unwrap().len(), 8);
+    }
+
+    #[tokio::test]
+    async fn closed_receiver_returns_the_batch() {
+        let metrics = telemetry::component("buffer_closed_test", "sink", "test");
+        let (tx, rx) = channel(&BufferConfig::default(), metrics);
+        drop(rx);
+        let Err(Closed(batch)) = tx.send(batch(3)).await else { panic!("send to a closed buffer succeeded") };
+        assert_eq!(batch.len(), 3);
+    }
+}

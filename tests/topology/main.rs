@@ -390,3 +390,33 @@ fn sighup_reload_rebuilds_what_changed_and_loses_nothing() {
 fn watch_config_reloads_on_file_change() {
     check_reload(true, |_| std::thread::sleep(Duration::from_millis(1100)));
 }
+
+/// With acknowledgements on, the source learns that its events were delivered;
+/// when the sink cannot write, it learns that too.
+#[test]
+fn acknowledgements_reach_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |path: &Path| {
+        let config = dir.path().join("acks.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "acknowledgements = true\n[api]\nenabled = false\n[sources.kong]\ntype = \"demo\"\nrate = 0\ncount = 5000\n\
+                 [sinks.out]\ntype = \"file\"\ninputs = [\"kong\"]\npath = \"{}\"\nencoding.codec = \"json\"\n",
+                path.display()
+            ),
+        )
+        .unwrap();
+        let output = bin().args(["run", "--config"]).arg(&config).output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = run(&dir.path().join("out.jsonl"));
+    assert_eq!(totals(&stderr, "kong", "component_acknowledged_events_total"), 5000, "{stderr}");
+    assert_eq!(read_lines(&dir.path().join("out.jsonl")).len(), 5000);
+    // A directory cannot be opened as a file: nothing is acknowledged, all is counted.
+    let stderr = run(dir.path());
+    assert_eq!(totals(&stderr, "kong", "component_acknowledged_events_total"), 0, "{stderr}");
+    assert!(totals(&stderr, "kong", "component_errors_total") > 0, "{stderr}");
+    assert_eq!(totals(&stderr, "out", "component_discarded_events_total"), 5000, "{stderr}");
+}
