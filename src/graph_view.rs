@@ -4,6 +4,11 @@ use std::fmt::Write as _;
 
 use crate::config::{ComponentKind, Config};
 
+/// Every edge: (upstream component, its output port, downstream component).
+fn edges(config: &Config) -> Vec<(&str, Option<&str>, &str)> {
+    config.components.values().flat_map(|c| c.upstream().map(move |up| (up.component.as_str(), up.port.as_deref(), c.id.as_str()))).collect()
+}
+
 pub fn dot(config: &Config) -> String {
     let mut out = String::from("digraph {\n  rankdir=\"LR\";\n");
     for c in config.components.values() {
@@ -14,17 +19,11 @@ pub fn dot(config: &Config) -> String {
         };
         let _ = writeln!(out, "  \"{}\" [shape=\"{shape}\", label=\"{}\\n({})\"];", c.id, c.id, c.type_name);
     }
-    for c in config.components.values() {
-        for up in c.upstream() {
-            match &up.port {
-                Some(port) => {
-                    let _ = writeln!(out, "  \"{}\" -> \"{}\" [label=\"{port}\"];", up.component, c.id);
-                }
-                None => {
-                    let _ = writeln!(out, "  \"{}\" -> \"{}\";", up.component, c.id);
-                }
-            }
-        }
+    for (from, port, to) in edges(config) {
+        let _ = match port {
+            Some(port) => writeln!(out, "  \"{from}\" -> \"{to}\" [label=\"{port}\"];"),
+            None => writeln!(out, "  \"{from}\" -> \"{to}\";"),
+        };
     }
     out.push_str("}\n");
     out
@@ -40,17 +39,11 @@ pub fn mermaid(config: &Config) -> String {
         };
         let _ = writeln!(out, "  {}{open}\"{} ({})\"{close}", c.id, c.id, c.type_name);
     }
-    for c in config.components.values() {
-        for up in c.upstream() {
-            match &up.port {
-                Some(port) => {
-                    let _ = writeln!(out, "  {} -->|{port}| {}", up.component, c.id);
-                }
-                None => {
-                    let _ = writeln!(out, "  {} --> {}", up.component, c.id);
-                }
-            }
-        }
+    for (from, port, to) in edges(config) {
+        let _ = match port {
+            Some(port) => writeln!(out, "  {from} -->|{port}| {to}"),
+            None => writeln!(out, "  {from} --> {to}"),
+        };
     }
     out
 }

@@ -6,8 +6,7 @@ use tokio::io::AsyncWriteExt;
 use super::{SinkConfig, SinkContext};
 use crate::codec::Encoding;
 use crate::config::registry::Task;
-use crate::event::{EventStatus, Kinds};
-use crate::telemetry::ComponentMetrics;
+use crate::event::Kinds;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,29 +39,15 @@ impl SinkConfig for ConsoleConfig {
             let mut buf = Vec::new();
             while let Some(batch) = cx.input.recv().await {
                 buf.clear();
+                let mut encoded = Vec::with_capacity(batch.len());
                 for event in &batch {
-                    if let Err(e) = config.encoding.encode(event, &mut buf) {
-                        ComponentMetrics::add(&cx.metrics.errors, 1);
-                        event.finalizers.update_status(EventStatus::Rejected);
-                        tracing::error!(component = %cx.id, error = %e, "console: event not written");
+                    match config.encoding.encode(event, &mut buf) {
+                        Ok(()) => encoded.push(event),
+                        Err(e) => cx.reject(event, &e),
                     }
                 }
-                let status = match async { out.write_all(&buf).await?; out.flush().await }.await {
-                    Ok(()) => {
-                        ComponentMetrics::add(&cx.metrics.sent_events, batch.len());
-                        ComponentMetrics::add(&cx.metrics.sent_bytes, buf.len());
-                        EventStatus::Delivered
-                    }
-                    Err(e) => {
-                        ComponentMetrics::add(&cx.metrics.errors, 1);
-                        ComponentMetrics::add(&cx.metrics.discarded_events, batch.len());
-                        tracing::error!(component = %cx.id, error = %e, events = batch.len(), "console: write failed; batch lost");
-                        EventStatus::Errored
-                    }
-                };
-                for event in &batch {
-                    event.finalizers.update_status(status);
-                }
+                let written = async { out.write_all(&buf).await?; out.flush().await }.await.map(|()| buf.len()).map_err(|e| e.to_string());
+                cx.settle(encoded.iter().copied(), encoded.len(), written);
             }
             Ok(())
         }))

@@ -11,8 +11,7 @@ use tokio::time::Instant;
 use super::{SinkConfig, SinkContext};
 use crate::codec::Encoding;
 use crate::config::registry::Task;
-use crate::event::{EventStatus, Kinds};
-use crate::telemetry::ComponentMetrics;
+use crate::event::Kinds;
 use crate::template::Template;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,42 +45,31 @@ impl SinkConfig for FileConfig {
                     let path = match template.render(event) {
                         Ok(path) => path,
                         Err(e) => {
-                            reject(&cx, event, &format!("cannot render `path`: {e}"));
+                            cx.reject(event, &format!("cannot render `path`: {e}"));
                             continue;
                         }
                     };
                     let (buf, indexes) = by_path.entry(path).or_default();
                     match encoding.encode(event, buf) {
                         Ok(()) => indexes.push(index),
-                        Err(e) => reject(&cx, event, &e),
+                        Err(e) => cx.reject(event, &e),
                     }
                 }
                 for (path, (buf, indexes)) in by_path.iter_mut() {
                     if indexes.is_empty() {
                         continue;
                     }
-                    let status = match write(&mut files, path, buf).await {
-                        Ok(()) => {
-                            ComponentMetrics::add(&cx.metrics.sent_events, indexes.len());
-                            ComponentMetrics::add(&cx.metrics.sent_bytes, buf.len());
-                            EventStatus::Delivered
-                        }
-                        Err(e) => {
-                            ComponentMetrics::add(&cx.metrics.errors, 1);
-                            ComponentMetrics::add(&cx.metrics.discarded_events, indexes.len());
-                            tracing::error!(component = %cx.id, path, error = %e, events = indexes.len(), "file: write failed");
-                            files.remove(path.as_str());
-                            EventStatus::Errored
-                        }
-                    };
-                    for &i in indexes.iter() {
-                        batch[i].finalizers.update_status(status);
+                    let written = write(&mut files, path, buf).await.map(|()| buf.len()).map_err(|e| format!("{path}: {e}"));
+                    if written.is_err() {
+                        files.remove(path.as_str());
                     }
+                    cx.settle(indexes.iter().map(|&i| &batch[i]), indexes.len(), written);
                     buf.clear();
                     indexes.clear();
                 }
-                by_path.retain(|_, (buf, _)| buf.capacity() < 1 << 20);
                 files.retain(|_, (_, last)| last.elapsed() < idle);
+                // Keep a reusable buffer only for the files still open.
+                by_path.retain(|path, _| files.contains_key(path));
             }
             for (_, (mut file, _)) in files {
                 let _ = file.flush().await;
@@ -89,13 +77,6 @@ impl SinkConfig for FileConfig {
             Ok(())
         }))
     }
-}
-
-fn reject(cx: &SinkContext, event: &crate::event::Event, reason: &str) {
-    ComponentMetrics::add(&cx.metrics.errors, 1);
-    ComponentMetrics::add(&cx.metrics.discarded_events, 1);
-    event.finalizers.update_status(EventStatus::Rejected);
-    tracing::error!(component = %cx.id, reason, "file: event dropped");
 }
 
 async fn write(files: &mut HashMap<String, (tokio::fs::File, Instant)>, path: &str, buf: &[u8]) -> std::io::Result<()> {

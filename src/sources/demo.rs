@@ -109,10 +109,8 @@ async fn run(config: DemoConfig, mut generator: Generator, mut cx: SourceContext
         let mut batch: EventBatch = (0..n).map(|_| generator.next_event()).collect();
         ComponentMetrics::add(&cx.metrics.received_events, n);
         let receiver = cx.finalize(&mut batch);
-        tokio::select! {
-            _ = cx.out.send(batch) => {}
-            _ = shutdown.triggered() => break,
-        }
+        // Not abandoned on shutdown: downstream drains, so this send completes.
+        cx.out.send(batch).await;
         if let Some(receiver) = receiver {
             cx.count_acknowledgement(receiver, n);
         }
@@ -124,7 +122,7 @@ async fn run(config: DemoConfig, mut generator: Generator, mut cx: SourceContext
             tokio::task::yield_now().await;
         }
     }
-    cx.shutdown = shutdown;
+    cx.acknowledged_all().await;
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub struct SourceContext {
     /// Attach finalizers and learn the fate of each batch.
     pub acknowledgements: bool,
     pub data_dir: Option<PathBuf>,
+    /// Batches whose outcome is still awaited.
+    pub(crate) pending: tokio::task::JoinSet<()>,
 }
 
 pub struct SourceOutputs {
@@ -64,9 +66,10 @@ impl SourceContext {
     }
 
     /// Count the batch's outcome once the last copy of its events is settled.
-    pub fn count_acknowledgement(&self, receiver: BatchStatusReceiver, events: usize) {
+    pub fn count_acknowledgement(&mut self, receiver: BatchStatusReceiver, events: usize) {
+        while self.pending.try_join_next().is_some() {}
         let metrics = self.metrics.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             match receiver.await {
                 Ok(EventStatus::Delivered) => ComponentMetrics::add(&metrics.acknowledged_events, events),
                 Ok(status) => {
@@ -76,5 +79,10 @@ impl SourceContext {
                 Err(_) => {}
             }
         });
+    }
+
+    /// Wait until every batch sent has an outcome; a source calls this last.
+    pub async fn acknowledged_all(&mut self) {
+        while self.pending.join_next().await.is_some() {}
     }
 }

@@ -35,7 +35,7 @@ impl SourceConfig for StdinConfig {
         vec![OutputDef::default(Kinds::LOG)]
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, mut cx: SourceContext) -> Result<Task, String> {
         let config = self.clone();
         Ok(Box::pin(async move {
             // Reading stdin blocks; a thread reads, this task sends.
@@ -49,9 +49,16 @@ impl SourceConfig for StdinConfig {
             loop {
                 let next = tokio::select! {
                     next = rx.recv() => next,
-                    _ = shutdown.triggered() => None,
+                    _ = shutdown.triggered(), if !shutdown.is_triggered() => {
+                        // Stop reading, but hand on the lines already read.
+                        rx.close();
+                        continue;
+                    }
                 };
-                let Some((mut batch, bytes)) = next else { return Ok(()) };
+                let Some((mut batch, bytes)) = next else {
+                    cx.acknowledged_all().await;
+                    return Ok(());
+                };
                 ComponentMetrics::add(&cx.metrics.received_events, batch.len());
                 ComponentMetrics::add(&cx.metrics.received_bytes, bytes);
                 let n = batch.len();

@@ -144,6 +144,7 @@ impl RunningTopology {
                         metrics: metrics.clone(),
                         acknowledgements: acks.contains(&c.id),
                         data_dir: self.global.data_dir.clone(),
+                        pending: Default::default(),
                     };
                     source.build(cx).map_err(|e| format!("source `{}`: {e}", c.id))?
                 }
