@@ -99,8 +99,11 @@ impl RunningTopology {
                 let _ = old.handle.await;
             }
         }
-        self.apply(config)?;
-        tracing::info!(components = self.running.len(), "reloaded");
+        let kept: Vec<&String> = self.running.keys().filter(|id| config.components.get(*id).is_some_and(|c| !self.changed(c))).collect();
+        let removed: Vec<&String> = self.running.keys().filter(|id| !config.components.contains_key(*id)).collect();
+        tracing::info!("reloading: keeping {kept:?}, removing {removed:?}");
+        let started = self.apply(config)?;
+        tracing::info!("reloaded: started {started:?}");
         Ok(())
     }
 
@@ -109,7 +112,8 @@ impl RunningTopology {
     }
 
     /// Start what is new or changed, rewire every output, retire the rest.
-    fn apply(&mut self, config: &Config) -> Result<(), String> {
+    /// Returns the ids of the components started.
+    fn apply(&mut self, config: &Config) -> Result<Vec<String>, String> {
         self.retired.retain(|(_, handle)| !handle.is_finished());
         let acks = acknowledging_sources(config);
         let mut started = BTreeMap::new();
@@ -170,6 +174,7 @@ impl RunningTopology {
                 self.retired.push((id, old.handle));
             }
         }
+        let started_ids: Vec<String> = started.keys().cloned().collect();
         self.running.extend(started);
         // Rewire: each output's target list is replaced whole, so no batch falls between two lists.
         for (id, running) in &self.running {
@@ -184,7 +189,7 @@ impl RunningTopology {
                 targets.set(list);
             }
         }
-        Ok(())
+        Ok(started_ids)
     }
 
     /// Whether every source has ended on its own (stdin at EOF, a finite demo).
