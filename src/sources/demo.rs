@@ -333,7 +333,14 @@ fn normal(rng: &mut SmallRng) -> f64 {
 }
 
 fn hex(rng: &mut SmallRng, bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes * 2);
+    for _ in 0..bytes {
+        let b: u8 = rng.random();
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 fn uuid(rng: &mut SmallRng) -> String {
