@@ -318,12 +318,15 @@ impl Loader {
             graph::check(&mut self.config, &mut self.errors);
         }
         if self.errors.is_empty() {
-            // Compile the VRL of every transform now: a bad program is a config error.
-            for c in self.config.of_kind(ComponentKind::Transform) {
-                if let ComponentConfig::Transform(t) = &c.config {
-                    if let Err(e) = t.build() {
-                        self.errors.push(Diagnostic::error(format!("transform `{}` (type `{}`): {e}", c.id, c.type_name)).at(c.pos.clone()));
-                    }
+            // Values serde cannot check, and the VRL of every transform: errors here are config errors.
+            for c in self.config.components.values() {
+                let checked = match &c.config {
+                    ComponentConfig::Source(s) => s.check(),
+                    ComponentConfig::Transform(t) => t.build().map(|_| ()),
+                    ComponentConfig::Sink(s) => s.check(),
+                };
+                if let Err(e) = checked {
+                    self.errors.push(Diagnostic::error(format!("{} `{}` (type `{}`): {e}", c.kind.as_str(), c.id, c.type_name)).at(c.pos.clone()));
                 }
             }
         }

@@ -33,6 +33,10 @@ impl SinkConfig for FileConfig {
         Kinds::ALL
     }
 
+    fn check(&self) -> Result<(), String> {
+        Template::parse(&self.path).map(|_| ()).map_err(|e| format!("`path`: {e}"))
+    }
+
     fn build(&self, mut cx: SinkContext) -> Result<Task, String> {
         let template = Template::parse(&self.path).map_err(|e| format!("`path`: {e}"))?;
         let encoding = self.encoding.clone();

@@ -15,6 +15,10 @@ use crate::topology::buffer::BufferReceiver;
 
 pub trait SinkConfig: Debug + Send + Sync {
     fn input_kinds(&self) -> Kinds;
+    /// Check option values that serde cannot (ranges, templates); errors are config errors.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn build(&self, cx: SinkContext) -> Result<Task, String>;
 }
 

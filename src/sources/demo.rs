@@ -72,16 +72,24 @@ impl SourceConfig for DemoConfig {
         vec![OutputDef::default(Kinds::LOG)]
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
-        if !(0.0..=1.0).contains(&self.error_rate) || !(0.0..=1.0).contains(&(self.error_rate + self.client_error_rate)) {
+    fn check(&self) -> Result<(), String> {
+        let share = 0.0..=1.0;
+        if !share.contains(&self.error_rate) || !share.contains(&self.client_error_rate) || !share.contains(&(self.error_rate + self.client_error_rate)) {
             return Err("`error_rate` and `client_error_rate` are shares: each in 0.0..=1.0, and their sum too".into());
         }
         if self.rate < 0.0 || !self.rate.is_finite() {
             return Err("`rate` must be 0 (unlimited) or a positive number of events per second".into());
         }
+        if !(self.latency_ms >= 0.0 && self.latency_spread >= 0.0) {
+            return Err("`latency_ms` and `latency_spread` cannot be negative".into());
+        }
         if self.services.is_empty() {
             return Err("`services` must name at least one service".into());
         }
+        Ok(())
+    }
+
+    fn build(&self, cx: SourceContext) -> Result<Task, String> {
         let generator = Generator::new(self);
         Ok(Box::pin(run(self.clone(), generator, cx)))
     }
@@ -375,5 +383,29 @@ mod tests {
         }
         let share = errors as f64 / n as f64;
         assert!((0.21..0.29).contains(&share), "5xx share {share}");
+    }
+
+    #[test]
+    fn latency_follows_median_and_spread() {
+        let proxy_latencies = |spread: f64| {
+            let mut c = config(0.0);
+            c.client_error_rate = 0.0;
+            c.latency_ms = 80.0;
+            c.latency_spread = spread;
+            let mut g = Generator::new(&c);
+            let mut v: Vec<i64> = (0..2000)
+                .map(|_| g.next_event().as_log().unwrap().get(vrl::path!("latencies", "proxy")).and_then(|v| v.as_integer()).unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        let tight = proxy_latencies(0.0);
+        assert_eq!((tight[0], tight[1999]), (80, 80));
+        let wide = proxy_latencies(1.0);
+        let median = wide[1000];
+        assert!((68..=92).contains(&median), "median {median}");
+        // sigma 1: the 95th percentile is about e^1.645 ≈ 5.2 times the median.
+        let p95 = wide[1900] as f64 / median as f64;
+        assert!((3.5..8.0).contains(&p95), "p95/median {p95}");
     }
 }

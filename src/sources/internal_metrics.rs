@@ -33,10 +33,14 @@ impl SourceConfig for InternalMetricsConfig {
         vec![OutputDef::default(Kinds::METRIC)]
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
-        if !(self.scrape_interval_secs > 0.0 && self.scrape_interval_secs.is_finite()) {
-            return Err("`scrape_interval_secs` must be a positive number".into());
+    fn check(&self) -> Result<(), String> {
+        if !(self.scrape_interval_secs > 0.0 && self.scrape_interval_secs <= 86_400.0) {
+            return Err("`scrape_interval_secs` must be a positive number of seconds (at most a day)".into());
         }
+        Ok(())
+    }
+
+    fn build(&self, cx: SourceContext) -> Result<Task, String> {
         let interval = Duration::from_secs_f64(self.scrape_interval_secs);
         let namespace = self.namespace.clone();
         Ok(Box::pin(async move {

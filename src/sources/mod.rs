@@ -19,6 +19,10 @@ use crate::topology::ShutdownSignal;
 
 pub trait SourceConfig: Debug + Send + Sync {
     fn outputs(&self) -> Vec<OutputDef>;
+    /// Check option values that serde cannot (ranges, templates); errors are config errors.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
     fn build(&self, cx: SourceContext) -> Result<Task, String>;
 }
 

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::registry::Task;
@@ -117,6 +117,8 @@ impl RunningTopology {
         self.retired.retain(|(_, handle)| !handle.is_finished());
         let acks = acknowledging_sources(config);
         let mut started = BTreeMap::new();
+        // New tasks wait until every output is wired, so nothing is sent into an empty target list.
+        let mut gates = Vec::new();
         let mut transforms = BTreeMap::new();
         for c in config.components.values().filter(|c| self.changed(c)) {
             if let ComponentConfig::Transform(t) = &c.config {
@@ -161,7 +163,15 @@ impl RunningTopology {
                 }
                 _ => return Err(format!("component `{}` has no input buffer", c.id)),
             };
-            let handle = tokio::spawn(supervise(c.id.clone(), task, metrics));
+            let (open, gate) = oneshot::channel::<()>();
+            gates.push(open);
+            let id = c.id.clone();
+            let handle = tokio::spawn(async move {
+                // A closed gate means the start was abandoned: end without running.
+                if gate.await.is_ok() {
+                    supervise(id, task, metrics).await;
+                }
+            });
             started.insert(c.id.clone(), Running { kind: c.kind, type_name: c.type_name.clone(), fingerprint: c.fingerprint.clone(), input, outputs, stop, handle });
         }
         // Retire what is gone or replaced: dropping our ends lets each drain and end.
@@ -188,6 +198,9 @@ impl RunningTopology {
                     .collect();
                 targets.set(list);
             }
+        }
+        for open in gates {
+            let _ = open.send(());
         }
         Ok(started_ids)
     }

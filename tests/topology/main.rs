@@ -336,9 +336,12 @@ fn reload_config(path: &Path, out: &Path, version: &str, port: u16) {
     .unwrap();
 }
 
+/// Counts per version; while tapline runs, the last line may be half written: skip it.
 fn versions(out: &Path) -> BTreeMap<String, usize> {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
     let mut counts = BTreeMap::new();
-    for v in read_json(out) {
+    for v in complete.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()) {
         *counts.entry(v["version"].as_str().unwrap().to_string()).or_insert(0) += 1;
     }
     counts
