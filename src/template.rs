@@ -43,8 +43,13 @@ impl Template {
 
     pub fn render(&self, event: &Event) -> Result<String, String> {
         let mut out = String::new();
+        let view;
         let log = match &event.data {
             EventData::Log(v) => Some(v),
+            EventData::Record(r) if self.parts.iter().any(|p| matches!(p, Part::Field { .. })) => {
+                view = r.to_value();
+                Some(&view)
+            }
             _ => None,
         };
         for part in &self.parts {

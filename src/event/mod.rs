@@ -5,10 +5,12 @@
 
 mod finalization;
 mod metric;
+mod record;
 mod span;
 
 pub use finalization::{BatchNotifier, BatchStatus, BatchStatusReceiver, EventStatus, Finalizers};
 pub use metric::{Bucket, Metric, MetricKind, MetricValue, Quantile};
+pub use record::{ObservationPoint, RequestRecord, SignalSource};
 pub use span::{Span, SpanEvent, SpanKind, SpanLink, SpanStatus, StatusCode};
 pub use vrl::value::{KeyString, ObjectMap, Value};
 
@@ -21,6 +23,9 @@ pub type EventBatch = Vec<Event>;
 pub enum EventData {
     /// A log: a VRL object, so `remap` runs on it without conversion.
     Log(Value),
+    /// A log too, kept typed: a request record is encoded straight from the
+    /// struct, and turned into a VRL object only when a VRL program needs one.
+    Record(Box<RequestRecord>),
     Metric(Metric),
     Span(Box<Span>),
 }
@@ -44,9 +49,13 @@ impl Event {
         Self { data: EventData::Span(Box::new(span)), finalizers: Finalizers::default() }
     }
 
+    pub fn record(record: RequestRecord) -> Self {
+        Self { data: EventData::Record(Box::new(record)), finalizers: Finalizers::default() }
+    }
+
     pub fn kind(&self) -> Kinds {
         match self.data {
-            EventData::Log(_) => Kinds::LOG,
+            EventData::Log(_) | EventData::Record(_) => Kinds::LOG,
             EventData::Metric(_) => Kinds::METRIC,
             EventData::Span(_) => Kinds::SPAN,
         }
@@ -64,22 +73,36 @@ impl Event {
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match &self.data {
             EventData::Log(v) => serde_json::to_writer(out, v),
+            EventData::Record(r) => serde_json::to_writer(out, r),
             EventData::Metric(m) => serde_json::to_writer(out, m),
             EventData::Span(s) => serde_json::to_writer(out, s),
         }
     }
 
-    /// A VRL view of a metric or span, for conditions that read any event kind.
+    /// The event as a plain VRL log, for a program that changes it: a typed
+    /// record is converted once. `None` for metrics and spans.
+    pub fn make_log(&mut self) -> Option<&mut Value> {
+        if let EventData::Record(record) = &self.data {
+            self.data = EventData::Log(record.to_value());
+        }
+        match &mut self.data {
+            EventData::Log(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// A VRL view of any event, for conditions that read any event kind.
     pub fn to_value(&self) -> Value {
         match &self.data {
             EventData::Log(v) => v.clone(),
+            EventData::Record(r) => r.to_value(),
             EventData::Metric(m) => serialize_to_value(m),
             EventData::Span(s) => serialize_to_value(s.as_ref()),
         }
     }
 }
 
-fn serialize_to_value<T: Serialize>(item: &T) -> Value {
+pub(crate) fn serialize_to_value<T: Serialize>(item: &T) -> Value {
     // Both types serialize infallibly to JSON (no maps with non-string keys).
     serde_json::to_value(item).map(Value::from).unwrap_or(Value::Null)
 }

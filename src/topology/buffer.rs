@@ -45,6 +45,15 @@ impl Default for BufferConfig {
     }
 }
 
+/// Room taken in a buffer ahead of a send, so that several buffers can be
+/// filled all or none.
+pub enum Reservation {
+    Ready(OwnedSemaphorePermit),
+    /// Full, and set to drop: the batch will be dropped and counted.
+    Drop,
+    Full,
+}
+
 type Item = (EventBatch, OwnedSemaphorePermit);
 
 #[derive(Clone)]
@@ -79,29 +88,48 @@ impl BufferSender {
     /// Wait for room, then enqueue. A batch larger than the whole buffer waits
     /// for the buffer to be empty, then goes in alone.
     pub async fn send(&self, batch: EventBatch) -> Result<(), Closed> {
-        let needed = (batch.len() as u32).clamp(1, self.max_events);
-        let permit = match self.when_full {
-            WhenFull::Block => match self.space.clone().acquire_many_owned(needed).await {
-                Ok(permit) => permit,
+        let reservation = match self.when_full {
+            WhenFull::Block => match self.space.clone().acquire_many_owned(self.needed(batch.len())).await {
+                Ok(permit) => Reservation::Ready(permit),
                 Err(_) => return Err(Closed(batch)),
             },
-            WhenFull::DropNewest => match self.space.clone().try_acquire_many_owned(needed) {
-                Ok(permit) => permit,
-                Err(tokio::sync::TryAcquireError::Closed) => return Err(Closed(batch)),
-                Err(tokio::sync::TryAcquireError::NoPermits) => {
-                    ComponentMetrics::add(&self.metrics.discarded_events, batch.len());
-                    for event in &batch {
-                        event.finalizers.update_status(EventStatus::Rejected);
-                    }
-                    tracing::warn!(component = %self.metrics.id, events = batch.len(), "buffer full, dropped the newest batch (when_full = \"drop_newest\")");
-                    return Ok(());
-                }
-            },
+            WhenFull::DropNewest => self.try_reserve(batch.len()),
         };
-        let len = batch.len();
-        self.tx.send((batch, permit)).map_err(|e| Closed(e.0 .0))?;
-        ComponentMetrics::add(&self.metrics.buffer_events, len);
-        Ok(())
+        self.send_reserved(batch, reservation)
+    }
+
+    fn needed(&self, events: usize) -> u32 {
+        (events as u32).clamp(1, self.max_events)
+    }
+
+    /// Take room for `events` without waiting.
+    pub fn try_reserve(&self, events: usize) -> Reservation {
+        match self.space.clone().try_acquire_many_owned(self.needed(events)) {
+            Ok(permit) => Reservation::Ready(permit),
+            Err(tokio::sync::TryAcquireError::NoPermits) if self.when_full == WhenFull::Block => Reservation::Full,
+            // Closed buffers and drop_newest both let the batch go, counted.
+            Err(_) => Reservation::Drop,
+        }
+    }
+
+    /// Send into room taken by `try_reserve`.
+    pub fn send_reserved(&self, batch: EventBatch, reservation: Reservation) -> Result<(), Closed> {
+        match reservation {
+            Reservation::Ready(permit) => {
+                let len = batch.len();
+                self.tx.send((batch, permit)).map_err(|e| Closed(e.0 .0))?;
+                ComponentMetrics::add(&self.metrics.buffer_events, len);
+                Ok(())
+            }
+            Reservation::Drop | Reservation::Full => {
+                tracing::warn!(component = %self.metrics.id, events = batch.len(), "buffer full or closed: batch dropped");
+                ComponentMetrics::add(&self.metrics.discarded_events, batch.len());
+                for event in &batch {
+                    event.finalizers.update_status(EventStatus::Rejected);
+                }
+                Ok(())
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::buffer::BufferSender;
+use super::buffer::{BufferSender, Reservation};
 use crate::event::EventBatch;
 use crate::telemetry::ComponentMetrics;
 
@@ -53,6 +53,34 @@ impl Fanout {
             self.lost(last_id, len);
         }
         ComponentMetrics::add(&self.metrics.sent_events, len);
+    }
+
+    /// Deliver to every target only if each has room now; else hand the
+    /// batch back untouched (an HTTP source then answers 503).
+    pub fn try_send(&self, batch: EventBatch) -> Result<(), EventBatch> {
+        let targets = self.targets.get();
+        let mut reservations = Vec::with_capacity(targets.len());
+        for (_, target) in targets.iter() {
+            match target.try_reserve(batch.len()) {
+                Reservation::Full => return Err(batch),
+                ready_or_drop => reservations.push(ready_or_drop),
+            }
+        }
+        let len = batch.len();
+        if targets.is_empty() {
+            ComponentMetrics::add(&self.metrics.discarded_events, len);
+            return Ok(());
+        }
+        let mut batch = Some(batch);
+        let last = targets.len() - 1;
+        for (index, ((id, target), reservation)) in targets.iter().zip(reservations).enumerate() {
+            let copy = if index == last { batch.take().unwrap_or_default() } else { batch.clone().unwrap_or_default() };
+            if target.send_reserved(copy, reservation).is_err() {
+                self.lost(id, len);
+            }
+        }
+        ComponentMetrics::add(&self.metrics.sent_events, len);
+        Ok(())
     }
 
     fn lost(&self, target: &str, len: usize) {

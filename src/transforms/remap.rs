@@ -70,7 +70,7 @@ struct Remap {
 impl FunctionTransform for Remap {
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
         for mut event in batch {
-            let EventData::Log(value) = &mut event.data else {
+            let Some(value) = event.make_log() else {
                 // The config check only wires logs here.
                 out.primary.push(event);
                 continue;

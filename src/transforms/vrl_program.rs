@@ -49,6 +49,7 @@ impl VrlProgram {
 
     /// Evaluate as a condition on any event: `Ok(true)` only for a boolean true.
     pub fn check(&mut self, event: &mut Event) -> Result<bool, String> {
+        // Conditions are read-only: a record is viewed, not converted.
         let result = match &mut event.data {
             EventData::Log(value) => self.run(value),
             _ => self.run(&mut event.to_value()),
