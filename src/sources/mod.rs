@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod internal_metrics;
+pub mod kong;
 pub mod stdin;
 
 use std::collections::BTreeMap;
@@ -46,27 +47,33 @@ pub struct SourceOutputs {
 impl SourceOutputs {
     /// Send to the default output. Waits while downstream is full.
     pub async fn send(&self, batch: EventBatch) {
-        self.send_to(None, batch).await
-    }
-
-    pub async fn send_to(&self, port: Option<&str>, batch: EventBatch) {
-        if let Some(fanout) = self.ports.get(&port.map(str::to_string)) {
+        if let Some(fanout) = self.ports.get(&None) {
             fanout.send(batch).await;
         }
     }
+
+    /// Send to the default output only if every reader has room now.
+    pub fn try_send(&self, batch: EventBatch) -> Result<(), EventBatch> {
+        match self.ports.get(&None) {
+            Some(fanout) => fanout.try_send(batch),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Make every event of the batch answer to one new notifier.
+pub fn attach_finalizers(batch: &mut EventBatch) -> BatchStatusReceiver {
+    let (notifier, receiver) = BatchNotifier::new();
+    for event in batch.iter_mut() {
+        event.finalizers = Finalizers::new(notifier.clone());
+    }
+    receiver
 }
 
 impl SourceContext {
     /// Attach a notifier to every event of the batch when acknowledgements are on.
     pub fn finalize(&self, batch: &mut EventBatch) -> Option<BatchStatusReceiver> {
-        if !self.acknowledgements || batch.is_empty() {
-            return None;
-        }
-        let (notifier, receiver) = BatchNotifier::new();
-        for event in batch.iter_mut() {
-            event.finalizers = Finalizers::new(notifier.clone());
-        }
-        Some(receiver)
+        (self.acknowledgements && !batch.is_empty()).then(|| attach_finalizers(batch))
     }
 
     /// Count the batch's outcome once the last copy of its events is settled.

@@ -1,38 +1,16 @@
 //! Whole pipelines from TOML files, run by the real `tapline` binary.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
+use common::*;
 use serde_json::{json, Value};
-
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapline"));
-    cmd.env("TAPLINE_LOG", "info").env_remove("TAPLINE_TEST_UNSET");
-    cmd
-}
-
-fn here(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Wait for a child with a deadline; kill it and fail past that.
-fn wait(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("tapline did not exit within {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Run a pipeline file with `input` on stdin until it ends by itself.
 fn run_pipeline(name: &str, input: &str) -> tempfile::TempDir {
@@ -50,17 +28,6 @@ fn run_pipeline(name: &str, input: &str) -> tempfile::TempDir {
     let output = wait(child, Duration::from_secs(60));
     assert!(output.status.success(), "exit {:?}; stderr:\n{}", output.status, String::from_utf8_lossy(&output.stderr));
     out
-}
-
-fn read_lines(path: &Path) -> Vec<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text.lines().map(str::to_string).collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-fn read_json(path: &Path) -> Vec<Value> {
-    read_lines(path).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// Drop what the stdin source adds, to compare with what went in.
@@ -211,51 +178,6 @@ fn list_and_version() {
 }
 
 // --- The running binary: backpressure, shutdown, reload ---
-
-/// A free loopback port for the admin API.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
-/// A counter from `/metrics` for one component.
-fn metric(port: u16, name: &str, component: &str) -> Option<u64> {
-    let text = http_get(port, "/metrics")?;
-    let prefix = format!("tapline_{name}{{component_id=\"{component}\",");
-    text.lines().find(|l| l.starts_with(&prefix))?.rsplit(' ').next()?.parse().ok()
-}
-
-fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-}
-
-/// The totals tapline logs on exit: `<kind> <id> (<type>): name=value …`.
-fn totals(stderr: &str, component: &str, counter: &str) -> u64 {
-    let line = stderr
-        .lines()
-        .filter(|l| l.contains("totals:") && l.contains(&format!(" {component} (")))
-        .last()
-        .unwrap_or_else(|| panic!("no totals for {component} in:\n{stderr}"));
-    let field = line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{counter}="))).unwrap();
-    field.parse().unwrap()
-}
 
 #[test]
 fn slow_sink_makes_the_source_wait_and_nothing_is_dropped() {

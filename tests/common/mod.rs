@@ -1,0 +1,94 @@
+//! Helpers shared by the integration tests: run the real binary, wait, read back.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapline"));
+    cmd.env("TAPLINE_LOG", "info").env_remove("TAPLINE_TEST_UNSET");
+    cmd
+}
+
+pub fn here(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Wait for a child with a deadline; kill it and fail past that.
+pub fn wait(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("tapline did not exit within {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+
+pub fn read_lines(path: &Path) -> Vec<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.lines().map(str::to_string).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+pub fn read_json(path: &Path) -> Vec<Value> {
+    read_lines(path).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+
+/// A free loopback port for the admin API.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// A counter from `/metrics` for one component.
+pub fn metric(port: u16, name: &str, component: &str) -> Option<u64> {
+    let text = http_get(port, "/metrics")?;
+    let prefix = format!("tapline_{name}{{component_id=\"{component}\",");
+    text.lines().find(|l| l.starts_with(&prefix))?.rsplit(' ').next()?.parse().ok()
+}
+
+pub fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// The totals tapline logs on exit: `<kind> <id> (<type>): name=value …`.
+pub fn totals(stderr: &str, component: &str, counter: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .filter(|l| l.contains("totals:") && l.contains(&format!(" {component} (")))
+        .last()
+        .unwrap_or_else(|| panic!("no totals for {component} in:\n{stderr}"));
+    let field = line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{counter}="))).unwrap();
+    field.parse().unwrap()
+}
+
