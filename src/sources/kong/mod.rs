@@ -2,6 +2,7 @@
 //! their normalization into the request record.
 
 mod entry;
+pub mod file_log;
 pub mod http_log;
 
 use chrono::{DateTime, Utc};
