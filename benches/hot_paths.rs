@@ -80,5 +80,15 @@ fn remap(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, engine, remap);
+/// Kong entries: the bare typed parse, then the whole decode into a request record.
+fn kong(c: &mut Criterion) {
+    let entry = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kong/kong3_single.json")).unwrap();
+    let mut group = c.benchmark_group("kong");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("bare_parse_typed", |b| b.iter(|| serde_json::from_str::<tapline::sources::kong::KongEntry>(std::hint::black_box(&entry)).unwrap()));
+    group.bench_function("decode_to_record", |b| b.iter(|| tapline::sources::kong::decode(std::hint::black_box(entry.as_bytes()), false).unwrap()));
+    group.finish();
+}
+
+criterion_group!(benches, decode, engine, remap, kong);
 criterion_main!(benches);
