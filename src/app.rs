@@ -40,7 +40,7 @@ pub fn check_environment(config: &Config) -> Vec<Diagnostic> {
             problems.push(Diagnostic::error(format!("data_dir {} is not a writable directory: {e}", dir.display())));
         }
     }
-    if config.global.api.enabled {
+    if config.global.api.enabled && config.global.api.explicit {
         if let Err(e) = std::net::TcpListener::bind(&config.global.api.address) {
             problems.push(Diagnostic::error(format!("api.address {} cannot be bound: {e}", config.global.api.address)));
         }
@@ -67,6 +67,8 @@ pub async fn run(options: RunOptions) -> i32 {
     if config.global.api.enabled {
         match crate::admin::start(&config.global.api.address).await {
             Ok(address) => tracing::info!(%address, "admin API listening (/health, /metrics)"),
+            // The default address may be taken (another tapline, a Vector): run without the API.
+            Err(e) if !config.global.api.explicit => tracing::warn!("{e}; running without the admin API"),
             Err(e) => {
                 eprintln!("error: {e}");
                 return 78;

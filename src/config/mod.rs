@@ -104,6 +104,9 @@ pub struct ApiConfig {
     pub enabled: bool,
     #[serde(default = "api_address")]
     pub address: String,
+    /// Set in the config (else the defaults apply, and a taken port only warns).
+    #[serde(skip)]
+    pub explicit: bool,
 }
 
 fn enabled() -> bool {
@@ -139,7 +142,7 @@ pub struct GlobalOptions {
 
 impl Default for GlobalOptions {
     fn default() -> Self {
-        GlobalOptions { data_dir: None, acknowledgements: false, api: ApiConfig { enabled: true, address: api_address() } }
+        GlobalOptions { data_dir: None, acknowledgements: false, api: ApiConfig { enabled: true, address: api_address(), explicit: false } }
     }
 }
 
@@ -268,7 +271,7 @@ impl Loader {
                         Diagnostic::error("`acknowledgements` must be `true`, `false` or `{ enabled = true }`").at(at(item.span().or(key_span))),
                     ),
                 },
-                "api" => match deserialize::<ApiConfig>(item) {
+                "api" => match deserialize::<ApiConfig>(item).map(|api| ApiConfig { explicit: true, ..api }) {
                     Ok(api) => self.set_global("api", pos, |g| g.api = api.clone(), |g| g.api == api),
                     Err(e) => self.errors.push(de_error(e, &at)),
                 },

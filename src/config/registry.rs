@@ -35,9 +35,12 @@ const fn sink<T: DeserializeOwned + sinks::SinkConfig + 'static>(name: &'static 
 
 pub const TYPES: &[ComponentType] = &[
     source::<sources::demo::DemoConfig>("demo", "Generates realistic Kong request logs at a set rate, error share and latency spread"),
+    source::<sources::file::FileSourceConfig>("file", "Vector's file source: tails files by glob, one log per line (message, file, host)"),
+    source::<sources::http_server::HttpServerConfig>("http", "Vector's older name for http_server"),
+    source::<sources::http_server::HttpServerConfig>("http_server", "Vector's HTTP source: JSON, NDJSON or text bodies, one log per object or line"),
+    source::<sources::internal_metrics::InternalMetricsConfig>("internal_metrics", "tapline's own per-component counters, as metric events"),
     source::<sources::kong::file_log::KongFileLogConfig>("kong_file_log", "Tails the files Kong's file-log plugin writes, with checkpoints and rotation"),
     source::<sources::kong::http_log::KongHttpLogConfig>("kong_http_log", "Receives Kong's http-log plugin posts; each entry becomes a request record"),
-    source::<sources::internal_metrics::InternalMetricsConfig>("internal_metrics", "tapline's own per-component counters, as metric events"),
     source::<sources::stdin::StdinConfig>("stdin", "Reads lines from standard input (raw or JSON); ends at EOF"),
     transform::<transforms::filter::FilterConfig>("filter", "Keeps the events for which a VRL condition is true"),
     transform::<transforms::remap::RemapConfig>("remap", "Reshapes events with a VRL program"),

@@ -2,9 +2,13 @@
 //! input ends), sending batches to its outputs.
 
 pub mod demo;
+pub mod file;
+pub mod http_receiver;
+pub mod http_server;
 pub mod internal_metrics;
 pub mod kong;
 pub mod stdin;
+pub mod tail;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

@@ -368,3 +368,92 @@ fn file_log_drops_and_counts_bad_lines() {
     assert_eq!(totals(&stderr, "kong", "component_errors_total"), 2, "{stderr}");
     assert!(stderr.contains("line too long"), "{stderr}");
 }
+
+// --- Vector configs, unchanged ---
+
+#[test]
+fn vector_http_server_config_runs_unchanged() {
+    let port = free_port();
+    let mut child = bin()
+        .args(["run", "--config"])
+        .arg(here("config/examples/vector-kong-http.toml"))
+        .env("HTTP_ADDRESS", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    assert_eq!(send(port, "POST", "/", &fixture("kong3_array5.json"), &["Content-Type: application/json"], "").0, 200);
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap()).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "TERM");
+    let output = wait(child, Duration::from_secs(60));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let events = reader.join().unwrap();
+    assert_eq!(events.len(), 5);
+    let first = &events[0];
+    assert_eq!((first["service_name"].as_str(), first["route_name"].as_str(), first["status"].as_i64(), first["latency_ms"].as_i64()), (Some("catalog"), Some("catalog"), Some(200), Some(11)));
+    assert_eq!(first["timestamp"], "2024-11-26T09:23:21Z");
+    assert_eq!((first["source_type"].as_str(), first["path"].as_str()), (Some("http_server"), Some("/")));
+    assert!(first["request"].get("headers").is_none() && first["request"]["id"] == "a1");
+    let statuses: Vec<i64> = events.iter().map(|e| e["status"].as_i64().unwrap()).collect();
+    assert_eq!(statuses, [200, 503, 401, 204, 200]);
+}
+
+#[test]
+fn vector_file_config_runs_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("file.log");
+    append(&log, 0..50);
+    let mut child = bin()
+        .args(["run", "--config"])
+        .arg(here("config/examples/vector-kong-file.toml"))
+        .env("DATA_DIR", dir.path())
+        .env("KONG_LOG", &log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = tx.send(serde_json::from_str::<Value>(&line.unwrap()).unwrap());
+        }
+    });
+    let events: Vec<Value> = (0..50).map(|_| rx.recv_timeout(Duration::from_secs(30)).expect("50 events")).collect();
+    signal(&child, "TERM");
+    assert!(wait(child, Duration::from_secs(60)).status.success());
+    assert_eq!(events[0]["service_name"], "orders");
+    assert_eq!(events[49]["request"]["id"], "line-49");
+    assert_eq!(events[7]["status"], 200);
+}
+
+#[test]
+fn http_server_ndjson_headers_and_query() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let child = start(
+        &format!(
+            "[api]\nenabled = false\n\
+             [sources.in]\ntype = \"http\"\naddress = \"127.0.0.1:{port}\"\npath = \"/logs\"\nencoding = \"ndjson\"\nheaders = [\"x-tenant\", \"x-missing\"]\nquery_parameters = [\"env\"]\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"in\"]\npath = \"{}\"\nencoding.codec = \"json\"\n",
+            out.display()
+        ),
+        dir.path(),
+    );
+    wait_listening(port);
+    let body = b"{\"a\": 1}\n\n{\"a\": 2}\n";
+    assert_eq!(send(port, "POST", "/logs?env=prod", body, &["Content-Type: application/json", "X-Tenant: acme"], "").0, 200);
+    let (status, reason) = send(port, "POST", "/logs", b"{\"a\": 3}\nnope\n", &["Content-Type: application/json"], "");
+    assert_eq!(status, 400);
+    assert!(reason.starts_with("line 2: invalid JSON"), "{reason}");
+    signal(&child, "TERM");
+    assert!(wait(child, Duration::from_secs(60)).status.success());
+    let events = read_json(&out);
+    assert_eq!(events.len(), 2);
+    assert_eq!((events[1]["a"].as_i64(), events[1]["x-tenant"].as_str(), events[1]["env"].as_str()), (Some(2), Some("acme"), Some("prod")));
+    assert!(events[0]["x-missing"].is_null() && events[0]["path"] == "/logs");
+}

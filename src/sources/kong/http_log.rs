@@ -1,31 +1,17 @@
 //! `kong_http_log`: receives what Kong's http-log plugin posts, one entry or
-//! an array of them, and turns each into a request record.
-//!
-//! Answers, so that Kong neither loses nor duplicates logs:
-//! - 200 once the batch is in the pipeline (with acknowledgements: once delivered);
-//! - 503 + `Retry-After` when the pipeline is full, or delivery failed: Kong retries;
-//! - 400 for a body that is not Kong JSON: the whole body is refused, none of
-//!   its entries enter the pipeline (the error names the bad entry);
-//! - 401 bad credentials, 404 other path, 405 other method, 413 too large
-//!   (before or after gzip), 415 not JSON or an unknown encoding.
+//! an array of them, and turns each into a request record. The server
+//! (limits, auth, gzip, backpressure, status codes) is `sources::http_receiver`.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
-use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::config::registry::Task;
 use crate::config::OutputDef;
-use crate::event::{Event, EventBatch, EventStatus, Kinds};
-use crate::sources::{attach_finalizers, SourceConfig, SourceContext, SourceOutputs};
-use crate::telemetry::ComponentMetrics;
+use crate::event::{Event, Kinds};
+use crate::sources::http_receiver::{self, AuthConfig, BodyDecoder, ServerOptions};
+use crate::sources::{SourceConfig, SourceContext};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,15 +19,15 @@ pub struct KongHttpLogConfig {
     /// Where to listen, e.g. `0.0.0.0:8080`.
     pub address: SocketAddr,
     /// The path Kong's `http_endpoint` names.
-    #[serde(default = "root")]
+    #[serde(default = "http_receiver::default_path")]
     pub path: String,
     /// Only `path` itself (else any path below it).
-    #[serde(default = "yes")]
+    #[serde(default = "http_receiver::yes")]
     pub strict_path: bool,
-    #[serde(default = "default_max_body")]
+    #[serde(default = "http_receiver::default_max_body")]
     pub max_body_bytes: usize,
     /// Limit after gzip decompression (a gzip bomb is refused with 413).
-    #[serde(default = "default_max_decompressed")]
+    #[serde(default = "http_receiver::default_max_decompressed")]
     pub max_decompressed_bytes: usize,
     pub auth: Option<AuthConfig>,
     /// Keep the entry as Kong sent it in the record's `raw` field.
@@ -49,26 +35,18 @@ pub struct KongHttpLogConfig {
     pub keep_raw: bool,
 }
 
-/// Basic auth (Kong sends the URL's userinfo so) or a bearer token.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub token: Option<String>,
-}
-
-fn root() -> String {
-    "/".into()
-}
-fn yes() -> bool {
-    true
-}
-fn default_max_body() -> usize {
-    16 << 20
-}
-fn default_max_decompressed() -> usize {
-    64 << 20
+impl KongHttpLogConfig {
+    fn options(&self) -> ServerOptions {
+        ServerOptions {
+            address: self.address,
+            path: self.path.clone(),
+            strict_path: self.strict_path,
+            method: None,
+            max_body_bytes: self.max_body_bytes,
+            max_decompressed_bytes: self.max_decompressed_bytes,
+            auth: self.auth.clone(),
+        }
+    }
 }
 
 impl SourceConfig for KongHttpLogConfig {
@@ -77,156 +55,12 @@ impl SourceConfig for KongHttpLogConfig {
     }
 
     fn check(&self) -> Result<(), String> {
-        if !self.path.starts_with('/') {
-            return Err(format!("`path` must start with `/`: `{}`", self.path));
-        }
-        if self.max_body_bytes == 0 || self.max_decompressed_bytes == 0 {
-            return Err("`max_body_bytes` and `max_decompressed_bytes` must be positive".into());
-        }
-        if let Some(auth) = &self.auth {
-            match (&auth.username, &auth.password, &auth.token) {
-                (Some(_), Some(_), None) | (None, None, Some(_)) => {}
-                _ => return Err("`auth` takes `username` and `password` (basic), or `token` (bearer)".into()),
-            }
-        }
-        Ok(())
+        self.options().check()
     }
 
     fn build(&self, cx: SourceContext) -> Result<Task, String> {
-        let listener = std::net::TcpListener::bind(self.address).map_err(|e| format!("cannot listen on {}: {e}", self.address))?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let SourceContext { out, mut shutdown, metrics, acknowledgements, .. } = cx;
-        let state = Arc::new(Receiver { config: self.clone(), out, metrics, acknowledgements });
-        Ok(Box::pin(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-            tracing::info!(address = %state.config.address, path = %state.config.path, "kong_http_log listening");
-            let app = Router::new().fallback(receive).with_state(state);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.triggered().await })
-                .await
-                .map_err(|e| format!("HTTP server failed: {e}"))
-        }))
+        let keep_raw = self.keep_raw;
+        let decode: BodyDecoder = Arc::new(move |body, _request| Ok(super::decode(body, keep_raw)?.into_iter().map(Event::record).collect()));
+        http_receiver::serve(self.options(), decode, cx)
     }
-}
-
-struct Receiver {
-    config: KongHttpLogConfig,
-    out: SourceOutputs,
-    metrics: Arc<ComponentMetrics>,
-    acknowledgements: bool,
-}
-
-fn answer(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.into() + "\n").into_response()
-}
-
-fn retry_later(message: &str) -> Response {
-    let mut response = answer(StatusCode::SERVICE_UNAVAILABLE, message);
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
-
-async fn receive(State(receiver): State<Arc<Receiver>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    match receiver.handle(method, uri, headers, body).await {
-        Ok(response) => response,
-        Err(response) => {
-            ComponentMetrics::add(&receiver.metrics.errors, 1);
-            response
-        }
-    }
-}
-
-impl Receiver {
-    /// `Err` is a refused request (counted as an error).
-    async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, Response> {
-        let path_ok = if self.config.strict_path { uri.path() == self.config.path } else { uri.path().starts_with(&self.config.path) };
-        if !path_ok {
-            return Err(answer(StatusCode::NOT_FOUND, format!("no log endpoint at {}; Kong's http_endpoint should end in {}", uri.path(), self.config.path)));
-        }
-        if !matches!(method, Method::POST | Method::PUT | Method::PATCH) {
-            let mut response = answer(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not accepted: use POST, PUT or PATCH"));
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, PUT, PATCH"));
-            return Err(response);
-        }
-        self.authorize(&headers)?;
-        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let media_type = content_type.split(';').next().unwrap_or("").trim();
-        if !media_type.eq_ignore_ascii_case("application/json") {
-            return Err(answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Type must be application/json, not `{content_type}`")));
-        }
-        let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity").trim().to_ascii_lowercase();
-        if !matches!(encoding.as_str(), "identity" | "gzip" | "x-gzip") {
-            return Err(answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Encoding `{encoding}` is not supported: send identity or gzip")));
-        }
-        let raw = axum::body::to_bytes(body, self.config.max_body_bytes).await.map_err(|e| {
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                answer(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_body_bytes ({} bytes)", self.config.max_body_bytes))
-            } else {
-                answer(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
-            }
-        })?;
-        let body = if encoding == "identity" { raw.to_vec() } else { self.gunzip(&raw)? };
-        let records = super::decode(&body, self.config.keep_raw).map_err(|e| {
-            tracing::warn!(error = %e, bytes = body.len(), "kong_http_log: body refused");
-            answer(StatusCode::BAD_REQUEST, e)
-        })?;
-        let mut batch: EventBatch = records.into_iter().map(Event::record).collect();
-        let count = batch.len();
-        let status = self.acknowledgements.then(|| attach_finalizers(&mut batch));
-        if self.out.try_send(batch).is_err() {
-            return Err(retry_later("the pipeline is full; retry later"));
-        }
-        ComponentMetrics::add(&self.metrics.received_events, count);
-        ComponentMetrics::add(&self.metrics.received_bytes, raw.len());
-        if let Some(status) = status {
-            match status.await {
-                Ok(EventStatus::Delivered) => ComponentMetrics::add(&self.metrics.acknowledged_events, count),
-                Ok(EventStatus::Errored) => return Err(retry_later("the entries were not delivered; retry")),
-                Ok(EventStatus::Rejected) | Err(_) => {
-                    return Err(answer(StatusCode::INTERNAL_SERVER_ERROR, "a sink refused the entries; see tapline's log"));
-                }
-            }
-        }
-        Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], format!("{{\"accepted\":{count}}}")).into_response())
-    }
-
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
-        let Some(auth) = &self.config.auth else { return Ok(()) };
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let (scheme, expected) = match (&auth.username, &auth.password, &auth.token) {
-            (Some(user), Some(password), _) => {
-                ("Basic", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))))
-            }
-            (_, _, Some(token)) => ("Bearer", format!("Bearer {token}")),
-            _ => return Ok(()),
-        };
-        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            return Ok(());
-        }
-        let mut response = answer(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
-        if let Ok(challenge) = HeaderValue::from_str(&format!("{scheme} realm=\"tapline\"")) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
-        }
-        Err(response)
-    }
-
-    /// Decompress, refusing to grow past `max_decompressed_bytes`.
-    fn gunzip(&self, raw: &[u8]) -> Result<Vec<u8>, Response> {
-        let limit = self.config.max_decompressed_bytes;
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(raw)
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| answer(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")))?;
-        if out.len() > limit {
-            return Err(answer(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_decompressed_bytes ({limit} bytes) once decompressed")));
-        }
-        Ok(out)
-    }
-}
-
-/// Compare secrets without leaking, through timing, how much of them matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

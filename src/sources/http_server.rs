@@ -1,0 +1,162 @@
+//! `http_server` (and its older name `http`): Vector's HTTP source, so Vector
+//! configs that receive Kong's http-log run unchanged. Each JSON object (or
+//! each line, or the whole body) becomes a log, with `path`, `source_type`
+//! and `timestamp` added as Vector adds them. Same server as `kong_http_log`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::Method;
+use serde::Deserialize;
+
+use crate::codec::{Decoding, DecodingCodec};
+use crate::config::registry::Task;
+use crate::config::OutputDef;
+use crate::event::{Event, Kinds, ObjectMap, Value};
+use crate::sources::http_receiver::{self, AuthConfig, BodyDecoder, RequestParts, ServerOptions};
+use crate::sources::{SourceConfig, SourceContext};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServerConfig {
+    pub address: SocketAddr,
+    #[serde(default = "http_receiver::default_path")]
+    pub path: String,
+    #[serde(default = "http_receiver::yes")]
+    pub strict_path: bool,
+    /// The one method accepted (else POST, PUT and PATCH).
+    pub method: Option<String>,
+    /// Vector's older option: `text`, `ndjson`, `json` or `binary`.
+    pub encoding: Option<LegacyEncoding>,
+    pub decoding: Option<Decoding>,
+    pub framing: Option<Framing>,
+    pub auth: Option<AuthConfig>,
+    /// Request headers to copy into each event, by name.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Query parameters to copy into each event, by name.
+    #[serde(default)]
+    pub query_parameters: Vec<String>,
+    /// The field that holds the request path.
+    #[serde(default = "default_path_key")]
+    pub path_key: String,
+    #[serde(default = "http_receiver::default_max_body")]
+    pub max_body_bytes: usize,
+    #[serde(default = "http_receiver::default_max_decompressed")]
+    pub max_decompressed_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum LegacyEncoding {
+    Text,
+    Ndjson,
+    Json,
+    Binary,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Framing {
+    pub method: FramingMethod,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum FramingMethod {
+    /// The whole body is one frame.
+    Bytes,
+    NewlineDelimited,
+}
+
+fn default_path_key() -> String {
+    "path".into()
+}
+
+impl HttpServerConfig {
+    fn options(&self) -> Result<ServerOptions, String> {
+        let method = match &self.method {
+            Some(m) => Some(m.to_ascii_uppercase().parse::<Method>().map_err(|_| format!("`method`: `{m}` is not an HTTP method"))?),
+            None => None,
+        };
+        Ok(ServerOptions {
+            address: self.address,
+            path: self.path.clone(),
+            strict_path: self.strict_path,
+            method,
+            max_body_bytes: self.max_body_bytes,
+            max_decompressed_bytes: self.max_decompressed_bytes,
+            auth: self.auth.clone(),
+        })
+    }
+
+    /// The codec and framing, from `decoding`/`framing` or the older `encoding`.
+    fn format(&self) -> (DecodingCodec, FramingMethod) {
+        let legacy = match self.encoding {
+            Some(LegacyEncoding::Json) => (DecodingCodec::Json, FramingMethod::Bytes),
+            Some(LegacyEncoding::Ndjson) => (DecodingCodec::Json, FramingMethod::NewlineDelimited),
+            Some(LegacyEncoding::Binary) => (DecodingCodec::Bytes, FramingMethod::Bytes),
+            Some(LegacyEncoding::Text) | None => (DecodingCodec::Bytes, FramingMethod::NewlineDelimited),
+        };
+        let codec = self.decoding.as_ref().map_or(legacy.0, |d| d.codec);
+        let framing = self.framing.as_ref().map_or(if self.decoding.is_some() { FramingMethod::Bytes } else { legacy.1 }, |f| f.method);
+        (codec, framing)
+    }
+}
+
+impl SourceConfig for HttpServerConfig {
+    fn outputs(&self) -> Vec<OutputDef> {
+        vec![OutputDef::default(Kinds::LOG)]
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.encoding.is_some() && self.decoding.is_some() {
+            return Err("set `decoding` or the older `encoding`, not both".into());
+        }
+        self.options()?.check()
+    }
+
+    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+        let (codec, framing) = self.format();
+        let decoding = Decoding { codec };
+        let config = self.clone();
+        let decode: BodyDecoder = Arc::new(move |body, request| {
+            let frames: Vec<&[u8]> = match framing {
+                FramingMethod::Bytes => vec![body],
+                FramingMethod::NewlineDelimited => body.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).collect(),
+            };
+            let mut batch = Vec::new();
+            for (index, frame) in frames.iter().enumerate() {
+                let objects = decoding.decode(frame).map_err(|e| if frames.len() > 1 { format!("line {}: {e}", index + 1) } else { e })?;
+                batch.extend(objects.into_iter().map(|mut log| {
+                    config.annotate(&mut log, request);
+                    Event::log(Value::Object(log))
+                }));
+            }
+            Ok(batch)
+        });
+        http_receiver::serve(self.options()?, decode, cx)
+    }
+}
+
+impl HttpServerConfig {
+    /// Add what Vector adds: the path, the source type, the time, and the
+    /// headers and query parameters asked for (null when absent).
+    fn annotate(&self, log: &mut ObjectMap, request: &RequestParts) {
+        log.insert(self.path_key.as_str().into(), request.uri.path().into());
+        log.insert("source_type".into(), "http_server".into());
+        log.entry("timestamp".into()).or_insert_with(|| Value::Timestamp(chrono::Utc::now()));
+        for name in &self.headers {
+            let value = request.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).map_or(Value::Null, Value::from);
+            log.insert(name.as_str().into(), value);
+        }
+        for name in &self.query_parameters {
+            let value = request
+                .uri
+                .query()
+                .and_then(|q| q.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| k == name).map(|(_, v)| v.to_string()))
+                .map_or(Value::Null, Value::from);
+            log.insert(name.as_str().into(), value);
+        }
+    }
+}
