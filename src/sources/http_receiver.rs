@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use crate::config::registry::Task;
 use crate::event::{EventBatch, EventStatus};
+use crate::sources::tls::{TlsConfig, TlsListener};
 use crate::sources::{attach_finalizers, SourceContext, SourceOutputs};
 use crate::telemetry::ComponentMetrics;
 
@@ -78,6 +79,7 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
     pub auth: Option<AuthConfig>,
+    pub tls: Option<TlsConfig>,
 }
 
 impl ServerOptions {
@@ -88,6 +90,7 @@ impl ServerOptions {
         if self.max_body_bytes == 0 || self.max_decompressed_bytes == 0 {
             return Err("`max_body_bytes` and `max_decompressed_bytes` must be positive".into());
         }
+        self.tls.as_ref().map_or(Ok(()), TlsConfig::check)?;
         self.auth.as_ref().map_or(Ok(()), AuthConfig::check)
     }
 }
@@ -105,16 +108,23 @@ pub type BodyDecoder = Arc<dyn Fn(&[u8], &RequestParts) -> Result<EventBatch, St
 pub fn serve(options: ServerOptions, decode: BodyDecoder, cx: SourceContext) -> Result<Task, String> {
     let listener = std::net::TcpListener::bind(options.address).map_err(|e| format!("cannot listen on {}: {e}", options.address))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let acceptor = match &options.tls {
+        Some(tls) => tls.acceptor()?,
+        None => None,
+    };
     let SourceContext { id, out, mut shutdown, metrics, acknowledgements, .. } = cx;
     let receiver = Arc::new(Receiver { options, decode, out, metrics, acknowledgements });
     Ok(Box::pin(async move {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        tracing::info!(component = %id, address = %receiver.options.address, path = %receiver.options.path, "listening");
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        tracing::info!(component = %id, address = %receiver.options.address, path = %receiver.options.path, scheme, "listening");
         let app = Router::new().fallback(receive).with_state(receiver);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.triggered().await })
-            .await
-            .map_err(|e| format!("HTTP server failed: {e}"))
+        let stop = async move { shutdown.triggered().await };
+        let served = match acceptor {
+            Some(acceptor) => axum::serve(TlsListener::new(listener, acceptor).map_err(|e| e.to_string())?, app).with_graceful_shutdown(stop).await,
+            None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
+        };
+        served.map_err(|e| format!("HTTP server failed: {e}"))
     }))
 }
 

@@ -14,6 +14,7 @@ use crate::config::registry::Task;
 use crate::config::OutputDef;
 use crate::event::{Event, Kinds, ObjectMap, Value};
 use crate::sources::http_receiver::{self, AuthConfig, BodyDecoder, RequestParts, ServerOptions};
+use crate::sources::tls::TlsConfig;
 use crate::sources::{SourceConfig, SourceContext};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +32,7 @@ pub struct HttpServerConfig {
     pub decoding: Option<Decoding>,
     pub framing: Option<Framing>,
     pub auth: Option<AuthConfig>,
+    pub tls: Option<TlsConfig>,
     /// Request headers to copy into each event, by name.
     #[serde(default)]
     pub headers: Vec<String>,
@@ -87,6 +89,7 @@ impl HttpServerConfig {
             max_body_bytes: self.max_body_bytes,
             max_decompressed_bytes: self.max_decompressed_bytes,
             auth: self.auth.clone(),
+            tls: self.tls.clone(),
         })
     }
 

@@ -9,6 +9,7 @@ pub mod internal_metrics;
 pub mod kong;
 pub mod stdin;
 pub mod tail;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

@@ -457,3 +457,48 @@ fn http_server_ndjson_headers_and_query() {
     assert_eq!((events[1]["a"].as_i64(), events[1]["x-tenant"].as_str(), events[1]["env"].as_str()), (Some(2), Some("acme"), Some("prod")));
     assert!(events[0]["x-missing"].is_null() && events[0]["path"] == "/logs");
 }
+
+#[test]
+fn http_log_over_tls() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl must be installed (scripts/install-test-deps.sh)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let out = dir.path().join("out.jsonl");
+    let child = start(
+        &format!(
+            "[api]\nenabled = false\n\
+             [sources.kong]\ntype = \"kong_http_log\"\naddress = \"127.0.0.1:{port}\"\n\
+             tls.enabled = true\ntls.crt_file = \"{}\"\ntls.key_file = \"{}\"\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"kong\"]\npath = \"{}\"\nencoding.codec = \"json\"\n",
+            cert.display(),
+            key.display(),
+            out.display()
+        ),
+        dir.path(),
+    );
+    wait_listening(port);
+    let over_tls = Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}", "--cacert"])
+        .arg(&cert)
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
+        .arg(format!("@{}", here("tests/fixtures/kong/kong3_array5.json").display()))
+        .arg(format!("https://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&over_tls.stdout);
+    assert!(text.ends_with("\n200"), "{text}{}", String::from_utf8_lossy(&over_tls.stderr));
+    // Plain HTTP to a TLS port gets no answer.
+    let (status, _) = send(port, "POST", "/", &fixture("kong3_single.json"), &["Content-Type: application/json"], "");
+    assert_ne!(status, 200);
+    signal(&child, "TERM");
+    assert!(wait(child, Duration::from_secs(60)).status.success());
+    assert_eq!(read_json(&out).len(), 5);
+}

@@ -11,6 +11,7 @@ use crate::config::registry::Task;
 use crate::config::OutputDef;
 use crate::event::{Event, Kinds};
 use crate::sources::http_receiver::{self, AuthConfig, BodyDecoder, ServerOptions};
+use crate::sources::tls::TlsConfig;
 use crate::sources::{SourceConfig, SourceContext};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +31,7 @@ pub struct KongHttpLogConfig {
     #[serde(default = "http_receiver::default_max_decompressed")]
     pub max_decompressed_bytes: usize,
     pub auth: Option<AuthConfig>,
+    pub tls: Option<TlsConfig>,
     /// Keep the entry as Kong sent it in the record's `raw` field.
     #[serde(default)]
     pub keep_raw: bool,
@@ -45,6 +47,7 @@ impl KongHttpLogConfig {
             max_body_bytes: self.max_body_bytes,
             max_decompressed_bytes: self.max_decompressed_bytes,
             auth: self.auth.clone(),
+            tls: self.tls.clone(),
         }
     }
 }
