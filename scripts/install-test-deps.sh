@@ -2,7 +2,7 @@
 # Debian packages the build and the tests use. apt runs only when one is missing.
 set -euo pipefail
 
-packages=(ca-certificates curl openssl pkg-config procps time)
+packages=(ca-certificates clickhouse-client clickhouse-server curl openssl pkg-config procps time)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
-# The pipeline-engine tests run the tapline binary itself: no server to start yet.
+scripts/clickhouse.sh start
 
 cargo test --locked --all-targets

@@ -46,6 +46,7 @@ pub const TYPES: &[ComponentType] = &[
     transform::<transforms::remap::RemapConfig>("remap", "Reshapes events with a VRL program"),
     transform::<transforms::route::RouteConfig>("route", "Sends each event to the named outputs whose VRL condition it meets"),
     sink::<sinks::blackhole::BlackholeConfig>("blackhole", "Counts and discards events (for benchmarks and tests)"),
+    sink::<sinks::clickhouse::ClickHouseConfig>("clickhouse", "Inserts logs and request records into ClickHouse over HTTP (JSONEachRow), isolating refused rows"),
     sink::<sinks::console::ConsoleConfig>("console", "Writes events to standard output or standard error"),
     sink::<sinks::file::FileConfig>("file", "Writes events to files whose path may be a template"),
 ];

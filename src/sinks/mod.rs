@@ -2,6 +2,7 @@
 //! delivers them, and settles each event's finalizer.
 
 pub mod blackhole;
+pub mod clickhouse;
 pub mod console;
 pub mod file;
 

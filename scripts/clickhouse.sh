@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Start (or stop) a ClickHouse server for the tests, on loopback only, with its
+# state under $CLICKHOUSE_DIR. Uses Debian's clickhouse-server (18.16), installed
+# by scripts/install-test-deps.sh. HTTP port: $CLICKHOUSE_HTTP_PORT (18123).
+#   scripts/clickhouse.sh start | stop
+set -euo pipefail
+dir=${CLICKHOUSE_DIR:-/tmp/tapline-clickhouse}
+http_port=${CLICKHOUSE_HTTP_PORT:-18123}
+tcp_port=${CLICKHOUSE_TCP_PORT:-19000}
+case "${1:-start}" in
+  start)
+    if curl -sf "http://127.0.0.1:$http_port/ping" >/dev/null 2>&1; then
+      echo "clickhouse: already running on 127.0.0.1:$http_port"; exit 0
+    fi
+    mkdir -p "$dir"/{data,tmp,user_files,format_schemas,log}
+    # The packaged config, moved to loopback ports and our own directories.
+    sed -e "s#<http_port>8123</http_port>#<http_port>$http_port</http_port>#" \
+        -e "s#<tcp_port>9000</tcp_port>#<tcp_port>$tcp_port</tcp_port>#" \
+        -e "s#<interserver_http_port>9009</interserver_http_port>##" \
+        -e "s#<listen_host>::1</listen_host>##" \
+        -e "s#/var/lib/clickhouse/tmp/#$dir/tmp/#" \
+        -e "s#/var/lib/clickhouse/user_files/#$dir/user_files/#" \
+        -e "s#/var/lib/clickhouse/format_schemas/#$dir/format_schemas/#" \
+        -e "s#/var/lib/clickhouse/#$dir/data/#" \
+        -e "s#/var/log/clickhouse-server/#$dir/log/#g" \
+        -e "s#<users_config>users.xml</users_config>#<users_config>/etc/clickhouse-server/users.xml</users_config>#" \
+        /etc/clickhouse-server/config.xml > "$dir/config.xml"
+    clickhouse-server --config-file="$dir/config.xml" --pid-file="$dir/clickhouse.pid" --daemon
+    for _ in $(seq 1 100); do
+      if curl -sf "http://127.0.0.1:$http_port/ping" >/dev/null 2>&1; then
+        echo "clickhouse: $(curl -s "http://127.0.0.1:$http_port/?query=SELECT%20version()") on 127.0.0.1:$http_port"; exit 0
+      fi
+      sleep 0.2
+    done
+    echo "clickhouse: did not start; see $dir/log/" >&2; tail -20 "$dir/log/clickhouse-server.err.log" >&2 || true; exit 1
+    ;;
+  stop)
+    [ -f "$dir/clickhouse.pid" ] && kill "$(cat "$dir/clickhouse.pid")" 2>/dev/null || true
+    ;;
+esac

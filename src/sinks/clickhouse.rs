@@ -1,0 +1,484 @@
+//! `clickhouse`: rows over ClickHouse's HTTP interface, `JSONEachRow`.
+//!
+//! Events are batched per table (the table may be a template). A batch the
+//! server refuses for its data (HTTP 400) is split in halves and resent, so
+//! the good rows land and each bad row is found alone; bad rows go, with the
+//! server's error text, to the dead-letter file, counted. Network errors and
+//! 5xx are retried with backoff and jitter; unknown tables and bad credentials
+//! are reported at once, not retried.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use super::{SinkConfig, SinkContext};
+use crate::config::registry::Task;
+use crate::event::{Event, EventData, EventStatus, Kinds, Value};
+use crate::telemetry::ComponentMetrics;
+use crate::template::Template;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// The HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub endpoint: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// A table name, or a template such as `kong_{{ service }}`.
+    pub table: String,
+    pub auth: Option<Auth>,
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub request: RequestConfig,
+    /// Let ClickHouse ignore fields that have no column.
+    #[serde(default)]
+    pub skip_unknown_fields: bool,
+    /// Where rows ClickHouse refuses are written, one JSON object per line with the error.
+    pub dead_letter: Option<DeadLetter>,
+    #[serde(default)]
+    pub healthcheck: Healthcheck,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Vector's `auth.strategy`: only `basic`.
+    pub strategy: Option<BasicOnly>,
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BasicOnly {
+    Basic,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    JsonEachRow,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    None,
+    #[default]
+    Gzip,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    pub timeout_secs: f64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { max_events: 10_000, max_bytes: 10 << 20, timeout_secs: 1.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestConfig {
+    pub timeout_secs: u64,
+    /// Tries after the first, for network errors and 5xx.
+    pub retry_attempts: u32,
+    pub retry_initial_backoff_secs: f64,
+    pub retry_max_duration_secs: f64,
+}
+
+impl Default for RequestConfig {
+    fn default() -> Self {
+        RequestConfig { timeout_secs: 60, retry_attempts: 8, retry_initial_backoff_secs: 0.5, retry_max_duration_secs: 30.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Healthcheck {
+    pub enabled: bool,
+}
+
+impl Default for Healthcheck {
+    fn default() -> Self {
+        Healthcheck { enabled: true }
+    }
+}
+
+fn default_database() -> String {
+    "default".into()
+}
+
+impl SinkConfig for ClickHouseConfig {
+    fn input_kinds(&self) -> Kinds {
+        Kinds::LOG
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
+            return Err(format!("`endpoint` must be an http:// or https:// URL, not `{}`", self.endpoint));
+        }
+        if self.endpoint.starts_with("https://") {
+            return Err("https endpoints are not supported yet: use http:// (on loopback or a private network)".into());
+        }
+        Template::parse(&self.table).map_err(|e| format!("`table`: {e}"))?;
+        if self.batch.max_events == 0 || self.batch.max_bytes == 0 || !(self.batch.timeout_secs > 0.0) {
+            return Err("`batch.max_events`, `batch.max_bytes` and `batch.timeout_secs` must be positive".into());
+        }
+        Ok(())
+    }
+
+    fn build(&self, cx: SinkContext) -> Result<Task, String> {
+        let table = Template::parse(&self.table).map_err(|e| format!("`table`: {e}"))?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(self.request.timeout_secs.max(1)))
+            .build()
+            .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+        let sink = ClickHouse { config: self.clone(), table, client, cx };
+        Ok(Box::pin(sink.run()))
+    }
+}
+
+struct ClickHouse {
+    config: ClickHouseConfig,
+    table: Template,
+    client: reqwest::Client,
+    cx: SinkContext,
+}
+
+/// Rows waiting for one table.
+#[derive(Default)]
+struct Pending {
+    events: Vec<Event>,
+    /// One JSON line per event.
+    rows: Vec<Vec<u8>>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+/// How an insert ended.
+enum Outcome {
+    Inserted,
+    /// The data was refused (HTTP 400): a split may isolate it.
+    BadData(String),
+    /// Nothing in this batch can succeed: unknown table, credentials, retries exhausted.
+    Failed(String),
+}
+
+impl ClickHouse {
+    async fn run(mut self) -> Result<(), String> {
+        if self.config.healthcheck.enabled {
+            self.healthcheck().await?;
+        }
+        let timeout = Duration::from_secs_f64(self.config.batch.timeout_secs);
+        let mut pending: HashMap<String, Pending> = HashMap::new();
+        loop {
+            let deadline = pending.values().filter_map(|p| p.since).min().map(|since| since + timeout);
+            let next = tokio::select! {
+                next = self.cx.input.recv() => next,
+                _ = sleep_until(deadline) => {
+                    let due: Vec<String> = pending.iter().filter(|(_, p)| p.since.is_some_and(|s| s.elapsed() >= timeout)).map(|(t, _)| t.clone()).collect();
+                    for table in due {
+                        if let Some(p) = pending.remove(&table) {
+                            self.flush(&table, p).await;
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(batch) = next else { break };
+            for event in batch {
+                let table = match self.table.render(&event) {
+                    Ok(table) => table,
+                    Err(e) => {
+                        self.cx.reject(&event, &format!("cannot render `table`: {e}"));
+                        continue;
+                    }
+                };
+                let row = match encode_row(&event) {
+                    Ok(row) => row,
+                    Err(e) => {
+                        self.cx.reject(&event, &e);
+                        continue;
+                    }
+                };
+                let p = pending.entry(table.clone()).or_default();
+                p.since.get_or_insert_with(Instant::now);
+                p.bytes += row.len();
+                p.rows.push(row);
+                p.events.push(event);
+                if p.events.len() >= self.config.batch.max_events || p.bytes >= self.config.batch.max_bytes {
+                    if let Some(p) = pending.remove(&table) {
+                        self.flush(&table, p).await;
+                    }
+                }
+            }
+        }
+        for (table, p) in std::mem::take(&mut pending) {
+            self.flush(&table, p).await;
+        }
+        Ok(())
+    }
+
+    async fn healthcheck(&self) -> Result<(), String> {
+        let request = self.authorized(self.client.get(format!("{}/?query=SELECT%201", self.config.endpoint.trim_end_matches('/'))));
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                Err(format!("ClickHouse at {} answered {status} to `SELECT 1`: {}", self.config.endpoint, body.trim()))
+            }
+            Err(e) => Err(format!("ClickHouse at {} is unreachable: {e} (set healthcheck.enabled = false to start anyway)", self.config.endpoint)),
+        }
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.config.auth {
+            Some(auth) => request.basic_auth(&auth.user, Some(&auth.password)),
+            None => request,
+        }
+    }
+
+    /// Insert a table's rows; split on bad data until each bad row stands alone.
+    async fn flush(&self, table: &str, pending: Pending) {
+        let mut work = vec![(pending.events, pending.rows)];
+        while let Some((events, rows)) = work.pop() {
+            match self.insert(table, &rows).await {
+                Outcome::Inserted => {
+                    let bytes = rows.iter().map(Vec::len).sum();
+                    self.cx.settle(events.iter(), events.len(), Ok(bytes));
+                }
+                Outcome::BadData(_) if events.len() > 1 => {
+                    let (mut events, mut rows) = (events, rows);
+                    let half = events.len() / 2;
+                    let (later_events, later_rows) = (events.split_off(half), rows.split_off(half));
+                    // Pushed so that the first half is sent first: rows keep their order.
+                    work.push((later_events, later_rows));
+                    work.push((events, rows));
+                }
+                Outcome::BadData(error) => self.dead_letter(table, &events[0], &rows[0], &error).await,
+                Outcome::Failed(error) => self.cx.settle(events.iter(), events.len(), Err(format!("table {table}: {error}"))),
+            }
+        }
+    }
+
+    async fn insert(&self, table: &str, rows: &[Vec<u8>]) -> Outcome {
+        let mut body = Vec::with_capacity(rows.iter().map(Vec::len).sum());
+        for row in rows {
+            body.extend_from_slice(row);
+        }
+        if self.config.compression == Compression::Gzip {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+            body = match encoder.write_all(&body).and_then(|_| encoder.finish()) {
+                Ok(compressed) => compressed,
+                Err(e) => return Outcome::Failed(format!("cannot compress: {e}")),
+            };
+        }
+        let query = format!("INSERT INTO {}.{} FORMAT JSONEachRow", quote_identifier(&self.config.database), quote_identifier(table));
+        let mut url = format!("{}/?query={}", self.config.endpoint.trim_end_matches('/'), percent_encode(&query));
+        if self.config.skip_unknown_fields {
+            url.push_str("&input_format_skip_unknown_fields=1");
+        }
+        let started = std::time::Instant::now();
+        let mut backoff = self.config.request.retry_initial_backoff_secs.max(0.01);
+        let mut attempt = 0;
+        loop {
+            let mut request = self.authorized(self.client.post(&url)).body(body.clone());
+            if self.config.compression == Compression::Gzip {
+                request = request.header("Content-Encoding", "gzip");
+            }
+            let (retryable, error) = match request.send().await {
+                Ok(response) if response.status().is_success() => return Outcome::Inserted,
+                Ok(response) => {
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    let error = format!("HTTP {status}: {}", first_line(&text));
+                    match classify(status.as_u16(), &text) {
+                        Refusal::Data => return Outcome::BadData(error),
+                        Refusal::Permanent => return Outcome::Failed(error),
+                        Refusal::Transient => (true, error),
+                    }
+                }
+                Err(e) => (true, format!("request failed: {e}")),
+            };
+            attempt += 1;
+            if !retryable || attempt > self.config.request.retry_attempts || started.elapsed().as_secs_f64() + backoff > self.config.request.retry_max_duration_secs {
+                return Outcome::Failed(error);
+            }
+            ComponentMetrics::add(&self.cx.metrics.errors, 1);
+            tracing::warn!(component = %self.cx.id, table, attempt, error, "insert failed; retrying");
+            let jitter = rand::rng().random_range(0.5..1.5);
+            tokio::time::sleep(Duration::from_secs_f64(backoff * jitter)).await;
+            backoff = (backoff * 2.0).min(10.0);
+        }
+    }
+
+    /// A row ClickHouse refused: to the dead-letter file with the error, counted.
+    async fn dead_letter(&self, table: &str, event: &Event, row: &[u8], error: &str) {
+        ComponentMetrics::add(&self.cx.metrics.errors, 1);
+        ComponentMetrics::add(&self.cx.metrics.discarded_events, 1);
+        event.finalizers.update_status(EventStatus::Rejected);
+        tracing::error!(component = %self.cx.id, table, error, "ClickHouse refused a row");
+        let Some(dead_letter) = &self.config.dead_letter else { return };
+        let row_text = String::from_utf8_lossy(row);
+        let row_json: serde_json::Value = serde_json::from_str(row_text.trim_end()).unwrap_or(serde_json::Value::Null);
+        let mut line = serde_json::to_vec(&serde_json::json!({ "table": table, "error": error, "row": row_json })).unwrap_or_default();
+        line.push(b'\n');
+        let written = async {
+            let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(&dead_letter.path).await?;
+            file.write_all(&line).await?;
+            file.flush().await
+        };
+        if let Err(e) = written.await {
+            tracing::error!(component = %self.cx.id, path = %dead_letter.path, error = %e, "cannot write the dead-letter file");
+        }
+    }
+}
+
+/// One event as a JSONEachRow line. Timestamps are written as ClickHouse's
+/// `DateTime` reads them without settings: `YYYY-MM-DD hh:mm:ss`, UTC.
+fn encode_row(event: &Event) -> Result<Vec<u8>, String> {
+    let mut value = match &event.data {
+        EventData::Log(v) => v.clone(),
+        EventData::Record(r) => r.to_value(),
+        _ => return Err("only logs and request records go to ClickHouse".into()),
+    };
+    if let EventData::Record(r) = &event.data {
+        value.insert(vrl::path!("time"), Value::Timestamp(r.time));
+    }
+    let mut row = serde_json::to_vec(&ClickHouseJson(&value)).map_err(|e| format!("cannot encode a row: {e}"))?;
+    row.push(b'\n');
+    Ok(row)
+}
+
+/// A VRL value serialized for ClickHouse: timestamps in its `DateTime` form.
+struct ClickHouseJson<'a>(&'a Value);
+
+impl serde::Serialize for ClickHouseJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Timestamp(t) => s.collect_str(&t.format("%Y-%m-%d %H:%M:%S")),
+            Value::Object(map) => {
+                let mut m = s.serialize_map(Some(map.len()))?;
+                for (k, v) in map {
+                    m.serialize_entry(k.as_str(), &ClickHouseJson(v))?;
+                }
+                m.end()
+            }
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    seq.serialize_element(&ClickHouseJson(v))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+enum Refusal {
+    /// The rows themselves (a split may isolate them).
+    Data,
+    /// The table, database or credentials: no retry can help.
+    Permanent,
+    /// Load, network, timeouts: retry.
+    Transient,
+}
+
+/// ClickHouse's HTTP status is not enough (18.16 answers 500 to a row that
+/// does not parse): the exception code in the body says what went wrong.
+fn classify(status: u16, body: &str) -> Refusal {
+    // Parse and conversion errors: CANNOT_PARSE_*, TYPE_MISMATCH, CANNOT_CONVERT_TYPE,
+    // INCORRECT_DATA, NO_SUCH_COLUMN_IN_TABLE, CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN, …
+    const DATA: &[u32] = &[6, 16, 25, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 349];
+    // UNKNOWN_TABLE, UNKNOWN_DATABASE, UNKNOWN_USER, WRONG_PASSWORD, READONLY, ACCESS_DENIED, AUTHENTICATION_FAILED.
+    const PERMANENT: &[u32] = &[60, 81, 164, 192, 193, 497, 516];
+    let code = body.trim_start().strip_prefix("Code: ").and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()).and_then(|n| n.parse::<u32>().ok());
+    match (code, status) {
+        (Some(c), _) if DATA.contains(&c) => Refusal::Data,
+        (Some(c), _) if PERMANENT.contains(&c) => Refusal::Permanent,
+        (_, 400) => Refusal::Data,
+        (_, 401 | 403 | 404) => Refusal::Permanent,
+        (_, s) if s >= 500 || s == 429 => Refusal::Transient,
+        _ => Refusal::Permanent,
+    }
+}
+
+fn quote_identifier(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn first_line(text: &str) -> String {
+    text.trim().lines().next().unwrap_or("").to_string()
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_by_exception_code_then_status() {
+        let parse = "Code: 27, e.displayText() = DB::Exception: Cannot parse input";
+        assert!(matches!(classify(500, parse), Refusal::Data));
+        assert!(matches!(classify(404, "Code: 60, e.displayText() = DB::Exception: Table x doesn't exist."), Refusal::Permanent));
+        assert!(matches!(classify(500, "Code: 516. DB::Exception: default: Authentication failed"), Refusal::Permanent));
+        assert!(matches!(classify(500, "Code: 252, Too many parts"), Refusal::Transient));
+        assert!(matches!(classify(503, "overloaded"), Refusal::Transient));
+        assert!(matches!(classify(400, "bad"), Refusal::Data));
+    }
+
+    #[test]
+    fn rows_use_clickhouse_datetime_text() {
+        let mut event = Event::log(Value::from(serde_json::json!({"a": 1})));
+        if let EventData::Log(v) = &mut event.data {
+            v.insert(vrl::path!("t"), Value::Timestamp("2024-11-26T09:23:20.121Z".parse().unwrap()));
+        }
+        assert_eq!(String::from_utf8(encode_row(&event).unwrap()).unwrap(), "{\"a\":1,\"t\":\"2024-11-26 09:23:20\"}\n");
+        assert_eq!(quote_identifier("kong`x"), "`kong\\`x`");
+        assert_eq!(percent_encode("INSERT INTO `a`"), "INSERT%20INTO%20%60a%60");
+    }
+}

@@ -1,0 +1,195 @@
+//! The `clickhouse` sink against a real ClickHouse server on loopback
+//! (scripts/clickhouse.sh starts Debian's 18.16). In CI a missing server fails
+//! the tests; elsewhere they are skipped with a message.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn clickhouse() -> Option<String> {
+    let url = std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".into());
+    let up = Command::new("curl").args(["-sf", &format!("{url}/ping")]).output().map(|o| o.status.success()).unwrap_or(false);
+    if up {
+        return Some(url);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("ClickHouse is not answering at {url}: start it with scripts/clickhouse.sh start");
+    }
+    eprintln!("skipped: ClickHouse is not answering at {url} (scripts/clickhouse.sh start)");
+    None
+}
+
+/// Run one statement; panics on a ClickHouse error.
+fn query(url: &str, sql: &str) -> String {
+    let out = Command::new("curl").args(["-sS", "--fail-with-body", &format!("{url}/"), "--data-binary", sql]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{sql}: {text}");
+    text
+}
+
+fn rows(url: &str, sql: &str) -> Vec<Value> {
+    query(url, &format!("{sql} FORMAT JSONEachRow")).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// A fresh database per test, so tests can run side by side.
+fn database(url: &str, name: &str) -> String {
+    let db = format!("tapline_{name}_{}", std::process::id());
+    query(url, &format!("DROP DATABASE IF EXISTS {db}"));
+    query(url, &format!("CREATE DATABASE {db}"));
+    db
+}
+
+/// Run a pipeline to its end with `input` on stdin; returns stderr.
+fn run(config: &str, input: &str, dir: &Path) -> String {
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = wait(child, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+fn pipeline(url: &str, db: &str, table: &str, extra: &str) -> String {
+    format!(
+        "[api]\nenabled = false\n\
+         [sources.in]\ntype = \"stdin\"\ndecoding.codec = \"json\"\n\
+         [transforms.shape]\ntype = \"remap\"\ninputs = [\"in\"]\nsource = '.time = from_unix_timestamp!(.ts); del(.ts); del(.source_type); del(.timestamp)'\n\
+         [sinks.ch]\ntype = \"clickhouse\"\ninputs = [\"shape\"]\nendpoint = \"{url}\"\ndatabase = \"{db}\"\ntable = \"{table}\"\n{extra}\n"
+    )
+}
+
+const TABLE: &str = "(time DateTime, service String, status UInt16, latency_ms Float64, request_id String) ENGINE = MergeTree ORDER BY (service, time)";
+
+fn line(i: usize, service: &str, status: Value) -> String {
+    format!("{}\n", json!({"ts": 1732613000 + i, "service": service, "status": status, "latency_ms": 10.5 + i as f64, "request_id": format!("r{i}")}))
+}
+
+#[test]
+fn rows_arrive_with_their_types_and_values() {
+    let Some(url) = clickhouse() else { return };
+    let db = database(&url, "types");
+    query(&url, &format!("CREATE TABLE {db}.requests {TABLE}"));
+    let dir = tempfile::tempdir().unwrap();
+    let input: String = (0..25).map(|i| line(i, "orders", json!(200 + i))).collect();
+    run(&pipeline(&url, &db, "requests", "batch.max_events = 10"), &input, dir.path());
+    let got = rows(&url, &format!("SELECT toString(time) AS time, service, status, latency_ms, request_id, toTypeName(status) AS t FROM {db}.requests ORDER BY time"));
+    assert_eq!(got.len(), 25);
+    assert_eq!(got[0], json!({"time": "2024-11-26 09:23:20", "service": "orders", "status": 200, "latency_ms": 10.5, "request_id": "r0", "t": "UInt16"}));
+    assert_eq!(got[24]["request_id"], "r24");
+    assert_eq!(got[24]["status"], 224);
+}
+
+#[test]
+fn a_bad_row_goes_to_dead_letter_and_the_rest_lands() {
+    let Some(url) = clickhouse() else { return };
+    let db = database(&url, "deadletter");
+    query(&url, &format!("CREATE TABLE {db}.requests {TABLE}"));
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let input: String = (0..10).map(|i| line(i, "orders", if i == 4 { json!("oops") } else { json!(200) })).collect();
+    let stderr = run(&pipeline(&url, &db, "requests", &format!("dead_letter.path = \"{}\"", dead.display())), &input, dir.path());
+    let landed: Vec<String> = rows(&url, &format!("SELECT request_id FROM {db}.requests ORDER BY time")).iter().map(|r| r["request_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(landed, ["r0", "r1", "r2", "r3", "r5", "r6", "r7", "r8", "r9"]);
+    let dead = read_json(&dead);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["row"]["request_id"], "r4");
+    assert_eq!(dead[0]["table"], "requests");
+    assert!(dead[0]["error"].as_str().unwrap().contains("Cannot parse"), "{}", dead[0]);
+    assert_eq!(totals(&stderr, "ch", "component_discarded_events_total"), 1);
+    assert_eq!(totals(&stderr, "ch", "component_sent_events_total"), 9);
+}
+
+#[test]
+fn a_table_template_routes_rows_to_two_tables() {
+    let Some(url) = clickhouse() else { return };
+    let db = database(&url, "routing");
+    query(&url, &format!("CREATE TABLE {db}.kong_orders {TABLE}"));
+    query(&url, &format!("CREATE TABLE {db}.kong_users {TABLE}"));
+    let dir = tempfile::tempdir().unwrap();
+    let input: String = (0..9).map(|i| line(i, if i % 3 == 0 { "users" } else { "orders" }, json!(200))).collect();
+    run(&pipeline(&url, &db, "kong_{{ service }}", ""), &input, dir.path());
+    assert_eq!(query(&url, &format!("SELECT count() FROM {db}.kong_orders")).trim(), "6");
+    assert_eq!(query(&url, &format!("SELECT count() FROM {db}.kong_users")).trim(), "3");
+}
+
+#[test]
+fn an_unknown_table_is_reported_and_counted() {
+    let Some(url) = clickhouse() else { return };
+    let db = database(&url, "missing");
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = run(&pipeline(&url, &db, "nope", ""), &line(0, "orders", json!(200)), dir.path());
+    assert!(stderr.contains("doesn't exist"), "{stderr}");
+    assert_eq!(totals(&stderr, "ch", "component_discarded_events_total"), 1);
+}
+
+#[test]
+fn kong_records_go_straight_in() {
+    let Some(url) = clickhouse() else { return };
+    let db = database(&url, "records");
+    query(
+        &url,
+        &format!("CREATE TABLE {db}.requests (time DateTime, service Nullable(String), status Nullable(UInt16), duration_us Nullable(UInt64), request_id Nullable(String)) ENGINE = MergeTree ORDER BY time"),
+    );
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nenabled = false\n[sources.kong]\ntype = \"kong_http_log\"\naddress = \"127.0.0.1:{port}\"\n\
+             [sinks.ch]\ntype = \"clickhouse\"\ninputs = [\"kong\"]\nendpoint = \"{url}\"\ndatabase = \"{db}\"\ntable = \"requests\"\nskip_unknown_fields = true\nbatch.timeout_secs = 0.2\n"
+        ),
+    )
+    .unwrap();
+    let child = bin().args(["run", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("the HTTP source", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let posted = Command::new("curl")
+        .args(["-sf", "-H", "Content-Type: application/json", "--data-binary"])
+        .arg(format!("@{}", here("tests/fixtures/kong/kong3_array5.json").display()))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    assert!(posted.status.success());
+    wait_for("5 rows", Duration::from_secs(30), || query(&url, &format!("SELECT count() FROM {db}.requests")).trim() == "5");
+    signal(&child, "TERM");
+    assert!(wait(child, Duration::from_secs(60)).status.success());
+    let got = rows(&url, &format!("SELECT toString(time) AS time, service, status, duration_us, request_id FROM {db}.requests ORDER BY request_id"));
+    assert_eq!(got[0], json!({"time": "2024-11-26 09:23:21", "service": "catalog", "status": 200, "duration_us": "11000", "request_id": "a1"}));
+    assert_eq!(got[2]["status"], 401);
+}
+
+/// Needs no server: a closed port is retried with backoff, then the events are counted as lost.
+#[test]
+fn an_unreachable_server_is_retried_then_counted() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}healthcheck.enabled = false\nrequest.retry_attempts = 2\nrequest.retry_initial_backoff_secs = 0.05\n",
+        pipeline(&format!("http://127.0.0.1:{port}"), "default", "requests", "")
+    );
+    let stderr = run(&config, &line(0, "orders", json!(200)), dir.path());
+    assert_eq!(stderr.matches("insert failed; retrying").count(), 2, "{stderr}");
+    assert_eq!(totals(&stderr, "ch", "component_discarded_events_total"), 1);
+}
+
+#[test]
+fn an_unreachable_server_fails_the_healthcheck_clearly() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, pipeline(&format!("http://127.0.0.1:{port}"), "default", "requests", "")).unwrap();
+    let mut child = bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdin.take());
+    let output = wait(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("ClickHouse at http://127.0.0.1:{port} is unreachable")), "{stderr}");
+}
