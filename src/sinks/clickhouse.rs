@@ -45,6 +45,11 @@ pub struct ClickHouseConfig {
     pub skip_unknown_fields: bool,
     /// Where rows ClickHouse refuses are written, one JSON object per line with the error.
     pub dead_letter: Option<DeadLetter>,
+    /// The built-in table layout the events follow (needed by `create_table`).
+    pub schema: Option<Schema>,
+    /// Create each table (of `schema`) before its first insert.
+    #[serde(default)]
+    pub create_table: bool,
     #[serde(default)]
     pub healthcheck: Healthcheck,
 }
@@ -62,6 +67,13 @@ pub struct Auth {
 #[serde(rename_all = "snake_case")]
 pub enum BasicOnly {
     Basic,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Schema {
+    /// The request record (Kong sources, later eBPF).
+    RequestRecord,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
@@ -144,6 +156,9 @@ impl SinkConfig for ClickHouseConfig {
             return Err("https endpoints are not supported yet: use http:// (on loopback or a private network)".into());
         }
         Template::parse(&self.table).map_err(|e| format!("`table`: {e}"))?;
+        if self.create_table && self.schema.is_none() {
+            return Err("`create_table` needs `schema` (the built-in layout to create): `schema = \"request_record\"`".into());
+        }
         if self.batch.max_events == 0 || self.batch.max_bytes == 0 || !(self.batch.timeout_secs > 0.0) {
             return Err("`batch.max_events`, `batch.max_bytes` and `batch.timeout_secs` must be positive".into());
         }
@@ -156,7 +171,7 @@ impl SinkConfig for ClickHouseConfig {
             .timeout(Duration::from_secs(self.request.timeout_secs.max(1)))
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-        let sink = ClickHouse { config: self.clone(), table, client, cx };
+        let sink = ClickHouse { config: self.clone(), table, client, cx, fractional_seconds: false, created: Default::default() };
         Ok(Box::pin(sink.run()))
     }
 }
@@ -166,6 +181,10 @@ struct ClickHouse {
     table: Template,
     client: reqwest::Client,
     cx: SinkContext,
+    /// Built-in tables on a server with `DateTime64` keep milliseconds.
+    fractional_seconds: bool,
+    /// Tables already created (with `create_table`).
+    created: std::collections::HashSet<String>,
 }
 
 /// Rows waiting for one table.
@@ -192,6 +211,12 @@ impl ClickHouse {
         if self.config.healthcheck.enabled {
             self.healthcheck().await?;
         }
+        if self.config.schema.is_some() {
+            let version = self.statement("SELECT version()").await?;
+            let modern = has_datetime64(version.trim());
+            tracing::info!(component = %self.cx.id, version = %version.trim(), datetime64 = modern, "ClickHouse server");
+            self.fractional_seconds = modern;
+        }
         let timeout = Duration::from_secs_f64(self.config.batch.timeout_secs);
         let mut pending: HashMap<String, Pending> = HashMap::new();
         loop {
@@ -217,7 +242,7 @@ impl ClickHouse {
                         continue;
                     }
                 };
-                let row = match encode_row(&event) {
+                let row = match encode_row(&event, self.fractional_seconds) {
                     Ok(row) => row,
                     Err(e) => {
                         self.cx.reject(&event, &e);
@@ -262,8 +287,33 @@ impl ClickHouse {
         }
     }
 
+    /// Run one statement; its answer, or why it failed.
+    async fn statement(&self, sql: &str) -> Result<String, String> {
+        let request = self.authorized(self.client.post(format!("{}/", self.config.endpoint.trim_end_matches('/')))).body(sql.to_string());
+        let response = request.send().await.map_err(|e| format!("ClickHouse at {}: {e}", self.config.endpoint))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(format!("ClickHouse refused `{}`: HTTP {status}: {}", first_line(sql), first_line(&text)))
+        }
+    }
+
     /// Insert a table's rows; split on bad data until each bad row stands alone.
-    async fn flush(&self, table: &str, pending: Pending) {
+    async fn flush(&mut self, table: &str, pending: Pending) {
+        if let (true, Some(schema)) = (self.config.create_table, self.config.schema) {
+            if !self.created.contains(table) {
+                let database = format!("CREATE DATABASE IF NOT EXISTS {}", quote_identifier(&self.config.database));
+                let ddl = create_table_sql(schema, &self.config.database, table, self.fractional_seconds);
+                match self.statement(&database).await.and(self.statement(&ddl).await) {
+                    Ok(_) => {
+                        self.created.insert(table.to_string());
+                    }
+                    Err(e) => tracing::error!(component = %self.cx.id, table, error = %e, "cannot create the table"),
+                }
+            }
+        }
         let mut work = vec![(pending.events, pending.rows)];
         while let Some((events, rows)) = work.pop() {
             match self.insert(table, &rows).await {
@@ -359,8 +409,9 @@ impl ClickHouse {
 }
 
 /// One event as a JSONEachRow line. Timestamps are written as ClickHouse's
-/// `DateTime` reads them without settings: `YYYY-MM-DD hh:mm:ss`, UTC.
-fn encode_row(event: &Event) -> Result<Vec<u8>, String> {
+/// `DateTime` reads them without settings: `YYYY-MM-DD hh:mm:ss`, UTC; with
+/// milliseconds for the built-in tables' `DateTime64(3)`.
+fn encode_row(event: &Event, fractional_seconds: bool) -> Result<Vec<u8>, String> {
     let mut value = match &event.data {
         EventData::Log(v) => v.clone(),
         EventData::Record(r) => r.to_value(),
@@ -369,36 +420,101 @@ fn encode_row(event: &Event) -> Result<Vec<u8>, String> {
     if let EventData::Record(r) = &event.data {
         value.insert(vrl::path!("time"), Value::Timestamp(r.time));
     }
-    let mut row = serde_json::to_vec(&ClickHouseJson(&value)).map_err(|e| format!("cannot encode a row: {e}"))?;
+    let mut row = serde_json::to_vec(&ClickHouseJson(&value, fractional_seconds)).map_err(|e| format!("cannot encode a row: {e}"))?;
     row.push(b'\n');
     Ok(row)
 }
 
 /// A VRL value serialized for ClickHouse: timestamps in its `DateTime` form.
-struct ClickHouseJson<'a>(&'a Value);
+struct ClickHouseJson<'a>(&'a Value, bool);
 
 impl serde::Serialize for ClickHouseJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{SerializeMap, SerializeSeq};
         match self.0 {
+            Value::Timestamp(t) if self.1 => s.collect_str(&t.format("%Y-%m-%d %H:%M:%S%.3f")),
             Value::Timestamp(t) => s.collect_str(&t.format("%Y-%m-%d %H:%M:%S")),
             Value::Object(map) => {
                 let mut m = s.serialize_map(Some(map.len()))?;
                 for (k, v) in map {
-                    m.serialize_entry(k.as_str(), &ClickHouseJson(v))?;
+                    m.serialize_entry(k.as_str(), &ClickHouseJson(v, self.1))?;
                 }
                 m.end()
             }
             Value::Array(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for v in items {
-                    seq.serialize_element(&ClickHouseJson(v))?;
+                    seq.serialize_element(&ClickHouseJson(v, self.1))?;
                 }
                 seq.end()
             }
             other => other.serialize(s),
         }
     }
+}
+
+/// `DateTime64`, `LowCardinality` and TTL are there from ClickHouse 20.1 on.
+fn has_datetime64(version: &str) -> bool {
+    version.split('.').next().and_then(|major| major.parse::<u32>().ok()).is_some_and(|major| major >= 20)
+}
+
+/// The request record's table. ORDER BY `time` alone: the sorting key may not
+/// be Nullable on old servers, and every query of a time range reads few parts;
+/// partitions are days, so old data goes by dropping partitions (or by a TTL
+/// added with ALTER TABLE on servers that have it).
+fn create_table_sql(schema: Schema, database: &str, table: &str, modern: bool) -> String {
+    let Schema::RequestRecord = schema;
+    let (time, label) = if modern { ("DateTime64(3)", "LowCardinality(String)") } else { ("DateTime", "String") };
+    let text = "Nullable(String)";
+    let columns: &[(&str, &str)] = &[
+        ("time", time),
+        ("observation_point", label),
+        ("signal_source", label),
+        ("protocol", label),
+        ("service", text),
+        ("route", text),
+        ("consumer", text),
+        ("workspace", text),
+        ("method", text),
+        ("host", text),
+        ("path", text),
+        ("query", text),
+        ("endpoint", text),
+        ("status", "Nullable(UInt16)"),
+        ("upstream_status", text),
+        ("duration_us", "Nullable(UInt64)"),
+        ("gateway_us", "Nullable(UInt64)"),
+        ("upstream_us", "Nullable(UInt64)"),
+        ("receive_us", "Nullable(UInt64)"),
+        ("request_size", "Nullable(UInt64)"),
+        ("response_size", "Nullable(UInt64)"),
+        ("trace_id", text),
+        ("span_id", text),
+        ("parent_span_id", text),
+        ("request_id", text),
+        ("client_ip", text),
+        ("client_port", "Nullable(UInt16)"),
+        ("server_ip", text),
+        ("server_port", "Nullable(UInt16)"),
+        ("tries", "UInt32"),
+        ("response_source", text),
+        ("pid", "Nullable(UInt32)"),
+        ("thread_id", "Nullable(UInt32)"),
+        ("process_name", text),
+        ("container_id", text),
+        ("pod", text),
+        ("tcp_seq_request", "Nullable(UInt32)"),
+        ("tcp_seq_response", "Nullable(UInt32)"),
+        ("syscall_trace_id_request", "Nullable(UInt64)"),
+        ("syscall_trace_id_response", "Nullable(UInt64)"),
+    ];
+    let columns: Vec<String> = columns.iter().map(|(name, ty)| format!("    {name} {ty}")).collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {}.{} (\n{}\n) ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY time",
+        quote_identifier(database),
+        quote_identifier(table),
+        columns.join(",\n")
+    )
 }
 
 enum Refusal {
@@ -477,7 +593,9 @@ mod tests {
         if let EventData::Log(v) = &mut event.data {
             v.insert(vrl::path!("t"), Value::Timestamp("2024-11-26T09:23:20.121Z".parse().unwrap()));
         }
-        assert_eq!(String::from_utf8(encode_row(&event).unwrap()).unwrap(), "{\"a\":1,\"t\":\"2024-11-26 09:23:20\"}\n");
+        assert_eq!(String::from_utf8(encode_row(&event, false).unwrap()).unwrap(), "{\"a\":1,\"t\":\"2024-11-26 09:23:20\"}\n");
+        assert_eq!(String::from_utf8(encode_row(&event, true).unwrap()).unwrap(), "{\"a\":1,\"t\":\"2024-11-26 09:23:20.121\"}\n");
+        assert!(has_datetime64("26.9.2.1") && has_datetime64("20.1.1") && !has_datetime64("18.16.1"));
         assert_eq!(quote_identifier("kong`x"), "`kong\\`x`");
         assert_eq!(percent_encode("INSERT INTO `a`"), "INSERT%20INTO%20%60a%60");
     }

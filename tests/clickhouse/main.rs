@@ -193,3 +193,108 @@ fn an_unreachable_server_fails_the_healthcheck_clearly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("ClickHouse at http://127.0.0.1:{port} is unreachable")), "{stderr}");
 }
+
+/// chdb (the current ClickHouse engine, in-process) behind a small HTTP shim.
+struct Chdb {
+    url: String,
+    process: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Chdb {
+    fn start() -> Option<Chdb> {
+        let importable = Command::new("python3").args(["-c", "import chdb"]).output().map(|o| o.status.success()).unwrap_or(false);
+        if !importable {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("chdb is not installed: scripts/install-test-deps.sh installs it (pip install chdb)");
+            }
+            eprintln!("skipped: chdb is not installed (pip install chdb)");
+            return None;
+        }
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let process = Command::new("python3")
+            .arg(here("scripts/chdb_http.py"))
+            .arg(port.to_string())
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for("the chdb shim", Duration::from_secs(60), || Command::new("curl").args(["-sf", &format!("{url}/?query=SELECT%201")]).output().is_ok_and(|o| o.status.success()));
+        Some(Chdb { url, process, _dir: dir })
+    }
+}
+
+impl Drop for Chdb {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The built-in request-record table, created by the sink on ClickHouse 18.16
+/// and on current ClickHouse (chdb): the same records read back equal.
+#[test]
+fn request_records_read_back_equal_on_old_and_current_clickhouse() {
+    let Some(old) = clickhouse() else { return };
+    let Some(current) = Chdb::start() else { return };
+    let db = format!("tapline_builtin_{}", std::process::id());
+    query(&old, &format!("DROP DATABASE IF EXISTS {db}"));
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = |id: &str, url: &str| {
+        format!(
+            "[sinks.{id}]\ntype = \"clickhouse\"\ninputs = [\"kong\"]\nendpoint = \"{url}\"\ndatabase = \"{db}\"\ntable = \"requests\"\n\
+             schema = \"request_record\"\ncreate_table = true\nbatch.timeout_secs = 0.2\n"
+        )
+    };
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nenabled = false\n[sources.kong]\ntype = \"kong_http_log\"\naddress = \"127.0.0.1:{port}\"\n{}{}",
+            sink("old", &old),
+            sink("current", &current.url)
+        ),
+    )
+    .unwrap();
+    let child = bin().args(["run", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("the HTTP source", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    for fixture in ["kong3_single.json", "kong3_array5.json", "kong2_variants.json", "kong_stream.json", "kong_no_service.json"] {
+        let posted = Command::new("curl")
+            .args(["-sf", "-H", "Content-Type: application/json", "--data-binary"])
+            .arg(format!("@{}", here(&format!("tests/fixtures/kong/{fixture}")).display()))
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .unwrap();
+        assert!(posted.status.success(), "{fixture}");
+    }
+    let count = |url: &str| Command::new("curl").args(["-s", &format!("{url}/"), "--data-binary", &format!("SELECT count() FROM {db}.requests")]).output().unwrap();
+    wait_for("9 rows in both", Duration::from_secs(60), || {
+        String::from_utf8_lossy(&count(&old).stdout).trim() == "9" && String::from_utf8_lossy(&count(&current.url).stdout).trim() == "9"
+    });
+    signal(&child, "TERM");
+    let output = wait(child, Duration::from_secs(60));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // Every column, as text; time to the second (18.16 has no DateTime64).
+    let columns = "toString(toDateTime(time)), observation_point, signal_source, protocol, service, route, consumer, workspace, method, host, path, query, \
+                   endpoint, status, upstream_status, duration_us, gateway_us, upstream_us, receive_us, request_size, response_size, trace_id, span_id, \
+                   parent_span_id, request_id, client_ip, client_port, server_ip, server_port, tries, response_source, pid, thread_id, process_name, \
+                   container_id, pod, tcp_seq_request, tcp_seq_response, syscall_trace_id_request, syscall_trace_id_response";
+    let select = format!("SELECT {columns} FROM {db}.requests ORDER BY toDateTime(time), ifNull(request_id, '') FORMAT TabSeparated");
+    let on_old = query(&old, &select);
+    let on_current = String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", &select]).output().unwrap().stdout).unwrap();
+    assert_eq!(on_old.lines().count(), 9);
+    assert_eq!(on_old, on_current);
+    assert!(on_old.contains("orders-route\tmobile-app\tdefault\tPOST\tapi.example.com\t/orders/checkout\tdry_run=1"), "{on_old}");
+    // The better types where the server has them.
+    let types = format!("SELECT toTypeName(time), toTypeName(protocol) FROM {db}.requests LIMIT 1 FORMAT TabSeparated");
+    assert_eq!(query(&old, &types).trim(), "DateTime\tString");
+    let current_types = String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", &types]).output().unwrap().stdout).unwrap();
+    assert_eq!(current_types.trim(), "DateTime64(3)\tLowCardinality(String)");
+    let millis = String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", &format!("SELECT toString(time) FROM {db}.requests WHERE request_id = '6c4b1f7e2a9d4c3b8e5f0a1b2c3d4e5f'")]).output().unwrap().stdout).unwrap();
+    assert_eq!(millis.trim(), "2024-11-26 09:23:20.121");
+}
