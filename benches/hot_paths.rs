@@ -90,5 +90,24 @@ fn kong(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, engine, remap, kong);
+/// A request record as one ClickHouse row: JSONEachRow against RowBinary.
+fn clickhouse(c: &mut Criterion) {
+    let entry = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kong/kong3_single.json")).unwrap();
+    let record = tapline::sources::kong::decode(&entry, false).unwrap().remove(0);
+    let event = Event::record(record.clone());
+    let mut group = c.benchmark_group("clickhouse");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("json_each_row_record", |b| b.iter(|| tapline::sinks::clickhouse::encode_row(std::hint::black_box(&event), true).unwrap()));
+    let mut row = Vec::with_capacity(512);
+    group.bench_function("row_binary_record", |b| {
+        b.iter(|| {
+            row.clear();
+            tapline::sinks::clickhouse::schema::write_row_binary(std::hint::black_box(&record), true, &mut row);
+            row.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, engine, remap, kong, clickhouse);
 criterion_main!(benches);

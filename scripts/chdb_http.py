@@ -9,7 +9,9 @@ Takes the query from the `query` parameter (and the body as its data) or from
 the body; answers 200 with the result, or 500 with ClickHouse's error text.
 """
 import gzip
+import os
 import sys
+import tempfile
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Lock
@@ -26,8 +28,14 @@ class Handler(BaseHTTPRequestHandler):
         params = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
         if self.headers.get("Content-Encoding", "") == "gzip":
             body = gzip.decompress(body)
-        text = body.decode("utf-8")
-        query = params["query"][0] + "\n" + text if "query" in params else text
+        if "query" in params and " FORMAT RowBinary" in params["query"][0]:
+            # Binary rows cannot travel in a query string: read them from a file.
+            with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as f:
+                f.write(body)
+            query = params["query"][0].replace(" FORMAT RowBinary", " FROM INFILE '%s' FORMAT RowBinary" % f.name, 1)
+        else:
+            text = body.decode("utf-8")
+            query = params["query"][0] + "\n" + text if "query" in params else text
         if params.get("input_format_skip_unknown_fields") == ["1"]:
             query = query.replace(" FORMAT JSONEachRow", " SETTINGS input_format_skip_unknown_fields = 1 FORMAT JSONEachRow", 1)
         if query.strip() == "" and self.command == "GET":
@@ -35,6 +43,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             with lock:
                 result = db.query(query, "TabSeparated")
+            if " FROM INFILE '" in query:
+                os.unlink(f.name)
             self._answer(200, result.bytes().decode("utf-8") if hasattr(result, "bytes") else str(result))
         except Exception as e:  # chdb raises with ClickHouse's "Code: N. DB::Exception: …"
             self._answer(500, str(e).strip() + "\n")

@@ -33,6 +33,27 @@ pub enum SignalSource {
     Otel,
 }
 
+impl ObservationPoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObservationPoint::Gateway => "gateway",
+            ObservationPoint::ClientProcess => "client_process",
+            ObservationPoint::ServerProcess => "server_process",
+            ObservationPoint::App => "app",
+        }
+    }
+}
+
+impl SignalSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalSource::Kong => "kong",
+            SignalSource::Ebpf => "ebpf",
+            SignalSource::Otel => "otel",
+        }
+    }
+}
+
 /// Field names are the record's contract: sinks write them as they are.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RequestRecord {

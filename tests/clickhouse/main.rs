@@ -244,19 +244,22 @@ fn request_records_read_back_equal_on_old_and_current_clickhouse() {
     query(&old, &format!("DROP DATABASE IF EXISTS {db}"));
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let sink = |id: &str, url: &str| {
+    // JSONEachRow into `requests`, RowBinary into `requests_rb`, on both servers.
+    let sink = |id: &str, url: &str, format: &str, table: &str| {
         format!(
-            "[sinks.{id}]\ntype = \"clickhouse\"\ninputs = [\"kong\"]\nendpoint = \"{url}\"\ndatabase = \"{db}\"\ntable = \"requests\"\n\
-             schema = \"request_record\"\ncreate_table = true\nbatch.timeout_secs = 0.2\n"
+            "[sinks.{id}]\ntype = \"clickhouse\"\ninputs = [\"kong\"]\nendpoint = \"{url}\"\ndatabase = \"{db}\"\ntable = \"{table}\"\n\
+             format = \"{format}\"\nschema = \"request_record\"\ncreate_table = true\nbatch.timeout_secs = 0.2\n"
         )
     };
     let config = dir.path().join("p.toml");
     std::fs::write(
         &config,
         format!(
-            "[api]\nenabled = false\n[sources.kong]\ntype = \"kong_http_log\"\naddress = \"127.0.0.1:{port}\"\n{}{}",
-            sink("old", &old),
-            sink("current", &current.url)
+            "[api]\nenabled = false\n[sources.kong]\ntype = \"kong_http_log\"\naddress = \"127.0.0.1:{port}\"\n{}{}{}{}",
+            sink("old", &old, "json_each_row", "requests"),
+            sink("current", &current.url, "json_each_row", "requests"),
+            sink("old_rb", &old, "row_binary", "requests_rb"),
+            sink("current_rb", &current.url, "row_binary", "requests_rb")
         ),
     )
     .unwrap();
@@ -271,9 +274,12 @@ fn request_records_read_back_equal_on_old_and_current_clickhouse() {
             .unwrap();
         assert!(posted.status.success(), "{fixture}");
     }
-    let count = |url: &str| Command::new("curl").args(["-s", &format!("{url}/"), "--data-binary", &format!("SELECT count() FROM {db}.requests")]).output().unwrap();
-    wait_for("9 rows in both", Duration::from_secs(60), || {
-        String::from_utf8_lossy(&count(&old).stdout).trim() == "9" && String::from_utf8_lossy(&count(&current.url).stdout).trim() == "9"
+    let count = |url: &str, table: &str| {
+        let out = Command::new("curl").args(["-s", &format!("{url}/"), "--data-binary", &format!("SELECT count() FROM {db}.{table}")]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "9"
+    };
+    wait_for("9 rows in all four tables", Duration::from_secs(60), || {
+        count(&old, "requests") && count(&current.url, "requests") && count(&old, "requests_rb") && count(&current.url, "requests_rb")
     });
     signal(&child, "TERM");
     let output = wait(child, Duration::from_secs(60));
@@ -284,11 +290,13 @@ fn request_records_read_back_equal_on_old_and_current_clickhouse() {
                    endpoint, status, upstream_status, duration_us, gateway_us, upstream_us, receive_us, request_size, response_size, trace_id, span_id, \
                    parent_span_id, request_id, client_ip, client_port, server_ip, server_port, tries, response_source, pid, thread_id, process_name, \
                    container_id, pod, tcp_seq_request, tcp_seq_response, syscall_trace_id_request, syscall_trace_id_response";
-    let select = format!("SELECT {columns} FROM {db}.requests ORDER BY toDateTime(time), ifNull(request_id, '') FORMAT TabSeparated");
-    let on_old = query(&old, &select);
-    let on_current = String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", &select]).output().unwrap().stdout).unwrap();
+    let select = |table: &str| format!("SELECT {columns} FROM {db}.{table} ORDER BY toDateTime(time), ifNull(request_id, '') FORMAT TabSeparated");
+    let on_current = |sql: &str| String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", sql]).output().unwrap().stdout).unwrap();
+    let on_old = query(&old, &select("requests"));
     assert_eq!(on_old.lines().count(), 9);
-    assert_eq!(on_old, on_current);
+    assert_eq!(on_old, on_current(&select("requests")));
+    assert_eq!(on_old, query(&old, &select("requests_rb")));
+    assert_eq!(on_old, on_current(&select("requests_rb")));
     assert!(on_old.contains("orders-route\tmobile-app\tdefault\tPOST\tapi.example.com\t/orders/checkout\tdry_run=1"), "{on_old}");
     // The better types where the server has them.
     let types = format!("SELECT toTypeName(time), toTypeName(protocol) FROM {db}.requests LIMIT 1 FORMAT TabSeparated");
@@ -297,4 +305,6 @@ fn request_records_read_back_equal_on_old_and_current_clickhouse() {
     assert_eq!(current_types.trim(), "DateTime64(3)\tLowCardinality(String)");
     let millis = String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", &format!("SELECT toString(time) FROM {db}.requests WHERE request_id = '6c4b1f7e2a9d4c3b8e5f0a1b2c3d4e5f'")]).output().unwrap().stdout).unwrap();
     assert_eq!(millis.trim(), "2024-11-26 09:23:20.121");
+    let millis_rb = on_current(&format!("SELECT toString(time) FROM {db}.requests_rb WHERE request_id = '6c4b1f7e2a9d4c3b8e5f0a1b2c3d4e5f'"));
+    assert_eq!(millis_rb.trim(), "2024-11-26 09:23:20.121");
 }

@@ -22,6 +22,10 @@ use crate::event::{Event, EventData, EventStatus, Kinds, Value};
 use crate::telemetry::ComponentMetrics;
 use crate::template::Template;
 
+pub mod schema;
+
+use schema::{create_table_sql, has_datetime64};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClickHouseConfig {
@@ -81,6 +85,8 @@ pub enum Schema {
 pub enum Format {
     #[default]
     JsonEachRow,
+    /// ClickHouse's binary row format: request records straight from the struct, with `schema`.
+    RowBinary,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
@@ -156,6 +162,9 @@ impl SinkConfig for ClickHouseConfig {
             return Err("https endpoints are not supported yet: use http:// (on loopback or a private network)".into());
         }
         Template::parse(&self.table).map_err(|e| format!("`table`: {e}"))?;
+        if self.format == Format::RowBinary && self.schema.is_none() {
+            return Err("`format = \"row_binary\"` writes the built-in table: set `schema = \"request_record\"`".into());
+        }
         if self.create_table && self.schema.is_none() {
             return Err("`create_table` needs `schema` (the built-in layout to create): `schema = \"request_record\"`".into());
         }
@@ -242,7 +251,7 @@ impl ClickHouse {
                         continue;
                     }
                 };
-                let row = match encode_row(&event, self.fractional_seconds) {
+                let row = match self.encode(&event) {
                     Ok(row) => row,
                     Err(e) => {
                         self.cx.reject(&event, &e);
@@ -265,6 +274,19 @@ impl ClickHouse {
             self.flush(&table, p).await;
         }
         Ok(())
+    }
+
+    /// One event as one row in the configured format.
+    fn encode(&self, event: &Event) -> Result<Vec<u8>, String> {
+        match (self.config.format, &event.data) {
+            (Format::JsonEachRow, _) => encode_row(event, self.fractional_seconds),
+            (Format::RowBinary, EventData::Record(record)) => {
+                let mut row = Vec::with_capacity(256);
+                schema::write_row_binary(record, self.fractional_seconds, &mut row);
+                Ok(row)
+            }
+            (Format::RowBinary, _) => Err("`row_binary` writes request records; this event is a plain log (use json_each_row)".into()),
+        }
     }
 
     async fn healthcheck(&self) -> Result<(), String> {
@@ -305,7 +327,8 @@ impl ClickHouse {
         if let (true, Some(schema)) = (self.config.create_table, self.config.schema) {
             if !self.created.contains(table) {
                 let database = format!("CREATE DATABASE IF NOT EXISTS {}", quote_identifier(&self.config.database));
-                let ddl = create_table_sql(schema, &self.config.database, table, self.fractional_seconds);
+                let Schema::RequestRecord = schema;
+                let ddl = create_table_sql(&self.config.database, table, self.fractional_seconds);
                 match self.statement(&database).await.and(self.statement(&ddl).await) {
                     Ok(_) => {
                         self.created.insert(table.to_string());
@@ -329,7 +352,7 @@ impl ClickHouse {
                     work.push((later_events, later_rows));
                     work.push((events, rows));
                 }
-                Outcome::BadData(error) => self.dead_letter(table, &events[0], &rows[0], &error).await,
+                Outcome::BadData(error) => self.dead_letter(table, &events[0], &error).await,
                 Outcome::Failed(error) => self.cx.settle(events.iter(), events.len(), Err(format!("table {table}: {error}"))),
             }
         }
@@ -347,7 +370,11 @@ impl ClickHouse {
                 Err(e) => return Outcome::Failed(format!("cannot compress: {e}")),
             };
         }
-        let query = format!("INSERT INTO {}.{} FORMAT JSONEachRow", quote_identifier(&self.config.database), quote_identifier(table));
+        let format = match self.config.format {
+            Format::JsonEachRow => "JSONEachRow",
+            Format::RowBinary => "RowBinary",
+        };
+        let query = format!("INSERT INTO {}.{} FORMAT {format}", quote_identifier(&self.config.database), quote_identifier(table));
         let mut url = format!("{}/?query={}", self.config.endpoint.trim_end_matches('/'), percent_encode(&query));
         if self.config.skip_unknown_fields {
             url.push_str("&input_format_skip_unknown_fields=1");
@@ -387,14 +414,18 @@ impl ClickHouse {
     }
 
     /// A row ClickHouse refused: to the dead-letter file with the error, counted.
-    async fn dead_letter(&self, table: &str, event: &Event, row: &[u8], error: &str) {
+    async fn dead_letter(&self, table: &str, event: &Event, error: &str) {
         ComponentMetrics::add(&self.cx.metrics.errors, 1);
         ComponentMetrics::add(&self.cx.metrics.discarded_events, 1);
         event.finalizers.update_status(EventStatus::Rejected);
         tracing::error!(component = %self.cx.id, table, error, "ClickHouse refused a row");
         let Some(dead_letter) = &self.config.dead_letter else { return };
-        let row_text = String::from_utf8_lossy(row);
-        let row_json: serde_json::Value = serde_json::from_str(row_text.trim_end()).unwrap_or(serde_json::Value::Null);
+        // The event as JSON, whatever format the row was sent in.
+        let mut row = Vec::new();
+        let row_json: serde_json::Value = match event.write_json(&mut row) {
+            Ok(()) => serde_json::from_slice(&row).unwrap_or(serde_json::Value::Null),
+            Err(_) => serde_json::Value::Null,
+        };
         let mut line = serde_json::to_vec(&serde_json::json!({ "table": table, "error": error, "row": row_json })).unwrap_or_default();
         line.push(b'\n');
         let written = async {
@@ -411,7 +442,7 @@ impl ClickHouse {
 /// One event as a JSONEachRow line. Timestamps are written as ClickHouse's
 /// `DateTime` reads them without settings: `YYYY-MM-DD hh:mm:ss`, UTC; with
 /// milliseconds for the built-in tables' `DateTime64(3)`.
-fn encode_row(event: &Event, fractional_seconds: bool) -> Result<Vec<u8>, String> {
+pub fn encode_row(event: &Event, fractional_seconds: bool) -> Result<Vec<u8>, String> {
     let mut value = match &event.data {
         EventData::Log(v) => v.clone(),
         EventData::Record(r) => r.to_value(),
@@ -451,70 +482,6 @@ impl serde::Serialize for ClickHouseJson<'_> {
             other => other.serialize(s),
         }
     }
-}
-
-/// `DateTime64`, `LowCardinality` and TTL are there from ClickHouse 20.1 on.
-fn has_datetime64(version: &str) -> bool {
-    version.split('.').next().and_then(|major| major.parse::<u32>().ok()).is_some_and(|major| major >= 20)
-}
-
-/// The request record's table. ORDER BY `time` alone: the sorting key may not
-/// be Nullable on old servers, and every query of a time range reads few parts;
-/// partitions are days, so old data goes by dropping partitions (or by a TTL
-/// added with ALTER TABLE on servers that have it).
-fn create_table_sql(schema: Schema, database: &str, table: &str, modern: bool) -> String {
-    let Schema::RequestRecord = schema;
-    let (time, label) = if modern { ("DateTime64(3)", "LowCardinality(String)") } else { ("DateTime", "String") };
-    let text = "Nullable(String)";
-    let columns: &[(&str, &str)] = &[
-        ("time", time),
-        ("observation_point", label),
-        ("signal_source", label),
-        ("protocol", label),
-        ("service", text),
-        ("route", text),
-        ("consumer", text),
-        ("workspace", text),
-        ("method", text),
-        ("host", text),
-        ("path", text),
-        ("query", text),
-        ("endpoint", text),
-        ("status", "Nullable(UInt16)"),
-        ("upstream_status", text),
-        ("duration_us", "Nullable(UInt64)"),
-        ("gateway_us", "Nullable(UInt64)"),
-        ("upstream_us", "Nullable(UInt64)"),
-        ("receive_us", "Nullable(UInt64)"),
-        ("request_size", "Nullable(UInt64)"),
-        ("response_size", "Nullable(UInt64)"),
-        ("trace_id", text),
-        ("span_id", text),
-        ("parent_span_id", text),
-        ("request_id", text),
-        ("client_ip", text),
-        ("client_port", "Nullable(UInt16)"),
-        ("server_ip", text),
-        ("server_port", "Nullable(UInt16)"),
-        ("tries", "UInt32"),
-        ("response_source", text),
-        ("pid", "Nullable(UInt32)"),
-        ("thread_id", "Nullable(UInt32)"),
-        ("process_name", text),
-        ("container_id", text),
-        ("pod", text),
-        ("tcp_seq_request", "Nullable(UInt32)"),
-        ("tcp_seq_response", "Nullable(UInt32)"),
-        ("syscall_trace_id_request", "Nullable(UInt64)"),
-        ("syscall_trace_id_response", "Nullable(UInt64)"),
-    ];
-    let columns: Vec<String> = columns.iter().map(|(name, ty)| format!("    {name} {ty}")).collect();
-    format!(
-        "CREATE TABLE IF NOT EXISTS {}.{} (\n{}\n) ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY time",
-        quote_identifier(database),
-        quote_identifier(table),
-        columns.join(",\n")
-    )
 }
 
 enum Refusal {
