@@ -15,8 +15,6 @@ pub struct KongEntry {
     pub request: Option<Request>,
     pub response: Option<Response>,
     #[serde(deserialize_with = "text")]
-    pub upstream_uri: Option<String>,
-    #[serde(deserialize_with = "text")]
     pub upstream_status: Option<String>,
     pub latencies: Latencies,
     #[serde(deserialize_with = "list")]
@@ -130,8 +128,6 @@ pub struct Service {
     pub name: Option<String>,
     #[serde(deserialize_with = "text")]
     pub host: Option<String>,
-    #[serde(deserialize_with = "text")]
-    pub protocol: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,7 +154,6 @@ pub struct Session {
     pub status: Option<f64>,
     #[serde(deserialize_with = "number")]
     pub server_port: Option<f64>,
-    pub tls: Option<IgnoredAny>,
 }
 
 /// What a lenient field visitor found.
