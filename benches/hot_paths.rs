@@ -109,5 +109,23 @@ fn clickhouse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, engine, remap, kong, clickhouse);
+/// A request record as one Kafka message (JSON).
+fn kafka(c: &mut Criterion) {
+    let entry = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kong/kong3_single.json")).unwrap();
+    let event = Event::record(tapline::sources::kong::decode(&entry, false).unwrap().remove(0));
+    let json = tapline::codec::Encoding { codec: tapline::codec::EncodingCodec::Json };
+    let mut message = Vec::with_capacity(1024);
+    let mut group = c.benchmark_group("kafka");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("json_message_record", |b| {
+        b.iter(|| {
+            message.clear();
+            json.encode_message(std::hint::black_box(&event), &mut message).unwrap();
+            message.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, engine, remap, kong, clickhouse, kafka);
 criterion_main!(benches);

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the build and the tests use. apt runs only when one is missing.
+# What the tests need, installed only when missing: Debian packages, the
+# Python clients that read back (chdb, confluent-kafka), and the Tansu broker
+# (built once into ~/.cargo/bin, ~10 minutes on 2 cores, then reused).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-packages=(ca-certificates clickhouse-client clickhouse-server curl openssl pkg-config procps time)
+packages=(ca-certificates clickhouse-client clickhouse-server curl openssl procps time python3)
+# pip for the python3 on the PATH (Debian's, unless another is first).
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -13,14 +18,21 @@ if ((${#missing[@]})); then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+scripts/install-build-deps.sh
 
 # chdb: the current ClickHouse engine in-process, to check DDL and rows against it too.
-if ! python3 -c 'import chdb' 2>/dev/null; then
-  echo "installing: chdb (PyPI)"
-  python3 -m pip install --quiet --disable-pip-version-check chdb
-fi
+# confluent-kafka: an independent Kafka client (librdkafka 2.x) to read messages back.
+pip_install() {
+  # Debian's python3 is "externally managed": these are test tools, not system packages.
+  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@" 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check "$@"
+}
+python3 -c 'import chdb' 2>/dev/null || { echo "installing: chdb (PyPI)"; pip_install chdb; }
+python3 -c 'import confluent_kafka' 2>/dev/null || { echo "installing: confluent-kafka (PyPI)"; pip_install confluent-kafka; }
 
-if ! command -v cargo >/dev/null; then
-  echo "error: cargo is not on the PATH; tapline needs a Rust toolchain (1.95 or newer)" >&2
-  exit 1
+# Tansu: a Kafka-compatible broker. The dynostore feature gives the in-memory storage the tests use.
+tansu_version=0.6.0
+if ! "$HOME/.cargo/bin/tansu" --version 2>/dev/null | grep -qx "tansu $tansu_version"; then
+  echo "installing: tansu $tansu_version (cargo install, once)"
+  cargo install tansu --version "$tansu_version" --locked --features dynostore
 fi

@@ -118,6 +118,7 @@ pub async fn run(options: RunOptions) -> i32 {
             }
         }
     }
+    let failures = topology.failures();
     tracing::info!(deadline_secs = options.graceful_shutdown_limit.as_secs(), "shutting down: draining events in flight");
     let drained = tokio::select! {
         drained = topology.stop(options.graceful_shutdown_limit) => drained,
@@ -127,7 +128,11 @@ pub async fn run(options: RunOptions) -> i32 {
     for line in crate::telemetry::summary_lines() {
         tracing::info!("totals: {line}");
     }
-    if drained {
+    let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
+    if failed > 0 {
+        tracing::error!(failed, "stopped; some components failed (see their errors above)");
+        1
+    } else if drained {
         tracing::info!("stopped; every event in flight was handed on");
         0
     } else {

@@ -64,6 +64,13 @@ pub enum EncodingCodec {
 impl Encoding {
     /// Append the event and a newline to `out`.
     pub fn encode(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        self.encode_message(event, out)?;
+        out.push(b'\n');
+        Ok(())
+    }
+
+    /// Append the event alone, for transports that frame messages themselves (Kafka).
+    pub fn encode_message(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
         if self.codec == EncodingCodec::Text {
             if let EventData::Log(log) = &event.data {
                 if let Some(message) = log.get(vrl::path!("message")) {
@@ -71,13 +78,10 @@ impl Encoding {
                         Value::Bytes(b) => out.extend_from_slice(b),
                         other => out.extend_from_slice(other.to_string_lossy().as_bytes()),
                     }
-                    out.push(b'\n');
                     return Ok(());
                 }
             }
         }
-        event.write_json(out).map_err(|e| format!("cannot encode event as JSON: {e}"))?;
-        out.push(b'\n');
-        Ok(())
+        event.write_json(out).map_err(|e| format!("cannot encode event as JSON: {e}"))
     }
 }

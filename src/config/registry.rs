@@ -49,6 +49,7 @@ pub const TYPES: &[ComponentType] = &[
     sink::<sinks::clickhouse::ClickHouseConfig>("clickhouse", "Inserts logs and request records into ClickHouse over HTTP (JSONEachRow), isolating refused rows"),
     sink::<sinks::console::ConsoleConfig>("console", "Writes events to standard output or standard error"),
     sink::<sinks::file::FileConfig>("file", "Writes events to files whose path may be a template"),
+    sink::<sinks::kafka::KafkaConfig>("kafka", "Produces one Kafka message per event (librdkafka); acknowledges on delivery reports"),
 ];
 
 pub fn names(kind: ComponentKind) -> Vec<&'static str> {

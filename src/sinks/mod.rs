@@ -5,6 +5,7 @@ pub mod blackhole;
 pub mod clickhouse;
 pub mod console;
 pub mod file;
+pub mod kafka;
 
 use std::fmt::Debug;
 use std::sync::Arc;

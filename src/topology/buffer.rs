@@ -147,6 +147,20 @@ impl Drop for BufferReceiver {
     fn drop(&mut self) {
         // Wake senders waiting for room: nobody will make any.
         self.space.close();
+        // A component that failed leaves events behind: count them, never lose them silently.
+        self.rx.close();
+        let mut left = 0;
+        while let Ok((batch, _permit)) = self.rx.try_recv() {
+            left += batch.len();
+            for event in &batch {
+                event.finalizers.update_status(EventStatus::Rejected);
+            }
+        }
+        if left > 0 {
+            self.metrics.buffer_events.fetch_sub(left as u64, Ordering::Relaxed);
+            ComponentMetrics::add(&self.metrics.discarded_events, left);
+            tracing::error!(component = %self.metrics.id, events = left, "component stopped with events in its buffer; they are lost");
+        }
     }
 }
 

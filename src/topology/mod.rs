@@ -10,6 +10,7 @@ pub mod buffer;
 pub mod fanout;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,13 +59,15 @@ pub struct RunningTopology {
     /// Components replaced or removed on reload, still draining.
     retired: Vec<(String, JoinHandle<()>)>,
     global: GlobalOptions,
+    /// Components whose task ended with an error (a sink whose healthcheck failed).
+    failed: Arc<AtomicUsize>,
 }
 
 impl RunningTopology {
     /// Build and start every component. Fails, starting nothing, if a
     /// component cannot be built.
     pub fn start(config: &Config) -> Result<Self, String> {
-        let mut topology = RunningTopology { running: BTreeMap::new(), retired: Vec::new(), global: config.global.clone() };
+        let mut topology = RunningTopology { running: BTreeMap::new(), retired: Vec::new(), global: config.global.clone(), failed: Default::default() };
         topology.apply(config)?;
         Ok(topology)
     }
@@ -166,10 +169,11 @@ impl RunningTopology {
             let (open, gate) = oneshot::channel::<()>();
             gates.push(open);
             let id = c.id.clone();
+            let failed = self.failed.clone();
             let handle = tokio::spawn(async move {
                 // A closed gate means the start was abandoned: end without running.
                 if gate.await.is_ok() {
-                    supervise(id, task, metrics).await;
+                    supervise(id, task, metrics, failed).await;
                 }
             });
             started.insert(c.id.clone(), Running { kind: c.kind, type_name: c.type_name.clone(), fingerprint: c.fingerprint.clone(), input, outputs, stop, handle });
@@ -203,6 +207,11 @@ impl RunningTopology {
             let _ = open.send(());
         }
         Ok(started_ids)
+    }
+
+    /// The count of components that have failed, read as it grows (also while stopping).
+    pub fn failures(&self) -> Arc<AtomicUsize> {
+        self.failed.clone()
     }
 
     /// Whether every source has ended on its own (stdin at EOF, a finite demo).
@@ -263,10 +272,11 @@ fn acknowledging_sources(config: &Config) -> BTreeSet<String> {
     wanted
 }
 
-async fn supervise(id: String, task: Task, metrics: Arc<ComponentMetrics>) {
+async fn supervise(id: String, task: Task, metrics: Arc<ComponentMetrics>, failed: Arc<AtomicUsize>) {
     match task.await {
         Ok(()) => tracing::debug!(component = %id, "component finished"),
         Err(e) => {
+            failed.fetch_add(1, Ordering::Relaxed);
             ComponentMetrics::add(&metrics.errors, 1);
             tracing::error!(component = %id, error = %e, "component failed");
         }
