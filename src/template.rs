@@ -3,7 +3,9 @@
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Utc};
-use vrl::path::OwnedValuePath;
+use std::borrow::Cow;
+
+use vrl::path::{OwnedSegment, OwnedValuePath};
 
 use crate::event::{Event, EventData, Value};
 
@@ -43,22 +45,13 @@ impl Template {
 
     pub fn render(&self, event: &Event) -> Result<String, String> {
         let mut out = String::new();
-        let view;
-        let log = match &event.data {
-            EventData::Log(v) => Some(v),
-            EventData::Record(r) if self.parts.iter().any(|p| matches!(p, Part::Field { .. })) => {
-                view = r.to_value();
-                Some(&view)
-            }
-            _ => None,
-        };
         for part in &self.parts {
             match part {
                 Part::Text(text) if text.contains('%') => {
-                    out.push_str(&event_time(log).format(text).to_string());
+                    out.push_str(&event_time(event).format(text).to_string());
                 }
                 Part::Text(text) => out.push_str(text),
-                Part::Field { path, written } => match log.and_then(|l| l.get(path)) {
+                Part::Field { path, written } => match field(event, path).as_deref() {
                     Some(Value::Bytes(b)) => out.push_str(&String::from_utf8_lossy(b)),
                     Some(Value::Null) | None => return Err(format!("field `{written}` is missing")),
                     Some(other) => out.push_str(&other.to_string_lossy()),
@@ -66,6 +59,22 @@ impl Template {
             }
         }
         Ok(out)
+    }
+}
+
+/// A field of a log, or of a request record (read by name: no conversion).
+fn field<'a>(event: &'a Event, path: &OwnedValuePath) -> Option<Cow<'a, Value>> {
+    match &event.data {
+        EventData::Log(log) => log.get(path).map(Cow::Borrowed),
+        EventData::Record(record) => {
+            let (OwnedSegment::Field(name), rest) = path.segments.split_first()? else { return None };
+            let value = record.field(name)?;
+            if rest.is_empty() {
+                return Some(Cow::Owned(value));
+            }
+            value.get(&OwnedValuePath::from(rest.to_vec())).cloned().map(Cow::Owned)
+        }
+        _ => None,
     }
 }
 
@@ -80,10 +89,14 @@ fn push_text(parts: &mut Vec<Part>, text: &str, whole: &str) -> Result<(), Strin
     Ok(())
 }
 
-/// The event's `timestamp` field, else now.
-fn event_time(log: Option<&Value>) -> DateTime<Utc> {
-    match log.and_then(|l| l.get(vrl::path!("timestamp"))) {
-        Some(Value::Timestamp(t)) => *t,
+/// A record's time, a log's `timestamp` field, else now.
+fn event_time(event: &Event) -> DateTime<Utc> {
+    match &event.data {
+        EventData::Record(record) => record.time,
+        EventData::Log(log) => match log.get(vrl::path!("timestamp")) {
+            Some(Value::Timestamp(t)) => *t,
+            _ => Utc::now(),
+        },
         _ => Utc::now(),
     }
 }

@@ -120,4 +120,91 @@ impl RequestRecord {
     pub fn to_value(&self) -> Value {
         super::serialize_to_value(self)
     }
+
+    /// One field by name, without converting the whole record (templates
+    /// such as a topic or a key read one or two fields per event).
+    pub fn field(&self, name: &str) -> Option<Value> {
+        fn text(v: &Option<String>) -> Option<Value> {
+            v.as_deref().map(Value::from)
+        }
+        fn int<T: Copy + Into<i64>>(v: Option<T>) -> Option<Value> {
+            v.map(|n| Value::Integer(n.into()))
+        }
+        match name {
+            "time" => Some(Value::Timestamp(self.time)),
+            "observation_point" => Some(Value::from(self.observation_point.as_str())),
+            "signal_source" => Some(Value::from(self.signal_source.as_str())),
+            "protocol" => Some(Value::from(self.protocol.as_str())),
+            "service" => text(&self.service),
+            "route" => text(&self.route),
+            "consumer" => text(&self.consumer),
+            "workspace" => text(&self.workspace),
+            "method" => text(&self.method),
+            "host" => text(&self.host),
+            "path" => text(&self.path),
+            "query" => text(&self.query),
+            "endpoint" => text(&self.endpoint),
+            "status" => int(self.status),
+            "upstream_status" => text(&self.upstream_status),
+            "duration_us" => int(self.duration_us.map(|n| n as i64)),
+            "gateway_us" => int(self.gateway_us.map(|n| n as i64)),
+            "upstream_us" => int(self.upstream_us.map(|n| n as i64)),
+            "receive_us" => int(self.receive_us.map(|n| n as i64)),
+            "request_size" => int(self.request_size.map(|n| n as i64)),
+            "response_size" => int(self.response_size.map(|n| n as i64)),
+            "trace_id" => text(&self.trace_id),
+            "span_id" => text(&self.span_id),
+            "parent_span_id" => text(&self.parent_span_id),
+            "request_id" => text(&self.request_id),
+            "client_ip" => text(&self.client_ip),
+            "client_port" => int(self.client_port),
+            "server_ip" => text(&self.server_ip),
+            "server_port" => int(self.server_port),
+            "tries" => Some(Value::Integer(self.tries.into())),
+            "response_source" => text(&self.response_source),
+            "pid" => int(self.pid),
+            "thread_id" => int(self.thread_id),
+            "process_name" => text(&self.process_name),
+            "container_id" => text(&self.container_id),
+            "pod" => text(&self.pod),
+            "tcp_seq_request" => int(self.tcp_seq_request),
+            "tcp_seq_response" => int(self.tcp_seq_response),
+            "syscall_trace_id_request" => int(self.syscall_trace_id_request.map(|n| n as i64)),
+            "syscall_trace_id_response" => int(self.syscall_trace_id_response.map(|n| n as i64)),
+            "raw" => self.raw.clone(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `field` knows every field `to_value` writes, with the same value.
+    #[test]
+    fn field_by_name_matches_the_whole_record() {
+        let record = RequestRecord {
+            time: "2024-11-26T09:23:20.121Z".parse().unwrap(),
+            protocol: "http".into(),
+            service: Some("orders".into()),
+            status: Some(502),
+            duration_us: Some(1234),
+            tries: 2,
+            client_port: Some(5555),
+            syscall_trace_id_request: Some(77),
+            raw: Some(Value::from(serde_json::json!({"a": 1}))),
+            ..Default::default()
+        };
+        let Value::Object(whole) = record.to_value() else { panic!("a record is an object") };
+        for (name, value) in &whole {
+            let field = record.field(name).unwrap_or(Value::Null);
+            match (name.as_str(), &field) {
+                ("time", Value::Timestamp(t)) => assert_eq!(Value::from(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)), *value),
+                _ => assert_eq!(field, *value, "{name}"),
+            }
+        }
+        assert_eq!(whole.len(), 41, "a field was added: add it to `field` too");
+        assert_eq!(record.field("nope"), None);
+    }
 }
