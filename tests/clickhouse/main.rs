@@ -308,3 +308,141 @@ fn request_records_read_back_equal_on_old_and_current_clickhouse() {
     let millis_rb = on_current(&format!("SELECT toString(time) FROM {db}.requests_rb WHERE request_id = '6c4b1f7e2a9d4c3b8e5f0a1b2c3d4e5f'"));
     assert_eq!(millis_rb.trim(), "2024-11-26 09:23:20.121");
 }
+
+/// Batch sizes as the server saw them: a materialized view counts each insert's rows.
+fn inserts_counted(url: &str, db: &str) {
+    query(url, &format!("CREATE TABLE {db}.requests {TABLE}"));
+    query(url, &format!("CREATE MATERIALIZED VIEW {db}.inserts ENGINE = MergeTree ORDER BY rows AS SELECT count() AS rows FROM {db}.requests"));
+}
+
+fn insert_sizes(url: &str, db: &str) -> Vec<u64> {
+    let mut sizes: Vec<u64> = query(url, &format!("SELECT rows FROM {db}.inserts")).lines().map(|l| l.parse().unwrap()).collect();
+    sizes.sort();
+    sizes
+}
+
+#[test]
+fn batches_split_by_count_and_by_bytes() {
+    let Some(url) = clickhouse() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let by_count = database(&url, "batch_count");
+    inserts_counted(&url, &by_count);
+    let input: String = (0..25).map(|i| line(i, "orders", json!(200))).collect();
+    run(&pipeline(&url, &by_count, "requests", "batch.max_events = 10\nbatch.timeout_secs = 60"), &input, dir.path());
+    assert_eq!(insert_sizes(&url, &by_count), [5, 10, 10]);
+
+    // Every row is over 1 byte: each is sent alone.
+    let by_bytes = database(&url, "batch_bytes");
+    inserts_counted(&url, &by_bytes);
+    run(&pipeline(&url, &by_bytes, "requests", "batch.max_bytes = 1\nbatch.timeout_secs = 60"), &input[..input.lines().take(4).map(|l| l.len() + 1).sum()], dir.path());
+    assert_eq!(insert_sizes(&url, &by_bytes), [1, 1, 1, 1]);
+}
+
+#[test]
+fn a_batch_is_sent_when_its_oldest_row_has_waited_timeout_secs() {
+    let Some(url) = clickhouse() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&url, "batch_time");
+    inserts_counted(&url, &db);
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, pipeline(&url, &db, "requests", "batch.max_events = 1000\nbatch.timeout_secs = 0.3")).unwrap();
+    let mut child = bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all((0..3).map(|i| line(i, "orders", json!(200))).collect::<String>().as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // The first three rows go alone, on time, while the input is still open.
+    wait_for("the first batch", Duration::from_secs(20), || insert_sizes(&url, &db) == [3]);
+    stdin.write_all((3..5).map(|i| line(i, "orders", json!(200))).collect::<String>().as_bytes()).unwrap();
+    drop(stdin);
+    assert!(wait(child, Duration::from_secs(60)).status.success());
+    assert_eq!(insert_sizes(&url, &db), [2, 3]);
+}
+
+/// A ClickHouse of this test's own (scripts/clickhouse.sh on other ports and a
+/// directory of its own), so it can be stopped without disturbing other tests.
+struct OwnClickHouse {
+    env: Vec<(&'static str, String)>,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnClickHouse {
+    fn start() -> OwnClickHouse {
+        let dir = tempfile::tempdir().unwrap();
+        let http = free_port();
+        let env = vec![
+            ("CLICKHOUSE_DIR", dir.path().display().to_string()),
+            ("CLICKHOUSE_HTTP_PORT", http.to_string()),
+            ("CLICKHOUSE_TCP_PORT", free_port().to_string()),
+        ];
+        let server = OwnClickHouse { env, url: format!("http://127.0.0.1:{http}"), _dir: dir };
+        server.script("start");
+        server
+    }
+
+    fn script(&self, action: &str) {
+        let status = Command::new(here("scripts/clickhouse.sh")).arg(action).envs(self.env.iter().cloned()).stdout(Stdio::null()).status().unwrap();
+        assert!(status.success(), "clickhouse.sh {action}");
+    }
+
+    fn up(&self) -> bool {
+        Command::new("curl").args(["-sf", &format!("{}/ping", self.url)]).output().is_ok_and(|o| o.status.success())
+    }
+
+    fn stop(&self) {
+        self.script("stop");
+        wait_for("ClickHouse to stop", Duration::from_secs(60), || !self.up());
+    }
+}
+
+impl Drop for OwnClickHouse {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
+}
+
+#[test]
+fn clickhouse_stopped_mid_run_then_started_every_row_arrives_once() {
+    if clickhouse().is_none() {
+        return;
+    }
+    let server = OwnClickHouse::start();
+    let url = server.url.clone();
+    let db = database(&url, "restart");
+    query(&url, &format!("CREATE TABLE {db}.requests {TABLE}"));
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let config = pipeline(&url, &db, "requests", "batch.max_events = 100\nbatch.timeout_secs = 0.2\nrequest.retry_initial_backoff_secs = 0.2\nrequest.retry_max_duration_secs = 1")
+        .replace("[api]\nenabled = false\n", &format!("[api]\naddress = \"127.0.0.1:{api}\"\n"));
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, config).unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    let mut child = bin()
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let sent = || metric(api, "component_sent_events_total", "ch").unwrap_or(0);
+
+    stdin.write_all((0..300).map(|i| line(i, "orders", json!(200))).collect::<String>().as_bytes()).unwrap();
+    wait_for("the first 300 rows", Duration::from_secs(60), || sent() == 300);
+
+    server.stop();
+    stdin.write_all((300..700).map(|i| line(i, "orders", json!(200))).collect::<String>().as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(sent(), 300, "nothing lands while the server is down");
+
+    server.script("start");
+    wait_for("the 400 waiting rows", Duration::from_secs(90), || sent() == 700);
+    drop(stdin);
+    let output = wait(child, Duration::from_secs(60));
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("insert failed; retrying"), "{stderr}");
+    assert_eq!(totals(&stderr, "ch", "component_discarded_events_total"), 0, "{stderr}");
+    assert_eq!(query(&url, &format!("SELECT count(), uniqExact(request_id) FROM {db}.requests")).trim(), "700\t700");
+}

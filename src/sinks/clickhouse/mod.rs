@@ -115,15 +115,17 @@ impl Default for BatchConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RequestConfig {
     pub timeout_secs: u64,
-    /// Tries after the first, for network errors and 5xx.
-    pub retry_attempts: u32,
+    /// Tries after the first, for network errors and 5xx: as in Vector, no
+    /// limit by default, so a server that is down is waited for, not given up on.
+    pub retry_attempts: u64,
     pub retry_initial_backoff_secs: f64,
+    /// The longest wait between two tries (Vector's meaning).
     pub retry_max_duration_secs: f64,
 }
 
 impl Default for RequestConfig {
     fn default() -> Self {
-        RequestConfig { timeout_secs: 60, retry_attempts: 8, retry_initial_backoff_secs: 0.5, retry_max_duration_secs: 30.0 }
+        RequestConfig { timeout_secs: 60, retry_attempts: u64::MAX, retry_initial_backoff_secs: 0.5, retry_max_duration_secs: 30.0 }
     }
 }
 
@@ -379,9 +381,9 @@ impl ClickHouse {
         if self.config.skip_unknown_fields {
             url.push_str("&input_format_skip_unknown_fields=1");
         }
-        let started = std::time::Instant::now();
-        let mut backoff = self.config.request.retry_initial_backoff_secs.max(0.01);
-        let mut attempt = 0;
+        let max_backoff = self.config.request.retry_max_duration_secs.max(0.01);
+        let mut backoff = self.config.request.retry_initial_backoff_secs.clamp(0.01, max_backoff);
+        let mut attempt: u64 = 0;
         loop {
             let mut request = self.authorized(self.client.post(&url)).body(body.clone());
             if self.config.compression == Compression::Gzip {
@@ -402,14 +404,14 @@ impl ClickHouse {
                 Err(e) => (true, format!("request failed: {e}")),
             };
             attempt += 1;
-            if !retryable || attempt > self.config.request.retry_attempts || started.elapsed().as_secs_f64() + backoff > self.config.request.retry_max_duration_secs {
+            if !retryable || attempt > self.config.request.retry_attempts {
                 return Outcome::Failed(error);
             }
             ComponentMetrics::add(&self.cx.metrics.errors, 1);
             tracing::warn!(component = %self.cx.id, table, attempt, error, "insert failed; retrying");
             let jitter = rand::rng().random_range(0.5..1.5);
             tokio::time::sleep(Duration::from_secs_f64(backoff * jitter)).await;
-            backoff = (backoff * 2.0).min(10.0);
+            backoff = (backoff * 2.0).min(max_backoff);
         }
     }
 
