@@ -102,7 +102,7 @@ fn clickhouse(c: &mut Criterion) {
     group.bench_function("row_binary_record", |b| {
         b.iter(|| {
             row.clear();
-            tapline::sinks::clickhouse::schema::write_row_binary(std::hint::black_box(&record), true, &mut row);
+            tapline::sinks::clickhouse::schema::write_row_binary(std::hint::black_box(&record), tapline::sinks::clickhouse::schema::Server { datetime64: true, map: true }, &mut row);
             row.len()
         })
     });

@@ -446,3 +446,110 @@ fn clickhouse_stopped_mid_run_then_started_every_row_arrives_once() {
     assert_eq!(totals(&stderr, "ch", "component_discarded_events_total"), 0, "{stderr}");
     assert_eq!(query(&url, &format!("SELECT count(), uniqExact(request_id) FROM {db}.requests")).trim(), "700\t700");
 }
+
+/// The built-in metric table, created and filled by the sink on 18.16 and on
+/// current ClickHouse (with `Map` there, parallel arrays on 18.16).
+#[test]
+fn metric_table_on_old_and_current_clickhouse() {
+    let Some(old) = clickhouse() else { return };
+    let Some(current) = Chdb::start() else { return };
+    let db = format!("tapline_metrics_{}", std::process::id());
+    query(&old, &format!("DROP DATABASE IF EXISTS {db}"));
+    let dir = tempfile::tempdir().unwrap();
+    let sink = |id: &str, url: &str| {
+        format!(
+            "[sinks.{id}]\ntype = \"clickhouse\"\ninputs = [\"own\"]\nendpoint = \"{url}\"\ndatabase = \"{db}\"\ntable = \"metrics\"\n\
+             schema = \"metric\"\ncreate_table = true\nbatch.timeout_secs = 0.2\n"
+        )
+    };
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!("[api]\nenabled = false\n[sources.own]\ntype = \"internal_metrics\"\nscrape_interval_secs = 0.2\n{}{}", sink("old", &old), sink("current", &current.url)),
+    )
+    .unwrap();
+    let child = bin().args(["run", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
+    let on_current = |sql: &str| String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", sql]).output().unwrap().stdout).unwrap();
+    let sent = "SELECT max(value) FROM {db}.metrics WHERE name = 'component_sent_events_total' AND namespace = 'tapline' AND type = 'counter' AND kind = 'absolute' AND ";
+    let old_sql = format!("{}tags_values[indexOf(tags_keys, 'component_id')] = 'own'", sent.replace("{db}", &db));
+    let current_sql = format!("{}tags['component_id'] = 'own'", sent.replace("{db}", &db));
+    // Until the sink has created the tables, the queries fail (and parse as nothing).
+    let on_old = |sql: &str| String::from_utf8(Command::new("curl").args(["-s", &format!("{old}/"), "--data-binary", sql]).output().unwrap().stdout).unwrap();
+    wait_for("the source's own counter in both tables", Duration::from_secs(60), || {
+        on_old(&old_sql).trim().parse::<f64>().is_ok_and(|v| v > 0.0) && on_current(&current_sql).trim().parse::<f64>().is_ok_and(|v| v > 0.0)
+    });
+    signal(&child, "TERM");
+    let output = wait(child, Duration::from_secs(60));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let types = |run: &dyn Fn(&str) -> String| run(&format!("SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'metrics' AND name LIKE 'tags%' ORDER BY name FORMAT TabSeparated"));
+    assert_eq!(types(&|sql| query(&old, sql)), "tags_keys\tArray(String)\ntags_values\tArray(String)\n");
+    assert_eq!(types(&on_current), "tags\tMap(LowCardinality(String), String)\n");
+    let uptime = format!("SELECT type, kind, count() > 0 FROM {db}.metrics WHERE name = 'uptime_seconds' GROUP BY type, kind FORMAT TabSeparated");
+    assert_eq!(query(&old, &uptime), "gauge\tabsolute\t1\n");
+    assert_eq!(on_current(&uptime), "gauge\tabsolute\t1\n");
+}
+
+/// The built-in span table: DDL and rows from the sink's own functions, on
+/// both servers, read back equal.
+#[test]
+fn span_table_on_old_and_current_clickhouse() {
+    use tapline::event::{Span, SpanKind, SpanStatus, StatusCode, Value as VrlValue};
+    use tapline::sinks::clickhouse::schema::{span_row, span_table_sql, Server};
+    let Some(old) = clickhouse() else { return };
+    let Some(current) = Chdb::start() else { return };
+    let db = format!("tapline_spans_{}", std::process::id());
+    let span = Span {
+        trace_id: [0x4b; 16],
+        span_id: [0x1a; 8],
+        parent_span_id: Some([0x2c; 8]),
+        name: "GET /orders/{id}".into(),
+        kind: SpanKind::Server,
+        start_time_unix_nano: 1_732_613_000_121_000_000,
+        end_time_unix_nano: 1_732_613_000_154_500_000,
+        status: SpanStatus { code: StatusCode::Error, message: "upstream 502".into() },
+        attributes: [("http.route".into(), VrlValue::from("/orders/{id}")), ("http.status_code".into(), VrlValue::Integer(502))].into_iter().collect(),
+        resource: [("service.name".into(), VrlValue::from("orders"))].into_iter().collect(),
+        request_id: Some("c3127a5c".into()),
+        ..Default::default()
+    };
+    let on_current = |sql: &str| {
+        let out = Command::new("curl").args(["-sS", "--fail-with-body", &format!("{}/", current.url), "--data-binary", sql]).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{sql}: {text}");
+        text
+    };
+    let insert = |url: &str, server: Server| {
+        let sql = format!("INSERT INTO {db}.spans FORMAT JSONEachRow");
+        let out = Command::new("curl")
+            .args(["-sS", "--fail-with-body", &format!("{url}/?query={}", sql.replace(' ', "%20")), "--data-binary", "@-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child.stdin.take().unwrap().write_all(&span_row(&span, server))?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    };
+    let (old_server, current_server) = (Server::from_version(&query(&old, "SELECT version()")), Server::from_version(&on_current("SELECT version()")));
+    assert!(!old_server.map && current_server.map);
+    query(&old, &format!("DROP DATABASE IF EXISTS {db}"));
+    query(&old, &format!("CREATE DATABASE {db}"));
+    on_current(&format!("CREATE DATABASE IF NOT EXISTS {db}"));
+    query(&old, &span_table_sql(&db, "spans", old_server));
+    on_current(&span_table_sql(&db, "spans", current_server));
+    insert(&old, old_server);
+    insert(&current.url, current_server);
+    let columns = "toString(toDateTime(time)), trace_id, span_id, parent_span_id, name, kind, service_name, duration_ns, status_code, status_message, request_id";
+    let on_old = query(&old, &format!("SELECT {columns}, attributes_values[indexOf(attributes_keys, 'http.route')] FROM {db}.spans FORMAT TabSeparated"));
+    let expected = format!(
+        "2024-11-26 09:23:20\t{}\t{}\t{}\tGET /orders/{{id}}\tserver\torders\t33500000\terror\tupstream 502\tc3127a5c\t/orders/{{id}}\n",
+        "4b".repeat(16),
+        "1a".repeat(8),
+        "2c".repeat(8)
+    );
+    assert_eq!(on_old, expected);
+    assert_eq!(on_current(&format!("SELECT {columns}, attributes['http.route'] FROM {db}.spans FORMAT TabSeparated")), expected);
+    assert_eq!(on_current(&format!("SELECT toString(time) FROM {db}.spans FORMAT TabSeparated")), "2024-11-26 09:23:20.121\n");
+}

@@ -24,7 +24,7 @@ use crate::template::Template;
 
 pub mod schema;
 
-use schema::{create_table_sql, has_datetime64};
+use schema::Server;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +78,10 @@ pub enum BasicOnly {
 pub enum Schema {
     /// The request record (Kong sources, later eBPF).
     RequestRecord,
+    /// Span events (OTLP), one row per span.
+    Span,
+    /// Metric events, one row per metric.
+    Metric,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
@@ -153,7 +157,11 @@ fn default_database() -> String {
 
 impl SinkConfig for ClickHouseConfig {
     fn input_kinds(&self) -> Kinds {
-        Kinds::LOG
+        match self.schema {
+            Some(Schema::Span) => Kinds::SPAN,
+            Some(Schema::Metric) => Kinds::METRIC,
+            _ => Kinds::LOG,
+        }
     }
 
     fn check(&self) -> Result<(), String> {
@@ -164,11 +172,11 @@ impl SinkConfig for ClickHouseConfig {
             return Err("https endpoints are not supported yet: use http:// (on loopback or a private network)".into());
         }
         Template::parse(&self.table).map_err(|e| format!("`table`: {e}"))?;
-        if self.format == Format::RowBinary && self.schema.is_none() {
-            return Err("`format = \"row_binary\"` writes the built-in table: set `schema = \"request_record\"`".into());
+        if self.format == Format::RowBinary && self.schema != Some(Schema::RequestRecord) {
+            return Err("`format = \"row_binary\"` writes the built-in request-record table: set `schema = \"request_record\"`".into());
         }
         if self.create_table && self.schema.is_none() {
-            return Err("`create_table` needs `schema` (the built-in layout to create): `schema = \"request_record\"`".into());
+            return Err("`create_table` needs `schema` (the built-in layout to create): `request_record`, `span` or `metric`".into());
         }
         if self.batch.max_events == 0 || self.batch.max_bytes == 0 || !(self.batch.timeout_secs > 0.0) {
             return Err("`batch.max_events`, `batch.max_bytes` and `batch.timeout_secs` must be positive".into());
@@ -182,7 +190,7 @@ impl SinkConfig for ClickHouseConfig {
             .timeout(Duration::from_secs(self.request.timeout_secs.max(1)))
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-        let sink = ClickHouse { config: self.clone(), table, client, cx, fractional_seconds: false, created: Default::default() };
+        let sink = ClickHouse { config: self.clone(), table, client, cx, server: Server::default(), created: Default::default() };
         Ok(Box::pin(sink.run()))
     }
 }
@@ -192,8 +200,8 @@ struct ClickHouse {
     table: Template,
     client: reqwest::Client,
     cx: SinkContext,
-    /// Built-in tables on a server with `DateTime64` keep milliseconds.
-    fractional_seconds: bool,
+    /// The types the server has, for the built-in tables (milliseconds with `DateTime64`).
+    server: Server,
     /// Tables already created (with `create_table`).
     created: std::collections::HashSet<String>,
 }
@@ -224,9 +232,8 @@ impl ClickHouse {
         }
         if self.config.schema.is_some() {
             let version = self.statement("SELECT version()").await?;
-            let modern = has_datetime64(version.trim());
-            tracing::info!(component = %self.cx.id, version = %version.trim(), datetime64 = modern, "ClickHouse server");
-            self.fractional_seconds = modern;
+            self.server = Server::from_version(&version);
+            tracing::info!(component = %self.cx.id, version = %version.trim(), datetime64 = self.server.datetime64, map = self.server.map, "ClickHouse server");
         }
         let timeout = Duration::from_secs_f64(self.config.batch.timeout_secs);
         let mut pending: HashMap<String, Pending> = HashMap::new();
@@ -281,10 +288,12 @@ impl ClickHouse {
     /// One event as one row in the configured format.
     fn encode(&self, event: &Event) -> Result<Vec<u8>, String> {
         match (self.config.format, &event.data) {
-            (Format::JsonEachRow, _) => encode_row(event, self.fractional_seconds),
+            (Format::JsonEachRow, EventData::Span(span)) if self.config.schema == Some(Schema::Span) => Ok(schema::span_row(span, self.server)),
+            (Format::JsonEachRow, EventData::Metric(metric)) if self.config.schema == Some(Schema::Metric) => Ok(schema::metric_row(metric, self.server)),
+            (Format::JsonEachRow, _) => encode_row(event, self.server.datetime64),
             (Format::RowBinary, EventData::Record(record)) => {
                 let mut row = Vec::with_capacity(256);
-                schema::write_row_binary(record, self.fractional_seconds, &mut row);
+                schema::write_row_binary(record, self.server, &mut row);
                 Ok(row)
             }
             (Format::RowBinary, _) => Err("`row_binary` writes request records; this event is a plain log (use json_each_row)".into()),
@@ -328,10 +337,14 @@ impl ClickHouse {
     async fn flush(&mut self, table: &str, pending: Pending) {
         if let (true, Some(schema)) = (self.config.create_table, self.config.schema) {
             if !self.created.contains(table) {
-                let database = format!("CREATE DATABASE IF NOT EXISTS {}", quote_identifier(&self.config.database));
-                let Schema::RequestRecord = schema;
-                let ddl = create_table_sql(&self.config.database, table, self.fractional_seconds);
-                match self.statement(&database).await.and(self.statement(&ddl).await) {
+                let create_database = format!("CREATE DATABASE IF NOT EXISTS {}", quote_identifier(&self.config.database));
+                let (database, server) = (&self.config.database, self.server);
+                let ddl = match schema {
+                    Schema::RequestRecord => schema::request_record_table_sql(database, table, server),
+                    Schema::Span => schema::span_table_sql(database, table, server),
+                    Schema::Metric => schema::metric_table_sql(database, table, server),
+                };
+                match self.statement(&create_database).await.and(self.statement(&ddl).await) {
                     Ok(_) => {
                         self.created.insert(table.to_string());
                     }
@@ -564,7 +577,9 @@ mod tests {
         }
         assert_eq!(String::from_utf8(encode_row(&event, false).unwrap()).unwrap(), "{\"a\":1,\"t\":\"2024-11-26 09:23:20\"}\n");
         assert_eq!(String::from_utf8(encode_row(&event, true).unwrap()).unwrap(), "{\"a\":1,\"t\":\"2024-11-26 09:23:20.121\"}\n");
-        assert!(has_datetime64("26.9.2.1") && has_datetime64("20.1.1") && !has_datetime64("18.16.1"));
+        assert_eq!(Server::from_version("26.9.2.1\n"), Server { datetime64: true, map: true });
+        assert_eq!(Server::from_version("21.3.1"), Server { datetime64: true, map: false });
+        assert_eq!(Server::from_version("18.16.1"), Server { datetime64: false, map: false });
         assert_eq!(quote_identifier("kong`x"), "`kong\\`x`");
         assert_eq!(percent_encode("INSERT INTO `a`"), "INSERT%20INTO%20%60a%60");
     }

@@ -1,14 +1,61 @@
 //! The built-in tables: their columns, their DDL for the server's version,
-//! and the RowBinary encoding of a request record, all from one column list.
+//! and the RowBinary encoding of a request record, all from one column list;
+//! the span and metric tables, written as JSONEachRow.
 
 use chrono::{DateTime, Utc};
+use serde_json::{json, Map as JsonMap, Value as Json};
 
 use super::quote_identifier;
-use crate::event::RequestRecord;
+use crate::event::{Metric, MetricValue, ObjectMap, RequestRecord, Span, Value};
 
-/// `DateTime64`, `LowCardinality` and TTL are there from ClickHouse 20.1 on.
-pub fn has_datetime64(version: &str) -> bool {
-    version.split('.').next().and_then(|major| major.parse::<u32>().ok()).is_some_and(|major| major >= 20)
+/// What the server's types allow, from `SELECT version()`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Server {
+    /// `DateTime64`, `LowCardinality` (20.1 on).
+    pub datetime64: bool,
+    /// `Map(K, V)` without an experimental setting (21.8 on).
+    pub map: bool,
+}
+
+impl Server {
+    pub fn from_version(version: &str) -> Server {
+        let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        Server { datetime64: major >= 20, map: (major, minor) >= (21, 8) }
+    }
+
+    fn time(self) -> &'static str {
+        if self.datetime64 { "DateTime64(3)" } else { "DateTime" }
+    }
+
+    fn label(self) -> &'static str {
+        if self.datetime64 { "LowCardinality(String)" } else { "String" }
+    }
+
+    /// A string map column: `Map`, or two parallel arrays `NAME_keys`/`NAME_values`.
+    fn map_columns(self, name: &str) -> String {
+        if self.map {
+            format!("    {name} Map(LowCardinality(String), String)")
+        } else {
+            format!("    {name}_keys Array(String),\n    {name}_values Array(String)")
+        }
+    }
+
+    /// A time as `DateTime`/`DateTime64(3)` read it in JSONEachRow without settings.
+    pub fn time_text(self, t: DateTime<Utc>) -> String {
+        if self.datetime64 { t.format("%Y-%m-%d %H:%M:%S%.3f").to_string() } else { t.format("%Y-%m-%d %H:%M:%S").to_string() }
+    }
+
+    /// Insert a string map into a JSON row, in this server's layout.
+    fn put_map<'a>(self, row: &mut JsonMap<String, Json>, name: &str, entries: impl Iterator<Item = (&'a str, String)>) {
+        let (keys, values): (Vec<&str>, Vec<String>) = entries.unzip();
+        if self.map {
+            row.insert(name.into(), Json::Object(keys.into_iter().map(String::from).zip(values.into_iter().map(Json::String)).collect()));
+        } else {
+            row.insert(format!("{name}_keys"), json!(keys));
+            row.insert(format!("{name}_values"), json!(values));
+        }
+    }
 }
 
 /// A column's type, written per server generation.
@@ -151,21 +198,161 @@ fn record_fields(r: &RequestRecord) -> [Field<'_>; 40] {
 /// be Nullable on old servers, and every query of a time range reads few parts;
 /// partitions are days, so old data goes by dropping partitions (or by a TTL
 /// added with ALTER TABLE on servers that have it).
-pub fn create_table_sql(database: &str, table: &str, modern: bool) -> String {
-    let columns: Vec<String> = REQUEST_RECORD.iter().map(|(name, column)| format!("    {name} {}", column.sql(modern))).collect();
+pub fn request_record_table_sql(database: &str, table: &str, server: Server) -> String {
+    let columns: Vec<String> = REQUEST_RECORD.iter().map(|(name, column)| format!("    {name} {}", column.sql(server.datetime64))).collect();
+    create_table(database, table, &columns, "time")
+}
+
+fn create_table(database: &str, table: &str, columns: &[String], order_by: &str) -> String {
     format!(
-        "CREATE TABLE IF NOT EXISTS {}.{} (\n{}\n) ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY time",
+        "CREATE TABLE IF NOT EXISTS {}.{} (\n{}\n) ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY {order_by}",
         quote_identifier(database),
         quote_identifier(table),
         columns.join(",\n")
     )
 }
 
+/// The span table (as OpenTelemetry's ClickHouse exporter lays it out, in
+/// types 18.16 also has). ORDER BY (service_name, name, time): the queries
+/// are "this service's operations over this time"; a trace is read by
+/// `trace_id` within a time range. Events and links are JSON text.
+pub fn span_table_sql(database: &str, table: &str, server: Server) -> String {
+    let (time, label) = (server.time(), server.label());
+    let columns = [
+        format!("    time {time}"),
+        "    trace_id String".to_string(),
+        "    span_id String".to_string(),
+        "    parent_span_id String".to_string(),
+        "    trace_state String".to_string(),
+        format!("    name {label}"),
+        format!("    kind {label}"),
+        format!("    service_name {label}"),
+        "    start_time_unix_nano UInt64".to_string(),
+        "    end_time_unix_nano UInt64".to_string(),
+        "    duration_ns UInt64".to_string(),
+        format!("    status_code {label}"),
+        "    status_message String".to_string(),
+        "    scope_name String".to_string(),
+        "    scope_version String".to_string(),
+        "    request_id String".to_string(),
+        server.map_columns("attributes"),
+        server.map_columns("resource"),
+        "    events String".to_string(),
+        "    links String".to_string(),
+    ];
+    create_table(database, table, &columns, "(service_name, name, time)")
+}
+
+/// The metric table: one row per metric event. Counters and gauges fill
+/// `value`; histograms and summaries `count`, `sum` and their arrays
+/// (histogram buckets are not cumulative). ORDER BY (name, time).
+pub fn metric_table_sql(database: &str, table: &str, server: Server) -> String {
+    let (time, label) = (server.time(), server.label());
+    let columns = [
+        format!("    time {time}"),
+        format!("    name {label}"),
+        "    namespace String".to_string(),
+        format!("    kind {label}"),
+        format!("    type {label}"),
+        server.map_columns("tags"),
+        "    value Float64".to_string(),
+        "    count UInt64".to_string(),
+        "    sum Float64".to_string(),
+        "    bucket_upper_limits Array(Float64)".to_string(),
+        "    bucket_counts Array(UInt64)".to_string(),
+        "    quantiles Array(Float64)".to_string(),
+        "    quantile_values Array(Float64)".to_string(),
+    ];
+    create_table(database, table, &columns, "(name, time)")
+}
+
+/// One span as a JSONEachRow line of the span table.
+pub fn span_row(span: &Span, server: Server) -> Vec<u8> {
+    let start = DateTime::from_timestamp_nanos(span.start_time_unix_nano as i64);
+    let service = span.resource.get("service.name").map(attribute_text).unwrap_or_default();
+    let mut row = JsonMap::new();
+    row.insert("time".into(), json!(server.time_text(start)));
+    let ids = serde_json::to_value(span).unwrap_or_default();
+    for id in ["trace_id", "span_id", "parent_span_id"] {
+        row.insert(id.into(), json!(ids.get(id).and_then(Json::as_str).unwrap_or_default()));
+    }
+    row.insert("trace_state".into(), json!(span.trace_state));
+    row.insert("name".into(), json!(span.name));
+    row.insert("kind".into(), ids.get("kind").cloned().unwrap_or_default());
+    row.insert("service_name".into(), json!(service));
+    row.insert("start_time_unix_nano".into(), json!(span.start_time_unix_nano));
+    row.insert("end_time_unix_nano".into(), json!(span.end_time_unix_nano));
+    row.insert("duration_ns".into(), json!(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano)));
+    row.insert("status_code".into(), ids.pointer("/status/code").cloned().unwrap_or_default());
+    row.insert("status_message".into(), json!(span.status.message));
+    row.insert("scope_name".into(), json!(span.scope_name));
+    row.insert("scope_version".into(), json!(span.scope_version));
+    row.insert("request_id".into(), json!(span.request_id.as_deref().unwrap_or_default()));
+    server.put_map(&mut row, "attributes", attribute_entries(&span.attributes));
+    server.put_map(&mut row, "resource", attribute_entries(&span.resource));
+    row.insert("events".into(), json!(ids.get("events").map(Json::to_string).unwrap_or_default()));
+    row.insert("links".into(), json!(ids.get("links").map(Json::to_string).unwrap_or_default()));
+    line(row)
+}
+
+/// One metric as a JSONEachRow line of the metric table.
+pub fn metric_row(metric: &Metric, server: Server) -> Vec<u8> {
+    let mut row = JsonMap::new();
+    row.insert("time".into(), json!(server.time_text(metric.timestamp.unwrap_or_else(Utc::now))));
+    row.insert("name".into(), json!(metric.name));
+    row.insert("namespace".into(), json!(metric.namespace.as_deref().unwrap_or_default()));
+    row.insert("kind".into(), serde_json::to_value(metric.kind).unwrap_or_default());
+    server.put_map(&mut row, "tags", metric.tags.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    let (kind, value, count, sum) = match &metric.value {
+        MetricValue::Counter { value } => ("counter", *value, 0, 0.0),
+        MetricValue::Gauge { value } => ("gauge", *value, 0, 0.0),
+        MetricValue::Histogram { buckets, count, sum } => {
+            row.insert("bucket_upper_limits".into(), json!(buckets.iter().map(|b| b.upper_limit).collect::<Vec<_>>()));
+            row.insert("bucket_counts".into(), json!(buckets.iter().map(|b| b.count).collect::<Vec<_>>()));
+            ("histogram", 0.0, *count, *sum)
+        }
+        MetricValue::Summary { quantiles, count, sum } => {
+            row.insert("quantiles".into(), json!(quantiles.iter().map(|q| q.quantile).collect::<Vec<_>>()));
+            row.insert("quantile_values".into(), json!(quantiles.iter().map(|q| q.value).collect::<Vec<_>>()));
+            ("summary", 0.0, *count, *sum)
+        }
+        MetricValue::Distribution { samples } => {
+            let count = samples.iter().map(|(_, rate)| u64::from(*rate)).sum();
+            let sum = samples.iter().map(|(v, rate)| v * f64::from(*rate)).sum();
+            ("distribution", 0.0, count, sum)
+        }
+    };
+    row.insert("type".into(), json!(kind));
+    // JSON has no NaN or infinity: ClickHouse gets 0 for them.
+    row.insert("value".into(), json!(if value.is_finite() { value } else { 0.0 }));
+    row.insert("count".into(), json!(count));
+    row.insert("sum".into(), json!(if sum.is_finite() { sum } else { 0.0 }));
+    line(row)
+}
+
+fn line(row: JsonMap<String, Json>) -> Vec<u8> {
+    let mut out = serde_json::to_vec(&Json::Object(row)).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+fn attribute_entries(map: &ObjectMap) -> impl Iterator<Item = (&str, String)> {
+    map.iter().map(|(k, v)| (k.as_str(), attribute_text(v)))
+}
+
+/// An attribute value as map text: strings as they are, the rest as JSON.
+fn attribute_text(value: &Value) -> String {
+    match value.to_str_lossy() {
+        Some(text) => text.into_owned(),
+        None => serde_json::to_string(value).unwrap_or_default(),
+    }
+}
+
 /// Append one record in ClickHouse's RowBinary format, columns in table order.
-pub fn write_row_binary(record: &RequestRecord, modern: bool, out: &mut Vec<u8>) {
+pub fn write_row_binary(record: &RequestRecord, server: Server, out: &mut Vec<u8>) {
     for field in record_fields(record) {
         match field {
-            Field::Time(t) if modern => out.extend_from_slice(&t.timestamp_millis().to_le_bytes()),
+            Field::Time(t) if server.datetime64 => out.extend_from_slice(&t.timestamp_millis().to_le_bytes()),
             Field::Time(t) => out.extend_from_slice(&(t.timestamp().clamp(0, u32::MAX as i64) as u32).to_le_bytes()),
             Field::Label(s) => write_string(s, out),
             Field::Count(n) => out.extend_from_slice(&n.to_le_bytes()),
@@ -238,10 +425,10 @@ mod tests {
         assert_eq!(&out[..2], &[0xc8, 0x01]);
         let record = RequestRecord { time: DateTime::from_timestamp(1_732_613_000, 121_000_000).unwrap(), protocol: "http".into(), status: Some(200), ..Default::default() };
         let mut old = Vec::new();
-        write_row_binary(&record, false, &mut old);
+        write_row_binary(&record, Server::default(), &mut old);
         assert_eq!(&old[..4], &1_732_613_000u32.to_le_bytes());
         let mut modern = Vec::new();
-        write_row_binary(&record, true, &mut modern);
+        write_row_binary(&record, Server { datetime64: true, map: true }, &mut modern);
         assert_eq!(&modern[..8], &1_732_613_000_121i64.to_le_bytes());
         // observation_point "gateway", signal_source "kong", protocol "http", then 9 null texts, then status 200.
         assert_eq!(&modern[8..35], b"\x07gateway\x04kong\x04http\x01\x01\x01\x01\x01\x01\x01\x01\x01");
