@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Kafka-compatible broker for the tests: Tansu, in memory, on loopback.
 # Installed once into ~/.cargo/bin by scripts/install-test-deps.sh.
-#   scripts/kafka.sh broker PORT          run a broker in the foreground (tests spawn this)
+#   scripts/kafka.sh broker PORT [ADVERTISED_PORT]
+#                                         run a broker in the foreground (tests spawn this)
 #   scripts/kafka.sh topic PORT NAME [P]  create topic NAME with P partitions (default 1)
 #   scripts/kafka.sh start | stop         a broker in the background on $KAFKA_PORT (19092)
 set -euo pipefail
@@ -9,8 +10,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 dir=${KAFKA_DIR:-/tmp/tapline-kafka}
 case "${1:-start}" in
   broker)
-    port=$2
-    exec tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    port=$2 advertised=${3:-$2}
+    exec tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$advertised" \
       --storage-engine memory://tansu/
     ;;
   topic)
@@ -33,6 +34,6 @@ case "${1:-start}" in
     [ -f "$dir/broker.pid" ] && kill "$(cat "$dir/broker.pid")" 2>/dev/null || true
     ;;
   *)
-    echo "usage: $0 broker PORT | topic PORT NAME [PARTITIONS] | start | stop" >&2; exit 2
+    echo "usage: $0 broker PORT [ADVERTISED_PORT] | topic PORT NAME [PARTITIONS] | start | stop" >&2; exit 2
     ;;
 esac

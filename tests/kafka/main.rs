@@ -9,16 +9,24 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
 
-/// A Tansu broker of this test's own, killed when dropped.
+/// A Tansu broker of this test's own, killed when dropped. Clients reach it
+/// on `port` through a plain TCP relay, so that a restarted broker (Tansu
+/// keeps topics in memory) is reachable only once its topics exist again, as
+/// a broker with disks would be; the broker advertises `port`.
 struct Broker {
     port: u16,
+    internal: u16,
     child: Child,
+    relay: Option<Relay>,
 }
 
 impl Broker {
@@ -39,18 +47,25 @@ impl Broker {
             eprintln!("skipped: {missing} is missing");
             return None;
         }
-        Some(Broker::on(free_port()))
+        Some(Broker::restart(free_port(), &[]))
     }
 
-    fn on(port: u16) -> Broker {
+    /// A new broker for clients of `port`, reachable once `topics` exist.
+    fn restart(port: u16, topics: &[(&str, u32)]) -> Broker {
+        let internal = free_port();
         let child = Command::new(here("scripts/kafka.sh"))
-            .args(["broker", &port.to_string()])
+            .args(["broker", &internal.to_string(), &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        wait_for("the broker to listen", Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Broker { port, child }
+        wait_for("the broker to listen", Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", internal)).is_ok());
+        let mut broker = Broker { port, internal, child, relay: None };
+        for (name, partitions) in topics {
+            broker.topic(name, *partitions);
+        }
+        broker.relay = Some(Relay::start(port, internal));
+        broker
     }
 
     fn address(&self) -> String {
@@ -58,7 +73,7 @@ impl Broker {
     }
 
     fn topic(&self, name: &str, partitions: u32) {
-        let status = Command::new(here("scripts/kafka.sh")).args(["topic", &self.port.to_string(), name, &partitions.to_string()]).status().unwrap();
+        let status = Command::new(here("scripts/kafka.sh")).args(["topic", &self.internal.to_string(), name, &partitions.to_string()]).status().unwrap();
         assert!(status.success(), "cannot create topic {name}");
     }
 
@@ -95,9 +110,58 @@ impl Broker {
     }
 
     fn kill(&mut self) {
+        self.relay = None;
         // scripts/kafka.sh execs tansu, so this is the broker itself.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Relays loopback TCP connections from one port to another; dropping it
+/// closes the port and every relayed connection.
+struct Relay {
+    stop: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<TcpStream>>>,
+    accepting: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    fn start(port: u16, target: u16) -> Relay {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let (stopping, open) = (stop.clone(), connections.clone());
+        let accepting = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                client.set_nonblocking(false).unwrap();
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server.try_clone().unwrap(), client.try_clone().unwrap())] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+                open.lock().unwrap().extend([client, server]);
+            }
+        });
+        Relay { stop, connections, accepting: Some(accepting) }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
+        for connection in self.connections.lock().unwrap().drain(..) {
+            let _ = connection.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -269,8 +333,7 @@ fn broker_stopped_and_restarted_loses_nothing() {
     assert_eq!(sent(), 500, "nothing is delivered while the broker is down");
 
     // Back: every waiting event is delivered.
-    let broker = Broker::on(port);
-    broker.topic("events", 2);
+    let broker = Broker::restart(port, &[("events", 2)]);
     wait_for("the 700 waiting deliveries", Duration::from_secs(90), || sent() == 1200);
     drop(stdin);
     let output = wait(child, Duration::from_secs(60));
@@ -322,4 +385,46 @@ fn unreachable_broker_fails_the_healthcheck_clearly() {
     assert!(!ok);
     assert!(stderr.contains(&format!("Kafka at 127.0.0.1:{port} is unreachable")), "{stderr}");
     assert!(stderr.contains("healthcheck.enabled = false"), "{stderr}");
+}
+
+/// With acknowledgements, Kong's http-log gets its 200 only once the broker has
+/// the entries: while the broker is down the answer does not come (Kong times
+/// out and keeps the batch to send again).
+#[test]
+fn kong_gets_its_answer_only_after_delivery() {
+    let Some(broker) = Broker::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    broker.topic("kong", 1);
+    let http = free_port();
+    let config = format!(
+        "[api]\nenabled = false\n[sources.kong]\ntype = \"kong_http_log\"\naddress = \"127.0.0.1:{http}\"\n\
+         [sinks.k]\ntype = \"kafka\"\ninputs = [\"kong\"]\nacknowledgements.enabled = true\nbootstrap_servers = \"{}\"\ntopic = \"kong\"\n\
+         message_timeout_ms = 1000\nlibrdkafka_options = {{ \"reconnect.backoff.max.ms\" = \"500\" }}\n",
+        broker.address()
+    );
+    let path = dir.path().join("pipeline.toml");
+    std::fs::write(&path, config).unwrap();
+    let child = bin().args(["run", "--config"]).arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for("the HTTP source", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", http)).is_ok());
+    let post = |max_secs: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", max_secs, "-H", "Content-Type: application/json", "--data-binary"])
+            .arg(format!("@{}", here("tests/fixtures/kong/kong3_array5.json").display()))
+            .arg(format!("http://127.0.0.1:{http}/"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(post("30"), "200");
+    assert_eq!(broker.consume(5, &["kong"]).len(), 5);
+
+    let port = broker.stop();
+    assert_eq!(post("3"), "000", "no answer while the broker is down");
+    let broker = Broker::restart(port, &[("kong", 1)]);
+    // The entries of the unanswered post still arrive (Kong's retry would send them again:
+    // delivery is at least once).
+    assert_eq!(broker.consume(5, &["kong"]).len(), 5);
+    assert_eq!(post("30"), "200");
+    signal(&child, "TERM");
+    assert!(wait(child, Duration::from_secs(60)).status.success());
 }
