@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::{SinkConfig, SinkContext};
 use crate::config::registry::Task;
-use crate::event::{Event, EventData, EventStatus, Kinds, Value};
+use crate::event::{Event, EventData, EventStatus, Kinds, RequestRecord, Value};
 use crate::telemetry::ComponentMetrics;
 use crate::template::Template;
 
@@ -458,17 +458,35 @@ impl ClickHouse {
 /// `DateTime` reads them without settings: `YYYY-MM-DD hh:mm:ss`, UTC; with
 /// milliseconds for the built-in tables' `DateTime64(3)`.
 pub fn encode_row(event: &Event, fractional_seconds: bool) -> Result<Vec<u8>, String> {
-    let mut value = match &event.data {
-        EventData::Log(v) => v.clone(),
-        EventData::Record(r) => r.to_value(),
+    let mut row = match &event.data {
+        EventData::Log(v) => serde_json::to_vec(&ClickHouseJson(v, fractional_seconds)),
+        EventData::Record(r) => return record_row(r, fractional_seconds),
         _ => return Err("only logs and request records go to ClickHouse".into()),
-    };
-    if let EventData::Record(r) = &event.data {
-        value.insert(vrl::path!("time"), Value::Timestamp(r.time));
     }
-    let mut row = serde_json::to_vec(&ClickHouseJson(&value, fractional_seconds)).map_err(|e| format!("cannot encode a row: {e}"))?;
+    .map_err(|e| format!("cannot encode a row: {e}"))?;
     row.push(b'\n');
     Ok(row)
+}
+
+/// A request record serialized straight from its struct. Its first field,
+/// `time`, comes out in RFC 3339, which `DateTime` does not read: that one
+/// value is swapped for ClickHouse's form.
+fn record_row(record: &RequestRecord, fractional_seconds: bool) -> Result<Vec<u8>, String> {
+    const TIME_KEY: &[u8] = b"{\"time\":\"";
+    let json = serde_json::to_vec(record).map_err(|e| format!("cannot encode a row: {e}"))?;
+    let rest = json.strip_prefix(TIME_KEY).and_then(|rest| rest.iter().position(|&b| b == b'"').map(|end| &rest[end..]));
+    let Some(rest) = rest else { return Err("a request record's JSON does not start with its time".into()) };
+    let mut row = Vec::with_capacity(json.len() + 1);
+    row.extend_from_slice(TIME_KEY);
+    write!(row, "{}", clickhouse_time(&record.time, fractional_seconds)).map_err(|e| format!("cannot encode a row: {e}"))?;
+    row.extend_from_slice(rest);
+    row.push(b'\n');
+    Ok(row)
+}
+
+/// A time as ClickHouse's `DateTime` (or `DateTime64(3)`) reads it without settings, UTC.
+fn clickhouse_time(t: &chrono::DateTime<chrono::Utc>, fractional_seconds: bool) -> impl std::fmt::Display {
+    t.format(if fractional_seconds { "%Y-%m-%d %H:%M:%S%.3f" } else { "%Y-%m-%d %H:%M:%S" })
 }
 
 /// A VRL value serialized for ClickHouse: timestamps in its `DateTime` form.
@@ -478,8 +496,7 @@ impl serde::Serialize for ClickHouseJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{SerializeMap, SerializeSeq};
         match self.0 {
-            Value::Timestamp(t) if self.1 => s.collect_str(&t.format("%Y-%m-%d %H:%M:%S%.3f")),
-            Value::Timestamp(t) => s.collect_str(&t.format("%Y-%m-%d %H:%M:%S")),
+            Value::Timestamp(t) => s.collect_str(&clickhouse_time(t, self.1)),
             Value::Object(map) => {
                 let mut m = s.serialize_map(Some(map.len()))?;
                 for (k, v) in map {
@@ -567,6 +584,18 @@ mod tests {
         assert!(matches!(classify(500, "Code: 252, Too many parts"), Refusal::Transient));
         assert!(matches!(classify(503, "overloaded"), Refusal::Transient));
         assert!(matches!(classify(400, "bad"), Refusal::Data));
+    }
+
+    #[test]
+    fn records_are_written_from_the_struct_with_clickhouse_time() {
+        let record = RequestRecord { time: "2024-11-26T09:23:20.121Z".parse().unwrap(), service: Some("orders".into()), status: Some(200), ..Default::default() };
+        let row = String::from_utf8(encode_row(&Event::record(record.clone()), true).unwrap()).unwrap();
+        assert!(row.starts_with("{\"time\":\"2024-11-26 09:23:20.121\",\"observation_point\":\"gateway\""), "{row}");
+        let parsed: serde_json::Value = serde_json::from_str(&row).unwrap();
+        let mut expected = serde_json::to_value(&record).unwrap();
+        expected["time"] = "2024-11-26 09:23:20.121".into();
+        assert_eq!(parsed, expected);
+        assert!(String::from_utf8(encode_row(&Event::record(record), false).unwrap()).unwrap().starts_with("{\"time\":\"2024-11-26 09:23:20\","));
     }
 
     #[test]
