@@ -35,6 +35,10 @@ case "${1:-start}" in
     echo "clickhouse: did not start; see $dir/log/" >&2; tail -20 "$dir/log/clickhouse-server.err.log" >&2 || true; exit 1
     ;;
   stop)
-    [ -f "$dir/clickhouse.pid" ] && kill "$(cat "$dir/clickhouse.pid")" 2>/dev/null || true
+    # Wait for the process to end: while shutting down it still serves open connections.
+    if [ -f "$dir/clickhouse.pid" ] && pid=$(cat "$dir/clickhouse.pid") && kill "$pid" 2>/dev/null; then
+      for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.2; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
     ;;
 esac
