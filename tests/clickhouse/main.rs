@@ -553,3 +553,29 @@ fn span_table_on_old_and_current_clickhouse() {
     assert_eq!(on_current(&format!("SELECT {columns}, attributes['http.route'] FROM {db}.spans FORMAT TabSeparated")), expected);
     assert_eq!(on_current(&format!("SELECT toString(time) FROM {db}.spans FORMAT TabSeparated")), "2024-11-26 09:23:20.121\n");
 }
+
+/// `request.concurrency` inserts at once, seen in the server's own process
+/// list: each insert is made slow by a materialized view that sleeps per row.
+#[test]
+fn inserts_run_up_to_request_concurrency_at_once() {
+    let Some(url) = clickhouse() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input: String = (0..60).map(|i| line(i, "orders", json!(200))).collect();
+    for (concurrency, expected) in [(1, 1..=1), (3, 2..=3)] {
+        let db = database(&url, &format!("concurrency{concurrency}"));
+        query(&url, &format!("CREATE TABLE {db}.requests {TABLE}"));
+        query(&url, &format!("CREATE MATERIALIZED VIEW {db}.slow ENGINE = MergeTree ORDER BY x AS SELECT sleepEachRow(0.05) AS x FROM {db}.requests"));
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, pipeline(&url, &db, "requests", &format!("batch.max_events = 10\nrequest.concurrency = {concurrency}"))).unwrap();
+        let mut child = bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let mut most = 0;
+        while child.try_wait().unwrap().is_none() {
+            let running = query(&url, &format!("SELECT count() FROM system.processes WHERE query LIKE 'INSERT INTO `{db}`%'"));
+            most = most.max(running.trim().parse::<usize>().unwrap());
+        }
+        assert!(child.wait().unwrap().success());
+        assert!(expected.contains(&most), "concurrency {concurrency}: {most} inserts seen at once");
+        assert_eq!(query(&url, &format!("SELECT count() FROM {db}.requests")).trim(), "60");
+    }
+}

@@ -7,7 +7,9 @@
 //! 5xx are retried with backoff and jitter; unknown tables and bad credentials
 //! are reported at once, not retried.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
@@ -16,11 +18,14 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::{SinkConfig, SinkContext};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use super::{Reporter, SinkConfig, SinkContext};
 use crate::config::registry::Task;
 use crate::event::{Event, EventData, EventStatus, Kinds, RequestRecord, Value};
 use crate::telemetry::ComponentMetrics;
 use crate::template::Template;
+use crate::topology::buffer::BufferReceiver;
 
 pub mod schema;
 
@@ -125,11 +130,13 @@ pub struct RequestConfig {
     pub retry_initial_backoff_secs: f64,
     /// The longest wait between two tries (Vector's meaning).
     pub retry_max_duration_secs: f64,
+    /// Inserts in flight at once (each its own batch).
+    pub concurrency: usize,
 }
 
 impl Default for RequestConfig {
     fn default() -> Self {
-        RequestConfig { timeout_secs: 60, retry_attempts: u64::MAX, retry_initial_backoff_secs: 0.5, retry_max_duration_secs: 30.0 }
+        RequestConfig { timeout_secs: 60, retry_attempts: u64::MAX, retry_initial_backoff_secs: 0.5, retry_max_duration_secs: 30.0, concurrency: 1 }
     }
 }
 
@@ -178,6 +185,9 @@ impl SinkConfig for ClickHouseConfig {
         if self.create_table && self.schema.is_none() {
             return Err("`create_table` needs `schema` (the built-in layout to create): `request_record`, `span` or `metric`".into());
         }
+        if self.request.concurrency == 0 {
+            return Err("`request.concurrency` must be at least 1".into());
+        }
         if self.batch.max_events == 0 || self.batch.max_bytes == 0 || !(self.batch.timeout_secs > 0.0) {
             return Err("`batch.max_events`, `batch.max_bytes` and `batch.timeout_secs` must be positive".into());
         }
@@ -190,20 +200,21 @@ impl SinkConfig for ClickHouseConfig {
             .timeout(Duration::from_secs(self.request.timeout_secs.max(1)))
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-        let sink = ClickHouse { config: self.clone(), table, client, cx, server: Server::default(), created: Default::default() };
-        Ok(Box::pin(sink.run()))
+        let SinkContext { id, input, metrics } = cx;
+        let writer = Writer { config: self.clone(), client, report: Reporter { id, metrics }, server: Server::default(), created: Default::default() };
+        Ok(Box::pin(run(writer, table, input)))
     }
 }
 
-struct ClickHouse {
+/// What sends batches: shared by the inserts running at once (`request.concurrency`).
+struct Writer {
     config: ClickHouseConfig,
-    table: Template,
     client: reqwest::Client,
-    cx: SinkContext,
+    report: Reporter,
     /// The types the server has, for the built-in tables (milliseconds with `DateTime64`).
     server: Server,
     /// Tables already created (with `create_table`).
-    created: std::collections::HashSet<String>,
+    created: Mutex<HashSet<String>>,
 }
 
 /// Rows waiting for one table.
@@ -225,64 +236,89 @@ enum Outcome {
     Failed(String),
 }
 
-impl ClickHouse {
-    async fn run(mut self) -> Result<(), String> {
-        if self.config.healthcheck.enabled {
-            self.healthcheck().await?;
+/// Read events into per-table batches; send each full or due batch, up to
+/// `request.concurrency` at once (at the limit, reading waits: backpressure).
+async fn run(mut writer: Writer, table: Template, mut input: BufferReceiver) -> Result<(), String> {
+    if writer.config.healthcheck.enabled {
+        writer.healthcheck().await?;
+    }
+    if writer.config.schema.is_some() {
+        let version = writer.statement("SELECT version()").await?;
+        writer.server = Server::from_version(&version);
+        tracing::info!(component = %writer.report.id, version = %version.trim(), datetime64 = writer.server.datetime64, map = writer.server.map, "ClickHouse server");
+    }
+    let writer = Arc::new(writer);
+    let (timeout, limit) = (Duration::from_secs_f64(writer.config.batch.timeout_secs), writer.config.request.concurrency.max(1));
+    let mut pending: HashMap<String, Pending> = HashMap::new();
+    let mut inserting = FuturesUnordered::new();
+    loop {
+        let deadline = pending.values().filter_map(|p| p.since).min().map(|since| since + timeout);
+        let (mut events, mut due) = (Vec::new(), Vec::new());
+        tokio::select! {
+            Some(()) = inserting.next(), if !inserting.is_empty() => continue,
+            next = input.recv() => match next {
+                Some(batch) => events = batch,
+                None => break,
+            },
+            _ = sleep_until(deadline) => {
+                due = pending.iter().filter(|(_, p)| p.since.is_some_and(|s| s.elapsed() >= timeout)).map(|(t, _)| t.clone()).collect();
+            }
         }
-        if self.config.schema.is_some() {
-            let version = self.statement("SELECT version()").await?;
-            self.server = Server::from_version(&version);
-            tracing::info!(component = %self.cx.id, version = %version.trim(), datetime64 = self.server.datetime64, map = self.server.map, "ClickHouse server");
-        }
-        let timeout = Duration::from_secs_f64(self.config.batch.timeout_secs);
-        let mut pending: HashMap<String, Pending> = HashMap::new();
-        loop {
-            let deadline = pending.values().filter_map(|p| p.since).min().map(|since| since + timeout);
-            let next = tokio::select! {
-                next = self.cx.input.recv() => next,
-                _ = sleep_until(deadline) => {
-                    let due: Vec<String> = pending.iter().filter(|(_, p)| p.since.is_some_and(|s| s.elapsed() >= timeout)).map(|(t, _)| t.clone()).collect();
-                    for table in due {
-                        if let Some(p) = pending.remove(&table) {
-                            self.flush(&table, p).await;
-                        }
-                    }
-                    continue;
-                }
-            };
-            let Some(batch) = next else { break };
-            for event in batch {
-                let table = match self.table.render(&event) {
-                    Ok(table) => table,
-                    Err(e) => {
-                        self.cx.reject(&event, &format!("cannot render `table`: {e}"));
-                        continue;
-                    }
-                };
-                let row = match self.encode(&event) {
-                    Ok(row) => row,
-                    Err(e) => {
-                        self.cx.reject(&event, &e);
-                        continue;
-                    }
-                };
-                let p = pending.entry(table.clone()).or_default();
-                p.since.get_or_insert_with(Instant::now);
-                p.bytes += row.len();
-                p.rows.push(row);
-                p.events.push(event);
-                if p.events.len() >= self.config.batch.max_events || p.bytes >= self.config.batch.max_bytes {
-                    if let Some(p) = pending.remove(&table) {
-                        self.flush(&table, p).await;
-                    }
+        for event in events {
+            if let Some(full) = writer.add(&table, event, &mut pending) {
+                due.push(full);
+            }
+            // A full batch goes now, before the next event can grow it.
+            for table in due.drain(..) {
+                if let Some(p) = pending.remove(&table) {
+                    start(&mut inserting, limit, writer.clone().flush(table, p)).await;
                 }
             }
         }
-        for (table, p) in std::mem::take(&mut pending) {
-            self.flush(&table, p).await;
+        for table in due {
+            if let Some(p) = pending.remove(&table) {
+                start(&mut inserting, limit, writer.clone().flush(table, p)).await;
+            }
         }
-        Ok(())
+    }
+    for (table, p) in pending {
+        start(&mut inserting, limit, writer.clone().flush(table, p)).await;
+    }
+    while inserting.next().await.is_some() {}
+    Ok(())
+}
+
+/// Add an insert to those running, once fewer than `limit` are.
+async fn start<F: Future<Output = ()>>(inserting: &mut FuturesUnordered<F>, limit: usize, insert: F) {
+    while inserting.len() >= limit {
+        inserting.next().await;
+    }
+    inserting.push(insert);
+}
+
+impl Writer {
+    /// Put one event in its table's batch; the table's name when that batch is full.
+    fn add(&self, template: &Template, event: Event, pending: &mut HashMap<String, Pending>) -> Option<String> {
+        let table = match template.render(&event) {
+            Ok(table) => table,
+            Err(e) => {
+                self.report.reject(&event, &format!("cannot render `table`: {e}"));
+                return None;
+            }
+        };
+        let row = match self.encode(&event) {
+            Ok(row) => row,
+            Err(e) => {
+                self.report.reject(&event, &e);
+                return None;
+            }
+        };
+        let p = pending.entry(table.clone()).or_default();
+        p.since.get_or_insert_with(Instant::now);
+        p.bytes += row.len();
+        p.rows.push(row);
+        p.events.push(event);
+        (p.events.len() >= self.config.batch.max_events || p.bytes >= self.config.batch.max_bytes).then_some(table)
     }
 
     /// One event as one row in the configured format.
@@ -334,9 +370,11 @@ impl ClickHouse {
     }
 
     /// Insert a table's rows; split on bad data until each bad row stands alone.
-    async fn flush(&mut self, table: &str, pending: Pending) {
+    async fn flush(self: Arc<Self>, table: String, pending: Pending) {
+        let table = table.as_str();
         if let (true, Some(schema)) = (self.config.create_table, self.config.schema) {
-            if !self.created.contains(table) {
+            let created = self.created.lock().unwrap_or_else(|e| e.into_inner()).contains(table);
+            if !created {
                 let create_database = format!("CREATE DATABASE IF NOT EXISTS {}", quote_identifier(&self.config.database));
                 let (database, server) = (&self.config.database, self.server);
                 let ddl = match schema {
@@ -346,9 +384,9 @@ impl ClickHouse {
                 };
                 match self.statement(&create_database).await.and(self.statement(&ddl).await) {
                     Ok(_) => {
-                        self.created.insert(table.to_string());
+                        self.created.lock().unwrap_or_else(|e| e.into_inner()).insert(table.to_string());
                     }
-                    Err(e) => tracing::error!(component = %self.cx.id, table, error = %e, "cannot create the table"),
+                    Err(e) => tracing::error!(component = %self.report.id, table, error = %e, "cannot create the table"),
                 }
             }
         }
@@ -357,7 +395,7 @@ impl ClickHouse {
             match self.insert(table, &rows).await {
                 Outcome::Inserted => {
                     let bytes = rows.iter().map(Vec::len).sum();
-                    self.cx.settle(events.iter(), events.len(), Ok(bytes));
+                    self.report.settle(events.iter(), events.len(), Ok(bytes));
                 }
                 Outcome::BadData(_) if events.len() > 1 => {
                     let (mut events, mut rows) = (events, rows);
@@ -368,7 +406,7 @@ impl ClickHouse {
                     work.push((events, rows));
                 }
                 Outcome::BadData(error) => self.dead_letter(table, &events[0], &error).await,
-                Outcome::Failed(error) => self.cx.settle(events.iter(), events.len(), Err(format!("table {table}: {error}"))),
+                Outcome::Failed(error) => self.report.settle(events.iter(), events.len(), Err(format!("table {table}: {error}"))),
             }
         }
     }
@@ -420,8 +458,8 @@ impl ClickHouse {
             if !retryable || attempt > self.config.request.retry_attempts {
                 return Outcome::Failed(error);
             }
-            ComponentMetrics::add(&self.cx.metrics.errors, 1);
-            tracing::warn!(component = %self.cx.id, table, attempt, error, "insert failed; retrying");
+            ComponentMetrics::add(&self.report.metrics.errors, 1);
+            tracing::warn!(component = %self.report.id, table, attempt, error, "insert failed; retrying");
             let jitter = rand::rng().random_range(0.5..1.5);
             tokio::time::sleep(Duration::from_secs_f64(backoff * jitter)).await;
             backoff = (backoff * 2.0).min(max_backoff);
@@ -430,10 +468,10 @@ impl ClickHouse {
 
     /// A row ClickHouse refused: to the dead-letter file with the error, counted.
     async fn dead_letter(&self, table: &str, event: &Event, error: &str) {
-        ComponentMetrics::add(&self.cx.metrics.errors, 1);
-        ComponentMetrics::add(&self.cx.metrics.discarded_events, 1);
+        ComponentMetrics::add(&self.report.metrics.errors, 1);
+        ComponentMetrics::add(&self.report.metrics.discarded_events, 1);
         event.finalizers.update_status(EventStatus::Rejected);
-        tracing::error!(component = %self.cx.id, table, error, "ClickHouse refused a row");
+        tracing::error!(component = %self.report.id, table, error, "ClickHouse refused a row");
         let Some(dead_letter) = &self.config.dead_letter else { return };
         // The event as JSON, whatever format the row was sent in.
         let mut row = Vec::new();
@@ -449,7 +487,7 @@ impl ClickHouse {
             file.flush().await
         };
         if let Err(e) = written.await {
-            tracing::error!(component = %self.cx.id, path = %dead_letter.path, error = %e, "cannot write the dead-letter file");
+            tracing::error!(component = %self.report.id, path = %dead_letter.path, error = %e, "cannot write the dead-letter file");
         }
     }
 }
