@@ -13,10 +13,7 @@ cargo build --release --quiet
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 bin=target/release/tapline
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-sent() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' '/^tapline_component_sent_events_total\{component_id="out"/ {print $2}'; }
-cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-peak_mib() { awk '/VmHWM/ {print $2 / 1024}' "/proc/$1/status"; }
+source scripts/bench-lib.sh
 report() { # name entries wall cpu rss
   awk -v name="$1" -v n="$2" -v wall="$3" -v cpu="$4" -v rss="$5" 'BEGIN {
     printf "%-14s %9d entries in %5.1f s: %8.0f entries/s, %5.2f CPU-s per million, peak RSS %.1f MiB\n", name, n, wall, n / wall, cpu / n * 1e6, rss }'
@@ -43,14 +40,7 @@ non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt"); [ -z "$non2xx" ] || echo 
 report kong_http_log "$n" "$(echo "$end - $start" | bc)" "$cpu" "$rss"
 
 # 2. File: LINES lines of the same entry, one per line.
-python3 - "$work/access.log" "$lines" <<'PY'
-import json, sys
-entry = json.load(open("tests/fixtures/kong/kong3_single.json"))
-with open(sys.argv[1], "w") as f:
-    for i in range(int(sys.argv[2])):
-        entry["request"]["id"] = "%032x" % i
-        f.write(json.dumps(entry, separators=(",", ":")) + "\n")
-PY
+kong_log "$work/access.log" "$lines"
 export API_PORT=$(free_port) DATA_DIR="$work/data" LOG_FILE="$work/access.log"
 start=$(date +%s.%N)
 $bin run --config benches/kong-file-log.toml 2>"$work/file.log" & pid=$!

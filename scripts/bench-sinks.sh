@@ -14,19 +14,9 @@ work=$(mktemp -d)
 pid= broker=
 trap 'kill $pid $broker 2>/dev/null || true; rm -rf "$work"' EXIT
 bin=target/release/tapline
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-sent() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' '/^tapline_component_sent_events_total\{component_id="out"/ {print $2}'; }
-cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-peak_mib() { awk '/VmHWM/ {print $2 / 1024}' "/proc/$1/status"; }
+source scripts/bench-lib.sh
 
-python3 - "$work/access.log" "$lines" <<'PY'
-import json, sys
-entry = json.load(open("tests/fixtures/kong/kong3_single.json"))
-with open(sys.argv[1], "w") as f:
-    for i in range(int(sys.argv[2])):
-        entry["request"]["id"] = "%032x" % i
-        f.write(json.dumps(entry, separators=(",", ":")) + "\n")
-PY
+kong_log "$work/access.log" "$lines"
 
 # Run the pipeline with sink $1 until it has sent every record; print one line named $2.
 measure() {

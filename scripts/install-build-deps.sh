@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the build needs (librdkafka is compiled from source by the
-# rdkafka crate: a C toolchain, make, OpenSSL and zlib headers). apt runs only
-# when one is missing.
+# rdkafka crate: a C toolchain, make, OpenSSL and zlib headers), and any more
+# given as arguments. apt runs only when one is missing.
+#   scripts/install-build-deps.sh [PACKAGE...]
 set -euo pipefail
 
-packages=(ca-certificates g++ make libssl-dev zlib1g-dev pkg-config)
+packages=(ca-certificates g++ make libssl-dev zlib1g-dev pkg-config "$@")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,20 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(ca-certificates clickhouse-client clickhouse-server curl openssl procps time python3)
+test_packages=(clickhouse-client clickhouse-server curl openssl procps time python3)
 # pip for the python3 on the PATH (Debian's, unless another is first).
-python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
-
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}"
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
-scripts/install-build-deps.sh
+python3 -m pip --version >/dev/null 2>&1 || test_packages+=(python3-pip)
+scripts/install-build-deps.sh "${test_packages[@]}"
 
 # chdb: the current ClickHouse engine in-process, to check DDL and rows against it too.
 # confluent-kafka: an independent Kafka client (librdkafka 2.x) to read messages back.

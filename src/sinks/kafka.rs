@@ -22,7 +22,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientContext;
 use serde::Deserialize;
 
-use super::{SinkConfig, SinkContext};
+use super::{Healthcheck, SinkConfig, SinkContext};
 use crate::codec::{Encoding, EncodingCodec};
 use crate::config::registry::Task;
 use crate::event::{Event, EventData, Kinds, Value};
@@ -125,18 +125,6 @@ pub struct KafkaTlsConfig {
     pub verify_certificate: bool,
     #[serde(default = "yes")]
     pub verify_hostname: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Healthcheck {
-    pub enabled: bool,
-}
-
-impl Default for Healthcheck {
-    fn default() -> Self {
-        Healthcheck { enabled: true }
-    }
 }
 
 fn yes() -> bool {

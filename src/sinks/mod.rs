@@ -10,10 +10,25 @@ pub mod kafka;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use serde::Deserialize;
+
 use crate::config::registry::Task;
 use crate::event::{Event, EventStatus, Kinds};
 use crate::telemetry::ComponentMetrics;
 use crate::topology::buffer::BufferReceiver;
+
+/// Vector's `healthcheck.enabled`: check the peer at start (on by default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Healthcheck {
+    pub enabled: bool,
+}
+
+impl Default for Healthcheck {
+    fn default() -> Self {
+        Healthcheck { enabled: true }
+    }
+}
 
 pub trait SinkConfig: Debug + Send + Sync {
     fn input_kinds(&self) -> Kinds;

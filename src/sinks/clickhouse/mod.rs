@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::{Reporter, SinkConfig, SinkContext};
+use super::{Healthcheck, Reporter, SinkConfig, SinkContext};
 use crate::config::registry::Task;
 use crate::event::{Event, EventData, EventStatus, Kinds, RequestRecord, Value};
 use crate::telemetry::ComponentMetrics;
@@ -144,18 +144,6 @@ impl Default for RequestConfig {
 #[serde(deny_unknown_fields)]
 pub struct DeadLetter {
     pub path: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Healthcheck {
-    pub enabled: bool,
-}
-
-impl Default for Healthcheck {
-    fn default() -> Self {
-        Healthcheck { enabled: true }
-    }
 }
 
 fn default_database() -> String {

@@ -1,0 +1,17 @@
+# Helpers the bench scripts source: ports, tapline's counters, a process's CPU and memory.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Events the component `out` has sent, from the admin API on $API_PORT.
+sent() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' '/^tapline_component_sent_events_total\{component_id="out"/ {print $2}'; }
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+peak_mib() { awk '/VmHWM/ {print $2 / 1024}' "/proc/$1/status"; }
+# kong_log FILE LINES: a Kong file-log file of LINES copies of the 3.x fixture, request ids varied.
+kong_log() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+entry = json.load(open("tests/fixtures/kong/kong3_single.json"))
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        entry["request"]["id"] = "%032x" % i
+        f.write(json.dumps(entry, separators=(",", ":")) + "\n")
+PY
+}
