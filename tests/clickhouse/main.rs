@@ -414,17 +414,7 @@ fn clickhouse_stopped_mid_run_then_started_every_row_arrives_once() {
     let api = free_port();
     let config = pipeline(&url, &db, "requests", "batch.max_events = 100\nbatch.timeout_secs = 0.2\nrequest.retry_initial_backoff_secs = 0.2\nrequest.retry_max_duration_secs = 1")
         .replace("[api]\nenabled = false\n", &format!("[api]\naddress = \"127.0.0.1:{api}\"\n"));
-    let path = dir.path().join("p.toml");
-    std::fs::write(&path, config).unwrap();
-    let stderr_path = dir.path().join("stderr.log");
-    let mut child = bin()
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
+    let (mut child, stderr_path) = spawn_logged(&config, dir.path());
     let mut stdin = child.stdin.take().unwrap();
     let sent = || metric(api, "component_sent_events_total", "ch").unwrap_or(0);
 

@@ -35,6 +35,24 @@ pub fn wait(mut child: Child, limit: Duration) -> Output {
 }
 
 
+/// Start `tapline run` on `config` (written in `dir`) with stdin piped and
+/// stderr to a file, for long runs whose log could fill a pipe. Returns the
+/// child and the stderr file.
+pub fn spawn_logged(config: &str, dir: &Path) -> (Child, PathBuf) {
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, config).unwrap();
+    let stderr_path = dir.join("stderr.log");
+    let child = bin()
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    (child, stderr_path)
+}
+
 pub fn read_lines(path: &Path) -> Vec<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => text.lines().map(str::to_string).collect(),

@@ -77,31 +77,23 @@ impl Broker {
         assert!(status.success(), "cannot create topic {name}");
     }
 
-    /// Read `count` messages from `topics` with the independent consumer.
-    fn consume(&self, count: usize, topics: &[&str]) -> Vec<Value> {
+    /// Read up to `count` messages from `topics` with the independent consumer,
+    /// waiting at most `wait_secs` for them.
+    fn consume_within(&self, wait_secs: u32, count: usize, topics: &[&str]) -> Vec<Value> {
         let output = Command::new("python3")
             .arg(here("scripts/kafka_consume.py"))
             .arg(self.address())
             .arg(count.to_string())
             .args(topics)
-            .env("KAFKA_CONSUME_TIMEOUT", "60")
+            .env("KAFKA_CONSUME_TIMEOUT", wait_secs.to_string())
             .output()
             .unwrap();
         assert!(output.status.success(), "consumer failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
-    /// Consume with a short wait, for checking that nothing more is there.
-    fn consume_briefly(&self, count: usize, topics: &[&str]) -> Vec<Value> {
-        let output = Command::new("python3")
-            .arg(here("scripts/kafka_consume.py"))
-            .arg(self.address())
-            .arg(count.to_string())
-            .args(topics)
-            .env("KAFKA_CONSUME_TIMEOUT", "8")
-            .output()
-            .unwrap();
-        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    fn consume(&self, count: usize, topics: &[&str]) -> Vec<Value> {
+        self.consume_within(60, count, topics)
     }
 
     fn stop(mut self) -> u16 {
@@ -307,17 +299,7 @@ fn broker_stopped_and_restarted_loses_nothing() {
          message_timeout_ms = 2000\nlibrdkafka_options = {{ \"reconnect.backoff.max.ms\" = \"500\" }}\n",
         broker.address()
     );
-    let path = dir.path().join("pipeline.toml");
-    std::fs::write(&path, config).unwrap();
-    let stderr_path = dir.path().join("stderr.log");
-    let mut child = bin()
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
+    let (mut child, stderr_path) = spawn_logged(&config, dir.path());
     let mut stdin = child.stdin.take().unwrap();
     let sent = || metric(api, "component_sent_events_total", "k").unwrap_or(0);
 
@@ -348,7 +330,7 @@ fn broker_stopped_and_restarted_loses_nothing() {
     all.extend(ids(&after));
     all.sort();
     assert_eq!(all, (0..1200).collect::<Vec<_>>(), "every event once");
-    assert!(broker.consume_briefly(701, &["events"]).len() == 700, "no duplicates");
+    assert!(broker.consume_within(8, 701, &["events"]).len() == 700, "no duplicates");
 }
 
 #[test]
