@@ -9,6 +9,7 @@ pub mod codec;
 pub mod config;
 pub mod event;
 pub mod graph_view;
+pub mod otlp;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;

@@ -41,6 +41,7 @@ pub const TYPES: &[ComponentType] = &[
     source::<sources::internal_metrics::InternalMetricsConfig>("internal_metrics", "tapline's own per-component counters, as metric events"),
     source::<sources::kong::file_log::KongFileLogConfig>("kong_file_log", "Tails the files Kong's file-log plugin writes, with checkpoints and rotation"),
     source::<sources::kong::http_log::KongHttpLogConfig>("kong_http_log", "Receives Kong's http-log plugin posts; each entry becomes a request record"),
+    source::<sources::opentelemetry::OpenTelemetryConfig>("opentelemetry", "Receives OTLP traces, metrics and logs over gRPC and HTTP (protobuf or JSON); outputs ID.traces, ID.metrics, ID.logs"),
     source::<sources::stdin::StdinConfig>("stdin", "Reads lines from standard input (raw or JSON); ends at EOF"),
     transform::<transforms::filter::FilterConfig>("filter", "Keeps the events for which a VRL condition is true"),
     transform::<transforms::remap::RemapConfig>("remap", "Reshapes events with a VRL program"),
@@ -49,6 +50,7 @@ pub const TYPES: &[ComponentType] = &[
     sink::<sinks::clickhouse::ClickHouseConfig>("clickhouse", "Inserts logs and request records into ClickHouse over HTTP (JSONEachRow), isolating refused rows"),
     sink::<sinks::console::ConsoleConfig>("console", "Writes events to standard output or standard error"),
     sink::<sinks::file::FileConfig>("file", "Writes events to files whose path may be a template"),
+    sink::<sinks::opentelemetry::OpenTelemetrySinkConfig>("opentelemetry", "Sends spans, metrics and logs over OTLP (gRPC or HTTP); request records go as spans"),
     sink::<sinks::kafka::KafkaConfig>("kafka", "Produces one Kafka message per event (librdkafka); acknowledges on delivery reports"),
 ];
 

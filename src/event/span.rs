@@ -21,8 +21,15 @@ pub struct Span {
     pub resource: ObjectMap,
     pub scope_name: String,
     pub scope_version: String,
+    pub scope_attributes: ObjectMap,
     pub events: Vec<SpanEvent>,
     pub links: Vec<SpanLink>,
+    /// W3C trace flags (low byte) and OTLP's remote-parent bits.
+    pub flags: u32,
+    /// What the sender had to leave out, as it reported it.
+    pub dropped_attributes_count: u32,
+    pub dropped_events_count: u32,
+    pub dropped_links_count: u32,
     /// x-request-id / x-kong-request-id: joins gateway logs, network flows and app spans.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -55,14 +62,15 @@ pub enum StatusCode {
     Error,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct SpanEvent {
     pub time_unix_nano: u64,
     pub name: String,
     pub attributes: ObjectMap,
+    pub dropped_attributes_count: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct SpanLink {
     #[serde(serialize_with = "hex")]
     pub trace_id: [u8; 16],
@@ -70,6 +78,8 @@ pub struct SpanLink {
     pub span_id: [u8; 8],
     pub trace_state: String,
     pub attributes: ObjectMap,
+    pub flags: u32,
+    pub dropped_attributes_count: u32,
 }
 
 fn hex<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {

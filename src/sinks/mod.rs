@@ -6,11 +6,18 @@ pub mod clickhouse;
 pub mod console;
 pub mod file;
 pub mod kafka;
+pub mod opentelemetry;
 
 use std::fmt::Debug;
+use std::future::Future;
+use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use rand::Rng;
 use serde::Deserialize;
+use tokio::time::Instant;
 
 use crate::config::registry::Task;
 use crate::event::{Event, EventStatus, Kinds};
@@ -27,6 +34,81 @@ pub struct Healthcheck {
 impl Default for Healthcheck {
     fn default() -> Self {
         Healthcheck { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    None,
+    #[default]
+    Gzip,
+}
+
+/// Gzip at the fast level: on these paths CPU costs more than bytes.
+pub fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Vector's `request` options of the HTTP-style sinks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestConfig {
+    pub timeout_secs: u64,
+    /// Tries after the first, for errors a retry can help: as in Vector, no
+    /// limit by default, so a server that is down is waited for, not given up on.
+    pub retry_attempts: u64,
+    pub retry_initial_backoff_secs: f64,
+    /// The longest wait between two tries (Vector's meaning).
+    pub retry_max_duration_secs: f64,
+    /// Requests in flight at once (each its own batch).
+    pub concurrency: usize,
+}
+
+impl Default for RequestConfig {
+    fn default() -> Self {
+        RequestConfig { timeout_secs: 60, retry_attempts: u64::MAX, retry_initial_backoff_secs: 0.5, retry_max_duration_secs: 30.0, concurrency: 1 }
+    }
+}
+
+/// Waits between tries: doubling from the initial backoff up to the cap, with jitter.
+pub struct Backoff {
+    next: f64,
+    max: f64,
+}
+
+impl Backoff {
+    pub fn new(request: &RequestConfig) -> Self {
+        let max = request.retry_max_duration_secs.max(0.01);
+        Backoff { next: request.retry_initial_backoff_secs.clamp(0.01, max), max }
+    }
+
+    /// Sleep before the next try: at least `asked` when the server said how long.
+    pub async fn wait(&mut self, asked: Option<Duration>) {
+        let jitter = rand::rng().random_range(0.5..1.5);
+        let wait = Duration::from_secs_f64(self.next * jitter).max(asked.unwrap_or_default());
+        tokio::time::sleep(wait).await;
+        self.next = (self.next * 2.0).min(self.max);
+    }
+}
+
+/// Add a write to those running, once fewer than `limit` are (so at the
+/// limit the sink stops reading: backpressure).
+pub async fn start<F: Future<Output = ()>>(running: &mut FuturesUnordered<F>, limit: usize, write: F) {
+    while running.len() >= limit {
+        running.next().await;
+    }
+    running.push(write);
+}
+
+/// Resolve at `deadline`, or never when there is none.
+pub async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

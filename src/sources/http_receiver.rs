@@ -23,7 +23,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::config::registry::Task;
-use crate::event::{EventBatch, EventStatus};
+use crate::event::{BatchStatusReceiver, EventBatch, EventStatus};
 use crate::sources::tls::{TlsConfig, TlsListener};
 use crate::sources::{attach_finalizers, SourceContext, SourceOutputs};
 use crate::telemetry::ComponentMetrics;
@@ -106,26 +106,43 @@ pub type BodyDecoder = Arc<dyn Fn(&[u8], &RequestParts) -> Result<EventBatch, St
 
 /// Bind now (so a taken port is a start-up error), then serve until shutdown.
 pub fn serve(options: ServerOptions, decode: BodyDecoder, cx: SourceContext) -> Result<Task, String> {
-    let listener = std::net::TcpListener::bind(options.address).map_err(|e| format!("cannot listen on {}: {e}", options.address))?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let acceptor = match &options.tls {
-        Some(tls) => tls.acceptor()?,
-        None => None,
-    };
+    let listener = Listener::bind(options.address, options.tls.as_ref())?;
     let SourceContext { id, out, mut shutdown, metrics, acknowledgements, .. } = cx;
+    tracing::info!(component = %id, address = %options.address, path = %options.path, scheme = listener.scheme(), "listening");
     let receiver = Arc::new(Receiver { options, decode, out, metrics, acknowledgements });
-    Ok(Box::pin(async move {
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let scheme = if acceptor.is_some() { "https" } else { "http" };
-        tracing::info!(component = %id, address = %receiver.options.address, path = %receiver.options.path, scheme, "listening");
-        let app = Router::new().fallback(receive).with_state(receiver);
-        let stop = async move { shutdown.triggered().await };
-        let served = match acceptor {
+    let app = Router::new().fallback(receive).with_state(receiver);
+    Ok(Box::pin(async move { listener.serve(app, async move { shutdown.triggered().await }).await }))
+}
+
+/// A bound socket, with TLS when configured; serves HTTP/1.1 and HTTP/2 (gRPC).
+pub struct Listener {
+    listener: std::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Listener {
+    pub fn bind(address: SocketAddr, tls: Option<&TlsConfig>) -> Result<Listener, String> {
+        let listener = std::net::TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let acceptor = match tls {
+            Some(tls) => tls.acceptor()?,
+            None => None,
+        };
+        Ok(Listener { listener, acceptor })
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.acceptor.is_some() { "https" } else { "http" }
+    }
+
+    pub async fn serve(self, app: Router, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
+        let listener = tokio::net::TcpListener::from_std(self.listener).map_err(|e| e.to_string())?;
+        let served = match self.acceptor {
             Some(acceptor) => axum::serve(TlsListener::new(listener, acceptor).map_err(|e| e.to_string())?, app).with_graceful_shutdown(stop).await,
             None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
         };
         served.map_err(|e| format!("HTTP server failed: {e}"))
-    }))
+    }
 }
 
 struct Receiver {
@@ -136,32 +153,57 @@ struct Receiver {
     acknowledgements: bool,
 }
 
-fn answer(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.into() + "\n").into_response()
+/// A refused request: its status, what to tell the sender, and a header
+/// that goes with the status (`Allow`, `WWW-Authenticate`, `Retry-After`).
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+    pub header: Option<(header::HeaderName, HeaderValue)>,
 }
 
-fn retry_later(message: &str) -> Response {
-    let mut response = answer(StatusCode::SERVICE_UNAVAILABLE, message);
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+impl Refusal {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Refusal { status, message: message.into(), header: None }
+    }
+
+    /// 503 + `Retry-After`: the sender should try again.
+    pub fn retry_later(message: &str) -> Self {
+        Refusal { header: Some((header::RETRY_AFTER, HeaderValue::from_static("1"))), ..Refusal::new(StatusCode::SERVICE_UNAVAILABLE, message) }
+    }
+
+    /// The refusal as a plain-text response, with its header.
+    pub fn into_response_with(self, content_type: &'static str, body: Vec<u8>) -> Response {
+        let mut response = (self.status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+        if let Some((name, value)) = self.header {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = format!("{}\n", self.message).into_bytes();
+        self.into_response_with("text/plain; charset=utf-8", body)
+    }
 }
 
 async fn receive(State(receiver): State<Arc<Receiver>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     match receiver.handle(method, uri, headers, body).await {
         Ok(response) => response,
-        Err(response) => {
+        Err(refusal) => {
             ComponentMetrics::add(&receiver.metrics.errors, 1);
-            response
+            refusal.into_response()
         }
     }
 }
 
 impl Receiver {
-    /// `Err` is a refused request (counted as an error).
-    async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, Response> {
+    async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, Refusal> {
         let path_ok = if self.options.strict_path { uri.path() == self.options.path } else { uri.path().starts_with(&self.options.path) };
         if !path_ok {
-            return Err(answer(StatusCode::NOT_FOUND, format!("no log endpoint at {}; Kong's http_endpoint should end in {}", uri.path(), self.options.path)));
+            return Err(Refusal::new(StatusCode::NOT_FOUND, format!("no log endpoint at {}; Kong's http_endpoint should end in {}", uri.path(), self.options.path)));
         }
         let allowed = match &self.options.method {
             Some(only) => method == *only,
@@ -169,87 +211,95 @@ impl Receiver {
         };
         if !allowed {
             let allow = self.options.method.as_ref().map_or("POST, PUT, PATCH".to_string(), Method::to_string);
-            let mut response = answer(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not accepted: use {allow}"));
-            if let Ok(allow) = HeaderValue::from_str(&allow) {
-                response.headers_mut().insert(header::ALLOW, allow);
-            }
-            return Err(response);
+            return Err(method_not_allowed(&method, &allow));
         }
-        self.authorize(&headers)?;
+        authorize(self.options.auth.as_ref(), &headers)?;
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let media_type = content_type.split(';').next().unwrap_or("").trim();
         if !media_type.eq_ignore_ascii_case("application/json") {
-            return Err(answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Type must be application/json, not `{content_type}`")));
+            return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Type must be application/json, not `{content_type}`")));
         }
-        let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity").trim().to_ascii_lowercase();
-        if !matches!(encoding.as_str(), "identity" | "gzip" | "x-gzip") {
-            return Err(answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Encoding `{encoding}` is not supported: send identity or gzip")));
-        }
-        let raw = axum::body::to_bytes(body, self.options.max_body_bytes).await.map_err(|e| {
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                answer(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_body_bytes ({} bytes)", self.options.max_body_bytes))
-            } else {
-                answer(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
-            }
-        })?;
-        let body = if encoding == "identity" { raw.to_vec() } else { self.gunzip(&raw)? };
+        let (raw_len, body) = read_body(body, &headers, self.options.max_body_bytes, self.options.max_decompressed_bytes).await?;
         let mut batch = (self.decode)(&body, &RequestParts { uri: &uri, headers: &headers }).map_err(|e| {
             tracing::warn!(component = %self.metrics.id, error = %e, bytes = body.len(), "body refused");
-            answer(StatusCode::BAD_REQUEST, e)
+            Refusal::new(StatusCode::BAD_REQUEST, e)
         })?;
         let count = batch.len();
         let status = self.acknowledgements.then(|| attach_finalizers(&mut batch));
         if self.out.try_send(batch).is_err() {
-            return Err(retry_later("the pipeline is full; retry later"));
+            return Err(Refusal::retry_later("the pipeline is full; retry later"));
         }
         ComponentMetrics::add(&self.metrics.received_events, count);
-        ComponentMetrics::add(&self.metrics.received_bytes, raw.len());
+        ComponentMetrics::add(&self.metrics.received_bytes, raw_len);
         if let Some(status) = status {
-            match status.await {
-                Ok(EventStatus::Delivered) => ComponentMetrics::add(&self.metrics.acknowledged_events, count),
-                Ok(EventStatus::Errored) => return Err(retry_later("the entries were not delivered; retry")),
-                Ok(EventStatus::Rejected) | Err(_) => {
-                    return Err(answer(StatusCode::INTERNAL_SERVER_ERROR, "a sink refused the entries; see tapline's log"));
-                }
-            }
+            delivered(status, &self.metrics, count).await?;
         }
         Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], format!("{{\"accepted\":{count}}}")).into_response())
     }
+}
 
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
-        let Some(auth) = &self.options.auth else { return Ok(()) };
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let (scheme, expected) = match (&auth.username, &auth.password, &auth.token) {
-            (Some(user), Some(password), _) => {
-                ("Basic", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))))
-            }
-            (_, _, Some(token)) => ("Bearer", format!("Bearer {token}")),
-            _ => return Ok(()),
-        };
-        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            return Ok(());
+/// Wait for the outcome of a batch sent with acknowledgements: delivered,
+/// or the refusal that tells the sender whether to retry.
+pub async fn delivered(status: BatchStatusReceiver, metrics: &ComponentMetrics, count: usize) -> Result<(), Refusal> {
+    match status.await {
+        Ok(EventStatus::Delivered) => {
+            ComponentMetrics::add(&metrics.acknowledged_events, count);
+            Ok(())
         }
-        let mut response = answer(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
-        if let Ok(challenge) = HeaderValue::from_str(&format!("{scheme} realm=\"tapline\"")) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
-        }
-        Err(response)
+        Ok(EventStatus::Errored) => Err(Refusal::retry_later("the entries were not delivered; retry")),
+        Ok(EventStatus::Rejected) | Err(_) => Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "a sink refused the entries; see tapline's log")),
     }
+}
 
-    /// Decompress, refusing to grow past `max_decompressed_bytes`.
-    fn gunzip(&self, raw: &[u8]) -> Result<Vec<u8>, Response> {
-        let limit = self.options.max_decompressed_bytes;
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(raw)
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| answer(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")))?;
-        if out.len() > limit {
-            return Err(answer(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_decompressed_bytes ({limit} bytes) once decompressed")));
-        }
-        Ok(out)
+pub fn method_not_allowed(method: &Method, allow: &str) -> Refusal {
+    let refusal = Refusal::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not accepted: use {allow}"));
+    Refusal { header: HeaderValue::from_str(allow).ok().map(|v| (header::ALLOW, v)), ..refusal }
+}
+
+/// Check the `Authorization` header against the configured credentials.
+pub fn authorize(auth: Option<&AuthConfig>, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(auth) = auth else { return Ok(()) };
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (scheme, expected) = match (&auth.username, &auth.password, &auth.token) {
+        (Some(user), Some(password), _) => ("Basic", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))),
+        (_, _, Some(token)) => ("Bearer", format!("Bearer {token}")),
+        _ => return Ok(()),
+    };
+    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Ok(());
     }
+    let refusal = Refusal::new(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+    Err(Refusal { header: HeaderValue::from_str(&format!("{scheme} realm=\"tapline\"")).ok().map(|v| (header::WWW_AUTHENTICATE, v)), ..refusal })
+}
+
+/// Read the whole body (at most `max_body` bytes as sent) and undo its
+/// `Content-Encoding` (identity or gzip, at most `max_decompressed` bytes).
+/// Returns the size as sent and the decoded body.
+pub async fn read_body(body: Body, headers: &HeaderMap, max_body: usize, max_decompressed: usize) -> Result<(usize, Vec<u8>), Refusal> {
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity").trim().to_ascii_lowercase();
+    if !matches!(encoding.as_str(), "identity" | "gzip" | "x-gzip") {
+        return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Encoding `{encoding}` is not supported: send identity or gzip")));
+    }
+    let raw = axum::body::to_bytes(body, max_body).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_body_bytes ({max_body} bytes)"))
+        } else {
+            Refusal::new(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
+        }
+    })?;
+    if encoding == "identity" {
+        return Ok((raw.len(), raw.to_vec()));
+    }
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(&raw[..])
+        .take(max_decompressed as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")))?;
+    if out.len() > max_decompressed {
+        return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_decompressed_bytes ({max_decompressed} bytes) once decompressed")));
+    }
+    Ok((raw.len(), out))
 }
 
 /// Compare secrets without leaking, through timing, how much of them matched.

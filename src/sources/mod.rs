@@ -7,6 +7,7 @@ pub mod http_receiver;
 pub mod http_server;
 pub mod internal_metrics;
 pub mod kong;
+pub mod opentelemetry;
 pub mod stdin;
 pub mod tail;
 pub mod tls;
@@ -61,6 +62,14 @@ impl SourceOutputs {
     pub fn try_send(&self, batch: EventBatch) -> Result<(), EventBatch> {
         match self.ports.get(&None) {
             Some(fanout) => fanout.try_send(batch),
+            None => Ok(()),
+        }
+    }
+
+    /// Send to a named output only if every reader has room now.
+    pub fn try_send_to(&self, port: &str, batch: EventBatch) -> Result<(), EventBatch> {
+        match self.ports.iter().find(|(name, _)| name.as_deref() == Some(port)) {
+            Some((_, fanout)) => fanout.try_send(batch),
             None => Ok(()),
         }
     }

@@ -52,7 +52,8 @@ impl TlsConfig {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(|e| format!("tls: the certificate and key do not work together: {e}"))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // h2 for gRPC (and HTTP/2 clients), http/1.1 for the rest.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Some(TlsAcceptor::from(Arc::new(config))))
     }
 }

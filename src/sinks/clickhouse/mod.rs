@@ -9,18 +9,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
-use rand::Rng;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::{Healthcheck, Reporter, SinkConfig, SinkContext};
+use super::{gzip, sleep_until, start, Backoff, Compression, Healthcheck, Reporter, RequestConfig, SinkConfig, SinkContext};
 use crate::config::registry::Task;
 use crate::event::{Event, EventData, EventStatus, Kinds, RequestRecord, Value};
 use crate::telemetry::ComponentMetrics;
@@ -98,14 +96,6 @@ pub enum Format {
     RowBinary,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    None,
-    #[default]
-    Gzip,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
@@ -117,26 +107,6 @@ pub struct BatchConfig {
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig { max_events: 10_000, max_bytes: 10 << 20, timeout_secs: 1.0 }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RequestConfig {
-    pub timeout_secs: u64,
-    /// Tries after the first, for network errors and 5xx: as in Vector, no
-    /// limit by default, so a server that is down is waited for, not given up on.
-    pub retry_attempts: u64,
-    pub retry_initial_backoff_secs: f64,
-    /// The longest wait between two tries (Vector's meaning).
-    pub retry_max_duration_secs: f64,
-    /// Inserts in flight at once (each its own batch).
-    pub concurrency: usize,
-}
-
-impl Default for RequestConfig {
-    fn default() -> Self {
-        RequestConfig { timeout_secs: 60, retry_attempts: u64::MAX, retry_initial_backoff_secs: 0.5, retry_max_duration_secs: 30.0, concurrency: 1 }
     }
 }
 
@@ -276,14 +246,6 @@ async fn run(mut writer: Writer, table: Template, mut input: BufferReceiver) -> 
     Ok(())
 }
 
-/// Add an insert to those running, once fewer than `limit` are.
-async fn start<F: Future<Output = ()>>(inserting: &mut FuturesUnordered<F>, limit: usize, insert: F) {
-    while inserting.len() >= limit {
-        inserting.next().await;
-    }
-    inserting.push(insert);
-}
-
 impl Writer {
     /// Put one event in its table's batch; the table's name when that batch is full.
     fn add(&self, template: &Template, event: Event, pending: &mut HashMap<String, Pending>) -> Option<String> {
@@ -405,11 +367,7 @@ impl Writer {
             body.extend_from_slice(row);
         }
         if self.config.compression == Compression::Gzip {
-            let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
-            body = match encoder.write_all(&body).and_then(|_| encoder.finish()) {
-                Ok(compressed) => compressed,
-                Err(e) => return Outcome::Failed(format!("cannot compress: {e}")),
-            };
+            body = gzip(&body);
         }
         let format = match self.config.format {
             Format::JsonEachRow => "JSONEachRow",
@@ -420,8 +378,7 @@ impl Writer {
         if self.config.skip_unknown_fields {
             url.push_str("&input_format_skip_unknown_fields=1");
         }
-        let max_backoff = self.config.request.retry_max_duration_secs.max(0.01);
-        let mut backoff = self.config.request.retry_initial_backoff_secs.clamp(0.01, max_backoff);
+        let mut backoff = Backoff::new(&self.config.request);
         let mut attempt: u64 = 0;
         loop {
             let mut request = self.authorized(self.client.post(&url)).body(body.clone());
@@ -448,9 +405,7 @@ impl Writer {
             }
             ComponentMetrics::add(&self.report.metrics.errors, 1);
             tracing::warn!(component = %self.report.id, table, attempt, error, "insert failed; retrying");
-            let jitter = rand::rng().random_range(0.5..1.5);
-            tokio::time::sleep(Duration::from_secs_f64(backoff * jitter)).await;
-            backoff = (backoff * 2.0).min(max_backoff);
+            backoff.wait(None).await;
         }
     }
 
@@ -588,13 +543,6 @@ fn percent_encode(text: &str) -> String {
 
 fn first_line(text: &str) -> String {
     text.trim().lines().next().unwrap_or("").to_string()
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,101 @@
+//! OTLP/gRPC: the three collector services (tonic), gzip accepted and
+//! answered, served by the same listener code as the HTTP sources.
+//!
+//! tonic refuses by itself what it cannot read: a message over the size
+//! limit (OUT_OF_RANGE), one that grows past it while decompressing
+//! (RESOURCE_EXHAUSTED), protobuf that does not decode (INTERNAL).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use super::{grpc_code, Ingest};
+use crate::otlp::{logs, metrics, rpc, traces, Signal};
+use crate::sources::http_receiver::{authorize, Refusal};
+use crate::telemetry::ComponentMetrics;
+
+#[derive(Clone)]
+struct Services {
+    ingest: Arc<Ingest>,
+}
+
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    let limit = ingest.max_decompressed_bytes;
+    let services = Services { ingest };
+    tonic::service::Routes::new(
+        TraceServiceServer::new(services.clone()).accept_compressed(CompressionEncoding::Gzip).send_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit),
+    )
+    .add_service(MetricsServiceServer::new(services.clone()).accept_compressed(CompressionEncoding::Gzip).send_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit))
+    .add_service(LogsServiceServer::new(services).accept_compressed(CompressionEncoding::Gzip).send_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit))
+    .into_axum_router()
+}
+
+impl Services {
+    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        authorize(self.ingest.auth.as_ref(), request.metadata().as_ref()).map_err(|refusal| self.refused(refusal))
+    }
+
+    async fn accept(&self, signal: Signal, decoded: crate::otlp::Decoded, bytes: usize) -> Result<(), Status> {
+        self.ingest.accept(signal, decoded, bytes).await.map_err(|refusal| self.refused(refusal))
+    }
+
+    /// A refusal as a gRPC status; one that asks to retry carries `RetryInfo`.
+    fn refused(&self, refusal: Refusal) -> Status {
+        ComponentMetrics::add(&self.ingest.metrics.errors, 1);
+        let code = grpc_code(refusal.status);
+        if code == tonic::Code::Unavailable {
+            let details = rpc::retry_details(code, &refusal.message, Duration::from_secs(1));
+            return Status::with_details(code, refusal.message, details.into());
+        }
+        Status::new(code, refusal.message)
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Services {
+    async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let bytes = request.encoded_len();
+        let decoded = traces::decode(request);
+        let response = traces::response(&decoded);
+        self.accept(Signal::Traces, decoded, bytes).await?;
+        Ok(Response::new(response))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Services {
+    async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let bytes = request.encoded_len();
+        let decoded = metrics::decode(request);
+        let response = metrics::response(&decoded);
+        self.accept(Signal::Metrics, decoded, bytes).await?;
+        Ok(Response::new(response))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Services {
+    async fn export(&self, request: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let bytes = request.encoded_len();
+        let decoded = logs::decode(request);
+        let response = logs::response(&decoded);
+        self.accept(Signal::Logs, decoded, bytes).await?;
+        Ok(Response::new(response))
+    }
+}

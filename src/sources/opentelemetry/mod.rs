@@ -1,0 +1,175 @@
+//! `opentelemetry`: an OTLP receiver, over gRPC (default 127.0.0.1:4317) and
+//! HTTP (default 127.0.0.1:4318, protobuf or JSON, also on DeepFlow's
+//! `/api/v1/otel/trace`). Spans, metrics and logs leave by the named outputs
+//! `ID.traces`, `ID.metrics` and `ID.logs`, as in Vector.
+//!
+//! Items the spec calls invalid (a span whose ids have the wrong length …)
+//! are refused one by one: counted as discarded and reported in the answer's
+//! partial success; the rest of the request goes on. A full pipeline is
+//! answered with 503 / UNAVAILABLE and a retry delay, so SDKs and collectors
+//! retry instead of losing data.
+
+mod grpc;
+mod http;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use crate::config::registry::Task;
+use crate::config::OutputDef;
+use crate::event::Kinds;
+use crate::otlp::{Decoded, Signal};
+use crate::sources::http_receiver::{self, delivered, AuthConfig, Listener, Refusal};
+use crate::sources::tls::TlsConfig;
+use crate::sources::{attach_finalizers, SourceConfig, SourceContext, SourceOutputs};
+use crate::telemetry::ComponentMetrics;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenTelemetryConfig {
+    #[serde(default = "GrpcConfig::standard")]
+    pub grpc: GrpcConfig,
+    #[serde(default = "HttpConfig::standard")]
+    pub http: HttpConfig,
+    /// Largest request once decompressed, both protocols (a gzip bomb is refused).
+    #[serde(default = "http_receiver::default_max_decompressed")]
+    pub max_decompressed_bytes: usize,
+    /// Credentials every request must carry (`authorization` header or metadata).
+    pub auth: Option<AuthConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    #[serde(default = "http_receiver::yes")]
+    pub enabled: bool,
+    #[serde(default = "GrpcConfig::default_address")]
+    pub address: SocketAddr,
+    pub tls: Option<TlsConfig>,
+}
+
+impl GrpcConfig {
+    fn default_address() -> SocketAddr {
+        ([127, 0, 0, 1], 4317).into()
+    }
+
+    fn standard() -> Self {
+        GrpcConfig { enabled: true, address: Self::default_address(), tls: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "http_receiver::yes")]
+    pub enabled: bool,
+    #[serde(default = "HttpConfig::default_address")]
+    pub address: SocketAddr,
+    /// Largest body as sent (compressed or not).
+    #[serde(default = "http_receiver::default_max_body")]
+    pub max_body_bytes: usize,
+    pub tls: Option<TlsConfig>,
+}
+
+impl HttpConfig {
+    fn default_address() -> SocketAddr {
+        ([127, 0, 0, 1], 4318).into()
+    }
+
+    fn standard() -> Self {
+        HttpConfig { enabled: true, address: Self::default_address(), max_body_bytes: http_receiver::default_max_body(), tls: None }
+    }
+}
+
+impl SourceConfig for OpenTelemetryConfig {
+    fn outputs(&self) -> Vec<OutputDef> {
+        vec![OutputDef::named(Signal::Traces.port(), Kinds::SPAN), OutputDef::named(Signal::Metrics.port(), Kinds::METRIC), OutputDef::named(Signal::Logs.port(), Kinds::LOG)]
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !self.grpc.enabled && !self.http.enabled {
+            return Err("both `grpc` and `http` are disabled: enable at least one".into());
+        }
+        if self.grpc.enabled && self.http.enabled && self.grpc.address == self.http.address {
+            return Err(format!("`grpc.address` and `http.address` are both {}: give each its own port", self.grpc.address));
+        }
+        if self.max_decompressed_bytes == 0 || self.http.max_body_bytes == 0 {
+            return Err("`max_decompressed_bytes` and `http.max_body_bytes` must be positive".into());
+        }
+        for tls in [&self.grpc.tls, &self.http.tls].into_iter().flatten() {
+            tls.check()?;
+        }
+        self.auth.as_ref().map_or(Ok(()), AuthConfig::check)
+    }
+
+    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+        // Bind both now, so a taken port is a start-up error.
+        let grpc = self.grpc.enabled.then(|| Listener::bind(self.grpc.address, self.grpc.tls.as_ref())).transpose()?;
+        let http = self.http.enabled.then(|| Listener::bind(self.http.address, self.http.tls.as_ref())).transpose()?;
+        let SourceContext { id, out, shutdown, metrics, acknowledgements, .. } = cx;
+        let ingest = Arc::new(Ingest { out, metrics, acknowledgements, auth: self.auth.clone(), max_decompressed_bytes: self.max_decompressed_bytes });
+        let mut servers: Vec<Task> = Vec::new();
+        if let Some(listener) = grpc {
+            tracing::info!(component = %id, address = %self.grpc.address, scheme = listener.scheme(), "OTLP/gRPC listening");
+            let mut stop = shutdown.clone();
+            servers.push(Box::pin(listener.serve(grpc::router(ingest.clone()), async move { stop.triggered().await })));
+        }
+        if let Some(listener) = http {
+            tracing::info!(component = %id, address = %self.http.address, scheme = listener.scheme(), "OTLP/HTTP listening");
+            let mut stop = shutdown.clone();
+            servers.push(Box::pin(listener.serve(http::router(ingest, self.http.max_body_bytes), async move { stop.triggered().await })));
+        }
+        Ok(Box::pin(async move { futures_util::future::try_join_all(servers).await.map(|_| ()) }))
+    }
+}
+
+/// What both servers share: where events go, and the limits.
+struct Ingest {
+    out: SourceOutputs,
+    metrics: Arc<ComponentMetrics>,
+    acknowledgements: bool,
+    auth: Option<AuthConfig>,
+    max_decompressed_bytes: usize,
+}
+
+impl Ingest {
+    /// Hand the decoded events on: `Err` when the pipeline is full, or (with
+    /// acknowledgements) when they were not delivered.
+    async fn accept(&self, signal: Signal, decoded: Decoded, bytes: usize) -> Result<(), Refusal> {
+        let Decoded { mut events, rejected, error } = decoded;
+        if rejected > 0 {
+            ComponentMetrics::add(&self.metrics.discarded_events, rejected as usize);
+            tracing::warn!(component = %self.metrics.id, rejected, items = signal.items(), error = error.as_deref().unwrap_or_default(), "refused invalid items (the sender is told in partial_success)");
+        }
+        let count = events.len();
+        if count == 0 {
+            return Ok(());
+        }
+        let status = self.acknowledgements.then(|| attach_finalizers(&mut events));
+        if self.out.try_send_to(signal.port(), events).is_err() {
+            return Err(Refusal::retry_later("the pipeline is full; retry later"));
+        }
+        ComponentMetrics::add(&self.metrics.received_events, count);
+        ComponentMetrics::add(&self.metrics.received_bytes, bytes);
+        match status {
+            Some(status) => delivered(status, &self.metrics, count).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The gRPC code that matches an HTTP refusal.
+fn grpc_code(status: StatusCode) -> tonic::Code {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => tonic::Code::InvalidArgument,
+        StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+        StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
+        StatusCode::NOT_FOUND => tonic::Code::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => tonic::Code::Unimplemented,
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => tonic::Code::Unavailable,
+        _ => tonic::Code::Internal,
+    }
+}
