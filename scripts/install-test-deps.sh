@@ -19,6 +19,9 @@ pip_install() {
 }
 python3 -c 'import chdb' 2>/dev/null || { echo "installing: chdb (PyPI)"; pip_install chdb; }
 python3 -c 'import confluent_kafka' 2>/dev/null || { echo "installing: confluent-kafka (PyPI)"; pip_install confluent-kafka; }
+# The OpenTelemetry SDK and its OTLP exporters (gRPC + HTTP; grpcio comes with them): a real sender.
+python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http' 2>/dev/null ||
+  { echo "installing: opentelemetry-sdk, opentelemetry-exporter-otlp (PyPI)"; pip_install opentelemetry-sdk opentelemetry-exporter-otlp; }
 
 # Tansu: a Kafka-compatible broker. The dynostore feature gives the in-memory storage the tests use.
 tansu_version=0.6.0

@@ -64,7 +64,7 @@ class Checked:
         return result
 
 
-resource = Resource.create({"service.name": "checkout", "deployment.environment": "test", "service.instance.id": "checkout-1"})
+resource = Resource.create({"service.name": "checkout", "deployment.environment": "test", "service.instance.id": f"checkout-{protocol}"})
 
 # Traces: a server span with a client child that fails, an event and a link.
 tracer_provider = TracerProvider(resource=resource)

@@ -164,6 +164,9 @@ fn exponential_buckets(point: &ExponentialHistogramDataPoint) -> Vec<Bucket> {
             buckets.push(Bucket { upper_limit: base.powi(positive.offset + i as i32 + 1), count });
         }
     }
+    // Like every histogram here, it ends at +Inf (empty unless the counts disagree).
+    let counted: u64 = buckets.iter().map(|b| b.count).sum();
+    buckets.push(Bucket { upper_limit: f64::INFINITY, count: point.count.saturating_sub(counted) });
     buckets
 }
 
@@ -270,7 +273,7 @@ mod tests {
             ..Default::default()
         };
         let buckets: Vec<(f64, u64)> = exponential_buckets(&point).iter().map(|b| (b.upper_limit, b.count)).collect();
-        assert_eq!(buckets, vec![(-1.0, 2), (0.0, 1), (4.0, 3), (8.0, 4)]);
+        assert_eq!(buckets, vec![(-1.0, 2), (0.0, 1), (4.0, 3), (8.0, 4), (f64::INFINITY, 0)]);
     }
 
     #[test]

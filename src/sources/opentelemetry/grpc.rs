@@ -3,11 +3,13 @@
 //!
 //! tonic refuses by itself what it cannot read: a message over the size
 //! limit (OUT_OF_RANGE), one that grows past it while decompressing
-//! (RESOURCE_EXHAUSTED), protobuf that does not decode (INTERNAL).
+//! (RESOURCE_EXHAUSTED), protobuf that does not decode (INTERNAL). A layer
+//! counts and logs those refusals with ours.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::Router;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
@@ -31,6 +33,7 @@ struct Services {
 
 pub fn router(ingest: Arc<Ingest>) -> Router {
     let limit = ingest.max_decompressed_bytes;
+    let metrics = ingest.metrics.clone();
     let services = Services { ingest };
     tonic::service::Routes::new(
         TraceServiceServer::new(services.clone()).accept_compressed(CompressionEncoding::Gzip).send_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit),
@@ -38,6 +41,17 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
     .add_service(MetricsServiceServer::new(services.clone()).accept_compressed(CompressionEncoding::Gzip).send_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit))
     .add_service(LogsServiceServer::new(services).accept_compressed(CompressionEncoding::Gzip).send_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit))
     .into_axum_router()
+    .layer(axum::middleware::map_response_with_state(metrics, count_refusals))
+}
+
+/// Count every refused call, tonic's own (undecodable, too large) and ours:
+/// a call that fails before answering carries its status in the headers.
+async fn count_refusals(State(metrics): State<Arc<ComponentMetrics>>, response: axum::response::Response) -> axum::response::Response {
+    if let Some(status) = Status::from_header_map(response.headers()).filter(|s| s.code() != tonic::Code::Ok) {
+        ComponentMetrics::add(&metrics.errors, 1);
+        tracing::warn!(component = %metrics.id, code = ?status.code(), message = status.message(), "OTLP/gRPC call refused");
+    }
+    response
 }
 
 impl Services {
@@ -51,7 +65,6 @@ impl Services {
 
     /// A refusal as a gRPC status; one that asks to retry carries `RetryInfo`.
     fn refused(&self, refusal: Refusal) -> Status {
-        ComponentMetrics::add(&self.ingest.metrics.errors, 1);
         let code = grpc_code(refusal.status);
         if code == tonic::Code::Unavailable {
             let details = rpc::retry_details(code, &refusal.message, Duration::from_secs(1));
