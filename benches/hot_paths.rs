@@ -127,5 +127,34 @@ fn kafka(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, engine, remap, kong, clickhouse, kafka);
+/// OTLP spans: protobuf → span events (the source), span events → protobuf
+/// (the sink), and a Kong request record → span, per span.
+fn otlp(c: &mut Criterion) {
+    use prost::Message;
+    use tapline::event::{ObjectMap, Span, SpanKind};
+    use tapline::otlp::traces;
+    let attributes: ObjectMap = [("http.method", "GET"), ("http.url", "https://api.example.com/orders/4711"), ("http.route", "/orders"), ("kong.request.id", "b7c1f0a2d4e64c0f")]
+        .into_iter()
+        .map(|(k, v)| (k.into(), Value::from(v)))
+        .chain([("http.status_code".into(), Value::Integer(200))])
+        .collect();
+    let resource: ObjectMap = [("service.name".into(), Value::from("kong"))].into_iter().collect();
+    let events: EventBatch = (0..100u64)
+        .map(|i| Event::span(Span { trace_id: [0x4b; 16], span_id: (i + 1).to_be_bytes(), name: "kong".into(), kind: SpanKind::Server, attributes: attributes.clone(), resource: resource.clone(), ..Default::default() }))
+        .collect();
+    let bytes = traces::encode(&events).encode_to_vec();
+    let entry = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kong/kong3_single.json")).unwrap();
+    let record = tapline::sources::kong::decode(&entry, false).unwrap().remove(0);
+    let mut group = c.benchmark_group("otlp");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("decode_100_spans", |b| {
+        b.iter(|| traces::decode(opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(std::hint::black_box(&bytes[..])).unwrap()).events.len())
+    });
+    group.bench_function("encode_100_spans", |b| b.iter(|| traces::encode(std::hint::black_box(&events)).encode_to_vec().len()));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("record_to_span", |b| b.iter(|| traces::span_from_record(std::hint::black_box(&record))));
+    group.finish();
+}
+
+criterion_group!(benches, decode, engine, remap, kong, clickhouse, kafka, otlp);
 criterion_main!(benches);
