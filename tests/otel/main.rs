@@ -532,3 +532,27 @@ fn the_sink_waits_for_its_receiver_and_sends_its_headers() {
     assert_eq!(read_lines(&guarded_out).len(), 2);
     assert!(totals(&received, "guarded", "component_errors_total") >= 1);
 }
+
+#[test]
+fn with_acknowledgements_the_answer_waits_for_delivery() {
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let mut config = otel_source("good", ports[0], ports[1], "") + &otel_source("bad", ports[2], ports[3], "");
+    config += "[sinks.delivered]\ntype = \"file\"\ninputs = [\"good.*\"]\npath = \"DIR/out.jsonl\"\nencoding.codec = \"json\"\nacknowledgements.enabled = true\n";
+    // A file sink whose path is a directory cannot write: delivery fails.
+    config += "[sinks.failing]\ntype = \"file\"\ninputs = [\"bad.*\"]\npath = \"DIR\"\nencoding.codec = \"json\"\nacknowledgements.enabled = true\n";
+    let mut pipeline = Pipeline::start(&config);
+    listening(&ports);
+    assert_eq!(post(ports[1], "/v1/traces", &traces_protobuf(), &[PROTOBUF]).status, 200);
+    // Written before the answer came.
+    assert_eq!(read_lines(&pipeline.path("out.jsonl")).len(), 2);
+    assert_eq!(grpc_call(ports[0], "traces", &traces_protobuf(), &[])["code"], "OK");
+    assert_eq!(read_lines(&pipeline.path("out.jsonl")).len(), 4);
+
+    let answer = post(ports[3], "/v1/traces", &traces_protobuf(), &[PROTOBUF]);
+    assert_eq!(answer.status, 503);
+    assert!(RpcStatus::decode(&answer.body[..]).unwrap().message.contains("not delivered"));
+    let answer = grpc_call(ports[2], "traces", &traces_protobuf(), &[]);
+    assert_eq!((answer["code"].as_str(), answer["retry_delay_secs"].as_f64()), (Some("UNAVAILABLE"), Some(1.0)), "{answer}");
+    let log = pipeline.stop();
+    assert_eq!(totals(&log, "good", "component_acknowledged_events_total"), 4);
+}
