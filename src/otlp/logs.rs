@@ -101,12 +101,17 @@ fn log_from_proto(record: LogRecord, resource: &ObjectMap, scope: &Scope) -> Res
 pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> ExportLogsServiceRequest {
     let mut groups = Groups::new();
     for event in events {
-        if let EventData::Log(Value::Object(log)) = &event.data {
-            let resource = match log.get("resources") {
-                Some(Value::Object(map)) => map.clone(),
-                _ => ObjectMap::new(),
-            };
-            groups.push(resource, scope(log), log_to_proto(log));
+        match &event.data {
+            EventData::Log(Value::Object(log)) => {
+                let resource = match log.get("resources") {
+                    Some(Value::Object(map)) => map.clone(),
+                    _ => ObjectMap::new(),
+                };
+                groups.push(resource, scope(log), log_to_proto(log));
+            }
+            // A log that is not an object (a bare string …) is the body itself.
+            EventData::Log(body) => groups.push(ObjectMap::new(), Scope::default(), LogRecord { body: Some(value_to_any(body)), ..Default::default() }),
+            EventData::Record(_) | EventData::Metric(_) | EventData::Span(_) => {}
         }
     }
     ExportLogsServiceRequest {
@@ -160,5 +165,21 @@ fn log_to_proto(log: &ObjectMap) -> LogRecord {
         trace_id: from_hex::<16>(&text("trace_id")).map(|id| id.to_vec()).unwrap_or_default(),
         span_id: from_hex::<8>(&text("span_id")).map(|id| id.to_vec()).unwrap_or_default(),
         event_name: text("event_name"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_fields_become_attributes_and_bare_values_bodies() {
+        let log = Value::from(serde_json::json!({"message": "hi", "status": 502, "attributes": {"a": 1}, "source_type": "http_server"}));
+        let request = encode(&[Event::log(log), Event::log(Value::from("plain text"))]);
+        let records = &request.resource_logs[0].scope_logs[0].log_records;
+        let keys: Vec<&str> = records[0].attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["a", "status"]);
+        assert_eq!(value_from_any(records[0].body.clone()), Value::from("hi"));
+        assert_eq!(value_from_any(records[1].body.clone()), Value::from("plain text"));
     }
 }

@@ -12,6 +12,7 @@
 //! success are counted as discarded too.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use super::{gzip, sleep_until, start, Backoff, Compression, Reporter, RequestConfig, SinkConfig, SinkContext};
 use crate::config::registry::Task;
@@ -58,6 +59,24 @@ pub struct OpenTelemetrySinkConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub request: RequestConfig,
+    #[serde(default)]
+    pub tls: ClientTls,
+}
+
+/// For `https://` endpoints: the receiver's certificate is checked against
+/// Mozilla's roots (built in) and `ca_file`, if given.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    /// A PEM file of CA certificates to trust too (a private CA, a self-signed receiver).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ClientTls {
+    fn ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
+        let Some(path) = &self.ca_file else { return Ok(None) };
+        std::fs::read(path).map(Some).map_err(|e| format!("tls.ca_file {}: {e}", path.display()))
+    }
 }
 
 /// The values of OTEL_EXPORTER_OTLP_PROTOCOL.
@@ -117,10 +136,8 @@ impl SinkConfig for OpenTelemetrySinkConfig {
         let endpoints = [Some(&self.endpoint), self.traces_endpoint.as_ref(), self.metrics_endpoint.as_ref(), self.logs_endpoint.as_ref()];
         for url in endpoints.into_iter().flatten() {
             let parsed: axum::http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-            match parsed.scheme_str() {
-                Some("http") => {}
-                Some("https") => return Err(format!("`{url}`: this build speaks plain HTTP/gRPC only; put a TLS proxy (or a local collector) in front")),
-                _ => return Err(format!("`{url}`: the endpoint must start with http://")),
+            if !matches!(parsed.scheme_str(), Some("http" | "https")) {
+                return Err(format!("`{url}`: the endpoint must start with http:// or https://"));
             }
         }
         if self.protocol == Protocol::Grpc && (self.traces_endpoint.is_some() || self.metrics_endpoint.is_some() || self.logs_endpoint.is_some()) {
@@ -136,17 +153,31 @@ impl SinkConfig for OpenTelemetrySinkConfig {
         let config = self.clone();
         let headers = self.http_headers()?;
         let timeout = Duration::from_secs(self.request.timeout_secs.max(1));
+        let ca = self.tls.ca_pem()?;
         let SinkContext { id, input, metrics } = cx;
         let report = Reporter { id, metrics };
         Ok(Box::pin(async move {
             let transport = match config.protocol {
                 Protocol::Grpc => {
+                    let mut endpoint = Channel::from_shared(config.endpoint.clone()).map_err(|e| format!("`endpoint`: {e}"))?.timeout(timeout);
+                    if config.endpoint.starts_with("https://") {
+                        let mut tls = ClientTlsConfig::new().with_webpki_roots();
+                        if let Some(pem) = &ca {
+                            tls = tls.ca_certificate(Certificate::from_pem(pem));
+                        }
+                        endpoint = endpoint.tls_config(tls).map_err(|e| format!("tls: {e}"))?;
+                    }
                     // Lazy: a receiver that is not up yet is waited for by the retries.
-                    let channel = Channel::from_shared(config.endpoint.clone()).map_err(|e| format!("`endpoint`: {e}"))?.timeout(timeout).connect_lazy();
-                    Transport::Grpc { channel, metadata: MetadataMap::from_headers(headers) }
+                    Transport::Grpc { channel: endpoint.connect_lazy(), metadata: MetadataMap::from_headers(headers) }
                 }
                 Protocol::HttpProtobuf | Protocol::HttpJson => {
-                    let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
+                    let mut client = reqwest::Client::builder().timeout(timeout);
+                    if let Some(pem) = &ca {
+                        for certificate in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("tls.ca_file: {e}"))? {
+                            client = client.add_root_certificate(certificate);
+                        }
+                    }
+                    let client = client.build().map_err(|e| e.to_string())?;
                     let encoding = if config.protocol == Protocol::HttpJson { Encoding::Json } else { Encoding::Protobuf };
                     Transport::Http { client, encoding, headers, urls: Signal::ALL.map(|s| config.url(s)) }
                 }
@@ -311,7 +342,7 @@ impl Sender {
 async fn send_http(request: reqwest::RequestBuilder, signal: Signal, encoding: Encoding, url: &str, bytes: usize) -> Attempt {
     let response = match request.send().await {
         Ok(response) => response,
-        Err(e) => return Attempt::Retry { error: format!("{url}: {e}"), after: None },
+        Err(e) => return Attempt::Retry { error: format!("{url}: {}", with_causes(&e)), after: None },
     };
     let status = response.status();
     let after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
@@ -389,4 +420,17 @@ async fn send_grpc(channel: Channel, metadata: MetadataMap, compression: Compres
             }
         }
     }
+}
+
+/// An error with its causes: reqwest's own text ("error sending request")
+/// hides what went wrong (refused, certificate, timeout).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }

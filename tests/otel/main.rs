@@ -556,3 +556,36 @@ fn with_acknowledgements_the_answer_waits_for_delivery() {
     let log = pipeline.stop();
     assert_eq!(totals(&log, "good", "component_acknowledged_events_total"), 4);
 }
+
+#[test]
+fn the_sink_speaks_tls_to_an_https_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl must be installed (scripts/install-test-deps.sh)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (a_http, grpc, http) = (free_port(), free_port(), free_port());
+    let tls = format!("tls.enabled = true\ntls.crt_file = \"{}\"\ntls.key_file = \"{}\"\n", cert.display(), key.display());
+    let mut config = format!("[sources.a]\ntype = \"opentelemetry\"\ngrpc.enabled = false\nhttp.address = \"127.0.0.1:{a_http}\"\n");
+    config += &format!("[sources.secure]\ntype = \"opentelemetry\"\ngrpc.address = \"127.0.0.1:{grpc}\"\nhttp.address = \"127.0.0.1:{http}\"\n");
+    config += &tls.lines().map(|l| format!("grpc.{l}\nhttp.{l}\n")).collect::<String>();
+    for (id, protocol, port) in [("over_grpc", "grpc", grpc), ("over_http", "http/protobuf", http)] {
+        config += &format!("[sinks.{id}]\ntype = \"opentelemetry\"\ninputs = [\"a.traces\"]\nprotocol = \"{protocol}\"\nendpoint = \"https://localhost:{port}\"\ntls.ca_file = \"{}\"\n", cert.display());
+    }
+    config += &file_sink("out", "secure.*");
+    let mut pipeline = Pipeline::start(&config);
+    listening(&[a_http, grpc, http]);
+    assert_eq!(post(a_http, "/v1/traces", &fixture("traces.json"), &[JSON]).status, 200);
+    let out = pipeline.path("out.jsonl");
+    wait_for("the spans over TLS", Duration::from_secs(30), || read_lines(&out).len() == 4);
+    let log = pipeline.stop();
+    for sink in ["over_grpc", "over_http"] {
+        assert_eq!(totals(&log, sink, "component_sent_events_total"), 2, "{log}");
+        assert_eq!(totals(&log, sink, "component_errors_total"), 0, "{log}");
+    }
+}
