@@ -380,9 +380,11 @@ fn bad_input_gets_the_right_status_and_the_server_goes_on() {
     // gRPC: garbage and a bomb are refused with codes an SDK does not retry.
     let refused = grpc_call(grpc, "traces", &garbage, &[]);
     assert!(!["OK", "UNAVAILABLE"].contains(&refused["code"].as_str().unwrap()), "{refused}");
-    let refused = grpc_call(grpc, "traces", &vec![0u8; 5 << 20], &["--gzip"]);
-    assert_eq!(refused["code"], "RESOURCE_EXHAUSTED", "{refused}");
-    assert_eq!(refused["retry_delay_secs"], Value::Null);
+    for options in [&["--gzip"][..], &[]] {
+        let refused = grpc_call(grpc, "traces", &vec![0u8; 5 << 20], options);
+        assert_eq!(refused["code"], "RESOURCE_EXHAUSTED", "{options:?}: {refused}");
+        assert_eq!(refused["retry_delay_secs"], Value::Null);
+    }
 
     // Still serving, both protocols.
     assert_eq!(post(http, "/v1/traces", &traces_protobuf(), &[PROTOBUF]).status, 200);
@@ -390,8 +392,8 @@ fn bad_input_gets_the_right_status_and_the_server_goes_on() {
     let out = pipeline.path("out.jsonl");
     wait_for("the good requests", Duration::from_secs(30), || read_lines(&out).len() == 4);
     let log = pipeline.stop();
-    // 9 over HTTP, 2 over gRPC.
-    assert_eq!(totals(&log, "otel", "component_errors_total"), 11, "{log}");
+    // 9 over HTTP, 3 over gRPC.
+    assert_eq!(totals(&log, "otel", "component_errors_total"), 12, "{log}");
     assert!(log.contains("OTLP/gRPC call refused") && log.contains("code=ResourceExhausted"), "{log}");
     assert_eq!(totals(&log, "otel", "component_received_events_total"), 4);
 }
@@ -588,4 +590,40 @@ fn the_sink_speaks_tls_to_an_https_receiver() {
         assert_eq!(totals(&log, sink, "component_sent_events_total"), 2, "{log}");
         assert_eq!(totals(&log, sink, "component_errors_total"), 0, "{log}");
     }
+}
+
+#[test]
+fn the_sink_waits_as_long_as_the_receiver_asks() {
+    let (r_grpc, r_http) = (free_port(), free_port());
+    // A receiver whose pipeline is full: it answers 503 + Retry-After: 1 and UNAVAILABLE + RetryInfo (1 s).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("receiver.toml");
+    let config = format!("[api]\nenabled = false\n{}[sinks.out]\ntype = \"console\"\ninputs = [\"r.traces\"]\nencoding.codec = \"json\"\nbuffer.max_events = 10\n", otel_source("r", r_grpc, r_http, ""));
+    std::fs::write(&path, config).unwrap();
+    let receiver = bin().args(["run", "--config"]).arg(&path).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let receiver = Pipeline { child: Some(receiver), dir, stderr: PathBuf::new() };
+    listening(&[r_grpc, r_http]);
+    while post(r_http, "/v1/traces", &traces_protobuf(), &[PROTOBUF]).status == 200 {}
+
+    // Senders whose own backoff would retry every 50 ms.
+    let (api, a_http) = (free_port(), free_port());
+    let mut config = format!("[api]\naddress = \"127.0.0.1:{api}\"\n[sources.a]\ntype = \"opentelemetry\"\ngrpc.enabled = false\nhttp.address = \"127.0.0.1:{a_http}\"\n");
+    for (id, protocol, port) in [("to_grpc", "grpc", r_grpc), ("to_http", "http/protobuf", r_http)] {
+        config += &format!("[sinks.{id}]\ntype = \"opentelemetry\"\ninputs = [\"a.traces\"]\nprotocol = \"{protocol}\"\nendpoint = \"http://127.0.0.1:{port}\"\nrequest.retry_initial_backoff_secs = 0.01\nrequest.retry_max_duration_secs = 0.05\n");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (sender, _) = spawn_logged(&config, dir.path());
+    let sender = Pipeline { child: Some(sender), dir, stderr: PathBuf::new() };
+    listening(&[a_http, api]);
+    assert_eq!(post(a_http, "/v1/traces", &traces_protobuf(), &[PROTOBUF]).status, 200);
+    wait_for("the first refusals", Duration::from_secs(10), || ["to_grpc", "to_http"].iter().all(|s| metric(api, "component_errors_total", s).unwrap_or(0) >= 1));
+    let first: Vec<u64> = ["to_grpc", "to_http"].iter().map(|s| metric(api, "component_errors_total", s).unwrap()).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    for (sink, first) in ["to_grpc", "to_http"].iter().zip(first) {
+        let tries = metric(api, "component_errors_total", sink).unwrap() - first;
+        // About one try a second (at least a second apart); the sink's own backoff alone would have made dozens.
+        assert!((1..=4).contains(&tries), "{sink}: {tries} tries in 3 s");
+    }
+    drop(sender);
+    drop(receiver);
 }

@@ -2,9 +2,9 @@
 //! answered, served by the same listener code as the HTTP sources.
 //!
 //! tonic refuses by itself what it cannot read: a message over the size
-//! limit (OUT_OF_RANGE), one that grows past it while decompressing
-//! (RESOURCE_EXHAUSTED), protobuf that does not decode (INTERNAL). A layer
-//! counts and logs those refusals with ours.
+//! limit, or one that grows past it while decompressing (RESOURCE_EXHAUSTED),
+//! protobuf that does not decode (INTERNAL). A layer counts and logs those
+//! refusals with ours.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,10 +46,15 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 
 /// Count every refused call, tonic's own (undecodable, too large) and ours:
 /// a call that fails before answering carries its status in the headers.
-async fn count_refusals(State(metrics): State<Arc<ComponentMetrics>>, response: axum::response::Response) -> axum::response::Response {
+/// tonic says OUT_OF_RANGE for a message over the limit, which OTLP clients
+/// retry: it becomes RESOURCE_EXHAUSTED without a retry delay, which they do not.
+async fn count_refusals(State(metrics): State<Arc<ComponentMetrics>>, mut response: axum::response::Response) -> axum::response::Response {
     if let Some(status) = Status::from_header_map(response.headers()).filter(|s| s.code() != tonic::Code::Ok) {
         ComponentMetrics::add(&metrics.errors, 1);
         tracing::warn!(component = %metrics.id, code = ?status.code(), message = status.message(), "OTLP/gRPC call refused");
+        if status.code() == tonic::Code::OutOfRange {
+            response.headers_mut().insert("grpc-status", axum::http::HeaderValue::from(tonic::Code::ResourceExhausted as i32));
+        }
     }
     response
 }
