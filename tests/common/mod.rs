@@ -110,3 +110,19 @@ pub fn totals(stderr: &str, component: &str, counter: &str) -> u64 {
     field.parse().unwrap()
 }
 
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 (not a CA, so
+/// that rustls takes it as a server's own), and its key: (cert, key) in `dir`.
+pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl must be installed (scripts/install-test-deps.sh)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    (cert, key)
+}

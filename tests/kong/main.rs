@@ -462,15 +462,7 @@ fn http_server_ndjson_headers_and_query() {
 fn http_log_over_tls() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed (scripts/install-test-deps.sh)");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (cert, key) = self_signed_cert(dir.path());
     let out = dir.path().join("out.jsonl");
     let child = start(
         &format!(

@@ -401,13 +401,7 @@ fn bad_input_gets_the_right_status_and_the_server_goes_on() {
 #[test]
 fn a_full_pipeline_answers_503_and_unavailable_with_a_retry_delay() {
     let (grpc, http) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pipeline.toml");
-    // The console sink writes to a pipe nobody reads yet: it blocks, its buffer fills.
-    let config = format!("[api]\nenabled = false\n{}[sinks.out]\ntype = \"console\"\ninputs = [\"otel.traces\"]\nencoding.codec = \"json\"\nbuffer.max_events = 10\n", otel_source("otel", grpc, http, ""));
-    std::fs::write(&path, config).unwrap();
-    let mut child = bin().args(["run", "--config"]).arg(&path).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    listening(&[grpc, http]);
+    let mut pipeline = blocked_receiver(grpc, http);
     let body = traces_protobuf();
     let mut accepted = 0;
     let refused = loop {
@@ -425,14 +419,26 @@ fn a_full_pipeline_answers_503_and_unavailable_with_a_retry_delay() {
     assert_eq!(answer["code"], "UNAVAILABLE", "{answer}");
     assert_eq!(answer["retry_delay_secs"], 1.0);
     // Drain: every accepted span comes out, none of the refused ones.
-    let stdout = child.stdout.take().unwrap();
+    let stdout = pipeline.child.as_mut().and_then(|c| c.stdout.take()).unwrap();
     let reader = std::thread::spawn(move || BufReader::new(stdout).lines().count());
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(grpc_call(grpc, "traces", &body, &[])["code"], "OK");
     accepted += 2;
-    signal(&child, "TERM");
-    assert!(wait(child, Duration::from_secs(60)).status.success());
+    pipeline.stop();
     assert_eq!(reader.join().unwrap(), accepted);
+}
+
+/// A receiver whose sink writes to a pipe nobody reads (yet): the sink
+/// blocks, its buffer of 10 fills, and the source pushes back.
+fn blocked_receiver(grpc: u16, http: u16) -> Pipeline {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.toml");
+    let config = format!("[api]\nenabled = false\n{}[sinks.out]\ntype = \"console\"\ninputs = [\"otel.traces\"]\nencoding.codec = \"json\"\nbuffer.max_events = 10\n", otel_source("otel", grpc, http, ""));
+    std::fs::write(&path, config).unwrap();
+    let stderr = dir.path().join("stderr.log");
+    let child = bin().args(["run", "--config"]).arg(&path).stdout(Stdio::piped()).stderr(std::fs::File::create(&stderr).unwrap()).spawn().unwrap();
+    listening(&[grpc, http]);
+    Pipeline { child: Some(child), dir, stderr }
 }
 
 /// Every event as one canonical JSON line, for comparing sets.
@@ -562,15 +568,7 @@ fn with_acknowledgements_the_answer_waits_for_delivery() {
 #[test]
 fn the_sink_speaks_tls_to_an_https_receiver() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed (scripts/install-test-deps.sh)");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (cert, key) = self_signed_cert(dir.path());
     let (a_http, grpc, http) = (free_port(), free_port(), free_port());
     let tls = format!("tls.enabled = true\ntls.crt_file = \"{}\"\ntls.key_file = \"{}\"\n", cert.display(), key.display());
     let mut config = format!("[sources.a]\ntype = \"opentelemetry\"\ngrpc.enabled = false\nhttp.address = \"127.0.0.1:{a_http}\"\n");
@@ -595,14 +593,8 @@ fn the_sink_speaks_tls_to_an_https_receiver() {
 #[test]
 fn the_sink_waits_as_long_as_the_receiver_asks() {
     let (r_grpc, r_http) = (free_port(), free_port());
-    // A receiver whose pipeline is full: it answers 503 + Retry-After: 1 and UNAVAILABLE + RetryInfo (1 s).
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("receiver.toml");
-    let config = format!("[api]\nenabled = false\n{}[sinks.out]\ntype = \"console\"\ninputs = [\"r.traces\"]\nencoding.codec = \"json\"\nbuffer.max_events = 10\n", otel_source("r", r_grpc, r_http, ""));
-    std::fs::write(&path, config).unwrap();
-    let receiver = bin().args(["run", "--config"]).arg(&path).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let receiver = Pipeline { child: Some(receiver), dir, stderr: PathBuf::new() };
-    listening(&[r_grpc, r_http]);
+    // A full receiver: it answers 503 + Retry-After: 1 and UNAVAILABLE + RetryInfo (1 s).
+    let receiver = blocked_receiver(r_grpc, r_http);
     while post(r_http, "/v1/traces", &traces_protobuf(), &[PROTOBUF]).status == 200 {}
 
     // Senders whose own backoff would retry every 50 ms.
