@@ -42,6 +42,7 @@ pub const TYPES: &[ComponentType] = &[
     source::<sources::kong::file_log::KongFileLogConfig>("kong_file_log", "Tails the files Kong's file-log plugin writes, with checkpoints and rotation"),
     source::<sources::kong::http_log::KongHttpLogConfig>("kong_http_log", "Receives Kong's http-log plugin posts; each entry becomes a request record"),
     source::<sources::opentelemetry::OpenTelemetryConfig>("opentelemetry", "Receives OTLP traces, metrics and logs over gRPC and HTTP (protobuf or JSON); outputs ID.traces, ID.metrics, ID.logs"),
+    source::<sources::prometheus_remote_write::PrometheusRemoteWriteConfig>("prometheus_remote_write", "Receives Prometheus remote write 1.0 and 2.0; each sample becomes a metric"),
     source::<sources::stdin::StdinConfig>("stdin", "Reads lines from standard input (raw or JSON); ends at EOF"),
     transform::<transforms::filter::FilterConfig>("filter", "Keeps the events for which a VRL condition is true"),
     transform::<transforms::remap::RemapConfig>("remap", "Reshapes events with a VRL program"),

@@ -13,6 +13,17 @@ pub struct Metric {
     pub timestamp: Option<DateTime<Utc>>,
     pub kind: MetricKind,
     pub value: MetricValue,
+    /// Example observations (a trace id among their labels), as Prometheus and OTLP carry them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exemplars: Vec<Exemplar>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exemplar {
+    pub value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<DateTime<Utc>>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Incremental values are deltas since the last report; absolute values are
@@ -50,7 +61,7 @@ pub struct Quantile {
 
 impl Metric {
     pub fn new(name: impl Into<String>, kind: MetricKind, value: MetricValue) -> Self {
-        Metric { name: name.into(), namespace: None, tags: BTreeMap::new(), timestamp: None, kind, value }
+        Metric { name: name.into(), namespace: None, tags: BTreeMap::new(), timestamp: None, kind, value, exemplars: Vec::new() }
     }
 
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {

@@ -9,7 +9,7 @@ mod record;
 mod span;
 
 pub use finalization::{BatchNotifier, BatchStatus, BatchStatusReceiver, EventStatus, Finalizers};
-pub use metric::{Bucket, Metric, MetricKind, MetricValue, Quantile};
+pub use metric::{Bucket, Exemplar, Metric, MetricKind, MetricValue, Quantile};
 pub use record::{ObservationPoint, RequestRecord, SignalSource};
 pub use span::{Span, SpanEvent, SpanKind, SpanLink, SpanStatus, StatusCode};
 pub use vrl::value::{KeyString, ObjectMap, Value};

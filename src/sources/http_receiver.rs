@@ -272,6 +272,18 @@ pub fn authorize(auth: Option<&AuthConfig>, headers: &HeaderMap) -> Result<(), R
     Err(Refusal { header: HeaderValue::from_str(&format!("{scheme} realm=\"tapline\"")).ok().map(|v| (header::WWW_AUTHENTICATE, v)), ..refusal })
 }
 
+/// Read the whole body as sent, at most `max_body` bytes (else 413).
+pub async fn read_raw(body: Body, max_body: usize) -> Result<axum::body::Bytes, Refusal> {
+    axum::body::to_bytes(body, max_body).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_body_bytes ({max_body} bytes)"))
+        } else {
+            Refusal::new(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
+        }
+    })
+}
+
 /// Read the whole body (at most `max_body` bytes as sent) and undo its
 /// `Content-Encoding` (identity or gzip, at most `max_decompressed` bytes).
 /// Returns the size as sent and the decoded body.
@@ -280,14 +292,7 @@ pub async fn read_body(body: Body, headers: &HeaderMap, max_body: usize, max_dec
     if !matches!(encoding.as_str(), "identity" | "gzip" | "x-gzip") {
         return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Encoding `{encoding}` is not supported: send identity or gzip")));
     }
-    let raw = axum::body::to_bytes(body, max_body).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_body_bytes ({max_body} bytes)"))
-        } else {
-            Refusal::new(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))
-        }
-    })?;
+    let raw = read_raw(body, max_body).await?;
     if encoding == "identity" {
         return Ok((raw.len(), raw.to_vec()));
     }

@@ -8,6 +8,7 @@ pub mod http_server;
 pub mod internal_metrics;
 pub mod kong;
 pub mod opentelemetry;
+pub mod prometheus_remote_write;
 pub mod stdin;
 pub mod tail;
 pub mod tls;

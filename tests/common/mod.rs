@@ -126,3 +126,72 @@ pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     (cert, key)
 }
+
+/// A running `tapline run` whose config and output files live in a temp dir.
+pub struct Pipeline {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub stderr: PathBuf,
+}
+
+impl Pipeline {
+    pub fn start(config: &str) -> Pipeline {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config.replace("DIR", dir.path().to_str().unwrap());
+        let (child, stderr) = spawn_logged(&format!("[api]\nenabled = false\n{config}"), dir.path());
+        Pipeline { child: Some(child), dir, stderr }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Stop (SIGTERM), expect a clean exit, return the log. The files stay.
+    pub fn stop(&mut self) -> String {
+        let child = self.child.take().expect("stopped once");
+        signal(&child, "TERM");
+        let status = wait(child, Duration::from_secs(60)).status;
+        let log = std::fs::read_to_string(&self.stderr).unwrap();
+        assert!(status.success(), "tapline failed:\n{log}");
+        log
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What an HTTP request got back.
+pub struct Answer {
+    pub status: u16,
+    /// Lowercased, as curl wrote them.
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+pub fn post(port: u16, path: &str, body: &[u8], headers: &[&str]) -> Answer {
+    request(port, "POST", path, body, headers)
+}
+
+pub fn request(port: u16, method: &str, path: &str, body: &[u8], headers: &[&str]) -> Answer {
+    let dir = tempfile::tempdir().unwrap();
+    let (body_file, head_file, out_file) = (dir.path().join("body"), dir.path().join("head"), dir.path().join("out"));
+    std::fs::write(&body_file, body).unwrap();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-X", method, "--max-time", "30", "-w", "%{http_code}", "--data-binary"]).arg(format!("@{}", body_file.display()));
+    cmd.arg("-D").arg(&head_file).arg("-o").arg(&out_file);
+    for header in headers {
+        cmd.args(["-H", header]);
+    }
+    let out = cmd.arg(format!("http://127.0.0.1:{port}{path}")).output().expect("curl must be installed (scripts/install-test-deps.sh)");
+    Answer {
+        status: String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0),
+        headers: std::fs::read_to_string(&head_file).unwrap_or_default().to_ascii_lowercase(),
+        body: std::fs::read(&out_file).unwrap_or_default(),
+    }
+}

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -16,45 +16,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde_json::{json, Value};
 use tapline::otlp::rpc::RpcStatus;
-
-/// A running `tapline run` whose config and output files live in a temp dir.
-struct Pipeline {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    stderr: PathBuf,
-}
-
-impl Pipeline {
-    fn start(config: &str) -> Pipeline {
-        let dir = tempfile::tempdir().unwrap();
-        let config = config.replace("DIR", dir.path().to_str().unwrap());
-        let (child, stderr) = spawn_logged(&format!("[api]\nenabled = false\n{config}"), dir.path());
-        Pipeline { child: Some(child), dir, stderr }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Stop (SIGTERM), expect a clean exit, return the log. The files stay.
-    fn stop(&mut self) -> String {
-        let child = self.child.take().expect("stopped once");
-        signal(&child, "TERM");
-        let status = wait(child, Duration::from_secs(60)).status;
-        let log = std::fs::read_to_string(&self.stderr).unwrap();
-        assert!(status.success(), "tapline failed:\n{log}");
-        log
-    }
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 fn otel_source(id: &str, grpc: u16, http: u16, extra: &str) -> String {
     format!("[sources.{id}]\ntype = \"opentelemetry\"\ngrpc.address = \"127.0.0.1:{grpc}\"\nhttp.address = \"127.0.0.1:{http}\"\n{extra}\n")
@@ -67,35 +28,6 @@ fn file_sink(id: &str, input: &str) -> String {
 fn listening(ports: &[u16]) {
     for &port in ports {
         wait_for("the OTLP ports to listen", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-    }
-}
-
-/// What an HTTP request got back.
-struct Answer {
-    status: u16,
-    headers: String,
-    body: Vec<u8>,
-}
-
-fn post(port: u16, path: &str, body: &[u8], headers: &[&str]) -> Answer {
-    request(port, "POST", path, body, headers)
-}
-
-fn request(port: u16, method: &str, path: &str, body: &[u8], headers: &[&str]) -> Answer {
-    let dir = tempfile::tempdir().unwrap();
-    let (body_file, head_file, out_file) = (dir.path().join("body"), dir.path().join("head"), dir.path().join("out"));
-    std::fs::write(&body_file, body).unwrap();
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-X", method, "--max-time", "30", "-w", "%{http_code}", "--data-binary"]).arg(format!("@{}", body_file.display()));
-    cmd.arg("-D").arg(&head_file).arg("-o").arg(&out_file);
-    for header in headers {
-        cmd.args(["-H", header]);
-    }
-    let out = cmd.arg(format!("http://127.0.0.1:{port}{path}")).output().expect("curl must be installed (scripts/install-test-deps.sh)");
-    Answer {
-        status: String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0),
-        headers: std::fs::read_to_string(&head_file).unwrap_or_default().to_ascii_lowercase(),
-        body: std::fs::read(&out_file).unwrap_or_default(),
     }
 }
 

@@ -1,0 +1,306 @@
+//! Prometheus remote write ⇄ metric events.
+//!
+//! Each sample becomes one metric event: `__name__` is its name, the other
+//! labels its tags, the sample's time its timestamp. Counters (by metadata)
+//! become absolute counters, the rest absolute gauges; the series of a classic
+//! histogram or summary (`_bucket`, `_sum`, `_count`) are counters. A native
+//! histogram becomes a histogram with its bucket bounds computed. A request
+//! with an invalid series (labels unsorted, duplicated, empty, no name; a bad
+//! symbol reference; buckets that do not match their spans) is refused whole.
+
+pub mod proto;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use crate::event::{Bucket, Event, EventBatch, Exemplar, Metric, MetricKind, MetricValue};
+use proto::{v1, v2, Count, Histogram, ZeroCount, TYPE_COUNTER, TYPE_HISTOGRAM, TYPE_SUMMARY};
+
+/// Prometheus's staleness marker: a NaN that means "this series ended".
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// What one request held, as the 2.0 response headers report it.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub events: EventBatch,
+    pub samples: usize,
+    pub histograms: usize,
+    pub exemplars: usize,
+}
+
+/// Metric types learnt from 1.0 metadata, which Prometheus sends in requests
+/// of its own, apart from the samples. Bounded: past the limit, new families
+/// are not remembered (their samples stay gauges).
+#[derive(Default)]
+pub struct Types {
+    known: Mutex<HashMap<String, i32>>,
+}
+
+const TYPES_LIMIT: usize = 100_000;
+
+impl Types {
+    fn learn(&self, metadata: &[v1::MetricMetadata]) {
+        if metadata.is_empty() {
+            return;
+        }
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        for m in metadata {
+            if known.len() < TYPES_LIMIT || known.contains_key(&m.metric_family_name) {
+                known.insert(m.metric_family_name.clone(), m.r#type);
+            }
+        }
+    }
+
+    fn is_counter(&self, name: &str) -> bool {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        counter_by_type(name, |family| known.get(family).copied())
+    }
+}
+
+/// Whether a series is a counter, given a lookup of its family's type: a
+/// counter itself, or the `_bucket`/`_sum`/`_count` of a histogram or summary.
+fn counter_by_type(name: &str, type_of: impl Fn(&str) -> Option<i32>) -> bool {
+    if type_of(name) == Some(TYPE_COUNTER) {
+        return true;
+    }
+    ["_bucket", "_sum", "_count"].iter().any(|suffix| name.strip_suffix(suffix).and_then(&type_of).is_some_and(|t| t == TYPE_HISTOGRAM || t == TYPE_SUMMARY))
+}
+
+pub fn decode_v1(request: v1::WriteRequest, types: &Types) -> Result<Decoded, String> {
+    types.learn(&request.metadata);
+    let mut out = Decoded::default();
+    for series in request.timeseries {
+        let labels: Vec<(String, String)> = series.labels.into_iter().map(|l| (l.name, l.value)).collect();
+        let (name, tags) = split_labels(labels)?;
+        let counter = types.is_counter(&name);
+        let exemplars = series.exemplars.into_iter().map(|e| exemplar(e.value, e.timestamp, e.labels.into_iter().map(|l| (l.name, l.value)).collect())).collect();
+        push_series(&mut out, name, tags, counter, series.samples, series.histograms, exemplars)?;
+    }
+    Ok(out)
+}
+
+pub fn decode_v2(request: v2::Request) -> Result<Decoded, String> {
+    let symbols = &request.symbols;
+    if symbols.first().is_some_and(|s| !s.is_empty()) {
+        return Err("symbols must start with the empty string".into());
+    }
+    let pairs = |refs: &[u32]| -> Result<Vec<(String, String)>, String> {
+        if refs.len() % 2 != 0 {
+            return Err(format!("labels_refs has an odd length ({})", refs.len()));
+        }
+        let symbol = |r: u32| symbols.get(r as usize).cloned().ok_or_else(|| format!("symbol reference {r} is past the {} symbols", symbols.len()));
+        refs.chunks(2).map(|pair| Ok((symbol(pair[0])?, symbol(pair[1])?))).collect()
+    };
+    let mut out = Decoded::default();
+    for series in request.timeseries {
+        let (name, tags) = split_labels(pairs(&series.labels_refs)?)?;
+        // 2.0 gives the family's type on each series, a histogram's `_bucket` series included.
+        let family_type = series.metadata.as_ref().map(|m| m.r#type);
+        let counter = counter_by_type(&name, |_| family_type);
+        let mut exemplars = Vec::with_capacity(series.exemplars.len());
+        for e in &series.exemplars {
+            exemplars.push(exemplar(e.value, e.timestamp, pairs(&e.labels_refs)?));
+        }
+        push_series(&mut out, name, tags, counter, series.samples, series.histograms, exemplars)?;
+    }
+    Ok(out)
+}
+
+/// `__name__` and the other labels, after the spec's checks.
+fn split_labels(labels: Vec<(String, String)>) -> Result<(String, BTreeMap<String, String>), String> {
+    let show = || format!("{{{}}}", labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect::<Vec<_>>().join(", "));
+    for pair in labels.windows(2) {
+        if pair[0].0 >= pair[1].0 {
+            let why = if pair[0].0 == pair[1].0 { "duplicate" } else { "unsorted" };
+            return Err(format!("series {}: {why} label `{}` (labels must be sorted by name and unique)", show(), pair[1].0));
+        }
+    }
+    if labels.iter().any(|(n, _)| n.is_empty()) {
+        return Err(format!("series {}: a label has an empty name", show()));
+    }
+    let mut name = None;
+    let mut tags = BTreeMap::new();
+    for (n, v) in labels.iter() {
+        if n == "__name__" {
+            name = Some(v.clone());
+        } else {
+            tags.insert(n.clone(), v.clone());
+        }
+    }
+    match name {
+        Some(name) if !name.is_empty() => Ok((name, tags)),
+        _ => Err(format!("series {}: no `__name__` label", show())),
+    }
+}
+
+fn time(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+}
+
+fn exemplar(value: f64, timestamp: i64, labels: Vec<(String, String)>) -> Exemplar {
+    Exemplar { value, timestamp: (timestamp != 0).then(|| time(timestamp)).flatten(), labels: labels.into_iter().collect() }
+}
+
+/// One event per sample and per native histogram; the series' exemplars go
+/// with its last event.
+fn push_series(out: &mut Decoded, name: String, tags: BTreeMap<String, String>, counter: bool, samples: Vec<proto::Sample>, histograms: Vec<Histogram>, exemplars: Vec<Exemplar>) -> Result<(), String> {
+    let first = out.events.len();
+    for sample in samples {
+        if sample.value.to_bits() == STALE_NAN {
+            continue;
+        }
+        let value = if counter { MetricValue::Counter { value: sample.value } } else { MetricValue::Gauge { value: sample.value } };
+        let mut metric = Metric::new(name.clone(), MetricKind::Absolute, value);
+        metric.tags = tags.clone();
+        metric.timestamp = time(sample.timestamp);
+        out.events.push(Event::metric(metric));
+        out.samples += 1;
+    }
+    for histogram in histograms {
+        let buckets = native_buckets(&histogram).map_err(|e| format!("series {name}: {e}"))?;
+        let count = match histogram.count {
+            Some(Count::Int(n)) => n,
+            Some(Count::Float(n)) => n.max(0.0).round() as u64,
+            None => 0,
+        };
+        let mut metric = Metric::new(name.clone(), MetricKind::Absolute, MetricValue::Histogram { buckets, count, sum: histogram.sum });
+        metric.tags = tags.clone();
+        metric.timestamp = time(histogram.timestamp);
+        out.events.push(Event::metric(metric));
+        out.histograms += 1;
+    }
+    if out.events.len() > first {
+        out.exemplars += exemplars.len();
+        if let Some(crate::event::EventData::Metric(last)) = out.events.last_mut().map(|e| &mut e.data) {
+            last.exemplars = exemplars;
+        }
+    }
+    Ok(())
+}
+
+/// A native histogram's buckets with explicit upper bounds, ascending,
+/// non-cumulative, ending at +Inf. At schema s, bucket i of base 2^(2^-s)
+/// covers (base^(i-1), base^i]; negative buckets mirror them; schema -53
+/// takes its bounds from `custom_values`.
+fn native_buckets(h: &Histogram) -> Result<Vec<Bucket>, String> {
+    let custom = h.schema == -53;
+    if !custom && !(-4..=8).contains(&h.schema) {
+        return Err(format!("unknown native histogram schema {}", h.schema));
+    }
+    let base = 2f64.powf(2f64.powi(-h.schema));
+    let mut buckets = Vec::new();
+    for (index, count) in indexed_counts(&h.negative_spans, &h.negative_deltas, &h.negative_counts)?.into_iter().rev() {
+        buckets.push(Bucket { upper_limit: -base.powi(index - 1), count });
+    }
+    if !custom {
+        let zero = match h.zero_count {
+            Some(ZeroCount::Int(n)) => n,
+            Some(ZeroCount::Float(n)) => n.max(0.0).round() as u64,
+            None => 0,
+        };
+        buckets.push(Bucket { upper_limit: h.zero_threshold, count: zero });
+    }
+    for (index, count) in indexed_counts(&h.positive_spans, &h.positive_deltas, &h.positive_counts)? {
+        let upper_limit = if custom {
+            match usize::try_from(index).ok().map(|i| (i, h.custom_values.get(i))) {
+                Some((_, Some(bound))) => *bound,
+                Some((i, None)) if i == h.custom_values.len() => f64::INFINITY,
+                _ => return Err(format!("bucket {index} is past the {} custom bounds", h.custom_values.len())),
+            }
+        } else {
+            base.powi(index)
+        };
+        buckets.push(Bucket { upper_limit, count });
+    }
+    if buckets.last().is_none_or(|b| b.upper_limit != f64::INFINITY) {
+        let total = match h.count {
+            Some(Count::Int(n)) => n,
+            Some(Count::Float(n)) => n.max(0.0).round() as u64,
+            None => 0,
+        };
+        let counted: u64 = buckets.iter().map(|b| b.count).sum();
+        buckets.push(Bucket { upper_limit: f64::INFINITY, count: total.saturating_sub(counted) });
+    }
+    Ok(buckets)
+}
+
+/// The (bucket index, count) pairs that spans and deltas (or float counts) describe.
+fn indexed_counts(spans: &[proto::BucketSpan], deltas: &[i64], floats: &[f64]) -> Result<Vec<(i32, u64)>, String> {
+    let total: usize = spans.iter().map(|s| s.length as usize).sum();
+    let given = if floats.is_empty() { deltas.len() } else { floats.len() };
+    if total != given {
+        return Err(format!("the spans cover {total} buckets but {given} counts are given"));
+    }
+    let mut out = Vec::with_capacity(total);
+    let (mut index, mut running, mut position) = (0i32, 0i64, 0usize);
+    for (n, span) in spans.iter().enumerate() {
+        index = if n == 0 { span.offset } else { index + span.offset };
+        for _ in 0..span.length {
+            let count = if floats.is_empty() {
+                running += deltas[position];
+                u64::try_from(running).map_err(|_| format!("bucket {index} has a negative count ({running})"))?
+            } else {
+                floats[position].max(0.0).round() as u64
+            };
+            out.push((index, count));
+            index += 1;
+            position += 1;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::BucketSpan;
+
+    fn label(name: &str, value: &str) -> v1::Label {
+        v1::Label { name: name.into(), value: value.into() }
+    }
+
+    #[test]
+    fn labels_must_be_sorted_unique_and_named() {
+        let request = |labels: Vec<v1::Label>| v1::WriteRequest { timeseries: vec![v1::TimeSeries { labels, samples: vec![proto::Sample { value: 1.0, timestamp: 1 }], ..Default::default() }], metadata: vec![] };
+        let types = Types::default();
+        assert!(decode_v1(request(vec![label("__name__", "up"), label("job", "x")]), &types).is_ok());
+        let unsorted = decode_v1(request(vec![label("job", "x"), label("__name__", "up")]), &types).unwrap_err();
+        assert!(unsorted.contains("unsorted label `__name__`"), "{unsorted}");
+        assert!(decode_v1(request(vec![label("__name__", "up"), label("a", "1"), label("a", "2")]), &types).unwrap_err().contains("duplicate label `a`"));
+        assert!(decode_v1(request(vec![label("job", "x")]), &types).unwrap_err().contains("no `__name__`"));
+    }
+
+    #[test]
+    fn metadata_makes_counters() {
+        let types = Types::default();
+        types.learn(&[v1::MetricMetadata { r#type: TYPE_COUNTER, metric_family_name: "requests_total".into(), ..Default::default() }, v1::MetricMetadata { r#type: TYPE_HISTOGRAM, metric_family_name: "latency".into(), ..Default::default() }]);
+        assert!(types.is_counter("requests_total") && types.is_counter("latency_bucket") && types.is_counter("latency_count"));
+        assert!(!types.is_counter("latency") && !types.is_counter("temperature"));
+    }
+
+    #[test]
+    fn native_histogram_buckets() {
+        // Schema 0 (base 2): positive buckets 1 and 2 ((1,2], (2,4]) then, after a gap of 1, bucket 4 ((8,16]).
+        let h = Histogram {
+            count: Some(Count::Int(12)),
+            sum: 50.0,
+            schema: 0,
+            zero_threshold: 0.001,
+            zero_count: Some(ZeroCount::Int(1)),
+            positive_spans: vec![BucketSpan { offset: 1, length: 2 }, BucketSpan { offset: 1, length: 1 }],
+            positive_deltas: vec![3, 1, -2],
+            negative_spans: vec![BucketSpan { offset: 0, length: 1 }],
+            negative_deltas: vec![2],
+            ..Default::default()
+        };
+        let buckets: Vec<(f64, u64)> = native_buckets(&h).unwrap().iter().map(|b| (b.upper_limit, b.count)).collect();
+        assert_eq!(buckets, vec![(-0.5, 2), (0.001, 1), (2.0, 3), (4.0, 4), (16.0, 2), (f64::INFINITY, 0)]);
+        let custom = Histogram { count: Some(Count::Float(5.0)), schema: -53, custom_values: vec![0.1, 1.0], positive_spans: vec![BucketSpan { offset: 0, length: 3 }], positive_counts: vec![1.0, 3.0, 1.0], ..Default::default() };
+        let buckets: Vec<(f64, u64)> = native_buckets(&custom).unwrap().iter().map(|b| (b.upper_limit, b.count)).collect();
+        assert_eq!(buckets, vec![(0.1, 1), (1.0, 3), (f64::INFINITY, 1)]);
+        let short = Histogram { positive_spans: vec![BucketSpan { offset: 0, length: 3 }], positive_deltas: vec![1], ..Default::default() };
+        assert!(native_buckets(&short).unwrap_err().contains("cover 3 buckets but 1"));
+    }
+}

@@ -1,0 +1,217 @@
+//! The Prometheus components, against a real Prometheus (Debian's package,
+//! started here on loopback): it remote-writes what it scrapes to tapline and
+//! scrapes tapline's exporter; remote write 2.0 requests come from Google's
+//! protobuf runtime (scripts/remote_write_v2.py).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A Prometheus server with its own config and storage in a temp dir.
+struct Prometheus {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Start with `scrape_configs` and `remote_write` sections (YAML) of its
+    /// config, where `SELF` stands for its own address.
+    fn start(sections: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("prometheus.yml");
+        let sections = sections.replace("SELF", &format!("127.0.0.1:{port}"));
+        std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{sections}")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus must be installed (scripts/install-test-deps.sh: Debian's `prometheus` package)");
+        let prometheus = Prometheus { child, port, _dir: dir };
+        wait_for("Prometheus to be ready", Duration::from_secs(60), || http_get(port, "/-/ready").is_some_and(|r| r.starts_with("HTTP/1.1 200")));
+        prometheus
+    }
+
+    /// An instant query's result vector, at `time` (seconds) if given.
+    fn query(&self, query: &str, time: Option<f64>) -> Vec<Value> {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--fail-with-body", "-G", &format!("http://127.0.0.1:{}/api/v1/query", self.port), "--data-urlencode", &format!("query={query}")]);
+        if let Some(time) = time {
+            cmd.args(["--data-urlencode", &format!("time={time:.3}")]);
+        }
+        let out = cmd.output().unwrap();
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{query}: {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(answer["status"], "success", "{query}: {answer}");
+        answer["data"]["result"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn remote_write_source(port: u16) -> String {
+    format!("[sources.rw]\ntype = \"prometheus_remote_write\"\naddress = \"127.0.0.1:{port}\"\n")
+}
+
+fn file_sink(input: &str) -> String {
+    format!("[sinks.out]\ntype = \"file\"\ninputs = [\"{input}\"]\npath = \"DIR/out.jsonl\"\nencoding.codec = \"json\"\n")
+}
+
+fn listening(port: u16) {
+    wait_for("tapline to listen", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+}
+
+/// A PromQL selector for a metric event: its name and every tag.
+fn selector(metric: &Value) -> String {
+    let tags = metric["tags"].as_object().unwrap();
+    let matchers: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap())).collect();
+    format!("{}{{{}}}", metric["name"].as_str().unwrap(), matchers.join(","))
+}
+
+fn sample_value(metric: &Value) -> f64 {
+    let value = &metric["value"];
+    value["gauge"]["value"].as_f64().or(value["counter"]["value"].as_f64()).unwrap()
+}
+
+#[test]
+fn prometheus_remote_writes_what_it_scrapes_and_tapline_agrees() {
+    let port = free_port();
+    let mut pipeline = Pipeline::start(&(remote_write_source(port) + &file_sink("rw")));
+    listening(port);
+    // Prometheus scrapes itself and sends everything on, metadata included.
+    let prometheus = Prometheus::start(&format!(
+        "scrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['SELF']\n\
+         remote_write:\n  - url: http://127.0.0.1:{port}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n    metadata_config:\n      send_interval: 1s\n"
+    ));
+    let out = pipeline.path("out.jsonl");
+    // Counters are known once the metadata has come.
+    wait_for("samples typed by metadata", Duration::from_secs(90), || read_json(&out).iter().any(|m| m["name"] == "prometheus_http_requests_total" && m["value"].get("counter").is_some()));
+    let log = pipeline.stop();
+    let metrics = read_json(&out);
+    let names = ["up", "prometheus_build_info", "prometheus_http_requests_total", "prometheus_tsdb_head_series"];
+    let checked: Vec<&Value> = metrics.iter().filter(|m| names.contains(&m["name"].as_str().unwrap())).collect();
+    assert!(checked.len() >= 4, "{checked:?}");
+    // Each sample as Prometheus itself stored it: same series, same value at the same time.
+    for metric in &checked {
+        let time = chrono::DateTime::parse_from_rfc3339(metric["timestamp"].as_str().unwrap()).unwrap().timestamp_millis() as f64 / 1000.0;
+        let result = prometheus.query(&selector(metric), Some(time));
+        assert_eq!(result.len(), 1, "{}: {result:?}", selector(metric));
+        let theirs: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+        assert_eq!(theirs, sample_value(metric), "{}", selector(metric));
+    }
+    let up = checked.iter().find(|m| m["name"] == "up").unwrap();
+    assert_eq!(up["tags"], json!({"instance": format!("127.0.0.1:{}", prometheus.port), "job": "self"}));
+    assert_eq!(sample_value(up), 1.0);
+    assert_eq!(totals(&log, "rw", "component_errors_total"), 0);
+}
+
+#[test]
+fn remote_write_2_decodes_with_symbols_and_native_histograms() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("rw2.bin");
+    let out = Command::new("python3").arg(here("scripts/remote_write_v2.py")).arg(&raw).output().unwrap();
+    assert!(out.status.success(), "remote_write_v2.py (needs the protobuf module, installed with opentelemetry-exporter-otlp):\n{}", String::from_utf8_lossy(&out.stderr));
+    let body = snap::raw::Encoder::new().compress_vec(&std::fs::read(&raw).unwrap()).unwrap();
+    let port = free_port();
+    let mut pipeline = Pipeline::start(&(remote_write_source(port) + &file_sink("rw")));
+    listening(port);
+    let answer = post(port, "/api/v1/write", &body, &["Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request", "Content-Encoding: snappy", "X-Prometheus-Remote-Write-Version: 2.0.0"]);
+    assert_eq!(answer.status, 204, "{}", String::from_utf8_lossy(&answer.body));
+    for (what, count) in [("samples", 3), ("histograms", 2), ("exemplars", 1)] {
+        assert!(answer.headers.contains(&format!("x-prometheus-remote-write-{what}-written: {count}\r\n")), "{}", answer.headers);
+    }
+    let out = pipeline.path("out.jsonl");
+    wait_for("the metrics", Duration::from_secs(30), || read_lines(&out).len() == 5);
+    pipeline.stop();
+    let metrics = read_json(&out);
+    let job = json!({"job": "kong"});
+    assert_eq!(metrics[0], json!({"name": "http_requests_total", "tags": {"code": "200", "job": "kong"}, "timestamp": "2024-11-26T09:23:20Z", "kind": "absolute", "value": {"counter": {"value": 1027.0}}}));
+    assert_eq!(
+        metrics[1],
+        json!({"name": "http_requests_total", "tags": {"code": "200", "job": "kong"}, "timestamp": "2024-11-26T09:23:35Z", "kind": "absolute", "value": {"counter": {"value": 1031.0}},
+               "exemplars": [{"value": 1.0, "timestamp": "2024-11-26T09:23:35Z", "labels": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}}]})
+    );
+    assert_eq!(metrics[2], json!({"name": "temperature", "tags": job, "timestamp": "2024-11-26T09:23:20Z", "kind": "absolute", "value": {"gauge": {"value": -3.5}}}));
+    // Schema 0: (-1,-0.5] … then (1,2], (2,4], (8,16]; 2 + 1 + 3 + 4 + 2 = 12 = count.
+    let buckets = |pairs: &[(Value, u64)]| pairs.iter().map(|(upper, count)| json!({"upper_limit": upper, "count": count})).collect::<Vec<_>>();
+    assert_eq!(
+        metrics[3]["value"],
+        json!({"histogram": {"buckets": buckets(&[(json!(-0.5), 2), (json!(0.001), 1), (json!(2.0), 3), (json!(4.0), 4), (json!(16.0), 2), (Value::Null, 0)]), "count": 12, "sum": 50.0}})
+    );
+    assert_eq!(metrics[3]["name"], "kong_latency_ms");
+    assert_eq!(metrics[4]["value"], json!({"histogram": {"buckets": buckets(&[(json!(0.1), 1), (json!(1.0), 3), (Value::Null, 1)]), "count": 5, "sum": 2.5}}));
+}
+
+#[test]
+fn bad_remote_write_gets_the_right_status_and_the_server_goes_on() {
+    use prost::Message;
+    use tapline::prometheus::proto::{v1, Sample};
+    let port = free_port();
+    let mut pipeline = Pipeline::start(&(remote_write_source(port) + "max_body_bytes = 262144\nmax_decompressed_bytes = 1048576\n" + &file_sink("rw")));
+    listening(port);
+    let request = |labels: &[(&str, &str)]| {
+        let labels = labels.iter().map(|(n, v)| v1::Label { name: n.to_string(), value: v.to_string() }).collect();
+        let series = v1::TimeSeries { labels, samples: vec![Sample { value: 1.0, timestamp: 1_732_613_000_000 }], ..Default::default() };
+        snap::raw::Encoder::new().compress_vec(&v1::WriteRequest { timeseries: vec![series], metadata: vec![] }.encode_to_vec()).unwrap()
+    };
+    let good = request(&[("__name__", "up"), ("job", "kong")]);
+    let v1_headers = ["Content-Type: application/x-protobuf", "Content-Encoding: snappy", "X-Prometheus-Remote-Write-Version: 0.1.0"];
+    let send = |body: &[u8], headers: &[&str]| {
+        let answer = post(port, "/api/v1/write", body, headers);
+        (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
+    };
+    let (status, text) = send(b"this is not snappy at all", &v1_headers);
+    assert_eq!(status, 400);
+    assert!(text.contains("not snappy"), "{text}");
+    let mut framed = b"\xff\x06\x00\x00sNaPpY".to_vec();
+    framed.extend_from_slice(&good);
+    let (status, text) = send(&framed, &v1_headers);
+    assert_eq!(status, 400);
+    assert!(text.contains("framed snappy"), "{text}");
+    let garbage = snap::raw::Encoder::new().compress_vec(&[0xff; 64]).unwrap();
+    let (status, text) = send(&garbage, &v1_headers);
+    assert_eq!(status, 400);
+    assert!(text.contains("invalid remote write 1.0 protobuf"), "{text}");
+    let (status, text) = send(&request(&[("job", "kong"), ("__name__", "up")]), &v1_headers);
+    assert_eq!(status, 400);
+    assert!(text.contains("unsorted label `__name__`"), "{text}");
+    let (status, text) = send(&request(&[("__name__", "up"), ("job", "a"), ("job", "b")]), &v1_headers);
+    assert_eq!(status, 400);
+    assert!(text.contains("duplicate label `job`"), "{text}");
+    // Too large as sent, and as the snappy header announces (a bomb).
+    assert_eq!(send(&vec![0u8; 300_000], &v1_headers).0, 413);
+    let bomb = snap::raw::Encoder::new().compress_vec(&vec![0u8; 4 << 20]).unwrap();
+    assert!(bomb.len() < 262_144, "the bomb must pass the size limit as sent");
+    let (status, text) = send(&bomb, &v1_headers);
+    assert_eq!(status, 413);
+    assert!(text.contains("max_decompressed_bytes"), "{text}");
+    // What it does not speak: 415.
+    assert_eq!(send(&good, &["Content-Type: application/json", "Content-Encoding: snappy"]).0, 415);
+    assert_eq!(send(&good, &["Content-Type: application/x-protobuf;proto=io.prometheus.write.v3.Request", "Content-Encoding: snappy"]).0, 415);
+    assert_eq!(send(&good, &["Content-Type: application/x-protobuf", "Content-Encoding: zstd"]).0, 415);
+    assert_eq!(request_to(port, "/api/v1/query"), 404);
+    // Still serving; DeepFlow's path too.
+    assert_eq!(send(&good, &v1_headers).0, 204);
+    assert_eq!(post(port, "/api/v1/prometheus", &good, &v1_headers).status, 204);
+    let out = pipeline.path("out.jsonl");
+    wait_for("the good samples", Duration::from_secs(30), || read_lines(&out).len() == 2);
+    let log = pipeline.stop();
+    assert_eq!(totals(&log, "rw", "component_errors_total"), 11, "{log}");
+}
+
+fn request_to(port: u16, path: &str) -> u16 {
+    request(port, "POST", path, b"", &[]).status
+}
