@@ -51,8 +51,10 @@ pub const TYPES: &[ComponentType] = &[
     sink::<sinks::clickhouse::ClickHouseConfig>("clickhouse", "Inserts logs and request records into ClickHouse over HTTP (JSONEachRow), isolating refused rows"),
     sink::<sinks::console::ConsoleConfig>("console", "Writes events to standard output or standard error"),
     sink::<sinks::file::FileConfig>("file", "Writes events to files whose path may be a template"),
-    sink::<sinks::opentelemetry::OpenTelemetrySinkConfig>("opentelemetry", "Sends spans, metrics and logs over OTLP (gRPC or HTTP); request records go as spans"),
     sink::<sinks::kafka::KafkaConfig>("kafka", "Produces one Kafka message per event (librdkafka); acknowledges on delivery reports"),
+    sink::<sinks::opentelemetry::OpenTelemetrySinkConfig>("opentelemetry", "Sends spans, metrics and logs over OTLP (gRPC or HTTP); request records go as spans"),
+    sink::<sinks::prometheus_exporter::PrometheusExporterConfig>("prometheus_exporter", "Serves the metrics it receives on /metrics for Prometheus to scrape (text format or OpenMetrics)"),
+    sink::<sinks::prometheus_remote_write::PrometheusRemoteWriteSinkConfig>("prometheus_remote_write", "Sends metrics as Prometheus remote write 1.0, with metadata; retries 5xx and 429 only"),
 ];
 
 pub fn names(kind: ComponentKind) -> Vec<&'static str> {

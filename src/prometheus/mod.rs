@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use crate::event::{Bucket, Event, EventBatch, Exemplar, Metric, MetricKind, MetricValue};
-use proto::{v1, v2, Count, Histogram, ZeroCount, TYPE_COUNTER, TYPE_HISTOGRAM, TYPE_SUMMARY};
+use proto::{v1, v2, Count, Histogram, ZeroCount, TYPE_COUNTER, TYPE_GAUGE, TYPE_HISTOGRAM, TYPE_SUMMARY};
 
 /// Prometheus's staleness marker: a NaN that means "this series ended".
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -252,6 +252,108 @@ fn indexed_counts(spans: &[proto::BucketSpan], deltas: &[i64], floats: &[f64]) -
     Ok(out)
 }
 
+/// A valid Prometheus name, `[a-zA-Z_:][a-zA-Z0-9_:]*` (label names without
+/// `:`): any other character becomes `_`, and a leading digit gets a `_` before it.
+pub fn sanitize(name: &str, colon: bool) -> String {
+    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':') { c } else { '_' }).collect();
+    if !out.starts_with(|c: char| !c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// A float as Go's Prometheus clients write it (`%g`, shortest): `+Inf`,
+/// `-Inf`, `NaN`, and an exponent from 1e+06 up and below 1e-04, so that
+/// `le` and `quantile` values match theirs.
+pub fn format_float(value: f64) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    // Rust's `{:e}` gives the shortest digits and the exponent: `1.5e-7`, `1e6`.
+    let scientific = format!("{value:e}");
+    let Some((mantissa, exponent)) = scientific.split_once('e') else { return scientific };
+    match exponent.parse::<i32>() {
+        Ok(exponent) if !(-4..6).contains(&exponent) => format!("{mantissa}e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs()),
+        _ => value.to_string(),
+    }
+}
+
+/// A metric's name as Prometheus sees it: `namespace_name`, sanitized.
+pub fn full_name(metric: &Metric, default_namespace: Option<&str>) -> String {
+    match metric.namespace.as_deref().or(default_namespace) {
+        Some(namespace) => sanitize(&format!("{namespace}_{}", metric.name), true),
+        None => sanitize(&metric.name, true),
+    }
+}
+
+/// Metric events as one remote write 1.0 request: one series per name and
+/// label set, its samples in time order; histograms and summaries as their
+/// classic series (`_bucket` with cumulative counts and `le`, `quantile`,
+/// `_sum`, `_count`); each family's type as metadata. Metrics without a time
+/// get `now_ms`. Distributions have no such form: the caller refuses them.
+pub fn encode_v1<'a>(metrics: impl IntoIterator<Item = &'a Metric>, default_namespace: Option<&str>, now_ms: i64) -> v1::WriteRequest {
+    let mut series: BTreeMap<Vec<(String, String)>, Vec<proto::Sample>> = BTreeMap::new();
+    let mut families: BTreeMap<String, i32> = BTreeMap::new();
+    for metric in metrics {
+        let name = full_name(metric, default_namespace);
+        let timestamp = metric.timestamp.map_or(now_ms, |t| t.timestamp_millis());
+        let mut push = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
+            let mut labels: Vec<(String, String)> = metric.tags.iter().map(|(k, v)| (sanitize(k, false), v.clone())).collect();
+            labels.extend(extra.map(|(k, v)| (k.to_owned(), v)));
+            labels.push(("__name__".into(), format!("{name}{suffix}")));
+            // Sorted and unique, as the spec asks (a sanitized tag may collide).
+            labels.sort_by(|a, b| a.0.cmp(&b.0));
+            labels.dedup_by(|a, b| a.0 == b.0);
+            series.entry(labels).or_default().push(proto::Sample { value, timestamp });
+        };
+        let family_type = match &metric.value {
+            MetricValue::Counter { value } => {
+                push("", None, *value);
+                TYPE_COUNTER
+            }
+            MetricValue::Gauge { value } => {
+                push("", None, *value);
+                TYPE_GAUGE
+            }
+            MetricValue::Histogram { buckets, count, sum } => {
+                let mut cumulative = 0;
+                for bucket in buckets {
+                    cumulative += bucket.count;
+                    push("_bucket", Some(("le", format_float(bucket.upper_limit))), cumulative as f64);
+                }
+                if buckets.last().is_none_or(|b| b.upper_limit != f64::INFINITY) {
+                    push("_bucket", Some(("le", "+Inf".into())), *count as f64);
+                }
+                push("_sum", None, *sum);
+                push("_count", None, *count as f64);
+                TYPE_HISTOGRAM
+            }
+            MetricValue::Summary { quantiles, count, sum } => {
+                for q in quantiles {
+                    push("", Some(("quantile", format_float(q.quantile))), q.value);
+                }
+                push("_sum", None, *sum);
+                push("_count", None, *count as f64);
+                TYPE_SUMMARY
+            }
+            MetricValue::Distribution { .. } => continue,
+        };
+        families.insert(name, family_type);
+    }
+    let timeseries = series
+        .into_iter()
+        .map(|(labels, mut samples)| {
+            samples.sort_by_key(|s| s.timestamp);
+            v1::TimeSeries { labels: labels.into_iter().map(|(name, value)| v1::Label { name, value }).collect(), samples, ..Default::default() }
+        })
+        .collect();
+    let metadata = families.into_iter().map(|(metric_family_name, r#type)| v1::MetricMetadata { r#type, metric_family_name, ..Default::default() }).collect();
+    v1::WriteRequest { timeseries, metadata }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +380,36 @@ mod tests {
         types.learn(&[v1::MetricMetadata { r#type: TYPE_COUNTER, metric_family_name: "requests_total".into(), ..Default::default() }, v1::MetricMetadata { r#type: TYPE_HISTOGRAM, metric_family_name: "latency".into(), ..Default::default() }]);
         assert!(types.is_counter("requests_total") && types.is_counter("latency_bucket") && types.is_counter("latency_count"));
         assert!(!types.is_counter("latency") && !types.is_counter("temperature"));
+    }
+
+    #[test]
+    fn encoded_series_are_sorted_and_classic() {
+        let mut latency = Metric::new("latency.ms", MetricKind::Absolute, MetricValue::Histogram { buckets: vec![Bucket { upper_limit: 10.0, count: 2 }, Bucket { upper_limit: 100.0, count: 3 }], count: 6, sum: 300.0 });
+        latency.tags.insert("Zone".into(), "eu".into());
+        latency.timestamp = time(1_000);
+        let request = encode_v1([&latency], Some("kong"), 5);
+        let series: Vec<(String, f64)> = request
+            .timeseries
+            .iter()
+            .map(|s| (s.labels.iter().map(|l| format!("{}={}", l.name, l.value)).collect::<Vec<_>>().join(","), s.samples[0].value))
+            .collect();
+        // `Zone` sorts before `__name__` (bytes), and `le` after it.
+        assert_eq!(
+            series,
+            [
+                ("Zone=eu,__name__=kong_latency_ms_bucket,le=+Inf".to_string(), 6.0),
+                ("Zone=eu,__name__=kong_latency_ms_bucket,le=10".to_string(), 2.0),
+                ("Zone=eu,__name__=kong_latency_ms_bucket,le=100".to_string(), 5.0),
+                ("Zone=eu,__name__=kong_latency_ms_count".to_string(), 6.0),
+                ("Zone=eu,__name__=kong_latency_ms_sum".to_string(), 300.0),
+            ]
+        );
+        assert_eq!(request.timeseries[0].samples[0].timestamp, 1_000);
+        assert_eq!(request.metadata[0].metric_family_name, "kong_latency_ms");
+        assert_eq!(request.metadata[0].r#type, TYPE_HISTOGRAM);
+        assert_eq!(format_float(1e6), "1e+06");
+        assert_eq!(format_float(0.25), "0.25");
+        assert_eq!(sanitize("9http.requests", true), "_9http_requests");
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub mod v2 {
 
 /// Metadata's metric types (both versions).
 pub const TYPE_COUNTER: i32 = 1;
+pub const TYPE_GAUGE: i32 = 2;
 pub const TYPE_HISTOGRAM: i32 = 3;
 pub const TYPE_SUMMARY: i32 = 5;
 

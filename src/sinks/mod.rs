@@ -7,10 +7,13 @@ pub mod console;
 pub mod file;
 pub mod kafka;
 pub mod opentelemetry;
+pub mod prometheus_exporter;
+pub mod prometheus_remote_write;
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,12 +107,127 @@ pub async fn start<F: Future<Output = ()>>(running: &mut FuturesUnordered<F>, li
     running.push(write);
 }
 
+/// How an HTTP-style sink batches: Vector's `batch.max_events` and `batch.timeout_secs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventBatchConfig {
+    pub max_events: usize,
+    pub timeout_secs: f64,
+}
+
+impl Default for EventBatchConfig {
+    fn default() -> Self {
+        EventBatchConfig { max_events: 1000, timeout_secs: 1.0 }
+    }
+}
+
+impl EventBatchConfig {
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_events == 0 || !(self.timeout_secs > 0.0) {
+            return Err("`batch.max_events` and `batch.timeout_secs` must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Read events into batches, one per key (`key` refuses an event with
+/// `None`), and hand each full or due batch to `flush`, up to `concurrency`
+/// at once (at the limit, reading waits: backpressure). Ends when the input does.
+pub async fn run_batches<K, F, W>(mut input: BufferReceiver, batch: &EventBatchConfig, concurrency: usize, mut key: impl FnMut(&Event) -> Option<K>, flush: F)
+where
+    K: Copy + PartialEq,
+    F: Fn(K, Vec<Event>) -> W,
+    W: Future<Output = ()>,
+{
+    let timeout = Duration::from_secs_f64(batch.timeout_secs);
+    let limit = concurrency.max(1);
+    // Few keys (signals, one table): a list beats a map.
+    let mut pending: Vec<(K, Vec<Event>, Instant)> = Vec::new();
+    let mut running = FuturesUnordered::new();
+    loop {
+        let deadline = pending.iter().map(|(_, _, since)| *since + timeout).min();
+        tokio::select! {
+            Some(()) = running.next(), if !running.is_empty() => {}
+            next = input.recv() => match next {
+                Some(events) => {
+                    for event in events {
+                        let Some(k) = key(&event) else { continue };
+                        let index = match pending.iter().position(|(p, _, _)| *p == k) {
+                            Some(index) => index,
+                            None => {
+                                pending.push((k, Vec::new(), Instant::now()));
+                                pending.len() - 1
+                            }
+                        };
+                        pending[index].1.push(event);
+                        if pending[index].1.len() >= batch.max_events {
+                            let (k, events, _) = pending.swap_remove(index);
+                            start(&mut running, limit, flush(k, events)).await;
+                        }
+                    }
+                }
+                None => break,
+            },
+            _ = sleep_until(deadline) => {
+                while let Some(index) = pending.iter().position(|(_, _, since)| since.elapsed() >= timeout) {
+                    let (k, events, _) = pending.swap_remove(index);
+                    start(&mut running, limit, flush(k, events)).await;
+                }
+            }
+        }
+    }
+    for (k, events, _) in pending {
+        start(&mut running, limit, flush(k, events)).await;
+    }
+    while running.next().await.is_some() {}
+}
+
 /// Resolve at `deadline`, or never when there is none.
 pub async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// For `https://` endpoints: the receiver's certificate is checked against
+/// Mozilla's roots (built in) and `ca_file`, if given.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    /// A PEM file of CA certificates to trust too (a private CA, a self-signed receiver).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ClientTls {
+    pub fn ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
+        let Some(path) = &self.ca_file else { return Ok(None) };
+        std::fs::read(path).map(Some).map_err(|e| format!("tls.ca_file {}: {e}", path.display()))
+    }
+}
+
+/// An HTTP client for a sink: its timeout, and more CAs to trust (PEM).
+pub fn http_client(timeout: Duration, ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
+    let mut client = reqwest::Client::builder().timeout(timeout);
+    if let Some(pem) = ca_pem {
+        for certificate in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("tls.ca_file: {e}"))? {
+            client = client.add_root_certificate(certificate);
+        }
+    }
+    client.build().map_err(|e| e.to_string())
+}
+
+/// An error with its causes: reqwest's own text ("error sending request")
+/// hides what went wrong (refused, certificate, timeout).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 pub trait SinkConfig: Debug + Send + Sync {

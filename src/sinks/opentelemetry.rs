@@ -12,11 +12,9 @@
 //! success are counted as discarded too.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -25,18 +23,16 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use serde::Deserialize;
-use tokio::time::Instant;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-use super::{gzip, sleep_until, start, Backoff, Compression, Reporter, RequestConfig, SinkConfig, SinkContext};
+use super::{gzip, http_client, run_batches, with_causes, Backoff, ClientTls, Compression, EventBatchConfig, Reporter, RequestConfig, SinkConfig, SinkContext};
 use crate::config::registry::Task;
 use crate::event::{Event, EventData, Kinds};
 use crate::otlp::rpc::{retry_delay, RpcStatus};
 use crate::otlp::{logs, metrics, traces, Encoding, Signal};
 use crate::telemetry::ComponentMetrics;
-use crate::topology::buffer::BufferReceiver;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,28 +51,14 @@ pub struct OpenTelemetrySinkConfig {
     /// Sent with every request (HTTP headers, gRPC metadata), e.g. `authorization`.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Items per request (default 1000; receivers limit a request's size,
+    /// 4 MiB is gRPC's usual default: lower it for large spans) and the longest wait.
     #[serde(default)]
-    pub batch: BatchConfig,
+    pub batch: EventBatchConfig,
     #[serde(default)]
     pub request: RequestConfig,
     #[serde(default)]
     pub tls: ClientTls,
-}
-
-/// For `https://` endpoints: the receiver's certificate is checked against
-/// Mozilla's roots (built in) and `ca_file`, if given.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientTls {
-    /// A PEM file of CA certificates to trust too (a private CA, a self-signed receiver).
-    pub ca_file: Option<PathBuf>,
-}
-
-impl ClientTls {
-    fn ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
-        let Some(path) = &self.ca_file else { return Ok(None) };
-        std::fs::read(path).map(Some).map_err(|e| format!("tls.ca_file {}: {e}", path.display()))
-    }
 }
 
 /// The values of OTEL_EXPORTER_OTLP_PROTOCOL.
@@ -89,21 +71,6 @@ pub enum Protocol {
     HttpProtobuf,
     #[serde(rename = "http/json")]
     HttpJson,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BatchConfig {
-    /// Items per request. Receivers limit a request's size (4 MiB is gRPC's
-    /// usual default): lower this for large spans.
-    pub max_events: usize,
-    pub timeout_secs: f64,
-}
-
-impl Default for BatchConfig {
-    fn default() -> Self {
-        BatchConfig { max_events: 1000, timeout_secs: 1.0 }
-    }
 }
 
 impl OpenTelemetrySinkConfig {
@@ -143,9 +110,7 @@ impl SinkConfig for OpenTelemetrySinkConfig {
         if self.protocol == Protocol::Grpc && (self.traces_endpoint.is_some() || self.metrics_endpoint.is_some() || self.logs_endpoint.is_some()) {
             return Err("`traces_endpoint`, `metrics_endpoint` and `logs_endpoint` are for HTTP; with gRPC, `endpoint` serves all signals".into());
         }
-        if self.batch.max_events == 0 || !(self.batch.timeout_secs > 0.0) {
-            return Err("`batch.max_events` and `batch.timeout_secs` must be positive".into());
-        }
+        self.batch.check()?;
         self.http_headers().map(|_| ())
     }
 
@@ -171,19 +136,17 @@ impl SinkConfig for OpenTelemetrySinkConfig {
                     Transport::Grpc { channel: endpoint.connect_lazy(), metadata: MetadataMap::from_headers(headers) }
                 }
                 Protocol::HttpProtobuf | Protocol::HttpJson => {
-                    let mut client = reqwest::Client::builder().timeout(timeout);
-                    if let Some(pem) = &ca {
-                        for certificate in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("tls.ca_file: {e}"))? {
-                            client = client.add_root_certificate(certificate);
-                        }
-                    }
-                    let client = client.build().map_err(|e| e.to_string())?;
+                    let client = http_client(timeout, ca.as_deref())?;
                     let encoding = if config.protocol == Protocol::HttpJson { Encoding::Json } else { Encoding::Protobuf };
                     Transport::Http { client, encoding, headers, urls: Signal::ALL.map(|s| config.url(s)) }
                 }
             };
             tracing::info!(component = %report.id, endpoint = %config.endpoint, protocol = ?config.protocol, "sending OTLP");
-            run(Arc::new(Sender { config, transport, report }), input).await
+            // Each signal is batched apart: one request carries one signal.
+            let sender = Arc::new(Sender { config, transport, report });
+            let (batch, concurrency) = (sender.config.batch.clone(), sender.config.request.concurrency);
+            run_batches(input, &batch, concurrency, |event| sender.signal(event), |signal, events| sender.clone().flush(signal, events)).await;
+            Ok(())
         }))
     }
 }
@@ -199,13 +162,6 @@ struct Sender {
     report: Reporter,
 }
 
-/// One signal's events waiting for their request.
-#[derive(Default)]
-struct Pending {
-    events: Vec<Event>,
-    since: Option<Instant>,
-}
-
 /// The request of one signal.
 enum Export {
     Traces(ExportTraceServiceRequest),
@@ -219,50 +175,6 @@ enum Attempt {
     Sent { bytes: usize, rejected: i64, error: String },
     Retry { error: String, after: Option<Duration> },
     Fail(String),
-}
-
-/// Batch each signal apart; send a full or due batch, up to
-/// `request.concurrency` requests at once (at the limit, reading waits).
-async fn run(sender: Arc<Sender>, mut input: BufferReceiver) -> Result<(), String> {
-    let timeout = Duration::from_secs_f64(sender.config.batch.timeout_secs);
-    let limit = sender.config.request.concurrency.max(1);
-    let mut pending: [Pending; 3] = Default::default();
-    let mut sending = FuturesUnordered::new();
-    loop {
-        let deadline = pending.iter().filter_map(|p| p.since).min().map(|since| since + timeout);
-        let mut due = Vec::new();
-        tokio::select! {
-            Some(()) = sending.next(), if !sending.is_empty() => continue,
-            next = input.recv() => match next {
-                Some(batch) => {
-                    for event in batch {
-                        let Some(signal) = sender.signal(&event) else { continue };
-                        let p = &mut pending[signal as usize];
-                        p.since.get_or_insert_with(Instant::now);
-                        p.events.push(event);
-                        if p.events.len() >= sender.config.batch.max_events {
-                            let events = std::mem::take(p).events;
-                            start(&mut sending, limit, sender.clone().flush(signal, events)).await;
-                        }
-                    }
-                }
-                None => break,
-            },
-            _ = sleep_until(deadline) => due = Signal::ALL.into_iter().filter(|s| pending[*s as usize].since.is_some_and(|t| t.elapsed() >= timeout)).collect(),
-        }
-        for signal in due {
-            let events = std::mem::take(&mut pending[signal as usize]).events;
-            start(&mut sending, limit, sender.clone().flush(signal, events)).await;
-        }
-    }
-    for signal in Signal::ALL {
-        let events = std::mem::take(&mut pending[signal as usize]).events;
-        if !events.is_empty() {
-            start(&mut sending, limit, sender.clone().flush(signal, events)).await;
-        }
-    }
-    while sending.next().await.is_some() {}
-    Ok(())
 }
 
 impl Sender {
@@ -420,17 +332,4 @@ async fn send_grpc(channel: Channel, metadata: MetadataMap, compression: Compres
             }
         }
     }
-}
-
-/// An error with its causes: reqwest's own text ("error sending request")
-/// hides what went wrong (refused, certificate, timeout).
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use super::{SinkConfig, SinkContext};
 use crate::config::registry::Task;
 use crate::event::{Bucket, EventData, Kinds, Metric, MetricKind, MetricValue, Quantile};
+use crate::prometheus::{format_float, full_name, sanitize};
 use crate::sources::http_receiver::{authorize, AuthConfig, Listener, Refusal};
 use crate::sources::tls::TlsConfig;
 
@@ -82,7 +83,7 @@ impl SinkConfig for PrometheusExporterConfig {
         self.auth.as_ref().map_or(Ok(()), AuthConfig::check)
     }
 
-    fn build(&self, cx: SinkContext) -> Result<Task, String> {
+    fn build(&self, mut cx: SinkContext) -> Result<Task, String> {
         // Bind now, so a taken port is a start-up error.
         let listener = Listener::bind(self.address, self.tls.as_ref())?;
         tracing::info!(component = %cx.id, address = %self.address, path = "/metrics", scheme = listener.scheme(), "listening");
@@ -90,7 +91,6 @@ impl SinkConfig for PrometheusExporterConfig {
         let scrapes = Arc::new(Scrapes { store: store.clone(), auth: self.auth.clone() });
         let app = Router::new().route("/metrics", get(scrape)).with_state(scrapes);
         let flush_period = Duration::from_secs(self.flush_period_secs);
-        let mut cx = cx;
         Ok(Box::pin(async move {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let serving = listener.serve(app, async move {
@@ -105,15 +105,17 @@ impl SinkConfig for PrometheusExporterConfig {
                             let Some(batch) = batch else { break };
                             let now = Instant::now();
                             let mut stored = Vec::with_capacity(batch.len());
+                            let mut locked = lock(&store);
                             for event in &batch {
                                 match &event.data {
                                     EventData::Metric(metric) => {
-                                        lock(&store).insert(metric, now);
+                                        locked.insert(metric, now);
                                         stored.push(event);
                                     }
                                     _ => cx.reject(event, "prometheus_exporter takes metrics only"),
                                 }
                             }
+                            drop(locked);
                             // Delivered: from now on the next scrape serves them.
                             cx.settle(stored.iter().copied(), stored.len(), Ok(0));
                         }
@@ -202,11 +204,7 @@ impl Store {
             }
             value => value.clone(),
         };
-        let namespace = metric.namespace.as_deref().or(self.config.default_namespace.as_deref()).filter(|n| !n.is_empty());
-        let name = match namespace {
-            Some(namespace) => sanitize(&format!("{namespace}_{}", metric.name), true),
-            None => sanitize(&metric.name, true),
-        };
+        let name = full_name(metric, self.config.default_namespace.as_deref().filter(|n| !n.is_empty()));
         let family = self.families.entry(name).or_default();
         // A family has one type: a metric of another type starts it afresh.
         if family.values().next().is_some_and(|s| type_name(&s.value) != type_name(&value)) {
@@ -321,16 +319,6 @@ fn type_name(value: &MetricValue) -> &'static str {
     }
 }
 
-/// A valid Prometheus name, `[a-zA-Z_:][a-zA-Z0-9_:]*` (label names without
-/// `:`): any other character becomes `_`, and a leading digit gets a `_` before it.
-fn sanitize(name: &str, colon: bool) -> String {
-    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':') { c } else { '_' }).collect();
-    if !out.starts_with(|c: char| !c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
 /// Render every series updated within the flush period as of `now`: per
 /// family a HELP (the name itself, as Vector writes; sanitized, it needs no
 /// escaping) and a TYPE line, then its samples.
@@ -356,7 +344,7 @@ pub fn render(store: &Store, format: Format, now: Instant) -> String {
             let timestamp = series.timestamp.filter(|_| !store.config.suppress_timestamp);
             let mut lines = Lines { out: &mut out, format, name: family_name, labels, timestamp };
             match &series.value {
-                MetricValue::Counter { value } | MetricValue::Gauge { value } => lines.sample(suffix, None, number(*value)),
+                MetricValue::Counter { value } | MetricValue::Gauge { value } => lines.sample(suffix, None, format_float(*value)),
                 MetricValue::Histogram { buckets, count, sum } => {
                     // Events count per bucket; Prometheus counts everything at or below each bound.
                     let mut cumulative = 0;
@@ -365,7 +353,7 @@ pub fn render(store: &Store, format: Format, now: Instant) -> String {
                         lines.sample("_bucket", Some(("le", bucket.upper_limit)), cumulative);
                     }
                     lines.sample("_bucket", Some(("le", f64::INFINITY)), count);
-                    lines.sample("_sum", None, number(*sum));
+                    lines.sample("_sum", None, format_float(*sum));
                     lines.sample("_count", None, count);
                 }
                 MetricValue::Summary { quantiles, count, sum } => lines.summary(quantiles, *count, *sum),
@@ -394,9 +382,9 @@ struct Lines<'a> {
 impl Lines<'_> {
     fn summary(&mut self, quantiles: &[Quantile], count: u64, sum: f64) {
         for q in quantiles {
-            self.sample("", Some(("quantile", q.quantile)), number(q.value));
+            self.sample("", Some(("quantile", q.quantile)), format_float(q.value));
         }
-        self.sample("_sum", None, number(sum));
+        self.sample("_sum", None, format_float(sum));
         self.sample("_count", None, count);
     }
 
@@ -426,30 +414,11 @@ impl Lines<'_> {
 
     /// `le` and `quantile` values: OpenMetrics wants them canonical, `1.0` rather than `1`.
     fn label_number(&self, value: f64) -> String {
-        let mut text = number(value);
+        let mut text = format_float(value);
         if self.format == Format::OpenMetrics && value.is_finite() && !text.contains(['.', 'e']) {
             text.push_str(".0");
         }
         text
-    }
-}
-
-/// A float as Go's Prometheus clients write it (`%g`, shortest): `+Inf`,
-/// `-Inf`, `NaN`, and an exponent from 1e+06 up and below 1e-04, so that
-/// `le` values match theirs.
-fn number(value: f64) -> String {
-    if value.is_nan() {
-        return "NaN".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    // Rust's `{:e}` gives the shortest digits and the exponent: `1.5e-7`, `1e6`.
-    let scientific = format!("{value:e}");
-    let Some((mantissa, exponent)) = scientific.split_once('e') else { return scientific };
-    match exponent.parse::<i32>() {
-        Ok(exponent) if !(-4..6).contains(&exponent) => format!("{mantissa}e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs()),
-        _ => value.to_string(),
     }
 }
 
@@ -592,9 +561,9 @@ mod tests {
     fn numbers_are_written_as_prometheus_clients_write_them() {
         let cases = [(1.0, "1"), (0.005, "0.005"), (123456.5, "123456.5"), (1e6, "1e+06"), (1234567.0, "1.234567e+06"), (0.0001, "0.0001"), (1.5e-7, "1.5e-07"), (-2.5, "-2.5"), (0.0, "0")];
         for (value, written) in cases {
-            assert_eq!(number(value), written);
+            assert_eq!(format_float(value), written);
         }
-        assert_eq!([number(f64::INFINITY), number(f64::NEG_INFINITY), number(f64::NAN)], ["+Inf", "-Inf", "NaN"]);
+        assert_eq!([format_float(f64::INFINITY), format_float(f64::NEG_INFINITY), format_float(f64::NAN)], ["+Inf", "-Inf", "NaN"]);
     }
 
     #[test]
@@ -701,7 +670,7 @@ mod tests {
         // HELP. Apart from that it must find nothing to say.
         let store = Store { config: PrometheusExporterConfig { suppress_timestamp: true, ..Default::default() }, ..store };
         let exposition = render(&store, Format::OpenMetrics, Instant::now());
-        assert!(exposition.contains("\n# TYPE http_requests counter\n") && exposition.ends_with("# EOF\n"), "{exposition}");
+        assert!(exposition.starts_with("# TYPE http_requests counter\n") && exposition.ends_with("# EOF\n"), "{exposition}");
         assert_eq!(promtool(&exposition), (Some(3), "http_requests_total no help text\n".to_string()), "{exposition}");
     }
 

@@ -23,8 +23,12 @@ impl Prometheus {
     /// Start with `scrape_configs` and `remote_write` sections (YAML) of its
     /// config, where `SELF` stands for its own address.
     fn start(sections: &str) -> Prometheus {
+        Prometheus::start_on(free_port(), sections, false)
+    }
+
+    /// On a given port; `receiver` turns on its remote write endpoint.
+    fn start_on(port: u16, sections: &str, receiver: bool) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let config = dir.path().join("prometheus.yml");
         let sections = sections.replace("SELF", &format!("127.0.0.1:{port}"));
         std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{sections}")).unwrap();
@@ -32,6 +36,7 @@ impl Prometheus {
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(receiver.then_some("--web.enable-remote-write-receiver"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
             .spawn()
@@ -210,6 +215,64 @@ fn bad_remote_write_gets_the_right_status_and_the_server_goes_on() {
     wait_for("the good samples", Duration::from_secs(30), || read_lines(&out).len() == 2);
     let log = pipeline.stop();
     assert_eq!(totals(&log, "rw", "component_errors_total"), 11, "{log}");
+}
+
+/// The OTLP metrics fixture, its times moved to now (Prometheus refuses old samples).
+fn otlp_metrics_now() -> Vec<u8> {
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap().to_string();
+    std::fs::read_to_string(here("tests/fixtures/otlp/metrics.json")).unwrap().replace("1732613060000000000", &now).replace("1732613000000000000", &now).into_bytes()
+}
+
+fn otlp_to_remote_write(otlp: u16, endpoint: &str, extra: &str) -> String {
+    format!(
+        "[sources.otel]\ntype = \"opentelemetry\"\ngrpc.enabled = false\nhttp.address = \"127.0.0.1:{otlp}\"\n\
+         [sinks.rw]\ntype = \"prometheus_remote_write\"\ninputs = [\"otel.metrics\"]\nendpoint = \"{endpoint}\"\nrequest.retry_initial_backoff_secs = 0.2\nrequest.retry_max_duration_secs = 1\n{extra}"
+    )
+}
+
+#[test]
+fn the_sink_writes_to_prometheus_which_answers_the_same_values() {
+    let (otlp, port) = (free_port(), free_port());
+    let mut pipeline = Pipeline::start(&otlp_to_remote_write(otlp, &format!("http://127.0.0.1:{port}/api/v1/write"), "batch.timeout_secs = 0.2\n"));
+    listening(otlp);
+    // Sent before Prometheus is up: the sink retries until it is.
+    assert_eq!(post(otlp, "/v1/metrics", &otlp_metrics_now(), &["Content-Type: application/json"]).status, 200);
+    std::thread::sleep(Duration::from_secs(1));
+    let prometheus = Prometheus::start_on(port, "", true);
+    let value = |query: &str| -> Option<f64> { prometheus.query(query, None).first().and_then(|r| r["value"][1].as_str()?.parse().ok()) };
+    wait_for("the samples in Prometheus", Duration::from_secs(60), || value("http_requests").is_some());
+    assert_eq!(value(r#"http_requests{code="200",resource_service_name="orders",scope_name="orders.meter"}"#), Some(1500.0));
+    assert_eq!(value("memory_used"), Some(1048576.0));
+    assert_eq!(value("queue_delta"), Some(-2.5));
+    // Histograms and summaries as their classic series.
+    assert_eq!(value(r#"latency_bucket{le="10"}"#), Some(1.0));
+    assert_eq!(value(r#"latency_bucket{le="100"}"#), Some(3.0));
+    assert_eq!(value(r#"latency_bucket{le="+Inf"}"#), Some(6.0));
+    assert_eq!((value("latency_count"), value("latency_sum")), (Some(6.0), Some(321.5)));
+    assert_eq!(value(r#"payload_size_bucket{le="4"}"#), Some(4.0));
+    assert_eq!(value(r#"rpc_duration{quantile="0.99"}"#), Some(4.5));
+    assert_eq!(value("rpc_duration_count"), Some(10.0));
+    let log = pipeline.stop();
+    assert!(totals(&log, "rw", "component_errors_total") >= 1, "the first tries found no Prometheus");
+    assert_eq!(totals(&log, "rw", "component_discarded_events_total"), 0);
+}
+
+#[test]
+fn samples_prometheus_refuses_are_counted_not_retried() {
+    let (otlp, port) = (free_port(), free_port());
+    let _prometheus = Prometheus::start_on(port, "", true);
+    let mut pipeline = Pipeline::start(&otlp_to_remote_write(otlp, &format!("http://127.0.0.1:{port}/api/v1/write"), ""));
+    listening(otlp);
+    let value = |query: &str| -> Option<f64> { _prometheus.query(query, None).first().and_then(|r| r["value"][1].as_str()?.parse().ok()) };
+    assert_eq!(post(otlp, "/v1/metrics", &otlp_metrics_now(), &["Content-Type: application/json"]).status, 200);
+    wait_for("the samples in Prometheus", Duration::from_secs(60), || value("http_requests").is_some());
+    // The same series from 2024: out of order for Prometheus, a 400.
+    assert_eq!(post(otlp, "/v1/metrics", &std::fs::read(here("tests/fixtures/otlp/metrics.json")).unwrap(), &["Content-Type: application/json"]).status, 200);
+    std::thread::sleep(Duration::from_secs(3));
+    let log = pipeline.stop();
+    assert_eq!(totals(&log, "rw", "component_discarded_events_total"), 6, "{log}");
+    assert_eq!(totals(&log, "rw", "component_errors_total"), 1, "one failure, no retry: {log}");
+    assert!(log.contains("HTTP 400"), "{log}");
 }
 
 fn request_to(port: u16, path: &str) -> u16 {
