@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # OTLP ingest benchmark, release build, loopback only: the `opentelemetry`
-# source → blackhole, loaded by examples/otlp_load.rs (requests of 100 spans
+# source → blackhole, loaded by examples/load.rs (requests of 100 spans
 # shaped like Kong's, 8 in flight) over gRPC, then HTTP/protobuf. Prints
 # spans/s, CPU-seconds per million spans and peak RSS of tapline; then the
 # per-span decode and encode costs (criterion).
@@ -9,11 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 concurrency=${2:-8}
-cargo build --release --quiet --bin tapline --example otlp_load
+cargo build --release --quiet --bin tapline --example load
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 bin=target/release/tapline
-load=target/release/examples/otlp_load
+load=target/release/examples/load
 source scripts/bench-lib.sh
 
 for protocol in grpc http; do

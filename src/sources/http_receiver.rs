@@ -220,21 +220,33 @@ impl Receiver {
             return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Type must be application/json, not `{content_type}`")));
         }
         let (raw_len, body) = read_body(body, &headers, self.options.max_body_bytes, self.options.max_decompressed_bytes).await?;
-        let mut batch = (self.decode)(&body, &RequestParts { uri: &uri, headers: &headers }).map_err(|e| {
+        let batch = (self.decode)(&body, &RequestParts { uri: &uri, headers: &headers }).map_err(|e| {
             tracing::warn!(component = %self.metrics.id, error = %e, bytes = body.len(), "body refused");
             Refusal::new(StatusCode::BAD_REQUEST, e)
         })?;
         let count = batch.len();
-        let status = self.acknowledgements.then(|| attach_finalizers(&mut batch));
-        if self.out.try_send(batch).is_err() {
-            return Err(Refusal::retry_later("the pipeline is full; retry later"));
-        }
-        ComponentMetrics::add(&self.metrics.received_events, count);
-        ComponentMetrics::add(&self.metrics.received_bytes, raw_len);
-        if let Some(status) = status {
-            delivered(status, &self.metrics, count).await?;
-        }
+        hand_on(|batch| self.out.try_send(batch), batch, raw_len, &self.metrics, self.acknowledgements).await?;
         Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], format!("{{\"accepted\":{count}}}")).into_response())
+    }
+}
+
+/// Hand a decoded batch to the pipeline with `send` (a source's `try_send`):
+/// 503 when it is full; with acknowledgements, wait until it is delivered.
+/// Counts what was received.
+pub async fn hand_on(send: impl FnOnce(EventBatch) -> Result<(), EventBatch>, mut events: EventBatch, bytes: usize, metrics: &ComponentMetrics, acknowledgements: bool) -> Result<(), Refusal> {
+    let count = events.len();
+    if count == 0 {
+        return Ok(());
+    }
+    let status = acknowledgements.then(|| attach_finalizers(&mut events));
+    if send(events).is_err() {
+        return Err(Refusal::retry_later("the pipeline is full; retry later"));
+    }
+    ComponentMetrics::add(&metrics.received_events, count);
+    ComponentMetrics::add(&metrics.received_bytes, bytes);
+    match status {
+        Some(status) => delivered(status, metrics, count).await,
+        None => Ok(()),
     }
 }
 

@@ -24,10 +24,10 @@ use crate::config::registry::Task;
 use crate::config::OutputDef;
 use crate::event::Kinds;
 use crate::prometheus::proto::{v1, v2};
-use crate::prometheus::{decode_v1, decode_v2, Decoded, Types};
-use crate::sources::http_receiver::{self, authorize, delivered, method_not_allowed, read_raw, AuthConfig, Listener, Refusal};
+use crate::prometheus::{decode_v1, decode_v2, Types};
+use crate::sources::http_receiver::{self, authorize, hand_on, method_not_allowed, read_raw, AuthConfig, Listener, Refusal, ServerOptions};
 use crate::sources::tls::TlsConfig;
-use crate::sources::{attach_finalizers, SourceConfig, SourceContext, SourceOutputs};
+use crate::sources::{SourceConfig, SourceContext, SourceOutputs};
 use crate::telemetry::ComponentMetrics;
 
 /// DeepFlow's agent takes remote write here.
@@ -62,14 +62,17 @@ impl SourceConfig for PrometheusRemoteWriteConfig {
     }
 
     fn check(&self) -> Result<(), String> {
-        if !self.path.starts_with('/') {
-            return Err(format!("`path` must start with `/`: `{}`", self.path));
-        }
-        if self.max_body_bytes == 0 || self.max_decompressed_bytes == 0 {
-            return Err("`max_body_bytes` and `max_decompressed_bytes` must be positive".into());
-        }
-        self.tls.as_ref().map_or(Ok(()), TlsConfig::check)?;
-        self.auth.as_ref().map_or(Ok(()), AuthConfig::check)
+        let options = ServerOptions {
+            address: self.address,
+            path: self.path.clone(),
+            strict_path: true,
+            method: Some(Method::POST),
+            max_body_bytes: self.max_body_bytes,
+            max_decompressed_bytes: self.max_decompressed_bytes,
+            auth: self.auth.clone(),
+            tls: self.tls.clone(),
+        };
+        options.check()
     }
 
     fn build(&self, cx: SourceContext) -> Result<Task, String> {
@@ -147,7 +150,7 @@ impl Receiver {
         }
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e))?;
         let written = [("samples", decoded.samples), ("histograms", decoded.histograms), ("exemplars", decoded.exemplars)];
-        self.accept(decoded, raw.len()).await?;
+        hand_on(|events| self.out.try_send(events), decoded.events, raw.len(), &self.metrics, self.acknowledgements).await?;
         let mut response = StatusCode::NO_CONTENT.into_response();
         for (what, count) in written {
             let name = format!("x-prometheus-remote-write-{what}-written");
@@ -170,23 +173,5 @@ impl Receiver {
             return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_decompressed_bytes ({limit} bytes) once decompressed ({length} bytes)")));
         }
         snap::raw::Decoder::new().decompress_vec(raw).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not snappy: {e}")))
-    }
-
-    async fn accept(&self, decoded: Decoded, bytes: usize) -> Result<(), Refusal> {
-        let mut events = decoded.events;
-        let count = events.len();
-        if count == 0 {
-            return Ok(());
-        }
-        let status = self.acknowledgements.then(|| attach_finalizers(&mut events));
-        if self.out.try_send(events).is_err() {
-            return Err(Refusal::retry_later("the pipeline is full; retry later"));
-        }
-        ComponentMetrics::add(&self.metrics.received_events, count);
-        ComponentMetrics::add(&self.metrics.received_bytes, bytes);
-        match status {
-            Some(status) => delivered(status, &self.metrics, count).await,
-            None => Ok(()),
-        }
     }
 }

@@ -275,6 +275,39 @@ fn samples_prometheus_refuses_are_counted_not_retried() {
     assert!(log.contains("HTTP 400"), "{log}");
 }
 
+#[test]
+fn prometheus_scrapes_the_exporter_and_reads_the_values_back() {
+    let (otlp, exporter) = (free_port(), free_port());
+    let mut pipeline = Pipeline::start(&format!(
+        "[sources.otel]\ntype = \"opentelemetry\"\ngrpc.enabled = false\nhttp.address = \"127.0.0.1:{otlp}\"\n\
+         [sinks.exporter]\ntype = \"prometheus_exporter\"\ninputs = [\"otel.metrics\"]\naddress = \"127.0.0.1:{exporter}\"\ndefault_namespace = \"shop\"\n\
+         # The fixture's samples are from 2024: let Prometheus stamp them when it scrapes.\nsuppress_timestamp = true\n"
+    ));
+    listening(otlp);
+    assert_eq!(post(otlp, "/v1/metrics", &std::fs::read(here("tests/fixtures/otlp/metrics.json")).unwrap(), &["Content-Type: application/json"]).status, 200);
+    let prometheus = Prometheus::start(&format!("scrape_configs:\n  - job_name: tapline\n    static_configs:\n      - targets: ['127.0.0.1:{exporter}']\n"));
+    let value = |query: &str| -> Option<f64> { prometheus.query(query, None).first().and_then(|r| r["value"][1].as_str()?.parse().ok()) };
+    // Prometheus asks for OpenMetrics: the counter's sample is `…_total`, bounds are written `10.0`.
+    wait_for("Prometheus to scrape the exporter", Duration::from_secs(60), || value("shop_http_requests_total").is_some());
+    assert_eq!(value(r#"up{job="tapline"}"#), Some(1.0));
+    let series = prometheus.query("shop_http_requests_total", None);
+    assert_eq!(
+        series[0]["metric"],
+        json!({"__name__": "shop_http_requests_total", "code": "200", "instance": format!("127.0.0.1:{exporter}"), "job": "tapline", "resource_service_name": "orders", "scope_name": "orders.meter", "scope_version": "2.0"})
+    );
+    assert_eq!(value("shop_http_requests_total"), Some(1500.0));
+    assert_eq!(value("shop_memory_used"), Some(1048576.0));
+    assert_eq!(value("shop_queue_delta"), Some(-2.5));
+    assert_eq!(value(r#"shop_latency_bucket{le=~"10(\\.0)?"}"#), Some(1.0));
+    assert_eq!(value(r#"shop_latency_bucket{le=~"100(\\.0)?"}"#), Some(3.0));
+    assert_eq!(value(r#"shop_latency_bucket{le="+Inf"}"#), Some(6.0));
+    assert_eq!((value("shop_latency_count"), value("shop_latency_sum")), (Some(6.0), Some(321.5)));
+    assert_eq!(value(r#"shop_rpc_duration{quantile=~"0.99"}"#), Some(4.5));
+    // Every sample of every family was taken: 1 + 5 + 1 + 6 + 1 + 4.
+    assert_eq!(value(r#"scrape_samples_scraped{job="tapline"}"#), Some(18.0));
+    pipeline.stop();
+}
+
 fn request_to(port: u16, path: &str) -> u16 {
     request(port, "POST", path, b"", &[]).status
 }

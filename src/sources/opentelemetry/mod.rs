@@ -22,9 +22,9 @@ use crate::config::registry::Task;
 use crate::config::OutputDef;
 use crate::event::Kinds;
 use crate::otlp::{Decoded, Signal};
-use crate::sources::http_receiver::{self, delivered, AuthConfig, Listener, Refusal};
+use crate::sources::http_receiver::{self, hand_on, AuthConfig, Listener, Refusal};
 use crate::sources::tls::TlsConfig;
-use crate::sources::{attach_finalizers, SourceConfig, SourceContext, SourceOutputs};
+use crate::sources::{SourceConfig, SourceContext, SourceOutputs};
 use crate::telemetry::ComponentMetrics;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,25 +139,12 @@ impl Ingest {
     /// Hand the decoded events on: `Err` when the pipeline is full, or (with
     /// acknowledgements) when they were not delivered.
     async fn accept(&self, signal: Signal, decoded: Decoded, bytes: usize) -> Result<(), Refusal> {
-        let Decoded { mut events, rejected, error } = decoded;
+        let Decoded { events, rejected, error } = decoded;
         if rejected > 0 {
             ComponentMetrics::add(&self.metrics.discarded_events, rejected as usize);
             tracing::warn!(component = %self.metrics.id, rejected, items = signal.items(), error = error.as_deref().unwrap_or_default(), "refused invalid items (the sender is told in partial_success)");
         }
-        let count = events.len();
-        if count == 0 {
-            return Ok(());
-        }
-        let status = self.acknowledgements.then(|| attach_finalizers(&mut events));
-        if self.out.try_send_to(signal.port(), events).is_err() {
-            return Err(Refusal::retry_later("the pipeline is full; retry later"));
-        }
-        ComponentMetrics::add(&self.metrics.received_events, count);
-        ComponentMetrics::add(&self.metrics.received_bytes, bytes);
-        match status {
-            Some(status) => delivered(status, &self.metrics, count).await,
-            None => Ok(()),
-        }
+        hand_on(|events| self.out.try_send_to(signal.port(), events), events, bytes, &self.metrics, self.acknowledgements).await
     }
 }
 

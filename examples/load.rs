@@ -1,8 +1,11 @@
-//! Load for `scripts/bench-otlp.sh`: one ExportTraceServiceRequest of SPANS
-//! spans like those of Kong's OpenTelemetry plugin, sent again and again over
-//! gRPC or HTTP/protobuf with CONCURRENCY requests in flight, for SECONDS.
+//! Load for the bench scripts: one request, prepared once, sent again and
+//! again with CONCURRENCY requests in flight for SECONDS:
+//! - `grpc`, `http`: an OTLP ExportTraceServiceRequest of ITEMS spans like
+//!   those of Kong's OpenTelemetry plugin (scripts/bench-otlp.sh);
+//! - `remote-write`: a remote write 1.0 request of ITEMS samples like those of
+//!   Kong's Prometheus plugin, snappy-compressed (scripts/bench-prometheus.sh).
 //!
-//!   cargo run --release --example otlp_load -- grpc|http HOST:PORT SECONDS [CONCURRENCY] [SPANS]
+//!   cargo run --release --example load -- grpc|http|remote-write HOST:PORT SECONDS [CONCURRENCY] [ITEMS]
 //!
 //! Prints what was accepted and refused; refusals under load are backpressure.
 
@@ -94,17 +97,42 @@ fn request(spans: usize) -> ExportTraceServiceRequest {
     tapline::otlp::traces::encode(&events)
 }
 
+/// Kong's request counters: ITEMS series over services, routes and codes.
+fn remote_write(samples: usize) -> Vec<u8> {
+    use tapline::prometheus::proto::{v1, Sample};
+    let now = chrono::Utc::now().timestamp_millis();
+    let label = |name: &str, value: String| v1::Label { name: name.into(), value };
+    let timeseries = (0..samples)
+        .map(|i| v1::TimeSeries {
+            labels: vec![
+                label("__name__", "kong_http_requests_total".into()),
+                label("code", ["200", "201", "404", "500", "502"][i % 5].into()),
+                label("consumer", format!("consumer-{}", i % 7)),
+                label("instance", "kong-7f9c:8100".into()),
+                label("job", "kong".into()),
+                label("route", format!("route-{}", i / 5 % 20)),
+                label("service", format!("service-{}", i / 100)),
+                label("source", "service".into()),
+                label("workspace", "default".into()),
+            ],
+            samples: vec![Sample { value: (i * 17) as f64, timestamp: now }],
+            ..Default::default()
+        })
+        .collect();
+    snap::raw::Encoder::new().compress_vec(&v1::WriteRequest { timeseries, metadata: vec![] }.encode_to_vec()).unwrap()
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [protocol, address, seconds, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: otlp_load grpc|http HOST:PORT SECONDS [CONCURRENCY] [SPANS]");
+        eprintln!("usage: load grpc|http|remote-write HOST:PORT SECONDS [CONCURRENCY] [ITEMS]");
         std::process::exit(2);
     };
     let concurrency: usize = rest.first().map_or(8, |c| c.parse().unwrap());
-    let spans: usize = rest.get(1).map_or(100, |s| s.parse().unwrap());
+    let items: usize = rest.get(1).map_or(100, |s| s.parse().unwrap());
     let until = Instant::now() + Duration::from_secs(seconds.parse().unwrap());
-    let body = Bytes::from(request(spans).encode_to_vec());
+    let body = Bytes::from(if protocol == "remote-write" { remote_write(items) } else { request(items).encode_to_vec() });
     let (ok, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -113,7 +141,10 @@ async fn main() {
         let (protocol, address) = (protocol.clone(), address.clone());
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
-            let url = format!("http://{address}/v1/traces");
+            let (url, headers) = match protocol.as_str() {
+                "remote-write" => (format!("http://{address}/api/v1/write"), [("content-type", "application/x-protobuf"), ("content-encoding", "snappy")]),
+                _ => (format!("http://{address}/v1/traces"), [("content-type", "application/x-protobuf"), ("content-encoding", "identity")]),
+            };
             let mut grpc = match protocol.as_str() {
                 "grpc" => Some(tonic::client::Grpc::new(tonic::transport::Endpoint::from_shared(format!("http://{address}")).unwrap().connect().await.expect("connect"))),
                 _ => None,
@@ -122,7 +153,7 @@ async fn main() {
             while Instant::now() < until {
                 let accepted = match &mut grpc {
                     Some(client) => client.ready().await.is_ok() && client.unary(tonic::Request::new(body.clone()), path.clone(), RawCodec).await.is_ok(),
-                    None => http.post(&url).header("content-type", "application/x-protobuf").body(body.clone()).send().await.is_ok_and(|r| r.status().is_success()),
+                    None => http.post(&url).header(headers[0].0, headers[0].1).header(headers[1].0, headers[1].1).body(body.clone()).send().await.is_ok_and(|r| r.status().is_success()),
                 };
                 let counter = if accepted { &ok } else { &refused };
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -136,5 +167,5 @@ async fn main() {
         task.await.unwrap();
     }
     let (ok, refused) = (ok.load(Ordering::Relaxed), refused.load(Ordering::Relaxed));
-    println!("protocol={protocol} requests_ok={ok} refused={refused} spans_ok={} bytes_per_request={} elapsed={:.2}", ok * spans as u64, body.len(), started.elapsed().as_secs_f64());
+    println!("protocol={protocol} requests_ok={ok} refused={refused} items_ok={} bytes_per_request={} elapsed={:.2}", ok * items as u64, body.len(), started.elapsed().as_secs_f64());
 }
