@@ -308,6 +308,35 @@ fn prometheus_scrapes_the_exporter_and_reads_the_values_back() {
     pipeline.stop();
 }
 
+#[test]
+fn the_sink_authenticates_and_a_refusal_is_final() {
+    let (otlp, guarded) = (free_port(), free_port());
+    let mut config = format!("[sources.guarded]\ntype = \"prometheus_remote_write\"\naddress = \"127.0.0.1:{guarded}\"\nauth.token = \"s3cret\"\n");
+    config += &otlp_to_remote_write(otlp, &format!("http://127.0.0.1:{guarded}/api/v1/write"), "auth.strategy = \"bearer\"\nauth.token = \"s3cret\"\ntenant_id = \"kong\"\n");
+    config += &format!("[sinks.wrong]\ntype = \"prometheus_remote_write\"\ninputs = [\"otel.metrics\"]\nendpoint = \"http://127.0.0.1:{guarded}/api/v1/write\"\nauth.strategy = \"basic\"\nauth.user = \"kong\"\nauth.password = \"nope\"\n");
+    config += &file_sink("guarded");
+    let mut pipeline = Pipeline::start(&config);
+    listening(otlp);
+    listening(guarded);
+    assert_eq!(post(otlp, "/v1/metrics", &otlp_metrics_now(), &["Content-Type: application/json"]).status, 200);
+    let out = pipeline.path("out.jsonl");
+    // Tapline to tapline: 6 metric events become 18 series (histograms and summaries as theirs).
+    wait_for("the authenticated samples", Duration::from_secs(30), || read_lines(&out).len() == 18);
+    std::thread::sleep(Duration::from_secs(1));
+    let log = pipeline.stop();
+    let metrics = read_json(&out);
+    let bucket = find(&metrics, |m| m["name"] == "latency_bucket" && m["tags"]["le"] == "100");
+    assert_eq!(bucket["value"], json!({"counter": {"value": 3.0}}), "typed by the metadata sent along");
+    assert_eq!(totals(&log, "rw", "component_sent_events_total"), 6);
+    assert_eq!(totals(&log, "wrong", "component_discarded_events_total"), 6);
+    assert_eq!(totals(&log, "wrong", "component_errors_total"), 1, "a 401 is not retried");
+    assert!(log.contains("HTTP 401"), "{log}");
+}
+
+fn find<'a>(items: &'a [Value], what: impl Fn(&Value) -> bool) -> &'a Value {
+    items.iter().find(|i| what(i)).unwrap_or_else(|| panic!("not found among {} items", items.len()))
+}
+
 fn request_to(port: u16, path: &str) -> u16 {
     request(port, "POST", path, b"", &[]).status
 }
