@@ -206,6 +206,17 @@ impl ClientTls {
     }
 }
 
+/// Configured headers as a header map; a bad name or value is a config error.
+pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<reqwest::header::HeaderMap, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in pairs {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`headers`: `{name}` is not a valid header name"))?;
+        let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| format!("`headers.{name}`: the value is not a valid header value"))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 /// An HTTP client for a sink: its timeout, and more CAs to trust (PEM).
 pub fn http_client(timeout: Duration, ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
     let mut client = reqwest::Client::builder().timeout(timeout);

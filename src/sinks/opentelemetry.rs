@@ -21,13 +21,13 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use serde::Deserialize;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-use super::{gzip, http_client, run_batches, with_causes, Backoff, ClientTls, Compression, EventBatchConfig, Reporter, RequestConfig, SinkConfig, SinkContext};
+use super::{gzip, header_map, http_client, run_batches, with_causes, Backoff, ClientTls, Compression, EventBatchConfig, Reporter, RequestConfig, SinkConfig, SinkContext};
 use crate::config::registry::Task;
 use crate::event::{Event, EventData, Kinds};
 use crate::otlp::rpc::{retry_delay, RpcStatus};
@@ -84,13 +84,7 @@ impl OpenTelemetrySinkConfig {
     }
 
     fn http_headers(&self) -> Result<HeaderMap, String> {
-        let mut headers = HeaderMap::new();
-        for (name, value) in &self.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`headers`: `{name}` is not a valid header name"))?;
-            let value = HeaderValue::from_str(value).map_err(|_| format!("`headers.{name}`: the value is not a valid header value"))?;
-            headers.insert(name, value);
-        }
-        Ok(headers)
+        header_map(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 }
 

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
 
-use super::{http_client, run_batches, with_causes, Backoff, ClientTls, EventBatchConfig, Reporter, RequestConfig, SinkConfig, SinkContext};
+use super::{header_map, http_client, run_batches, with_causes, Backoff, ClientTls, EventBatchConfig, Reporter, RequestConfig, SinkConfig, SinkContext};
 use crate::config::registry::Task;
 use crate::event::{Event, EventData, Kinds, Metric, MetricKind, MetricValue};
 use crate::prometheus::{encode_v1, full_name};
@@ -50,15 +50,9 @@ pub enum ClientAuth {
 
 impl PrometheusRemoteWriteSinkConfig {
     fn headers(&self) -> Result<HeaderMap, String> {
-        let mut headers = HeaderMap::new();
         let fixed = [("content-type", "application/x-protobuf"), ("content-encoding", "snappy"), ("x-prometheus-remote-write-version", "0.1.0")];
         let tenant = self.tenant_id.as_deref().map(|t| ("x-scope-orgid", t));
-        for (name, value) in fixed.into_iter().chain(tenant).chain(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`headers`: `{name}` is not a valid header name"))?;
-            let value = HeaderValue::from_str(value).map_err(|_| format!("`headers.{name}`: the value is not a valid header value"))?;
-            headers.insert(name, value);
-        }
-        Ok(headers)
+        header_map(fixed.into_iter().chain(tenant).chain(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
     }
 }
 
