@@ -84,14 +84,20 @@ impl SinkConfig for PrometheusExporterConfig {
     }
 
     fn build(&self, mut cx: SinkContext) -> Result<Task, String> {
-        // Bind now, so a taken port is a start-up error.
-        let listener = Listener::bind(self.address, self.tls.as_ref())?;
-        tracing::info!(component = %cx.id, address = %self.address, path = "/metrics", scheme = listener.scheme(), "listening");
+        // Bind now if the port is free; else (a reload: the sink this one
+        // replaces still serves there until it has drained) a little later.
+        let bound = Listener::bind(self.address, self.tls.as_ref());
+        let (address, tls) = (self.address, self.tls.clone());
         let store = Arc::new(Mutex::new(Store::new(self.clone())));
         let scrapes = Arc::new(Scrapes { store: store.clone(), auth: self.auth.clone() });
         let app = Router::new().route("/metrics", get(scrape)).with_state(scrapes);
         let flush_period = Duration::from_secs(self.flush_period_secs);
         Ok(Box::pin(async move {
+            let listener = match bound {
+                Ok(listener) => listener,
+                Err(_) => Listener::bind_within(address, tls.as_ref(), BIND_PATIENCE).await?,
+            };
+            tracing::info!(component = %cx.id, %address, path = "/metrics", scheme = listener.scheme(), "listening");
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let serving = listener.serve(app, async move {
                 let _ = stopped.await;
@@ -130,6 +136,9 @@ impl SinkConfig for PrometheusExporterConfig {
         }))
     }
 }
+
+/// How long a replacing exporter waits for its address (a taken port fails after this).
+const BIND_PATIENCE: Duration = Duration::from_secs(5);
 
 struct Scrapes {
     store: Arc<Mutex<Store>>,

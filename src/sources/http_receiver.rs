@@ -131,6 +131,19 @@ impl Listener {
         Ok(Listener { listener, acceptor })
     }
 
+    /// Bind, trying again for up to `patience`: on reload, the component
+    /// being replaced still holds the address for a moment.
+    pub async fn bind_within(address: SocketAddr, tls: Option<&TlsConfig>, patience: std::time::Duration) -> Result<Listener, String> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match Listener::bind(address, tls) {
+                Ok(listener) => return Ok(listener),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
     pub fn scheme(&self) -> &'static str {
         if self.acceptor.is_some() { "https" } else { "http" }
     }

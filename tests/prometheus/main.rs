@@ -333,6 +333,31 @@ fn the_sink_authenticates_and_a_refusal_is_final() {
     assert!(log.contains("HTTP 401"), "{log}");
 }
 
+#[test]
+fn a_reloaded_exporter_takes_over_its_port() {
+    let (otlp, exporter) = (free_port(), free_port());
+    let config = |namespace: &str| {
+        format!(
+            "[sources.otel]\ntype = \"opentelemetry\"\ngrpc.enabled = false\nhttp.address = \"127.0.0.1:{otlp}\"\n\
+             [sinks.exporter]\ntype = \"prometheus_exporter\"\ninputs = [\"otel.metrics\"]\naddress = \"127.0.0.1:{exporter}\"\ndefault_namespace = \"{namespace}\"\n"
+        )
+    };
+    let mut pipeline = Pipeline::start(&config("before"));
+    listening(otlp);
+    let fixture = std::fs::read(here("tests/fixtures/otlp/metrics.json")).unwrap();
+    let serves = |name: &str| http_get(exporter, "/metrics").is_some_and(|text| text.contains(name));
+    assert_eq!(post(otlp, "/v1/metrics", &fixture, &["Content-Type: application/json"]).status, 200);
+    wait_for("the first exporter", Duration::from_secs(30), || serves("before_http_requests"));
+    // Same port, other options: the new exporter waits for the old one to let go.
+    std::fs::write(pipeline.path("pipeline.toml"), format!("[api]\nenabled = false\n{}", config("after"))).unwrap();
+    signal(pipeline.child.as_ref().unwrap(), "HUP");
+    wait_for("the reload", Duration::from_secs(30), || std::fs::read_to_string(&pipeline.stderr).unwrap().contains("reloaded"));
+    assert_eq!(post(otlp, "/v1/metrics", &fixture, &["Content-Type: application/json"]).status, 200);
+    wait_for("the new exporter", Duration::from_secs(30), || serves("after_http_requests"));
+    assert!(!serves("before_http_requests"));
+    pipeline.stop();
+}
+
 fn find<'a>(items: &'a [Value], what: impl Fn(&Value) -> bool) -> &'a Value {
     items.iter().find(|i| what(i)).unwrap_or_else(|| panic!("not found among {} items", items.len()))
 }
