@@ -5,7 +5,8 @@
 //! `scope.version` (values as text), so that a sink can rebuild both.
 //! Temporality maps to the kind: delta → incremental, cumulative → absolute.
 //! A monotonic sum is a counter, any other sum a gauge; an exponential
-//! histogram becomes a histogram with its bucket bounds computed.
+//! histogram becomes a histogram with its bucket bounds computed. Exemplars
+//! are kept, their trace and span ids as `trace_id` / `span_id` labels.
 
 use std::collections::BTreeMap;
 
@@ -13,12 +14,12 @@ use chrono::{DateTime, Utc};
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, summary_data_point::ValueAtQuantile, AggregationTemporality, ExponentialHistogramDataPoint, Gauge,
+    exemplar, metric::Data, number_data_point, Exemplar as ProtoExemplar, summary_data_point::ValueAtQuantile, AggregationTemporality, ExponentialHistogramDataPoint, Gauge,
     Histogram, HistogramDataPoint, Metric as ProtoMetric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
 };
 
-use super::{key_value, value_from_any, Decoded, Groups, Scope};
-use crate::event::{Bucket, Event, EventData, Metric, MetricKind, MetricValue, Quantile};
+use super::{from_hex, hex, id, key_value, value_from_any, Decoded, Groups, Scope};
+use crate::event::{Bucket, Event, EventData, Exemplar, Metric, MetricKind, MetricValue, Quantile};
 
 const RESOURCE: &str = "resource.";
 const SCOPE_NAME: &str = "scope.name";
@@ -61,13 +62,14 @@ fn decode_metric(metric: ProtoMetric, tags: &BTreeMap<String, String>, out: &mut
         out.reject(|| "a metric has no name".into());
         return;
     }
-    let event = |attributes: Vec<KeyValue>, time: u64, kind: MetricKind, value: MetricValue| {
+    let event = |attributes: Vec<KeyValue>, time: u64, exemplars: &[ProtoExemplar], kind: MetricKind, value: MetricValue| {
         let mut metric = Metric::new(name.clone(), kind, value);
         metric.tags = tags.clone();
         for kv in attributes {
             metric.tags.insert(kv.key, text(kv.value));
         }
-        metric.timestamp = (time > 0).then(|| DateTime::<Utc>::from_timestamp_nanos(time as i64));
+        metric.timestamp = nanos_to_time(time);
+        metric.exemplars = exemplars.iter().map(exemplar_from_proto).collect();
         Event::metric(metric)
     };
     match metric.data {
@@ -75,7 +77,7 @@ fn decode_metric(metric: ProtoMetric, tags: &BTreeMap<String, String>, out: &mut
         Some(Data::Gauge(Gauge { data_points })) => {
             for point in data_points {
                 match number(&point) {
-                    Some(value) => out.events.push(event(point.attributes, point.time_unix_nano, MetricKind::Absolute, MetricValue::Gauge { value })),
+                    Some(value) => out.events.push(event(point.attributes, point.time_unix_nano, &point.exemplars, MetricKind::Absolute, MetricValue::Gauge { value })),
                     None => out.reject(|| format!("gauge `{name}`: a data point has no value")),
                 }
             }
@@ -88,7 +90,7 @@ fn decode_metric(metric: ProtoMetric, tags: &BTreeMap<String, String>, out: &mut
                     continue;
                 };
                 let value = if is_monotonic { MetricValue::Counter { value } } else { MetricValue::Gauge { value } };
-                out.events.push(event(point.attributes, point.time_unix_nano, kind, value));
+                out.events.push(event(point.attributes, point.time_unix_nano, &point.exemplars, kind, value));
             }
         }
         Some(Data::Histogram(Histogram { data_points, aggregation_temporality })) => {
@@ -102,25 +104,67 @@ fn decode_metric(metric: ProtoMetric, tags: &BTreeMap<String, String>, out: &mut
                 let upper = point.explicit_bounds.iter().copied().chain(std::iter::once(f64::INFINITY));
                 let buckets = upper.zip(&point.bucket_counts).map(|(upper_limit, &count)| Bucket { upper_limit, count }).collect();
                 let value = MetricValue::Histogram { buckets, count: point.count, sum: point.sum.unwrap_or(0.0) };
-                out.events.push(event(point.attributes, point.time_unix_nano, kind, value));
+                out.events.push(event(point.attributes, point.time_unix_nano, &point.exemplars, kind, value));
             }
         }
         Some(Data::ExponentialHistogram(histogram)) => {
             let kind = kind(histogram.aggregation_temporality);
             for point in histogram.data_points {
                 let value = MetricValue::Histogram { buckets: exponential_buckets(&point), count: point.count, sum: point.sum.unwrap_or(0.0) };
-                out.events.push(event(point.attributes, point.time_unix_nano, kind, value));
+                out.events.push(event(point.attributes, point.time_unix_nano, &point.exemplars, kind, value));
             }
         }
         Some(Data::Summary(Summary { data_points })) => {
             for point in data_points {
                 let quantiles = point.quantile_values.iter().map(|q| Quantile { quantile: q.quantile, value: q.value }).collect();
                 let value = MetricValue::Summary { quantiles, count: point.count, sum: point.sum };
-                out.events.push(event(point.attributes, point.time_unix_nano, MetricKind::Absolute, value));
+                out.events.push(event(point.attributes, point.time_unix_nano, &[], MetricKind::Absolute, value));
             }
         }
     }
 }
+
+fn nanos_to_time(nanos: u64) -> Option<DateTime<Utc>> {
+    (nanos > 0).then(|| DateTime::<Utc>::from_timestamp_nanos(nanos as i64))
+}
+
+fn time_to_nanos(time: DateTime<Utc>) -> u64 {
+    time.timestamp_nanos_opt().unwrap_or_default().max(0) as u64
+}
+
+/// An OTLP exemplar: its filtered attributes as labels, its trace and span
+/// ids as the `trace_id` / `span_id` labels (Prometheus's convention).
+fn exemplar_from_proto(e: &ProtoExemplar) -> Exemplar {
+    let mut labels: BTreeMap<String, String> = e.filtered_attributes.iter().map(|kv| (kv.key.clone(), text(kv.value.clone()))).collect();
+    if let Some(id) = id::<16>(&e.trace_id) {
+        labels.insert(TRACE_ID.into(), hex(&id));
+    }
+    if let Some(id) = id::<8>(&e.span_id) {
+        labels.insert(SPAN_ID.into(), hex(&id));
+    }
+    let value = match e.value {
+        Some(exemplar::Value::AsDouble(v)) => v,
+        Some(exemplar::Value::AsInt(v)) => v as f64,
+        None => 0.0,
+    };
+    Exemplar { value, timestamp: nanos_to_time(e.time_unix_nano), labels }
+}
+
+fn exemplar_to_proto(e: &Exemplar) -> ProtoExemplar {
+    let trace_id = e.labels.get(TRACE_ID).and_then(|t| from_hex::<16>(t));
+    let span_id = e.labels.get(SPAN_ID).and_then(|s| from_hex::<8>(s));
+    let is_id = |key: &str| (key == TRACE_ID && trace_id.is_some()) || (key == SPAN_ID && span_id.is_some());
+    ProtoExemplar {
+        filtered_attributes: e.labels.iter().filter(|(k, _)| !is_id(k)).map(|(k, v)| key_value(k.clone(), AnyValue { value: Some(any_value::Value::StringValue(v.clone())) })).collect(),
+        time_unix_nano: e.timestamp.map(time_to_nanos).unwrap_or_default(),
+        value: Some(exemplar::Value::AsDouble(e.value)),
+        trace_id: trace_id.map(|id| id.to_vec()).unwrap_or_default(),
+        span_id: span_id.map(|id| id.to_vec()).unwrap_or_default(),
+    }
+}
+
+const TRACE_ID: &str = "trace_id";
+const SPAN_ID: &str = "span_id";
 
 fn number(point: &NumberDataPoint) -> Option<f64> {
     match point.value? {
@@ -221,12 +265,13 @@ fn split_tags(metric: &Metric) -> (crate::event::ObjectMap, Scope, Vec<KeyValue>
 
 fn metric_to_proto(metric: &Metric) -> Option<ProtoMetric> {
     let (_, _, attributes) = split_tags(metric);
-    let time_unix_nano = metric.timestamp.unwrap_or_else(Utc::now).timestamp_nanos_opt().unwrap_or_default().max(0) as u64;
+    let time_unix_nano = time_to_nanos(metric.timestamp.unwrap_or_else(Utc::now));
+    let exemplars: Vec<ProtoExemplar> = metric.exemplars.iter().map(exemplar_to_proto).collect();
     let temporality = match metric.kind {
         MetricKind::Incremental => AggregationTemporality::Delta,
         MetricKind::Absolute => AggregationTemporality::Cumulative,
     } as i32;
-    let number = |value: f64| NumberDataPoint { attributes: attributes.clone(), time_unix_nano, value: Some(number_data_point::Value::AsDouble(value)), ..Default::default() };
+    let number = |value: f64| NumberDataPoint { attributes: attributes.clone(), time_unix_nano, exemplars: exemplars.clone(), value: Some(number_data_point::Value::AsDouble(value)), ..Default::default() };
     let data = match &metric.value {
         MetricValue::Counter { value } => Data::Sum(Sum { data_points: vec![number(*value)], aggregation_temporality: temporality, is_monotonic: true }),
         MetricValue::Gauge { value } if metric.kind == MetricKind::Absolute => Data::Gauge(Gauge { data_points: vec![number(*value)] }),
@@ -240,7 +285,7 @@ fn metric_to_proto(metric: &Metric) -> Option<ProtoMetric> {
             } else {
                 bucket_counts.push(count.saturating_sub(bucket_counts.iter().sum()));
             }
-            let point = HistogramDataPoint { attributes, time_unix_nano, count: *count, sum: Some(*sum), bucket_counts, explicit_bounds, ..Default::default() };
+            let point = HistogramDataPoint { attributes, time_unix_nano, count: *count, sum: Some(*sum), bucket_counts, explicit_bounds, exemplars, ..Default::default() };
             Data::Histogram(Histogram { data_points: vec![point], aggregation_temporality: temporality })
         }
         MetricValue::Summary { quantiles, count, sum } => {

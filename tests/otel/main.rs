@@ -223,6 +223,10 @@ fn hand_made_otlp_json_and_deepflow_protobuf_decode_right() {
         metric("latency")["value"],
         json!({"histogram": {"buckets": [{"upper_limit": 10.0, "count": 1}, {"upper_limit": 100.0, "count": 2}, {"upper_limit": null, "count": 3}], "count": 6, "sum": 321.5}})
     );
+    assert_eq!(
+        metric("latency")["exemplars"],
+        json!([{"value": 250.0, "timestamp": "2024-11-26T09:24:19.500Z", "labels": {"http.route": "/orders", "span_id": "eee19b7ec3c1b174", "trace_id": "5b8efff798038103d269b633813fc60c"}}])
+    );
     // Scale 0, offset 1: (2, 4] and (4, 8], after the zero bucket.
     assert_eq!(
         metric("payload.size")["value"],
