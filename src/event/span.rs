@@ -83,20 +83,12 @@ pub struct SpanLink {
 }
 
 fn hex<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&HexBytes(bytes))
+    s.serialize_str(const_hex::Buffer::<N>::new().format(bytes))
 }
 
 fn hex_opt<S: Serializer>(bytes: &Option<[u8; 8]>, s: S) -> Result<S::Ok, S::Error> {
     match bytes {
         Some(b) => hex(b, s),
         None => s.serialize_none(),
-    }
-}
-
-struct HexBytes<'a>(&'a [u8]);
-
-impl std::fmt::Display for HexBytes<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
