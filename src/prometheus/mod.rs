@@ -11,7 +11,7 @@
 pub mod proto;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use chrono::{DateTime, Utc};
 
@@ -35,7 +35,7 @@ pub struct Decoded {
 /// are not remembered (their samples stay gauges).
 #[derive(Default)]
 pub struct Types {
-    known: Mutex<HashMap<String, i32>>,
+    known: RwLock<HashMap<String, i32>>,
 }
 
 const TYPES_LIMIT: usize = 100_000;
@@ -45,7 +45,7 @@ impl Types {
         if metadata.is_empty() {
             return;
         }
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
         for m in metadata {
             if known.len() < TYPES_LIMIT || known.contains_key(&m.metric_family_name) {
                 known.insert(m.metric_family_name.clone(), m.r#type);
@@ -53,9 +53,9 @@ impl Types {
         }
     }
 
-    fn is_counter(&self, name: &str) -> bool {
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        counter_by_type(name, |family| known.get(family).copied())
+    /// Read by every request at once; written only by metadata.
+    fn known(&self) -> RwLockReadGuard<'_, HashMap<String, i32>> {
+        self.known.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -70,11 +70,12 @@ fn counter_by_type(name: &str, type_of: impl Fn(&str) -> Option<i32>) -> bool {
 
 pub fn decode_v1(request: v1::WriteRequest, types: &Types) -> Result<Decoded, String> {
     types.learn(&request.metadata);
+    let known = types.known();
     let mut out = Decoded::default();
     for series in request.timeseries {
         let labels: Vec<(String, String)> = series.labels.into_iter().map(|l| (l.name, l.value)).collect();
         let (name, tags) = split_labels(labels)?;
-        let counter = types.is_counter(&name);
+        let counter = counter_by_type(&name, |family| known.get(family).copied());
         let exemplars = series.exemplars.into_iter().map(|e| exemplar(e.value, e.timestamp, e.labels.into_iter().map(|l| (l.name, l.value)).collect())).collect();
         push_series(&mut out, name, tags, counter, series.samples, series.histograms, exemplars)?;
     }
@@ -120,19 +121,19 @@ fn split_labels(labels: Vec<(String, String)>) -> Result<(String, BTreeMap<Strin
     if labels.iter().any(|(n, _)| n.is_empty()) {
         return Err(format!("series {}: a label has an empty name", show()));
     }
-    let mut name = None;
+    if !labels.iter().any(|(n, v)| n == "__name__" && !v.is_empty()) {
+        return Err(format!("series {}: no `__name__` label", show()));
+    }
+    let mut name = String::new();
     let mut tags = BTreeMap::new();
-    for (n, v) in labels.iter() {
+    for (n, v) in labels {
         if n == "__name__" {
-            name = Some(v.clone());
+            name = v;
         } else {
-            tags.insert(n.clone(), v.clone());
+            tags.insert(n, v);
         }
     }
-    match name {
-        Some(name) if !name.is_empty() => Ok((name, tags)),
-        _ => Err(format!("series {}: no `__name__` label", show())),
-    }
+    Ok((name, tags))
 }
 
 fn time(ms: i64) -> Option<DateTime<Utc>> {
@@ -144,18 +145,15 @@ fn exemplar(value: f64, timestamp: i64, labels: Vec<(String, String)>) -> Exempl
 }
 
 /// One event per sample and per native histogram; the series' exemplars go
-/// with its last event.
+/// with its last event, which also takes the name and tags without a copy.
 fn push_series(out: &mut Decoded, name: String, tags: BTreeMap<String, String>, counter: bool, samples: Vec<proto::Sample>, histograms: Vec<Histogram>, exemplars: Vec<Exemplar>) -> Result<(), String> {
-    let first = out.events.len();
+    let mut points = Vec::with_capacity(samples.len() + histograms.len());
     for sample in samples {
         if sample.value.to_bits() == STALE_NAN {
             continue;
         }
         let value = if counter { MetricValue::Counter { value: sample.value } } else { MetricValue::Gauge { value: sample.value } };
-        let mut metric = Metric::new(name.clone(), MetricKind::Absolute, value);
-        metric.tags = tags.clone();
-        metric.timestamp = time(sample.timestamp);
-        out.events.push(Event::metric(metric));
+        points.push((value, time(sample.timestamp)));
         out.samples += 1;
     }
     for histogram in histograms {
@@ -165,18 +163,22 @@ fn push_series(out: &mut Decoded, name: String, tags: BTreeMap<String, String>, 
             Some(Count::Float(n)) => n.max(0.0).round() as u64,
             None => 0,
         };
-        let mut metric = Metric::new(name.clone(), MetricKind::Absolute, MetricValue::Histogram { buckets, count, sum: histogram.sum });
-        metric.tags = tags.clone();
-        metric.timestamp = time(histogram.timestamp);
-        out.events.push(Event::metric(metric));
+        points.push((MetricValue::Histogram { buckets, count, sum: histogram.sum }, time(histogram.timestamp)));
         out.histograms += 1;
     }
-    if out.events.len() > first {
-        out.exemplars += exemplars.len();
-        if let Some(crate::event::EventData::Metric(last)) = out.events.last_mut().map(|e| &mut e.data) {
-            last.exemplars = exemplars;
-        }
+    let Some(last) = points.pop() else { return Ok(()) };
+    let event = |name: String, tags: BTreeMap<String, String>, (value, timestamp): (MetricValue, Option<DateTime<Utc>>), exemplars: Vec<Exemplar>| {
+        let mut metric = Metric::new(name, MetricKind::Absolute, value);
+        metric.tags = tags;
+        metric.timestamp = timestamp;
+        metric.exemplars = exemplars;
+        Event::metric(metric)
+    };
+    for point in points {
+        out.events.push(event(name.clone(), tags.clone(), point, Vec::new()));
     }
+    out.exemplars += exemplars.len();
+    out.events.push(event(name, tags, last, exemplars));
     Ok(())
 }
 
@@ -378,8 +380,10 @@ mod tests {
     fn metadata_makes_counters() {
         let types = Types::default();
         types.learn(&[v1::MetricMetadata { r#type: TYPE_COUNTER, metric_family_name: "requests_total".into(), ..Default::default() }, v1::MetricMetadata { r#type: TYPE_HISTOGRAM, metric_family_name: "latency".into(), ..Default::default() }]);
-        assert!(types.is_counter("requests_total") && types.is_counter("latency_bucket") && types.is_counter("latency_count"));
-        assert!(!types.is_counter("latency") && !types.is_counter("temperature"));
+        let known = types.known();
+        let is_counter = |name: &str| counter_by_type(name, |family| known.get(family).copied());
+        assert!(is_counter("requests_total") && is_counter("latency_bucket") && is_counter("latency_count"));
+        assert!(!is_counter("latency") && !is_counter("temperature"));
     }
 
     #[test]
