@@ -283,9 +283,10 @@ pub fn format_float(value: f64) -> String {
     }
 }
 
-/// A metric's name as Prometheus sees it: `namespace_name`, sanitized.
+/// A metric's name as Prometheus sees it: `namespace_name` (an empty
+/// namespace is none), sanitized.
 pub fn full_name(metric: &Metric, default_namespace: Option<&str>) -> String {
-    match metric.namespace.as_deref().or(default_namespace) {
+    match metric.namespace.as_deref().or(default_namespace).filter(|n| !n.is_empty()) {
         Some(namespace) => sanitize(&format!("{namespace}_{}", metric.name), true),
         None => sanitize(&metric.name, true),
     }

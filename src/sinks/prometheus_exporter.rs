@@ -213,7 +213,7 @@ impl Store {
             }
             value => value.clone(),
         };
-        let name = full_name(metric, self.config.default_namespace.as_deref().filter(|n| !n.is_empty()));
+        let name = full_name(metric, self.config.default_namespace.as_deref());
         let family = self.families.entry(name).or_default();
         // A family has one type: a metric of another type starts it afresh.
         if family.values().next().is_some_and(|s| type_name(&s.value) != type_name(&value)) {
