@@ -220,8 +220,8 @@ pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> ExportMetricsS
     let mut groups = Groups::new();
     for event in events {
         if let EventData::Metric(metric) = &event.data {
-            if let Some(encoded) = metric_to_proto(metric) {
-                let (resource, scope, _) = split_tags(metric);
+            let (resource, scope, attributes) = split_tags(metric);
+            if let Some(encoded) = metric_to_proto(metric, attributes) {
                 groups.push(resource, scope, encoded);
             }
         }
@@ -263,8 +263,8 @@ fn split_tags(metric: &Metric) -> (crate::event::ObjectMap, Scope, Vec<KeyValue>
     (resource, scope, attributes)
 }
 
-fn metric_to_proto(metric: &Metric) -> Option<ProtoMetric> {
-    let (_, _, attributes) = split_tags(metric);
+/// One metric as one data point with the given attributes.
+fn metric_to_proto(metric: &Metric, attributes: Vec<KeyValue>) -> Option<ProtoMetric> {
     let time_unix_nano = time_to_nanos(metric.timestamp.unwrap_or_else(Utc::now));
     let exemplars: Vec<ProtoExemplar> = metric.exemplars.iter().map(exemplar_to_proto).collect();
     let temporality = match metric.kind {
@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn histogram_without_infinite_bucket_gets_one() {
         let metric = Metric::new("latency", MetricKind::Absolute, MetricValue::Histogram { buckets: vec![Bucket { upper_limit: 10.0, count: 2 }], count: 5, sum: 40.0 });
-        let Some(Data::Histogram(h)) = metric_to_proto(&metric).and_then(|m| m.data) else { panic!("not a histogram") };
+        let Some(Data::Histogram(h)) = metric_to_proto(&metric, Vec::new()).and_then(|m| m.data) else { panic!("not a histogram") };
         assert_eq!(h.data_points[0].explicit_bounds, vec![10.0]);
         assert_eq!(h.data_points[0].bucket_counts, vec![2, 3]);
     }
