@@ -156,5 +156,52 @@ fn otlp(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, engine, remap, kong, clickhouse, kafka, otlp);
+/// A ring buffer record as `ebpf/socket_trace.h` lays it out: a server's read
+/// (ingress) or write on 127.0.0.1:8080 ← 127.0.0.1:`client_port`.
+fn ebpf_record(socket: u64, client_port: u16, ingress: bool, payload: &[u8]) -> Vec<u8> {
+    let mut r = vec![0u8; tapline::sources::ebpf::event::HEADER_LEN];
+    r[0..8].copy_from_slice(&1_000_000u64.to_le_bytes());
+    r[8..16].copy_from_slice(&socket.to_le_bytes());
+    r[16..24].copy_from_slice(&7u64.to_le_bytes());
+    r[32..36].copy_from_slice(&4242u32.to_le_bytes());
+    r[36..40].copy_from_slice(&4242u32.to_le_bytes());
+    r[44..48].copy_from_slice(&(socket as u32).to_le_bytes());
+    r[48..52].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    r[52..56].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    r[56..58].copy_from_slice(&2u16.to_le_bytes());
+    r[58..60].copy_from_slice(&8080u16.to_le_bytes());
+    r[60..62].copy_from_slice(&client_port.to_le_bytes());
+    r[62] = 1;
+    r[63] = u8::from(ingress);
+    r[66..70].copy_from_slice(&[127, 0, 0, 1]);
+    r[82..86].copy_from_slice(&[127, 0, 0, 1]);
+    r[98..103].copy_from_slice(b"nginx");
+    r.extend_from_slice(payload);
+    r
+}
+
+fn ebpf(c: &mut Criterion) {
+    use tapline::sources::ebpf::event::Event as Captured;
+    use tapline::sources::ebpf::session::Sessions;
+    let request = b"GET /orders/4711?expand=items HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: okhttp/4.12.0\r\nAccept: application/json\r\nX-Request-ID: b7c1f0a2d4e64c0f9a1b2c3d4e5f6a7b\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n";
+    let response = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 19:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 2311\r\nConnection: keep-alive\r\n\r\n{\"id\":4711}";
+    // 500 connections, one request and one response each.
+    let records: Vec<Vec<u8>> = (0..500u64).flat_map(|i| [ebpf_record(0xffff_0000 + i, 40000 + i as u16, true, request), ebpf_record(0xffff_0000 + i, 40000 + i as u16, false, response)]).collect();
+    let mut group = c.benchmark_group("ebpf");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.bench_function("decode_and_pair_1000_events", |b| {
+        b.iter(|| {
+            let mut sessions = Sessions::default();
+            let mut done = 0;
+            for (i, raw) in records.iter().enumerate() {
+                let event = Captured::decode(std::hint::black_box(raw)).unwrap();
+                done += sessions.on_data(&event, 1_732_613_000_000_000_000 + i as u64 * 1000).len();
+            }
+            done
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, engine, remap, kong, clickhouse, kafka, otlp, ebpf);
 criterion_main!(benches);

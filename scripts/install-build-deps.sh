@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the build needs (librdkafka is compiled from source by the
-# rdkafka crate: a C toolchain, make, OpenSSL and zlib headers), and any more
+# rdkafka crate: a C toolchain, make, OpenSSL and zlib headers; the eBPF
+# programs are compiled by clang against libbpf's headers), and any more
 # given as arguments. apt runs only when one is missing.
 #   scripts/install-build-deps.sh [PACKAGE...]
 set -euo pipefail
 
-packages=(ca-certificates g++ make libssl-dev zlib1g-dev pkg-config "$@")
+packages=(ca-certificates g++ make libssl-dev zlib1g-dev pkg-config clang libbpf-dev "$@")
 
 missing=()
 for p in "${packages[@]}"; do

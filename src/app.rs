@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{self, Config, ConfigPaths, Diagnostic};
+use crate::config::{self, ComponentConfig, Config, ConfigPaths, Diagnostic};
 use crate::topology::RunningTopology;
 
 pub struct RunOptions {
@@ -43,6 +43,13 @@ pub fn check_environment(config: &Config) -> Vec<Diagnostic> {
     if config.global.api.enabled && config.global.api.explicit {
         if let Err(e) = std::net::TcpListener::bind(&config.global.api.address) {
             problems.push(Diagnostic::error(format!("api.address {} cannot be bound: {e}", config.global.api.address)));
+        }
+    }
+    for component in config.components.values() {
+        if let ComponentConfig::Source(source) = &component.config {
+            if let Err(e) = source.check_environment() {
+                problems.push(Diagnostic::error(format!("source `{}`: {e}", component.id)));
+            }
         }
     }
     problems

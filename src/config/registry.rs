@@ -35,6 +35,7 @@ const fn sink<T: DeserializeOwned + sinks::SinkConfig + 'static>(name: &'static 
 
 pub const TYPES: &[ComponentType] = &[
     source::<sources::demo::DemoConfig>("demo", "Generates realistic Kong request logs at a set rate, error share and latency spread"),
+    source::<sources::ebpf::EbpfConfig>("ebpf", "Captures HTTP requests and TCP events of every process from the kernel (eBPF, no instrumentation); TCP metrics on ID.tcp"),
     source::<sources::file::FileSourceConfig>("file", "Vector's file source: tails files by glob, one log per line (message, file, host)"),
     source::<sources::http_server::HttpServerConfig>("http", "Vector's older name for http_server"),
     source::<sources::http_server::HttpServerConfig>("http_server", "Vector's HTTP source: JSON, NDJSON or text bodies, one log per object or line"),

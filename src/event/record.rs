@@ -110,6 +110,12 @@ pub struct RequestRecord {
     pub tcp_seq_response: Option<u32>,
     pub syscall_trace_id_request: Option<u64>,
     pub syscall_trace_id_response: Option<u64>,
+    /// Seen through OpenSSL: the plaintext of a TLS connection.
+    pub tls: bool,
+    /// Why there is no status: `timeout`, `connection closed before a response`.
+    pub error: Option<String>,
+    /// The process's command line.
+    pub cmdline: Option<String>,
     /// The entry as received, when the source keeps it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,
@@ -171,6 +177,9 @@ impl RequestRecord {
             "tcp_seq_response" => int(self.tcp_seq_response),
             "syscall_trace_id_request" => int(self.syscall_trace_id_request.map(|n| n as i64)),
             "syscall_trace_id_response" => int(self.syscall_trace_id_response.map(|n| n as i64)),
+            "tls" => Some(Value::Boolean(self.tls)),
+            "error" => text(&self.error),
+            "cmdline" => text(&self.cmdline),
             "raw" => self.raw.clone(),
             _ => None,
         }
@@ -193,6 +202,8 @@ mod tests {
             tries: 2,
             client_port: Some(5555),
             syscall_trace_id_request: Some(77),
+            tls: true,
+            error: Some("timeout".into()),
             raw: Some(Value::from(serde_json::json!({"a": 1}))),
             ..Default::default()
         };
@@ -204,7 +215,7 @@ mod tests {
                 _ => assert_eq!(field, *value, "{name}"),
             }
         }
-        assert_eq!(whole.len(), 41, "a field was added: add it to `field` too");
+        assert_eq!(whole.len(), 44, "a field was added: add it to `field` too");
         assert_eq!(record.field("nope"), None);
     }
 }

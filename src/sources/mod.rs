@@ -2,6 +2,7 @@
 //! input ends), sending batches to its outputs.
 
 pub mod demo;
+pub mod ebpf;
 pub mod file;
 pub mod http_receiver;
 pub mod http_server;
@@ -29,6 +30,10 @@ pub trait SourceConfig: Debug + Send + Sync {
     fn outputs(&self) -> Vec<OutputDef>;
     /// Check option values that serde cannot (ranges, templates); errors are config errors.
     fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Check what the source needs of this machine (`tapline validate` without `--no-environment`).
+    fn check_environment(&self) -> Result<(), String> {
         Ok(())
     }
     fn build(&self, cx: SourceContext) -> Result<Task, String>;
@@ -64,6 +69,13 @@ impl SourceOutputs {
         match self.ports.get(&None) {
             Some(fanout) => fanout.try_send(batch),
             None => Ok(()),
+        }
+    }
+
+    /// Send to a named output. Waits while downstream is full.
+    pub async fn send_to(&self, port: &str, batch: EventBatch) {
+        if let Some((_, fanout)) = self.ports.iter().find(|(name, _)| name.as_deref() == Some(port)) {
+            fanout.send(batch).await;
         }
     }
 

@@ -71,6 +71,8 @@ enum Column {
     U64,
     /// A plain `UInt32`.
     Count,
+    /// `Bool` (an alias of `Int8` before 21.12), or `UInt8` on old servers.
+    Bool,
 }
 
 impl Column {
@@ -85,6 +87,8 @@ impl Column {
             (Column::U32, _) => "Nullable(UInt32)",
             (Column::U64, _) => "Nullable(UInt64)",
             (Column::Count, _) => "UInt32",
+            (Column::Bool, true) => "Bool",
+            (Column::Bool, false) => "UInt8",
         }
     }
 }
@@ -132,6 +136,9 @@ const REQUEST_RECORD: &[(&str, Column)] = &[
     ("tcp_seq_response", Column::U32),
     ("syscall_trace_id_request", Column::U64),
     ("syscall_trace_id_response", Column::U64),
+    ("tls", Column::Bool),
+    ("error", Column::Text),
+    ("cmdline", Column::Text),
 ];
 
 /// One field's value, typed as its column.
@@ -143,13 +150,14 @@ enum Field<'a> {
     U32(Option<u32>),
     U64(Option<u64>),
     Count(u32),
+    Bool(bool),
 }
 
 fn text(v: &Option<String>) -> Option<&str> {
     v.as_deref()
 }
 
-fn record_fields(r: &RequestRecord) -> [Field<'_>; 40] {
+fn record_fields(r: &RequestRecord) -> [Field<'_>; 43] {
     [
         Field::Time(r.time),
         Field::Label(r.observation_point.as_str()),
@@ -191,6 +199,9 @@ fn record_fields(r: &RequestRecord) -> [Field<'_>; 40] {
         Field::U32(r.tcp_seq_response),
         Field::U64(r.syscall_trace_id_request),
         Field::U64(r.syscall_trace_id_response),
+        Field::Bool(r.tls),
+        Field::Text(text(&r.error)),
+        Field::Text(text(&r.cmdline)),
     ]
 }
 
@@ -356,6 +367,7 @@ pub fn write_row_binary(record: &RequestRecord, server: Server, out: &mut Vec<u8
             Field::Time(t) => out.extend_from_slice(&(t.timestamp().clamp(0, u32::MAX as i64) as u32).to_le_bytes()),
             Field::Label(s) => write_string(s, out),
             Field::Count(n) => out.extend_from_slice(&n.to_le_bytes()),
+            Field::Bool(b) => out.push(u8::from(b)),
             Field::Text(v) => nullable(v, out, |s, out| write_string(s, out)),
             Field::U16(v) => nullable(v, out, |n, out| out.extend_from_slice(&n.to_le_bytes())),
             Field::U32(v) => nullable(v, out, |n, out| out.extend_from_slice(&n.to_le_bytes())),
@@ -408,6 +420,7 @@ mod tests {
                 Field::U32(_) => Column::U32,
                 Field::U64(_) => Column::U64,
                 Field::Count(_) => Column::Count,
+                Field::Bool(_) => Column::Bool,
             };
             assert_eq!(expected, *column, "{name}");
         }
@@ -433,5 +446,10 @@ mod tests {
         // observation_point "gateway", signal_source "kong", protocol "http", then 9 null texts, then status 200.
         assert_eq!(&modern[8..35], b"\x07gateway\x04kong\x04http\x01\x01\x01\x01\x01\x01\x01\x01\x01");
         assert_eq!(&modern[35..38], &[0, 200, 0]);
+        // The last three columns: tls, error, cmdline.
+        assert_eq!(&modern[modern.len() - 3..], &[0, 1, 1]);
+        let mut tls = Vec::new();
+        write_row_binary(&RequestRecord { tls: true, error: Some("timeout".into()), ..record }, Server { datetime64: true, map: true }, &mut tls);
+        assert_eq!(&tls[tls.len() - 11..], b"\x01\x00\x07timeout\x01");
     }
 }

@@ -145,7 +145,7 @@ fn trace_id_of(ids: &std::collections::BTreeMap<String, String>) -> Option<Strin
 }
 
 /// `00-<trace id>-<parent id>-<flags>` → (trace id, parent span id).
-fn parse_traceparent(value: &str) -> Option<(String, String)> {
+pub(crate) fn parse_traceparent(value: &str) -> Option<(String, String)> {
     let mut parts = value.trim().split('-');
     let (_version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());

@@ -1,0 +1,33 @@
+//! Compiles the eBPF programs in `ebpf/` with clang (`$CLANG`, default
+//! `clang`) into OUT_DIR, for the `ebpf` source to embed. Without clang the
+//! crate still builds; the `ebpf` source then refuses to start and says why.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(tapline_ebpf)");
+    println!("cargo::rerun-if-env-changed=CLANG");
+    for file in ["ebpf/socket_trace.bpf.c", "ebpf/socket_trace.h", "ebpf/vmlinux.h"] {
+        println!("cargo::rerun-if-changed={file}");
+    }
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
+        println!("cargo::warning=the eBPF programs are written for x86-64 (uprobe registers); the ebpf source is left out");
+        return;
+    }
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("socket_trace.bpf.o");
+    // -mcpu=v3: clang 14 otherwise emits code the verifier rejects for the
+    // clamped lengths given to bpf_probe_read_user. -g: BTF for maps and CO-RE.
+    let result = Command::new(&clang)
+        .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-Iebpf", "-c", "ebpf/socket_trace.bpf.c", "-o"])
+        .arg(&out)
+        .output();
+    match result {
+        Ok(output) if output.status.success() => println!("cargo::rustc-cfg=tapline_ebpf"),
+        Ok(output) => panic!("{clang} failed on ebpf/socket_trace.bpf.c:\n{}", String::from_utf8_lossy(&output.stderr)),
+        Err(e) => println!(
+            "cargo::warning=cannot run `{clang}` ({e}): built without the eBPF programs; install clang and libbpf-dev (Debian: apt-get install clang libbpf-dev) for the ebpf source"
+        ),
+    }
+}

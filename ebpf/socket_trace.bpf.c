@@ -1,0 +1,562 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Socket tracing for tapline's `ebpf` source: every read and write on a TCP
+ * socket (and the plaintext of OpenSSL calls), plus TCP connection events,
+ * sent to user space through one ring buffer. User space parses the
+ * payloads (src/sources/ebpf/). */
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "socket_trace.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_CLOSE 7
+#define MAX_IOV 8
+
+/* Set by the loader before load (read-only after). */
+const volatile u32 self_pid = 0;        /* the pipeline itself: never traced */
+const volatile u32 payload_limit = 1024;
+const volatile u64 trace_id_base = 0;   /* keeps syscall trace ids unique across restarts */
+const volatile u8 filter_ports = 0;     /* only sockets with a port in `ports` */
+const volatile u8 filter_pids = 0;      /* only processes in `pids` */
+const volatile u8 ssl_probes = 0;       /* the OpenSSL uprobes are attached */
+
+u64 trace_id_counter = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+/* [0]: records the ring buffer had no room for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} drops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, u16);
+	__type(value, u8);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u32);
+	__type(value, u8);
+} pids SEC(".maps");
+
+/* A syscall between entry and exit, or an OpenSSL call between uprobe and uretprobe. */
+enum buffer_shape { PLAIN = 0, IOV = 1 };
+
+struct call {
+	u64 sock;
+	u64 buf;            /* the buffer, or the iovec array */
+	u64 iovcnt;
+	u64 ssl;            /* OpenSSL: the SSL*, and where *_ex writes the length */
+	u64 len_out;
+	u32 fd;
+	u32 tcp_seq;
+	u8 direction;
+	u8 shape;
+};
+
+/* A plain hash, not LRU: every entry is deleted at the call's exit, and an
+ * LRU update costs several times more on this hottest path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u64);   /* pid_tgid */
+	__type(value, struct call);
+} syscalls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u64);   /* pid_tgid */
+	__type(value, struct call);
+} ssl_calls SEC(".maps");
+
+/* SSL* → its socket's fd, for an SSL_read served from OpenSSL's buffer (no syscall). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u64);
+	__type(value, u32);
+} ssl_fds SEC(".maps");
+
+struct thread_trace {
+	u64 id;
+	u8 last_direction;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u32);   /* tid */
+	__type(value, struct thread_trace);
+} thread_traces SEC(".maps");
+
+/* A connect in progress: when it started and who asked (state changes to
+ * ESTABLISHED happen in softirq context, where the process is unknown). */
+struct connecting {
+	u64 start_ns;
+	u32 tgid;
+	u32 tid;
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);   /* struct sock * */
+	__type(value, struct connecting);
+} connects SEC(".maps");
+
+struct record {
+	struct event_header h;
+	/* Twice the largest payload so that the verifier can prove an offset
+	 * below MAX_PAYLOAD plus a length up to MAX_PAYLOAD stays inside. */
+	u8 payload[MAX_PAYLOAD * 2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct record);
+} scratch SEC(".maps");
+
+/* Raw tracepoints get the tracepoint's C arguments (TP_PROTO), not a
+ * formatted record: cheaper per call, and no tracefs needed to attach. */
+struct bpf_raw_tracepoint_args {
+	u64 args[0];
+};
+
+/* x86-64 syscall numbers. */
+#define NR_read 0
+#define NR_write 1
+#define NR_close 3
+#define NR_readv 19
+#define NR_writev 20
+#define NR_accept 43
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
+#define NR_accept4 288
+
+static __always_inline bool process_wanted(u32 tgid)
+{
+	if (tgid == self_pid)
+		return false;
+	return !filter_pids || bpf_map_lookup_elem(&pids, &tgid);
+}
+
+static __always_inline bool ports_wanted(struct sock *sk)
+{
+	if (!filter_ports)
+		return true;
+	u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
+	u16 remote = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return bpf_map_lookup_elem(&ports, &local) || bpf_map_lookup_elem(&ports, &remote);
+}
+
+static __always_inline bool is_tcp(struct sock *sk)
+{
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	return BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP;
+}
+
+/* The TCP socket behind a descriptor of the current process, if it is one we trace. */
+static __always_inline struct sock *traced_socket(u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *socket = BPF_CORE_READ(file, private_data);
+	struct sock *sk = BPF_CORE_READ(socket, sk);
+	if (!sk || !is_tcp(sk) || !ports_wanted(sk))
+		return 0;
+	return sk;
+}
+
+static __always_inline struct record *new_record(u8 kind, struct sock *sk)
+{
+	u32 zero = 0;
+	struct record *r = bpf_map_lookup_elem(&scratch, &zero);
+	if (!r)
+		return 0;
+	struct event_header *h = &r->h;
+	__builtin_memset(h, 0, sizeof(*h));
+	h->ts_ns = bpf_ktime_get_ns();
+	h->sock = (u64)sk;
+	h->kind = kind;
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	h->family = family;
+	h->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	h->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO(&h->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&h->raddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&h->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&h->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+	return r;
+}
+
+static __always_inline void set_process(struct event_header *h)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	h->tgid = pid_tgid >> 32;
+	h->tid = (u32)pid_tgid;
+	bpf_get_current_comm(&h->comm, sizeof(h->comm));
+}
+
+static __always_inline void submit(struct record *r, u32 captured)
+{
+	if (captured > MAX_PAYLOAD)
+		captured = MAX_PAYLOAD;
+	r->h.captured = captured;
+	/* No wakeup: the reader polls every few milliseconds, and a wakeup per
+	 * record (or even asking how full the buffer is) costs more than the record. */
+	if (bpf_ringbuf_output(&events, r, sizeof(r->h) + captured, BPF_RB_NO_WAKEUP)) {
+		u32 zero = 0;
+		u64 *count = bpf_map_lookup_elem(&drops, &zero);
+		if (count)
+			*count += 1;
+	}
+}
+
+/* An ingress after an egress starts a new id; the egresses after it share
+ * that id, which is how a proxy's inbound request and the upstream request
+ * it sends on the same thread are linked. */
+static __always_inline u64 syscall_trace_id(u32 tid, u8 direction)
+{
+	struct thread_trace *t = bpf_map_lookup_elem(&thread_traces, &tid);
+	if (t && !(direction == INGRESS && t->last_direction == EGRESS)) {
+		t->last_direction = direction;
+		return t->id;
+	}
+	struct thread_trace fresh = {
+		.id = trace_id_base + __sync_fetch_and_add(&trace_id_counter, 1) + 1,
+		.last_direction = direction,
+	};
+	bpf_map_update_elem(&thread_traces, &tid, &fresh, BPF_ANY);
+	return fresh.id;
+}
+
+static __always_inline u32 copy_plain(struct record *r, u64 buf, u32 len)
+{
+	u32 n = len < payload_limit ? len : payload_limit;
+	if (n > MAX_PAYLOAD)
+		n = MAX_PAYLOAD;
+	if (bpf_probe_read_user(r->payload, n, (const void *)buf))
+		return 0;
+	return n;
+}
+
+static __always_inline u32 copy_iov(struct record *r, u64 iov, u64 iovcnt, u32 len)
+{
+	u32 limit = len < payload_limit ? len : payload_limit;
+	u32 copied = 0;
+	for (int i = 0; i < MAX_IOV; i++) {
+		if (i >= iovcnt || copied >= limit)
+			break;
+		struct iovec v;
+		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(iov + i * sizeof(v))))
+			break;
+		u32 want = limit - copied;
+		if (v.iov_len < want)
+			want = v.iov_len;
+		if (want > MAX_PAYLOAD)
+			want = MAX_PAYLOAD;
+		u32 offset = copied & (MAX_PAYLOAD - 1);
+		if (bpf_probe_read_user(&r->payload[offset], want, v.iov_base))
+			break;
+		copied += want;
+	}
+	return copied;
+}
+
+/* Send one data record for a finished call that moved `len` bytes. */
+static __always_inline void emit_data(struct call *c, s64 len, bool tls)
+{
+	if (len <= 0)
+		return;
+	struct record *r = new_record(KIND_DATA, (struct sock *)c->sock);
+	if (!r)
+		return;
+	set_process(&r->h);
+	r->h.fd = c->fd;
+	r->h.direction = c->direction;
+	r->h.tls = tls;
+	r->h.tcp_seq = c->tcp_seq;
+	r->h.bytes = len;
+	r->h.syscall_trace_id = syscall_trace_id(r->h.tid, c->direction);
+	u32 captured = c->shape == IOV ? copy_iov(r, c->buf, c->iovcnt, len) : copy_plain(r, c->buf, len);
+	submit(r, captured);
+}
+
+/* Entry of a read or write call: remember what exit needs to copy. */
+static __always_inline int enter_data(u32 fd, u64 buf, u64 iovcnt, u8 shape, u8 direction)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!process_wanted(pid_tgid >> 32))
+		return 0;
+	/* Inside an OpenSSL call the bytes are ciphertext: note the socket, trace the plaintext instead. */
+	struct call *ssl = ssl_probes ? bpf_map_lookup_elem(&ssl_calls, &pid_tgid) : 0;
+	if (ssl) {
+		ssl->fd = fd;
+		bpf_map_update_elem(&ssl_fds, &ssl->ssl, &fd, BPF_ANY);
+		return 0;
+	}
+	struct sock *sk = traced_socket(fd);
+	if (!sk)
+		return 0;
+	struct call c = { .sock = (u64)sk, .buf = buf, .iovcnt = iovcnt, .fd = fd, .direction = direction, .shape = shape };
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	c.tcp_seq = direction == EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
+	bpf_map_update_elem(&syscalls, &pid_tgid, &c, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int exit_data(s64 ret)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct call *c = bpf_map_lookup_elem(&syscalls, &pid_tgid);
+	if (!c)
+		return 0;
+	emit_data(c, ret, false);
+	bpf_map_delete_elem(&syscalls, &pid_tgid);
+	return 0;
+}
+
+static __always_inline int enter_msg(u32 fd, u64 msg, u8 direction)
+{
+	struct user_msghdr m;
+	if (bpf_probe_read_user(&m, sizeof(m), (const void *)msg))
+		return 0;
+	return enter_data(fd, (u64)m.msg_iov, m.msg_iovlen, IOV, direction);
+}
+
+/* A connection event seen by its process: accept() returned it, or close() ends it. */
+static __always_inline int socket_event(u32 fd, u8 kind)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!process_wanted(pid_tgid >> 32))
+		return 0;
+	struct sock *sk = traced_socket(fd);
+	if (!sk)
+		return 0;
+	struct record *r = new_record(kind, sk);
+	if (!r)
+		return 0;
+	set_process(&r->h);
+	r->h.fd = fd;
+	submit(r, 0);
+	return 0;
+}
+
+/* Every syscall passes here: leave at once unless it is one we trace. */
+SEC("raw_tracepoint/sys_enter")
+int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	long nr = ctx->args[1];
+	if (nr != NR_read && nr != NR_write && nr != NR_readv && nr != NR_writev && nr != NR_sendto && nr != NR_recvfrom && nr != NR_sendmsg && nr != NR_recvmsg && nr != NR_close)
+		return 0;
+	/* The syscall's arguments, in the registers user space passed them in. */
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	u64 fd = 0, buf = 0, count = 0;
+	bpf_probe_read_kernel(&fd, sizeof(fd), &regs->di);
+	bpf_probe_read_kernel(&buf, sizeof(buf), &regs->si);
+	bpf_probe_read_kernel(&count, sizeof(count), &regs->dx);
+	switch (nr) {
+	case NR_write:
+	case NR_sendto:
+		return enter_data(fd, buf, 0, PLAIN, EGRESS);
+	case NR_read:
+	case NR_recvfrom:
+		return enter_data(fd, buf, 0, PLAIN, INGRESS);
+	case NR_writev:
+		return enter_data(fd, buf, count, IOV, EGRESS);
+	case NR_readv:
+		return enter_data(fd, buf, count, IOV, INGRESS);
+	case NR_sendmsg:
+		return enter_msg(fd, buf, EGRESS);
+	case NR_recvmsg:
+		return enter_msg(fd, buf, INGRESS);
+	default:
+		return socket_event(fd, KIND_CLOSED);
+	}
+}
+
+SEC("raw_tracepoint/sys_exit")
+int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	s64 ret = ctx->args[1];
+	u64 nr = 0;
+	bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);
+	switch (nr) {
+	case NR_read:
+	case NR_write:
+	case NR_readv:
+	case NR_writev:
+	case NR_sendto:
+	case NR_recvfrom:
+	case NR_sendmsg:
+	case NR_recvmsg:
+		return exit_data(ret);
+	case NR_accept:
+	case NR_accept4:
+		return ret < 0 ? 0 : socket_event(ret, KIND_ACCEPTED);
+	default:
+		return 0;
+	}
+}
+
+/* connect() as TCP state changes: → SYN_SENT runs in the caller's context,
+ * SYN_SENT → ESTABLISHED or CLOSE ends it (also for non-blocking connects). */
+SEC("raw_tracepoint/inet_sock_set_state")
+int set_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	/* TP_PROTO(const struct sock *sk, const int oldstate, const int newstate) */
+	struct sock *sk = (struct sock *)ctx->args[0];
+	int oldstate = ctx->args[1], newstate = ctx->args[2];
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	u64 key = (u64)sk;
+	if (newstate == TCP_SYN_SENT) {
+		u64 pid_tgid = bpf_get_current_pid_tgid();
+		if (!process_wanted(pid_tgid >> 32) || !ports_wanted(sk))
+			return 0;
+		struct connecting c = { .start_ns = bpf_ktime_get_ns(), .tgid = pid_tgid >> 32, .tid = (u32)pid_tgid };
+		bpf_get_current_comm(&c.comm, sizeof(c.comm));
+		bpf_map_update_elem(&connects, &key, &c, BPF_ANY);
+		return 0;
+	}
+	if (oldstate != TCP_SYN_SENT)
+		return 0;
+	struct connecting *c = bpf_map_lookup_elem(&connects, &key);
+	if (!c)
+		return 0;
+	struct record *r = new_record(newstate == TCP_ESTABLISHED ? KIND_CONNECTED : KIND_CONNECT_FAILED, sk);
+	if (r) {
+		r->h.tgid = c->tgid;
+		r->h.tid = c->tid;
+		__builtin_memcpy(r->h.comm, c->comm, sizeof(c->comm));
+		r->h.value = r->h.ts_ns - c->start_ns;
+		submit(r, 0);
+	}
+	bpf_map_delete_elem(&connects, &key);
+	return 0;
+}
+
+/* Retransmits and resets run in softirq context: user space finds the
+ * process from the socket address. The socket is the first argument of
+ * each (it may be NULL for a reset answering no socket). */
+static __always_inline int tcp_event(struct sock *sk, u8 kind, u64 value)
+{
+	if (!sk || !ports_wanted(sk))
+		return 0;
+	struct record *r = new_record(kind, sk);
+	if (!r)
+		return 0;
+	r->h.value = value;
+	/* A connect still in progress (a refused one gets its reset before it
+	 * ends): the process that connects is known, and it is the client. */
+	u64 key = (u64)sk;
+	struct connecting *c = bpf_map_lookup_elem(&connects, &key);
+	if (c) {
+		r->h.tgid = c->tgid;
+		r->h.tid = c->tid;
+		__builtin_memcpy(r->h.comm, c->comm, sizeof(c->comm));
+		r->h.connecting = 1;
+	}
+	submit(r, 0);
+	return 0;
+}
+
+SEC("raw_tracepoint/tcp_retransmit_skb")
+int retransmit(struct bpf_raw_tracepoint_args *ctx) { return tcp_event((struct sock *)ctx->args[0], KIND_RETRANSMIT, 0); }
+SEC("raw_tracepoint/tcp_send_reset")
+int send_reset(struct bpf_raw_tracepoint_args *ctx) { return tcp_event((struct sock *)ctx->args[0], KIND_RESET, 0); }
+SEC("raw_tracepoint/tcp_receive_reset")
+int receive_reset(struct bpf_raw_tracepoint_args *ctx) { return tcp_event((struct sock *)ctx->args[0], KIND_RESET, 1); }
+
+/* OpenSSL: SSL_write(ssl, buf, num), SSL_read(ssl, buf, num) return the
+ * length; the _ex variants return 1 and store the length through a 4th
+ * argument. The socket is learnt from the syscall OpenSSL makes inside the
+ * call, or from the last one it made for that SSL*. */
+static __always_inline int ssl_enter(struct pt_regs *ctx, u8 direction, bool ex)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!process_wanted(pid_tgid >> 32))
+		return 0;
+	struct call c = { .ssl = ctx->di, .buf = ctx->si, .len_out = ex ? ctx->cx : 0, .fd = (u32)-1, .direction = direction, .shape = PLAIN };
+	bpf_map_update_elem(&ssl_calls, &pid_tgid, &c, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int ssl_exit(struct pt_regs *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct call *c = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+	if (!c)
+		return 0;
+	s64 len = (int)ctx->ax;
+	if (c->len_out) {
+		size_t n = 0;
+		if (len != 1 || bpf_probe_read_user(&n, sizeof(n), (const void *)c->len_out))
+			n = 0;
+		len = n;
+	}
+	u32 fd = c->fd;
+	if (fd == (u32)-1) {
+		u32 *known = bpf_map_lookup_elem(&ssl_fds, &c->ssl);
+		fd = known ? *known : fd;
+	}
+	struct sock *sk = fd == (u32)-1 ? 0 : traced_socket(fd);
+	if (sk) {
+		c->sock = (u64)sk;
+		c->fd = fd;
+		emit_data(c, len, true);
+	}
+	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
+	return 0;
+}
+
+SEC("uprobe")
+int ssl_write_enter(struct pt_regs *ctx) { return ssl_enter(ctx, EGRESS, false); }
+SEC("uprobe")
+int ssl_write_ex_enter(struct pt_regs *ctx) { return ssl_enter(ctx, EGRESS, true); }
+SEC("uprobe")
+int ssl_read_enter(struct pt_regs *ctx) { return ssl_enter(ctx, INGRESS, false); }
+SEC("uprobe")
+int ssl_read_ex_enter(struct pt_regs *ctx) { return ssl_enter(ctx, INGRESS, true); }
+SEC("uretprobe")
+int ssl_exit_probe(struct pt_regs *ctx) { return ssl_exit(ctx); }

@@ -1,0 +1,171 @@
+//! Loads and attaches the kernel programs of `ebpf/socket_trace.bpf.c`, after
+//! checking what they need, so that a failure says what to do about it.
+
+use std::path::{Path, PathBuf};
+
+use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::uprobe::UProbeScope;
+use aya::programs::{RawTracePoint, UProbe};
+use aya::{Ebpf, EbpfLoader};
+
+use crate::sinks::with_causes as causes;
+
+/// The largest payload prefix the kernel side can copy (`MAX_PAYLOAD`).
+pub const MAX_PAYLOAD: u32 = 4096;
+
+/// Program name → raw tracepoint it attaches to. Raw tracepoints need no
+/// tracefs (often not mounted) and cost less per call than tracefs ones.
+const RAW_TRACEPOINTS: &[(&str, &str)] = &[
+    ("sys_enter", "sys_enter"),
+    ("sys_exit", "sys_exit"),
+    ("set_state", "inet_sock_set_state"),
+    ("retransmit", "tcp_retransmit_skb"),
+    ("send_reset", "tcp_send_reset"),
+    ("receive_reset", "tcp_receive_reset"),
+];
+
+/// Program name → OpenSSL function; `ssl_exit_probe` catches the return of all four.
+const SSL_ENTRIES: &[(&str, &str)] = &[("ssl_write_enter", "SSL_write"), ("ssl_write_ex_enter", "SSL_write_ex"), ("ssl_read_enter", "SSL_read"), ("ssl_read_ex_enter", "SSL_read_ex")];
+
+/// Where Debian and most distributions keep OpenSSL 3.
+const SSL_LIBRARY_PATHS: &[&str] = &["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3", "/usr/lib64/libssl.so.3", "/usr/lib/libssl.so.3"];
+
+pub struct Options {
+    pub payload_size: u32,
+    pub ports: Vec<u16>,
+    pub pids: Vec<u32>,
+    pub ring_buffer_bytes: u32,
+    /// OpenSSL libraries to probe (empty: none).
+    pub ssl_libraries: Vec<PathBuf>,
+}
+
+/// The loaded programs (detached when dropped) and what user space reads.
+pub struct Capture {
+    /// Kept while capturing: dropping it detaches the programs.
+    pub ebpf: Ebpf,
+    pub ring: RingBuf<MapData>,
+    pub drops: Drops,
+    /// The OpenSSL libraries actually probed.
+    pub ssl_libraries: Vec<PathBuf>,
+}
+
+/// The kernel's count of records the ring buffer had no room for.
+pub struct Drops(PerCpuArray<MapData, u64>);
+
+impl Drops {
+    /// Since load, summed over CPUs.
+    pub fn total(&self) -> Option<u64> {
+        self.0.get(&0, 0).ok().map(|per_cpu| per_cpu.iter().sum())
+    }
+}
+
+#[cfg(tapline_ebpf)]
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/socket_trace.bpf.o"));
+#[cfg(not(tapline_ebpf))]
+static OBJECT: &[u8] = &[];
+
+/// The default OpenSSL library of this machine, if there is one.
+pub fn default_ssl_library() -> Option<PathBuf> {
+    SSL_LIBRARY_PATHS.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// What loading needs, checked before trying: the programs built in, the
+/// privileges, the kernel's BTF.
+pub fn preflight() -> Result<(), String> {
+    if OBJECT.is_empty() {
+        return Err("this tapline was built without its eBPF programs (clang was not found at build time): install clang and libbpf-dev (Debian: apt-get install clang libbpf-dev) and rebuild".into());
+    }
+    check_privileges()?;
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err("the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): the eBPF programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (5.8 or newer)".into());
+    }
+    Ok(())
+}
+
+pub fn load(options: &Options) -> Result<Capture, String> {
+    preflight()?;
+
+    let self_pid = std::process::id();
+    let trace_id_base = rand::random::<u64>() & !0xffff_ffff;
+    let (filter_ports, filter_pids) = (u8::from(!options.ports.is_empty()), u8::from(!options.pids.is_empty()));
+    let ssl_probes = u8::from(!options.ssl_libraries.is_empty());
+    let mut ebpf = EbpfLoader::new()
+        .override_global("self_pid", &self_pid, true)
+        .override_global("payload_limit", &options.payload_size, true)
+        .override_global("trace_id_base", &trace_id_base, true)
+        .override_global("filter_ports", &filter_ports, true)
+        .override_global("filter_pids", &filter_pids, true)
+        .override_global("ssl_probes", &ssl_probes, true)
+        .map_max_entries("events", options.ring_buffer_bytes)
+        .load(OBJECT)
+        .map_err(|e| format!("loading the eBPF programs failed: {}", causes(&e)))?;
+
+    let mut ports: HashMap<_, u16, u8> = HashMap::try_from(ebpf.map_mut("ports").ok_or("no `ports` map")?).map_err(|e| e.to_string())?;
+    for port in &options.ports {
+        ports.insert(port, 1, 0).map_err(|e| format!("the port filter: {e}"))?;
+    }
+    let mut pids: HashMap<_, u32, u8> = HashMap::try_from(ebpf.map_mut("pids").ok_or("no `pids` map")?).map_err(|e| e.to_string())?;
+    for pid in &options.pids {
+        pids.insert(pid, 1, 0).map_err(|e| format!("the pid filter (at most 1024 pids): {e}"))?;
+    }
+
+    for (program, tracepoint) in RAW_TRACEPOINTS {
+        let raw: &mut RawTracePoint = ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().map_err(|e| format!("{program}: {e}"))?;
+        raw.load().map_err(|e| format!("the kernel refused {program}: {}", causes(&e)))?;
+        raw.attach(tracepoint).map_err(|e| format!("attaching to raw tracepoint {tracepoint}: {}", causes(&e)))?;
+    }
+
+    let mut ssl_libraries = Vec::new();
+    if !options.ssl_libraries.is_empty() {
+        for (program, _) in SSL_ENTRIES {
+            load_uprobe(&mut ebpf, program)?;
+        }
+        load_uprobe(&mut ebpf, "ssl_exit_probe")?;
+        for library in &options.ssl_libraries {
+            match attach_ssl(&mut ebpf, library) {
+                Ok(()) => ssl_libraries.push(library.clone()),
+                Err(e) => tracing::warn!(library = %library.display(), "HTTPS plaintext will not be seen through this library: {e}"),
+            }
+        }
+    }
+
+    let ring = RingBuf::try_from(ebpf.take_map("events").ok_or("no `events` map")?).map_err(|e| e.to_string())?;
+    let drops = Drops(PerCpuArray::try_from(ebpf.take_map("drops").ok_or("no `drops` map")?).map_err(|e| e.to_string())?);
+    Ok(Capture { ebpf, ring, drops, ssl_libraries })
+}
+
+fn load_uprobe(ebpf: &mut Ebpf, program: &str) -> Result<(), String> {
+    let probe: &mut UProbe = ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().map_err(|e| format!("{program}: {e}"))?;
+    probe.load().map_err(|e| format!("the kernel refused {program}: {}", causes(&e)))
+}
+
+fn attach_ssl(ebpf: &mut Ebpf, library: &Path) -> Result<(), String> {
+    if !library.exists() {
+        return Err("no such file".into());
+    }
+    for (program, function) in SSL_ENTRIES {
+        for name in [*program, "ssl_exit_probe"] {
+            let probe: &mut UProbe = ebpf.program_mut(name).ok_or_else(|| format!("no program {name}"))?.try_into().map_err(|e| format!("{name}: {e}"))?;
+            probe.attach(*function, library, UProbeScope::AllProcesses).map_err(|e| format!("{function}: {}", causes(&e)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Root, or the capabilities that loading and attaching need.
+fn check_privileges() -> Result<(), String> {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("reading /proc/self/status: {e}"))?;
+    let effective = status.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).unwrap_or(0);
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    let missing: Vec<&str> = [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")].into_iter().filter(|(cap, _)| !has(*cap)).map(|(_, name)| name).collect();
+    Err(format!(
+        "the ebpf source needs root, or the capabilities CAP_BPF and CAP_PERFMON (missing: {}); run tapline as root, or grant them: setcap cap_bpf,cap_perfmon+ep $(which tapline)",
+        missing.join(", ")
+    ))
+}

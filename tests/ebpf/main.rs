@@ -1,0 +1,378 @@
+//! The `ebpf` source on the real kernel, watching real programs: curl,
+//! `python3 -m http.server`, a Python HTTP/1.1 and TLS backend
+//! (scripts/http_backend.py), nginx as a reverse proxy, wrk for load.
+//!
+//! Needs root. Outside CI a test without root says why and passes; in CI
+//! (`CI` set) it fails. Each test filters the capture to its own ports, so
+//! tests running side by side do not see each other's traffic.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// Whether this test can run; in CI a missing privilege is a failure.
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if !is_root {
+        assert!(std::env::var_os("CI").is_none(), "the eBPF tests need root, and CI runs as root: run them as root");
+        eprintln!("skipped: the eBPF tests need root (CAP_BPF, CAP_PERFMON)");
+    }
+    is_root
+}
+
+/// A pipeline capturing `ports`: records to `records.json`, TCP metrics to `tcp.json`.
+fn capture(ports: &[u16], extra: &str) -> Pipeline {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let pipeline = Pipeline::start(&format!(
+        "[sources.capture]\ntype = \"ebpf\"\nports = [{}]\non_start_error = \"fail\"\n{extra}\n\
+         [sinks.records]\ntype = \"file\"\ninputs = [\"capture\"]\npath = \"DIR/records.json\"\nencoding.codec = \"json\"\n\
+         [sinks.tcp]\ntype = \"file\"\ninputs = [\"capture.tcp\"]\npath = \"DIR/tcp.json\"\nencoding.codec = \"json\"\n",
+        ports.join(", ")
+    ));
+    wait_for("the capture to start", Duration::from_secs(60), || {
+        let log = std::fs::read_to_string(&pipeline.stderr).unwrap_or_default();
+        assert!(!log.contains("ERROR"), "tapline failed to start:\n{log}");
+        log.contains("eBPF capture started")
+    });
+    pipeline
+}
+
+fn records(pipeline: &Pipeline) -> Vec<Value> {
+    read_json(&pipeline.path("records.json"))
+}
+
+/// Wait until `count` records match, and return them.
+fn wait_records(pipeline: &Pipeline, count: usize, what: &str, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let found: Vec<Value> = records(pipeline).into_iter().filter(|r| matches(r)).collect();
+        if found.len() >= count {
+            return found;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            panic!("{what}: {} of {count} records; all records:\n{:#?}\nlog:\n{}", found.len(), records(pipeline), std::fs::read_to_string(&pipeline.stderr).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn text<'a>(record: &'a Value, field: &str) -> &'a str {
+    record[field].as_str().unwrap_or_else(|| panic!("no {field} in {record}"))
+}
+
+fn number(record: &Value, field: &str) -> u64 {
+    record[field].as_u64().unwrap_or_else(|| panic!("no {field} in {record}"))
+}
+
+/// A child process killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start a server and wait until it accepts connections on `port`.
+fn serve(command: &mut Command, port: u16) -> Server {
+    let server = Server(command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{command:?}: {e}")));
+    wait_for("the server to listen", Duration::from_secs(30), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    server
+}
+
+/// scripts/http_backend.py: HTTP/1.1 with keep-alive, chosen statuses, optionally TLS.
+fn backend(port: u16, tls: Option<(&Path, &Path)>) -> Server {
+    let mut command = Command::new("python3");
+    command.arg(here("scripts/http_backend.py")).arg(port.to_string());
+    if let Some((cert, key)) = tls {
+        command.arg("--tls").arg(cert).arg(key);
+    }
+    serve(&mut command, port)
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().expect("curl must be installed");
+    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn side<'a>(records: &'a [Value], point: &str) -> &'a Value {
+    records.iter().find(|r| r["observation_point"] == point).unwrap_or_else(|| panic!("no {point} record in {records:#?}"))
+}
+
+#[test]
+fn curl_to_python_http_server_seen_from_both_ends() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("hello.txt"), "hello from the kernel's point of view\n").unwrap();
+    let _server = serve(Command::new("python3").args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]).current_dir(files.path()), port);
+    let pipeline = capture(&[port], "");
+
+    let started = Instant::now();
+    let body = curl(&[&format!("http://127.0.0.1:{port}/hello.txt")]);
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    assert!(body.starts_with("hello from"));
+
+    let found = wait_records(&pipeline, 2, "curl and python records", |r| r["path"] == "/hello.txt");
+    let (client, server) = (side(&found, "client_process"), side(&found, "server_process"));
+    for record in [client, server] {
+        assert_eq!(text(record, "signal_source"), "ebpf");
+        assert_eq!(text(record, "protocol"), "http");
+        assert_eq!(text(record, "method"), "GET");
+        assert_eq!(number(record, "status"), 200);
+        assert_eq!(number(record, "server_port"), u64::from(port));
+        assert_eq!(text(record, "server_ip"), "127.0.0.1");
+        assert!(number(record, "response_size") > 38, "{record}");
+    }
+    assert_eq!(text(client, "process_name"), "curl");
+    assert!(text(server, "process_name").starts_with("python"), "{server}");
+    assert!(text(server, "cmdline").contains("http.server"), "{server}");
+    assert_eq!(client["client_port"], server["client_port"]);
+    // Both ends name the same bytes: the client's write seq is the server's read seq.
+    assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+    assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
+    assert!(number(client, "tcp_seq_request") != 0);
+    // Latency: the server's time is within the client's, the client's within what curl took.
+    let (client_us, server_us) = (number(client, "duration_us"), number(server, "duration_us"));
+    assert!(server_us <= client_us && client_us <= elapsed_us, "server {server_us} µs, client {client_us} µs, curl {elapsed_us} µs");
+
+    // The connection shows up in the TCP metrics.
+    wait_for("a tcp_connects_total metric", Duration::from_secs(10), || {
+        read_json(&pipeline.path("tcp.json")).iter().any(|m| m["name"] == "tcp_connects_total" && m["tags"]["server_port"] == port.to_string().as_str() && m["tags"]["process_name"] == "curl")
+    });
+}
+
+#[test]
+fn keep_alive_pipelining_and_error_statuses() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let _server = backend(port, None);
+    let pipeline = capture(&[port], "");
+
+    // Keep-alive: curl reuses one connection for the three URLs.
+    let base = format!("http://127.0.0.1:{port}");
+    curl(&[&format!("{base}/first"), &format!("{base}/status/404"), &format!("{base}/status/500")]);
+    let server_side = |r: &Value| r["observation_point"] == "server_process";
+    let found = wait_records(&pipeline, 3, "keep-alive records", |r| server_side(r) && r["pid"].is_u64() && ["/first", "/status/404", "/status/500"].contains(&r["path"].as_str().unwrap_or("")));
+    let status_of = |path: &str| found.iter().find(|r| r["path"] == path).map(|r| number(r, "status")).unwrap();
+    assert_eq!((status_of("/first"), status_of("/status/404"), status_of("/status/500")), (200, 404, 500));
+    let client_ports: Vec<&Value> = found.iter().map(|r| &r["client_port"]).collect();
+    assert!(client_ports.windows(2).all(|w| w[0] == w[1]), "one connection: {client_ports:?}");
+
+    // Pipelining: three requests in one write, before any response.
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(b"GET /p1 HTTP/1.1\r\nHost: a\r\n\r\nGET /status/503 HTTP/1.1\r\nHost: a\r\n\r\nGET /p3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answers = String::new();
+    stream.read_to_string(&mut answers).unwrap();
+    assert_eq!(answers.matches("HTTP/1.1 ").count(), 3, "{answers}");
+    let pipelined = wait_records(&pipeline, 6, "pipelined records (both ends)", |r| ["/p1", "/status/503", "/p3"].contains(&r["path"].as_str().unwrap_or("")));
+    for point in ["client_process", "server_process"] {
+        let ends: Vec<&Value> = pipelined.iter().filter(|r| r["observation_point"] == point).collect();
+        let pairs: Vec<(&str, u64)> = ends.iter().map(|r| (text(r, "path"), number(r, "status"))).collect();
+        assert_eq!(pairs, [("/p1", 200), ("/status/503", 503), ("/p3", 200)], "{point}");
+    }
+}
+
+#[test]
+fn https_through_openssl_is_seen_in_plaintext() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_cert(dir.path());
+    let _server = backend(port, Some((&cert, &key)));
+    let pipeline = capture(&[port], "");
+
+    let body = curl(&["--cacert", cert.to_str().unwrap(), &format!("https://127.0.0.1:{port}/secret/path?q=1")]);
+    assert_eq!(body, "hello /secret/path?q=1\n");
+    let found = wait_records(&pipeline, 2, "TLS records", |r| r["path"] == "/secret/path");
+    for point in ["client_process", "server_process"] {
+        let record = side(&found, point);
+        assert_eq!(text(record, "method"), "GET", "{record}");
+        assert_eq!(text(record, "query"), "q=1");
+        assert_eq!(number(record, "status"), 200);
+        assert_eq!(record["tls"], true, "{record}");
+    }
+    assert_eq!(text(side(&found, "client_process"), "process_name"), "curl");
+}
+
+/// nginx (one process) with its own config, logs and pid file in `dir`, serving `server` on `port`.
+fn nginx(dir: &Path, port: u16, server: &str) -> Server {
+    let config = dir.join("nginx.conf");
+    let prefix = dir.display();
+    std::fs::write(
+        &config,
+        format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log {prefix}/access.log;\n  client_body_temp_path {prefix}/body;\n  proxy_temp_path {prefix}/proxy;\n\
+             fastcgi_temp_path {prefix}/fastcgi;\n  uwsgi_temp_path {prefix}/uwsgi;\n  scgi_temp_path {prefix}/scgi;\n\
+             server {{\n    listen 127.0.0.1:{port};\n    {server}\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    serve(Command::new("nginx").arg("-c").arg(&config).arg("-p").arg(dir), port)
+}
+
+#[test]
+fn a_proxy_hop_shares_the_syscall_trace_id_and_the_request_id() {
+    if !root() {
+        return;
+    }
+    let (proxy_port, backend_port) = (free_port(), free_port());
+    let _backend = backend(backend_port, None);
+    let dir = tempfile::tempdir().unwrap();
+    let _nginx = nginx(dir.path(), proxy_port, &format!("location / {{ proxy_set_header X-Request-ID $request_id; proxy_pass http://127.0.0.1:{backend_port}; }}"));
+    let pipeline = capture(&[proxy_port, backend_port], "");
+
+    assert_eq!(curl(&[&format!("http://127.0.0.1:{proxy_port}/through/the/proxy")]), "hello /through/the/proxy\n");
+    let found = wait_records(&pipeline, 4, "four records of one request", |r| r["path"] == "/through/the/proxy");
+    let at = |point: &str, port: u16| {
+        found.iter().find(|r| r["observation_point"] == point && r["server_port"] == port).unwrap_or_else(|| panic!("no {point} record for port {port} in {found:#?}"))
+    };
+    let (nginx_in, nginx_out) = (at("server_process", proxy_port), at("client_process", backend_port));
+    let (curl_side, backend_side) = (at("client_process", proxy_port), at("server_process", backend_port));
+    assert_eq!(text(nginx_in, "process_name"), "nginx");
+    assert_eq!(text(nginx_out, "process_name"), "nginx");
+    assert_eq!(text(curl_side, "process_name"), "curl");
+    // The same nginx thread read the request and wrote it upstream: one syscall trace id.
+    assert_eq!(nginx_in["thread_id"], nginx_out["thread_id"]);
+    assert!(nginx_in["syscall_trace_id_request"].is_u64(), "{nginx_in}");
+    assert_eq!(nginx_in["syscall_trace_id_request"], nginx_out["syscall_trace_id_request"], "{nginx_in}\n{nginx_out}");
+    assert_eq!(nginx_in["syscall_trace_id_response"], nginx_out["syscall_trace_id_response"], "{nginx_in}\n{nginx_out}");
+    // The id nginx adds upstream is seen by both ends of the upstream hop.
+    let request_id = text(nginx_out, "request_id");
+    assert_eq!(request_id.len(), 32, "nginx's $request_id: {request_id}");
+    assert_eq!(backend_side["request_id"], request_id);
+    // Each hop's two ends agree on the bytes.
+    assert_eq!(curl_side["tcp_seq_request"], nginx_in["tcp_seq_request"]);
+    assert_eq!(nginx_out["tcp_seq_request"], backend_side["tcp_seq_request"]);
+    assert!(number(nginx_in, "duration_us") >= number(nginx_out, "duration_us"));
+}
+
+#[test]
+fn under_wrk_load_every_served_request_is_captured_or_counted_as_dropped() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _nginx = nginx(dir.path(), port, "location / { return 200 \"ok\\n\"; }");
+    let nginx_pid = std::fs::read_to_string(dir.path().join("nginx.pid")).unwrap().trim().to_string();
+    // In-kernel filters on nginx's pid and port: wrk's own reads and writes are not even copied.
+    let mut pipeline = capture(&[port], &format!("pids = [{nginx_pid}]\nring_buffer_bytes = 67108864\nrequest_timeout_secs = 5"));
+
+    // A fixed count: wrk's thread stops after 20000 responses (wrk itself waits out `-d`).
+    let script = dir.path().join("count.lua");
+    std::fs::write(&script, "local n = 0\nfunction response()\n  n = n + 1\n  if n >= 20000 then wrk.thread:stop() end\nend\n").unwrap();
+    let out = Command::new("wrk")
+        .args(["-t", "1", "-c", "4", "-d", "5s", "-s", script.to_str().unwrap(), &format!("http://127.0.0.1:{port}/load")])
+        .output()
+        .expect("wrk must be installed (scripts/install-test-deps.sh)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let served = std::fs::read_to_string(dir.path().join("access.log")).unwrap().lines().filter(|l| l.contains("\"GET /load HTTP/1.1\" 200 ")).count();
+    assert!(served >= 1000, "nginx served only {served}:\n{}", String::from_utf8_lossy(&out.stdout));
+    std::thread::sleep(Duration::from_secs(1));
+    let log = pipeline.stop();
+
+    let captured = records(&pipeline).iter().filter(|r| r["path"] == "/load" && r["status"] == 200 && r["observation_point"] == "server_process").count();
+    let dropped = totals(&log, "capture", "component_discarded_events_total") as usize;
+    eprintln!("served {served}, captured {captured}, dropped {dropped}");
+    if dropped == 0 {
+        assert_eq!(captured, served);
+    } else {
+        // Each dropped read or write costs at most one request.
+        assert!(captured <= served && served - captured <= dropped, "served {served}, captured {captured}, dropped {dropped}");
+    }
+}
+
+#[test]
+fn without_privileges_the_error_says_what_is_missing_and_the_rest_runs_on() {
+    if !root() {
+        return;
+    }
+    // Root without capabilities: what a container without CAP_BPF gets.
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("demo.json");
+    let config = |on_error: &str| {
+        format!(
+            "[api]\nenabled = false\n[sources.capture]\ntype = \"ebpf\"\non_start_error = \"{on_error}\"\n\
+             [sources.demo]\ntype = \"demo\"\ncount = 5\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"capture\", \"demo\"]\npath = \"{}\"\nencoding.codec = \"json\"\n",
+            records.display()
+        )
+    };
+    let run = |on_error: &str| {
+        let path = dir.path().join(format!("{on_error}.toml"));
+        std::fs::write(&path, config(on_error)).unwrap();
+        Command::new("setpriv")
+            .args(["--bounding-set=-all", "--inh-caps=-all", "--"])
+            .arg(env!("CARGO_BIN_EXE_tapline"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("setpriv (util-linux) must be installed")
+    };
+
+    // `validate` checks the machine too, and says the same.
+    std::fs::write(dir.path().join("check.toml"), config("fail")).unwrap();
+    let validate = Command::new("setpriv").args(["--bounding-set=-all", "--inh-caps=-all", "--"]).arg(env!("CARGO_BIN_EXE_tapline")).args(["validate", "--config"]).arg(dir.path().join("check.toml")).output().unwrap();
+    assert_eq!(validate.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&validate.stderr).contains("source `capture`: the ebpf source needs root, or the capabilities CAP_BPF and CAP_PERFMON"), "{}", String::from_utf8_lossy(&validate.stderr));
+
+    let failed = wait(run("fail"), Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(stderr.contains("source `capture`") && stderr.contains("CAP_BPF") && stderr.contains("CAP_PERFMON"), "{stderr}");
+
+    let mut child = run("continue");
+    wait_for("the demo events", Duration::from_secs(30), || read_lines(&records).len() == 5);
+    signal(&child, "TERM");
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(child.wait().unwrap().success(), "{stderr}");
+    assert!(stderr.contains("the eBPF capture cannot start") && stderr.contains("CAP_BPF"), "{stderr}");
+}
+
+#[test]
+fn a_refused_connection_counts_a_failed_connect_and_a_reset() {
+    if !root() {
+        return;
+    }
+    let closed_port = free_port();
+    let pipeline = capture(&[closed_port], "");
+    let out = Command::new("curl").args(["-sS", "--max-time", "5", &format!("http://127.0.0.1:{closed_port}/")]).output().unwrap();
+    assert!(!out.status.success(), "nothing listens on {closed_port}");
+    let metric = |name: &str| {
+        read_json(&pipeline.path("tcp.json")).into_iter().find(|m| m["name"] == name && m["tags"]["server_port"] == closed_port.to_string().as_str())
+    };
+    let start = Instant::now();
+    while metric("tcp_connect_failures_total").is_none() || metric("tcp_resets_received_total").is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no failed connect and reset for port {closed_port} in:\n{:#?}", read_json(&pipeline.path("tcp.json")));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let failed = metric("tcp_connect_failures_total").unwrap();
+    assert_eq!(failed["tags"]["process_name"], "curl", "{failed}");
+    assert_eq!(failed["value"]["counter"]["value"], 1.0, "{failed}");
+    // The reset comes while the connect is still in progress: it is curl's, and the server is the closed port.
+    assert_eq!(metric("tcp_resets_received_total").unwrap()["tags"]["process_name"], "curl");
+    assert!(metric("tcp_connects_total").is_none(), "a refused connect is not a connect");
+}
