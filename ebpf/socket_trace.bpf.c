@@ -183,8 +183,23 @@ static __always_inline bool is_tcp(struct sock *sk)
 	return BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP;
 }
 
-/* The TCP socket behind a descriptor of the current process, if it is one we trace. */
-static __always_inline struct sock *traced_socket(u32 fd)
+/* What a file is to us, decided once per open file: the TCP socket we
+ * trace, or 0 (not a socket, not TCP, not a wanted port). Entries go at
+ * close(); the inode number guards against a file freed otherwise (a process
+ * exiting) whose address a new one takes: a new socket has a new number. */
+struct file_verdict {
+	u64 ino;
+	u64 sock;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u64);   /* struct file * */
+	__type(value, struct file_verdict);
+} files SEC(".maps");
+
+static __always_inline struct file *file_of(u32 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -192,15 +207,31 @@ static __always_inline struct sock *traced_socket(u32 fd)
 		return 0;
 	struct file **fds = BPF_CORE_READ(fdt, fd);
 	struct file *file = 0;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	return file;
+}
+
+/* The TCP socket behind a descriptor of the current process, if it is one we trace. */
+static __always_inline struct sock *traced_socket(u32 fd)
+{
+	struct file *file = file_of(fd);
+	if (!file)
 		return 0;
-	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return 0;
-	struct socket *socket = BPF_CORE_READ(file, private_data);
-	struct sock *sk = BPF_CORE_READ(socket, sk);
-	if (!sk || !is_tcp(sk) || !ports_wanted(sk))
-		return 0;
-	return sk;
+	u64 key = (u64)file;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	u64 ino = BPF_CORE_READ(inode, i_ino);
+	struct file_verdict *known = bpf_map_lookup_elem(&files, &key);
+	if (known && known->ino == ino)
+		return (struct sock *)known->sock;
+	struct file_verdict verdict = { .ino = ino };
+	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) == S_IFSOCK) {
+		struct socket *socket = BPF_CORE_READ(file, private_data);
+		struct sock *sk = BPF_CORE_READ(socket, sk);
+		if (sk && is_tcp(sk) && ports_wanted(sk))
+			verdict.sock = (u64)sk;
+	}
+	bpf_map_update_elem(&files, &key, &verdict, BPF_ANY);
+	return (struct sock *)verdict.sock;
 }
 
 static __always_inline struct record *new_record(u8 kind, struct sock *sk)
@@ -381,6 +412,17 @@ static __always_inline int socket_event(u32 fd, u8 kind)
 	return 0;
 }
 
+/* close(): the descriptor's file may go, and its verdict with it. */
+static __always_inline int on_close(u32 fd)
+{
+	socket_event(fd, KIND_CLOSED);
+	struct file *file = file_of(fd);
+	u64 key = (u64)file;
+	if (file)
+		bpf_map_delete_elem(&files, &key);
+	return 0;
+}
+
 /* Every syscall passes here: leave at once unless it is one we trace. */
 SEC("raw_tracepoint/sys_enter")
 int sys_enter(struct bpf_raw_tracepoint_args *ctx)
@@ -410,7 +452,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	case NR_recvmsg:
 		return enter_msg(fd, buf, INGRESS);
 	default:
-		return socket_event(fd, KIND_CLOSED);
+		return on_close(fd);
 	}
 }
 

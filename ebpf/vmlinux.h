@@ -86,6 +86,7 @@ struct socket {
 
 struct inode {
 	umode_t i_mode;
+	long unsigned int i_ino;
 };
 
 struct file {

@@ -163,7 +163,8 @@ fn extract(list: &[Header<'_>], header_len: Option<usize>) -> (Headers, Option<S
     let mut headers = Headers { header_len, ..Headers::default() };
     let mut host = None;
     for header in list {
-        let value = String::from_utf8_lossy(header.value).trim().to_string();
+        // Made only for the headers kept: most are not.
+        let value = || String::from_utf8_lossy(header.value).trim().to_string();
         let name = header.name;
         let slot = if name.eq_ignore_ascii_case("host") {
             &mut host
@@ -183,18 +184,18 @@ fn extract(list: &[Header<'_>], header_len: Option<usize>) -> (Headers, Option<S
             &mut headers.x_kong_request_id
         } else if name.eq_ignore_ascii_case("content-length") {
             if headers.content_length.is_none() {
-                headers.content_length = value.parse().ok();
+                headers.content_length = value().parse().ok();
             }
             continue;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             // Chunked when it is the last coding applied.
-            headers.chunked = value.rsplit(',').next().is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
+            headers.chunked = value().rsplit(',').next().is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
             continue;
         } else {
             continue;
         };
-        if slot.is_none() && !value.is_empty() {
-            *slot = Some(value);
+        if slot.is_none() {
+            *slot = Some(value()).filter(|v| !v.is_empty());
         }
     }
     (headers, host)
