@@ -211,10 +211,9 @@ static __always_inline struct file *file_of(u32 fd)
 	return file;
 }
 
-/* The TCP socket behind a descriptor of the current process, if it is one we trace. */
-static __always_inline struct sock *traced_socket(u32 fd)
+/* The TCP socket behind an open file, if it is one we trace. */
+static __always_inline struct sock *socket_of_file(struct file *file)
 {
-	struct file *file = file_of(fd);
 	if (!file)
 		return 0;
 	u64 key = (u64)file;
@@ -232,6 +231,12 @@ static __always_inline struct sock *traced_socket(u32 fd)
 	}
 	bpf_map_update_elem(&files, &key, &verdict, BPF_ANY);
 	return (struct sock *)verdict.sock;
+}
+
+/* The TCP socket behind a descriptor of the current process, if it is one we trace. */
+static __always_inline struct sock *traced_socket(u32 fd)
+{
+	return socket_of_file(file_of(fd));
 }
 
 static __always_inline struct record *new_record(u8 kind, struct sock *sk)
@@ -395,12 +400,8 @@ static __always_inline int enter_msg(u32 fd, u64 msg, u8 direction)
 }
 
 /* A connection event seen by its process: accept() returned it, or close() ends it. */
-static __always_inline int socket_event(u32 fd, u8 kind)
+static __always_inline int socket_event(u32 fd, struct sock *sk, u8 kind)
 {
-	u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!process_wanted(pid_tgid >> 32))
-		return 0;
-	struct sock *sk = traced_socket(fd);
 	if (!sk)
 		return 0;
 	struct record *r = new_record(kind, sk);
@@ -415,11 +416,13 @@ static __always_inline int socket_event(u32 fd, u8 kind)
 /* close(): the descriptor's file may go, and its verdict with it. */
 static __always_inline int on_close(u32 fd)
 {
-	socket_event(fd, KIND_CLOSED);
 	struct file *file = file_of(fd);
+	if (!file)
+		return 0;
+	if (process_wanted(bpf_get_current_pid_tgid() >> 32))
+		socket_event(fd, socket_of_file(file), KIND_CLOSED);
 	u64 key = (u64)file;
-	if (file)
-		bpf_map_delete_elem(&files, &key);
+	bpf_map_delete_elem(&files, &key);
 	return 0;
 }
 
@@ -475,7 +478,9 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		return exit_data(ret);
 	case NR_accept:
 	case NR_accept4:
-		return ret < 0 ? 0 : socket_event(ret, KIND_ACCEPTED);
+		if (ret < 0 || !process_wanted(bpf_get_current_pid_tgid() >> 32))
+			return 0;
+		return socket_event(ret, traced_socket(ret), KIND_ACCEPTED);
 	default:
 		return 0;
 	}

@@ -50,12 +50,18 @@ pub struct Capture {
 }
 
 /// The kernel's count of records the ring buffer had no room for.
-pub struct Drops(PerCpuArray<MapData, u64>);
+pub struct Drops {
+    per_cpu: PerCpuArray<MapData, u64>,
+    reported: u64,
+}
 
 impl Drops {
-    /// Since load, summed over CPUs.
-    pub fn total(&self) -> Option<u64> {
-        self.0.get(&0, 0).ok().map(|per_cpu| per_cpu.iter().sum())
+    /// Drops since the last call (summed over CPUs), and the total since load.
+    pub fn new_since_last(&mut self) -> (u64, u64) {
+        let total = self.per_cpu.get(&0, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(self.reported);
+        let new = total.saturating_sub(self.reported);
+        self.reported = total;
+        (new, total)
     }
 }
 
@@ -130,7 +136,7 @@ pub fn load(options: &Options) -> Result<Capture, String> {
     }
 
     let ring = RingBuf::try_from(ebpf.take_map("events").ok_or("no `events` map")?).map_err(|e| e.to_string())?;
-    let drops = Drops(PerCpuArray::try_from(ebpf.take_map("drops").ok_or("no `drops` map")?).map_err(|e| e.to_string())?);
+    let drops = Drops { per_cpu: PerCpuArray::try_from(ebpf.take_map("drops").ok_or("no `drops` map")?).map_err(|e| e.to_string())?, reported: 0 };
     Ok(Capture { ebpf, ring, drops, ssl_libraries })
 }
 

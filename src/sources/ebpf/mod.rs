@@ -183,7 +183,7 @@ const BATCH: usize = 4096;
 const POLL: Duration = Duration::from_millis(10);
 
 async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Result<(), String> {
-    let Capture { ebpf: _attached, mut ring, drops, .. } = capture;
+    let Capture { ebpf: _attached, mut ring, mut drops, .. } = capture;
     let mut tracker = Tracker::new(&config);
     let timeout_ns = (config.request_timeout_secs * 1e9) as u64;
     let mut poll = tokio::time::interval(POLL);
@@ -192,7 +192,6 @@ async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Res
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     let mut shutdown = cx.shutdown.clone();
-    let mut dropped = 0u64;
     loop {
         tokio::select! {
             _ = poll.tick() => {
@@ -205,11 +204,10 @@ async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Res
                 tracker.clock = Clock::now();
                 tracker.expire(timeout_ns);
                 tracker.tcp.flush(&mut tracker.metrics);
-                let now = drops.total().unwrap_or(dropped);
-                if now > dropped {
-                    ComponentMetrics::add(&cx.metrics.discarded_events, (now - dropped) as usize);
-                    tracing::warn!(component = %cx.id, dropped = now - dropped, total = now, "the kernel ring buffer was full: captured reads/writes were dropped (raise `ring_buffer_bytes`, or narrow `ports`/`pids`)");
-                    dropped = now;
+                let (new, total) = drops.new_since_last();
+                if new > 0 {
+                    ComponentMetrics::add(&cx.metrics.discarded_events, new as usize);
+                    tracing::warn!(component = %cx.id, dropped = new, total, "the kernel ring buffer was full: captured reads/writes were dropped (raise `ring_buffer_bytes`, or narrow `ports`/`pids`)");
                 }
             }
             _ = shutdown.triggered() => break,
@@ -221,8 +219,7 @@ async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Res
     tracker.read(&mut ring, &cx.metrics, usize::MAX);
     tracker.expire(0);
     tracker.tcp.flush(&mut tracker.metrics);
-    let now = drops.total().unwrap_or(dropped);
-    ComponentMetrics::add(&cx.metrics.discarded_events, now.saturating_sub(dropped) as usize);
+    ComponentMetrics::add(&cx.metrics.discarded_events, drops.new_since_last().0 as usize);
     tracker.send(&mut cx).await;
     cx.acknowledged_all().await;
     Ok(())

@@ -82,10 +82,6 @@ struct Open {
 }
 
 impl Sessions {
-    pub fn new() -> Sessions {
-        Sessions::default()
-    }
-
     /// Connections tracked.
     pub fn len(&self) -> usize {
         self.sessions.len()
@@ -401,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_client_request_and_response() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         let request = b"GET /orders/42?verbose=1 HTTP/1.1\r\nHost: orders.svc\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n";
         let sent = with(data(Direction::Egress, request), 111, 0, 4243);
         assert!(sessions.on_data(&sent, T0).is_empty());
@@ -442,7 +438,7 @@ mod tests {
 
     #[test]
     fn a_server_request_and_response() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         let request = b"POST /pay HTTP/1.1\r\nHost: pay\r\nX-Request-Id: r-7\r\nContent-Length: 4\r\n\r\n{\"a\"";
         // The body is longer than the payload: the size comes from the headers.
         let received = Event { bytes: 9999, ..with(data(Direction::Ingress, request), 0, 77, 300) };
@@ -463,7 +459,7 @@ mod tests {
 
     #[test]
     fn keep_alive() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         let mut statuses = Vec::new();
         for (n, path) in ["/a", "/b", "/c"].iter().enumerate() {
             let at = T0 + n as u64 * 100 * MS;
@@ -483,7 +479,7 @@ mod tests {
         let responses = [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(), b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(), b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec()];
 
         // Responses in separate events.
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         assert!(sessions.on_data(&with(data(Direction::Egress, requests), 5, 0, 1), T0).is_empty());
         let mut records = Vec::new();
         for (n, response) in responses.iter().enumerate() {
@@ -494,14 +490,14 @@ mod tests {
         assert!(records.iter().all(|r| r.tcp_seq_request == Some(5) && r.request_size == Some(28)));
 
         // Responses in one event.
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Egress, requests), T0);
         let records = sessions.on_data(&data(Direction::Ingress, &responses.concat()), T0 + MS);
         assert_eq!(paths(&records), [("/1".into(), 200, 1000), ("/2".into(), 404, 1000), ("/3".into(), 500, 1000)]);
         assert_eq!(records.iter().map(|r| r.response_size.unwrap()).collect::<Vec<_>>(), [38, 45, 57]);
 
         // Reads that cut across messages: the end of one body, then the next response.
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Egress, requests), T0);
         let stream = [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".as_slice(), b"hello", b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\n", b"gone.", b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"].concat();
         let mut records = Vec::new();
@@ -515,7 +511,7 @@ mod tests {
 
     #[test]
     fn headers_cut_by_a_short_read_wait_for_the_next_read() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         // A reader that first asks for 32 bytes (Rust's read_to_end does) cuts the request line's headers.
         let request = b"GET /slow HTTP/1.1\r\nHost: h\r\nX-Request-ID: r-1\r\n\r\n";
         assert!(sessions.on_data(&with(data(Direction::Ingress, &request[..32]), 700, 0, 1), T0).is_empty());
@@ -531,7 +527,7 @@ mod tests {
 
     #[test]
     fn statuses() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Ingress, b"GET /missing HTTP/1.1\r\n\r\n"), T0);
         let not_found = sessions.on_data(&data(Direction::Egress, b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"), T0 + MS);
         sessions.on_data(&data(Direction::Ingress, b"GET /broken HTTP/1.1\r\n\r\n"), T0 + 2 * MS);
@@ -545,7 +541,7 @@ mod tests {
 
     #[test]
     fn truncated_request() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         // A 1024-byte payload of a 5000-byte request, cut inside a header.
         let payload = b"GET /search?q=shoes HTTP/1.1\r\nHost: shop\r\nX-Request-Id: cut-1\r\nCookie: a=aaaaaaaa";
         sessions.on_data(&Event { bytes: 5000, ..data(Direction::Egress, payload) }, T0);
@@ -557,7 +553,7 @@ mod tests {
 
     #[test]
     fn body_continuations() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         // A chunked upload: the request grows with each write.
         let upload = b"POST /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
         sessions.on_data(&data(Direction::Egress, upload), T0);
@@ -572,7 +568,7 @@ mod tests {
         assert_eq!((records[0].status, records[0].duration_us, records[0].error.as_deref()), (Some(200), Some(3000), None));
 
         // A chunked response: done when its last chunk is seen.
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Egress, b"GET /stream HTTP/1.1\r\n\r\n"), T0);
         assert!(sessions.on_data(&data(Direction::Ingress, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), T0 + MS).is_empty());
         assert!(sessions.on_data(&data(Direction::Ingress, b"5\r\nhello\r\n"), T0 + 2 * MS).is_empty());
@@ -580,14 +576,14 @@ mod tests {
         assert_eq!((records[0].response_size, records[0].duration_us), (Some(47 + 10 + 5), Some(1000)));
 
         // Known-length bodies are not counted twice.
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Egress, b"GET / HTTP/1.1\r\n\r\n"), T0);
         let records = sessions.on_data(&Event { bytes: 40, ..data(Direction::Ingress, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n") }, T0 + MS);
         assert!(sessions.on_data(&data(Direction::Ingress, b"{}"), T0 + 2 * MS).is_empty());
         assert_eq!(records[0].response_size, Some(40));
 
         // The next request ends an open response.
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Egress, b"GET /1 HTTP/1.1\r\n\r\n"), T0);
         sessions.on_data(&data(Direction::Ingress, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"), T0 + MS);
         let records = sessions.on_data(&data(Direction::Egress, b"GET /2 HTTP/1.1\r\n\r\n"), T0 + 2 * MS);
@@ -596,7 +592,7 @@ mod tests {
 
     #[test]
     fn a_response_with_nothing_pending() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         assert!(sessions.on_data(&data(Direction::Ingress, &ok("late")), T0).is_empty());
         assert_eq!(sessions.unmatched_responses, 1);
         // The role it showed holds: the next request is paired.
@@ -606,7 +602,7 @@ mod tests {
 
     #[test]
     fn expire() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Egress, b"GET /slow HTTP/1.1\r\n\r\n"), T0);
         sessions.on_data(&data(Direction::Egress, b"GET /later HTTP/1.1\r\n\r\n"), T0 + 8_000 * MS);
         let timeout = 5_000 * MS;
@@ -632,7 +628,7 @@ mod tests {
 
     #[test]
     fn too_many_pending() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         let mut timed_out = Vec::new();
         for n in 0..MAX_PENDING + 2 {
             timed_out.extend(sessions.on_data(&data(Direction::Egress, format!("GET /{n} HTTP/1.1\r\n\r\n").as_bytes()), T0 + n as u64));
@@ -644,7 +640,7 @@ mod tests {
 
     #[test]
     fn on_close() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Egress, b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"), T0);
         sessions.on_data(&data(Direction::Ingress, &ok("")), T0 + MS);
         let records = sessions.on_close(PID, SOCKET, T0 + 7 * MS);
@@ -658,7 +654,7 @@ mod tests {
     #[test]
     fn trace_and_request_ids() {
         let exchange = |request: &[u8], response: &[u8]| {
-            let mut sessions = Sessions::new();
+            let mut sessions = Sessions::default();
             sessions.on_data(&data(Direction::Egress, request), T0);
             sessions.on_data(&data(Direction::Ingress, response), T0 + MS).pop().unwrap()
         };
@@ -679,7 +675,7 @@ mod tests {
 
     #[test]
     fn tls_plaintext() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         fn tls(direction: Direction, payload: &[u8]) -> Event<'_> {
             Event { tls: true, tcp_seq: 0, syscall_trace_id: 9, ..data(direction, payload) }
         }
@@ -691,7 +687,7 @@ mod tests {
 
     #[test]
     fn not_http_keeps_no_state() {
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         let client_hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x8a, 0x11];
         assert!(sessions.on_data(&data(Direction::Egress, &client_hello), T0).is_empty());
         assert!(sessions.on_data(&data(Direction::Ingress, b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76"), T0).is_empty());
@@ -712,7 +708,7 @@ mod tests {
             state
         };
         let pieces: [&[u8]; 6] = [b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n", b"HTTP/1.1 100 Continue\r\n\r\n", b"Transfer-Encoding: chunked\r\n", b"0\r\n\r\n", b"\x16\x03\x01"];
-        let mut sessions = Sessions::new();
+        let mut sessions = Sessions::default();
         for n in 0..20_000u64 {
             let mut payload = pieces[(next() % pieces.len() as u64) as usize].to_vec();
             payload.extend((0..next() % 8).map(|_| next() as u8));
