@@ -2,6 +2,7 @@
 //! them once per batch, the admin server and `internal_metrics` read them.
 
 use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -24,11 +25,22 @@ pub struct ComponentMetrics {
     pub buffer_events: AtomicU64,
     /// Events whose delivery was confirmed back to this source.
     pub acknowledged_events: AtomicU64,
+    /// Counters only some component types have (`red_overflow_events_total`,
+    /// `enrich_misses_total` …), by name.
+    pub own: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl ComponentMetrics {
     pub fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_own(&self, name: &'static str, n: u64) {
+        *self.own.lock().unwrap_or_else(|e| e.into_inner()).entry(name).or_default() += n;
+    }
+
+    fn own_counters(&self) -> Vec<(&'static str, u64)> {
+        self.own.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(name, n)| (*name, *n)).collect()
     }
 
     fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 8] {
@@ -75,6 +87,7 @@ pub fn component(id: &str, kind: &'static str, type_name: &str) -> Arc<Component
         discarded_events: AtomicU64::new(0),
         buffer_events: AtomicU64::new(0),
         acknowledged_events: AtomicU64::new(0),
+        own: Mutex::default(),
     });
     all.push(metrics.clone());
     metrics
@@ -107,6 +120,18 @@ pub fn prometheus_text() -> String {
             );
         }
     }
+    let mut own: BTreeMap<&'static str, Vec<(&ComponentMetrics, u64)>> = BTreeMap::new();
+    for c in &components {
+        for (name, value) in c.own_counters() {
+            own.entry(name).or_default().push((c, value));
+        }
+    }
+    for (name, values) in own {
+        let _ = writeln!(out, "# TYPE tapline_{name} counter");
+        for (c, value) in values {
+            let _ = writeln!(out, "tapline_{name}{{component_id=\"{}\",component_kind=\"{}\",component_type=\"{}\"}} {value}", escape_label(&c.id), c.kind, escape_label(&c.type_name));
+        }
+    }
     out
 }
 
@@ -119,7 +144,8 @@ pub fn summary_lines() -> Vec<String> {
     snapshot()
         .iter()
         .map(|c| {
-            let counters: Vec<String> = c.counters().iter().map(|(name, _, v)| format!("{name}={}", v.load(Ordering::Relaxed))).collect();
+            let mut counters: Vec<String> = c.counters().iter().map(|(name, _, v)| format!("{name}={}", v.load(Ordering::Relaxed))).collect();
+            counters.extend(c.own_counters().iter().map(|(name, v)| format!("{name}={v}")));
             format!("{} {} ({}): {}", c.kind, c.id, c.type_name, counters.join(" "))
         })
         .collect()
@@ -132,8 +158,9 @@ pub fn metric_events(namespace: &str) -> Vec<Metric> {
         .with_namespace(namespace)
         .with_timestamp(now)];
     for c in snapshot() {
-        for (name, kind, counter) in c.counters() {
-            let value = counter.load(Ordering::Relaxed) as f64;
+        let own = c.own_counters().into_iter().map(|(name, n)| (name, "counter", n));
+        for (name, kind, value) in c.counters().into_iter().map(|(name, kind, counter)| (name, kind, counter.load(Ordering::Relaxed))).chain(own) {
+            let value = value as f64;
             let value = if kind == "gauge" { MetricValue::Gauge { value } } else { MetricValue::Counter { value } };
             metrics.push(
                 Metric::new(name, MetricKind::Absolute, value)

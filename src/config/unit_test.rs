@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{ComponentConfig, ComponentKind, Config, Diagnostic, OutputId, Pos};
 use crate::event::{Event, EventBatch, Value};
 use crate::transforms::filter::Condition;
-use crate::transforms::{FunctionTransform, TransformOutput};
+use crate::transforms::{Transform, TransformOutput};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +115,7 @@ impl UnitTestDef {
 
     /// Run the test; `Err` lists what failed.
     pub fn run(&self, config: &Config) -> Result<(), Vec<String>> {
-        let mut transforms: BTreeMap<String, (Box<dyn FunctionTransform>, TransformOutput)> = BTreeMap::new();
+        let mut transforms: BTreeMap<String, (Box<dyn Transform>, TransformOutput)> = BTreeMap::new();
         for c in config.of_kind(ComponentKind::Transform) {
             if let ComponentConfig::Transform(t) = &c.config {
                 let built = t.build().map_err(|e| vec![format!("transform `{}`: {e}", c.id)])?;

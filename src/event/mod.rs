@@ -3,14 +3,16 @@
 //! Events cross channels in batches (`EventBatch`), never one by one. Each event
 //! carries the finalizers of the sources that asked to learn its fate.
 
+mod field;
 mod finalization;
 mod metric;
 mod record;
 mod span;
 
+pub use field::FieldPath;
 pub use finalization::{BatchNotifier, BatchStatus, BatchStatusReceiver, EventStatus, Finalizers};
 pub use metric::{Bucket, Exemplar, Metric, MetricKind, MetricValue, Quantile};
-pub use record::{ObservationPoint, RequestRecord, SignalSource};
+pub use record::{FieldRef, ObservationPoint, RequestRecord, SignalSource};
 pub use span::{Span, SpanEvent, SpanKind, SpanLink, SpanStatus, StatusCode};
 pub use vrl::value::{KeyString, ObjectMap, Value};
 

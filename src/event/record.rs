@@ -3,6 +3,9 @@
 //! span stitching and the sinks read the same field names. Modelled on
 //! DeepFlow's `l7_flow_log`.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -116,72 +119,116 @@ pub struct RequestRecord {
     pub error: Option<String>,
     /// The process's command line.
     pub cmdline: Option<String>,
+    /// What `enrich` added (team, zone, namespace, labels …): `tags.NAME` in
+    /// `red` dimensions and `enrich` keys.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
     /// The entry as received, when the source keeps it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,
 }
 
+/// The optional text fields by name, for reading and for `enrich` to fill;
+/// one list for both.
+macro_rules! text_fields {
+    ($($name:ident),* $(,)?) => {
+        fn text_field(&self, name: &str) -> Option<&Option<String>> {
+            match name {
+                $(stringify!($name) => Some(&self.$name),)*
+                _ => None,
+            }
+        }
+
+        pub fn text_field_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+            match name {
+                $(stringify!($name) => Some(&mut self.$name),)*
+                _ => None,
+            }
+        }
+    };
+}
 impl RequestRecord {
     /// The record as a VRL object, for `remap` and conditions.
     pub fn to_value(&self) -> Value {
         super::serialize_to_value(self)
     }
 
-    /// One field by name, without converting the whole record (templates
-    /// such as a topic or a key read one or two fields per event).
+    /// One field by name as a VRL value (templates such as a topic or a key
+    /// read one or two fields per event).
     pub fn field(&self, name: &str) -> Option<Value> {
-        fn text(v: &Option<String>) -> Option<Value> {
-            v.as_deref().map(Value::from)
+        Some(match self.field_ref(name)? {
+            FieldRef::Text(text) => Value::from(text),
+            FieldRef::Int(n) => Value::Integer(n),
+            FieldRef::Bool(b) => Value::Boolean(b),
+            FieldRef::Time(t) => Value::Timestamp(t),
+            FieldRef::Tags(tags) => Value::Object(tags.iter().map(|(k, v)| (k.as_str().into(), Value::from(v.as_str()))).collect()),
+            FieldRef::Raw(raw) => raw.clone(),
+        })
+    }
+
+    /// One field by name, borrowed: nothing is copied to read it.
+    pub fn field_ref(&self, name: &str) -> Option<FieldRef<'_>> {
+        fn text(v: &Option<String>) -> Option<FieldRef<'_>> {
+            v.as_deref().map(FieldRef::Text)
         }
-        fn int<T: Copy + Into<i64>>(v: Option<T>) -> Option<Value> {
-            v.map(|n| Value::Integer(n.into()))
+        fn int<T: TryInto<i64>>(v: Option<T>) -> Option<FieldRef<'static>> {
+            v.and_then(|n| n.try_into().ok()).map(FieldRef::Int)
         }
         match name {
-            "time" => Some(Value::Timestamp(self.time)),
-            "observation_point" => Some(Value::from(self.observation_point.as_str())),
-            "signal_source" => Some(Value::from(self.signal_source.as_str())),
-            "protocol" => Some(Value::from(self.protocol.as_str())),
-            "service" => text(&self.service),
-            "route" => text(&self.route),
-            "consumer" => text(&self.consumer),
-            "workspace" => text(&self.workspace),
-            "method" => text(&self.method),
-            "host" => text(&self.host),
-            "path" => text(&self.path),
-            "query" => text(&self.query),
-            "endpoint" => text(&self.endpoint),
+            "time" => Some(FieldRef::Time(self.time)),
+            "observation_point" => Some(FieldRef::Text(self.observation_point.as_str())),
+            "signal_source" => Some(FieldRef::Text(self.signal_source.as_str())),
+            "protocol" => Some(FieldRef::Text(&self.protocol)),
+            "tries" => Some(FieldRef::Int(self.tries.into())),
+            "tls" => Some(FieldRef::Bool(self.tls)),
             "status" => int(self.status),
-            "upstream_status" => text(&self.upstream_status),
-            "duration_us" => int(self.duration_us.map(|n| n as i64)),
-            "gateway_us" => int(self.gateway_us.map(|n| n as i64)),
-            "upstream_us" => int(self.upstream_us.map(|n| n as i64)),
-            "receive_us" => int(self.receive_us.map(|n| n as i64)),
-            "request_size" => int(self.request_size.map(|n| n as i64)),
-            "response_size" => int(self.response_size.map(|n| n as i64)),
-            "trace_id" => text(&self.trace_id),
-            "span_id" => text(&self.span_id),
-            "parent_span_id" => text(&self.parent_span_id),
-            "request_id" => text(&self.request_id),
-            "client_ip" => text(&self.client_ip),
+            "duration_us" => int(self.duration_us),
+            "gateway_us" => int(self.gateway_us),
+            "upstream_us" => int(self.upstream_us),
+            "receive_us" => int(self.receive_us),
+            "request_size" => int(self.request_size),
+            "response_size" => int(self.response_size),
             "client_port" => int(self.client_port),
-            "server_ip" => text(&self.server_ip),
             "server_port" => int(self.server_port),
-            "tries" => Some(Value::Integer(self.tries.into())),
-            "response_source" => text(&self.response_source),
             "pid" => int(self.pid),
             "thread_id" => int(self.thread_id),
-            "process_name" => text(&self.process_name),
-            "container_id" => text(&self.container_id),
-            "pod" => text(&self.pod),
             "tcp_seq_request" => int(self.tcp_seq_request),
             "tcp_seq_response" => int(self.tcp_seq_response),
-            "syscall_trace_id_request" => int(self.syscall_trace_id_request.map(|n| n as i64)),
-            "syscall_trace_id_response" => int(self.syscall_trace_id_response.map(|n| n as i64)),
-            "tls" => Some(Value::Boolean(self.tls)),
-            "error" => text(&self.error),
-            "cmdline" => text(&self.cmdline),
-            "raw" => self.raw.clone(),
-            _ => None,
+            "syscall_trace_id_request" => int(self.syscall_trace_id_request),
+            "syscall_trace_id_response" => int(self.syscall_trace_id_response),
+            "tags" => Some(FieldRef::Tags(&self.tags)),
+            "raw" => self.raw.as_ref().map(FieldRef::Raw),
+            _ => text(self.text_field(name)?),
+        }
+    }
+
+    text_fields!(
+        service, route, consumer, workspace, method, host, path, query, endpoint, upstream_status, trace_id, span_id, parent_span_id, request_id, client_ip, server_ip,
+        response_source, process_name, container_id, pod, error, cmdline
+    );
+}
+
+/// A record field, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldRef<'a> {
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+    Time(DateTime<Utc>),
+    Tags(&'a BTreeMap<String, String>),
+    Raw(&'a Value),
+}
+
+impl FieldRef<'_> {
+    /// The field as text, as a metric tag or a table key holds it.
+    pub fn to_text(&self) -> Cow<'_, str> {
+        match self {
+            FieldRef::Text(text) => Cow::Borrowed(text),
+            FieldRef::Int(n) => Cow::Owned(n.to_string()),
+            FieldRef::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            FieldRef::Time(t) => Cow::Owned(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            FieldRef::Tags(_) => Cow::Borrowed(""),
+            FieldRef::Raw(raw) => Cow::Owned(raw.to_string_lossy().into_owned()),
         }
     }
 }
@@ -204,6 +251,7 @@ mod tests {
             syscall_trace_id_request: Some(77),
             tls: true,
             error: Some("timeout".into()),
+            tags: [("team".to_string(), "payments".to_string())].into(),
             raw: Some(Value::from(serde_json::json!({"a": 1}))),
             ..Default::default()
         };
@@ -215,7 +263,7 @@ mod tests {
                 _ => assert_eq!(field, *value, "{name}"),
             }
         }
-        assert_eq!(whole.len(), 44, "a field was added: add it to `field` too");
+        assert_eq!(whole.len(), 45, "a field was added: add it to `field_ref` too");
         assert_eq!(record.field("nope"), None);
     }
 }

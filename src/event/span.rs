@@ -47,6 +47,19 @@ pub enum SpanKind {
     Consumer,
 }
 
+impl SpanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Unspecified => "unspecified",
+            SpanKind::Internal => "internal",
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+            SpanKind::Producer => "producer",
+            SpanKind::Consumer => "consumer",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct SpanStatus {
     pub code: StatusCode,
@@ -60,6 +73,16 @@ pub enum StatusCode {
     Unset,
     Ok,
     Error,
+}
+
+impl StatusCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusCode::Unset => "unset",
+            StatusCode::Ok => "ok",
+            StatusCode::Error => "error",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]

@@ -246,6 +246,9 @@ pub fn span_from_record(record: &RequestRecord) -> Span {
     put("tapline.upstream_us", int(record.upstream_us));
     put("tapline.receive_us", int(record.receive_us));
     put("tapline.response_source", text(&record.response_source));
+    for (key, value) in &record.tags {
+        attributes.insert(key.as_str().into(), Value::from(value.as_str()));
+    }
 
     let mut resource = ObjectMap::new();
     let service_name = match record.signal_source {

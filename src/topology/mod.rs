@@ -22,7 +22,7 @@ use crate::config::{Component, ComponentConfig, ComponentKind, Config, GlobalOpt
 use crate::sinks::SinkContext;
 use crate::sources::{SourceContext, SourceOutputs};
 use crate::telemetry::{self, ComponentMetrics};
-use crate::transforms::{FunctionTransform, TransformOutput};
+use crate::transforms::{Transform, TransformOutput};
 use buffer::{BufferReceiver, BufferSender};
 use fanout::{Fanout, TargetList};
 
@@ -284,23 +284,43 @@ async fn supervise(id: String, task: Task, metrics: Arc<ComponentMetrics>, faile
 }
 
 async fn run_transform(
-    mut transform: Box<dyn FunctionTransform>,
+    mut transform: Box<dyn Transform>,
     mut input: BufferReceiver,
     fanouts: BTreeMap<Option<String>, Fanout>,
     ports: Vec<crate::config::OutputDef>,
     metrics: Arc<ComponentMetrics>,
 ) -> Result<(), String> {
     let mut out = TransformOutput::new(&ports);
-    while let Some(batch) = input.recv().await {
-        transform.transform(batch, &mut out);
-        ComponentMetrics::add(&metrics.errors, std::mem::take(&mut out.errors));
-        ComponentMetrics::add(&metrics.discarded_events, std::mem::take(&mut out.discarded));
-        let results: Vec<_> = out.drain().collect();
-        for (port, batch) in results {
-            if let Some(fanout) = fanouts.get(&port) {
-                fanout.send(batch).await;
-            }
+    transform.start();
+    let period = transform.tick_interval();
+    let mut ticks = tokio::time::interval(period.unwrap_or(Duration::from_secs(3600)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.reset();
+    loop {
+        tokio::select! {
+            batch = input.recv() => match batch {
+                Some(batch) => transform.transform(batch, &mut out),
+                None => break,
+            },
+            _ = ticks.tick(), if period.is_some() => transform.tick(false, &mut out),
+        }
+        send_results(&mut out, &fanouts, &metrics).await;
+    }
+    transform.tick(true, &mut out);
+    send_results(&mut out, &fanouts, &metrics).await;
+    Ok(())
+}
+
+async fn send_results(out: &mut TransformOutput, fanouts: &BTreeMap<Option<String>, Fanout>, metrics: &ComponentMetrics) {
+    ComponentMetrics::add(&metrics.errors, std::mem::take(&mut out.errors));
+    ComponentMetrics::add(&metrics.discarded_events, std::mem::take(&mut out.discarded));
+    for (name, n) in out.counts.drain(..) {
+        metrics.add_own(name, n);
+    }
+    let results: Vec<_> = out.drain().collect();
+    for (port, batch) in results {
+        if let Some(fanout) = fanouts.get(&port) {
+            fanout.send(batch).await;
         }
     }
-    Ok(())
 }

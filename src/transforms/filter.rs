@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::vrl_program::VrlProgram;
-use super::{FunctionTransform, TransformConfig, TransformOutput};
+use super::{Transform, TransformConfig, TransformOutput};
 use crate::config::OutputDef;
 use crate::event::{EventBatch, Kinds};
 
@@ -53,7 +53,7 @@ impl TransformConfig for FilterConfig {
         vec![OutputDef::default(input)]
     }
 
-    fn build(&self) -> Result<Box<dyn FunctionTransform>, String> {
+    fn build(&self) -> Result<Box<dyn Transform>, String> {
         Ok(Box::new(Filter { condition: self.condition.compile()? }))
     }
 }
@@ -62,7 +62,7 @@ struct Filter {
     condition: VrlProgram,
 }
 
-impl FunctionTransform for Filter {
+impl Transform for Filter {
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
         for mut event in batch {
             match self.condition.check(&mut event) {

@@ -1,4 +1,5 @@
-//! Transforms: plain functions from a batch to batches on named outputs.
+//! Transforms: functions from a batch to batches on named outputs; those with
+//! state and timers (`red`, `enrich`'s table reloads) also tick.
 
 pub mod filter;
 pub mod remap;
@@ -8,6 +9,7 @@ mod vrl_program;
 pub use vrl_program::VrlProgram;
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use crate::config::OutputDef;
 use crate::event::{Event, EventBatch, Kinds};
@@ -16,11 +18,24 @@ pub trait TransformConfig: Debug + Send + Sync {
     fn input_kinds(&self) -> Kinds;
     fn outputs(&self, input: Kinds) -> Vec<OutputDef>;
     /// Compile what can be compiled; errors here are config errors.
-    fn build(&self) -> Result<Box<dyn FunctionTransform>, String>;
+    fn build(&self) -> Result<Box<dyn Transform>, String>;
 }
 
-pub trait FunctionTransform: Send {
+pub trait Transform: Send {
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput);
+
+    /// Called once in the running topology before the first batch: start
+    /// background work here (not in `build`, which `validate` also calls).
+    fn start(&mut self) {}
+
+    /// How often `tick` runs; `None` for transforms without timers.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Runs every `tick_interval`, and once more with `last = true` after the
+    /// input has ended, to flush what is held.
+    fn tick(&mut self, _last: bool, _out: &mut TransformOutput) {}
 }
 
 /// Where a transform puts its results, per output, plus what it counted.
@@ -32,12 +47,22 @@ pub struct TransformOutput {
     pub errors: usize,
     /// Events dropped on error or abort (not those a filter said no to).
     pub discarded: usize,
+    /// The transform's own counters (see `ComponentMetrics::own`).
+    pub counts: Vec<(&'static str, u64)>,
 }
 
 impl TransformOutput {
     pub fn new(ports: &[OutputDef]) -> Self {
         let named = ports.iter().filter_map(|p| p.port.clone()).map(|p| (p, Vec::new())).collect();
         TransformOutput { named, ..Default::default() }
+    }
+
+    /// Add to one of the transform's own counters.
+    pub fn count(&mut self, name: &'static str, n: u64) {
+        match self.counts.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, total)) => *total += n,
+            None => self.counts.push((name, n)),
+        }
     }
 
     pub fn push_named(&mut self, index: usize, event: Event) {

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use vrl::compiler::runtime::Terminate;
 
 use super::vrl_program::VrlProgram;
-use super::{FunctionTransform, TransformConfig, TransformOutput};
+use super::{Transform, TransformConfig, TransformOutput};
 use crate::config::OutputDef;
 use crate::event::{EventBatch, EventData, Kinds};
 
@@ -54,7 +54,7 @@ impl TransformConfig for RemapConfig {
         outputs
     }
 
-    fn build(&self) -> Result<Box<dyn FunctionTransform>, String> {
+    fn build(&self) -> Result<Box<dyn Transform>, String> {
         let program = VrlProgram::compile(&self.program_text()?, false)?;
         Ok(Box::new(Remap { keep_original: program.can_fail(), program, config: self.clone() }))
     }
@@ -67,7 +67,7 @@ struct Remap {
     keep_original: bool,
 }
 
-impl FunctionTransform for Remap {
+impl Transform for Remap {
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
         for mut event in batch {
             let Some(value) = event.make_log() else {

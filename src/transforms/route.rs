@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::filter::Condition;
 use super::vrl_program::VrlProgram;
-use super::{FunctionTransform, TransformConfig, TransformOutput};
+use super::{Transform, TransformConfig, TransformOutput};
 use crate::config::OutputDef;
 use crate::event::{EventBatch, Kinds};
 
@@ -39,7 +39,7 @@ impl TransformConfig for RouteConfig {
         outputs
     }
 
-    fn build(&self) -> Result<Box<dyn FunctionTransform>, String> {
+    fn build(&self) -> Result<Box<dyn Transform>, String> {
         let mut routes = Vec::new();
         for (name, condition) in &self.route {
             if name == UNMATCHED {
@@ -57,7 +57,7 @@ struct Route {
     reroute_unmatched: bool,
 }
 
-impl FunctionTransform for Route {
+impl Transform for Route {
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
         for mut event in batch {
             let mut matched: Vec<usize> = Vec::new();

@@ -2,6 +2,8 @@
 //! and the RowBinary encoding of a request record, all from one column list;
 //! the span and metric tables, written as JSONEachRow.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map as JsonMap, Value as Json};
 
@@ -73,6 +75,8 @@ enum Column {
     Count,
     /// `Bool` (an alias of `Int8` before 21.12), or `UInt8` on old servers.
     Bool,
+    /// A string map: `Map`, or `NAME_keys`/`NAME_values` arrays on old servers.
+    Tags,
 }
 
 impl Column {
@@ -89,6 +93,8 @@ impl Column {
             (Column::Count, _) => "UInt32",
             (Column::Bool, true) => "Bool",
             (Column::Bool, false) => "UInt8",
+            (Column::Tags, true) => "Map(LowCardinality(String), String)",
+            (Column::Tags, false) => "Array(String)",
         }
     }
 }
@@ -139,6 +145,7 @@ const REQUEST_RECORD: &[(&str, Column)] = &[
     ("tls", Column::Bool),
     ("error", Column::Text),
     ("cmdline", Column::Text),
+    ("tags", Column::Tags),
 ];
 
 /// One field's value, typed as its column.
@@ -151,13 +158,14 @@ enum Field<'a> {
     U64(Option<u64>),
     Count(u32),
     Bool(bool),
+    Tags(&'a BTreeMap<String, String>),
 }
 
 fn text(v: &Option<String>) -> Option<&str> {
     v.as_deref()
 }
 
-fn record_fields(r: &RequestRecord) -> [Field<'_>; 43] {
+fn record_fields(r: &RequestRecord) -> [Field<'_>; 44] {
     [
         Field::Time(r.time),
         Field::Label(r.observation_point.as_str()),
@@ -202,6 +210,7 @@ fn record_fields(r: &RequestRecord) -> [Field<'_>; 43] {
         Field::Bool(r.tls),
         Field::Text(text(&r.error)),
         Field::Text(text(&r.cmdline)),
+        Field::Tags(&r.tags),
     ]
 }
 
@@ -210,7 +219,13 @@ fn record_fields(r: &RequestRecord) -> [Field<'_>; 43] {
 /// partitions are days, so old data goes by dropping partitions (or by a TTL
 /// added with ALTER TABLE on servers that have it).
 pub fn request_record_table_sql(database: &str, table: &str, server: Server) -> String {
-    let columns: Vec<String> = REQUEST_RECORD.iter().map(|(name, column)| format!("    {name} {}", column.sql(server.datetime64))).collect();
+    let columns: Vec<String> = REQUEST_RECORD
+        .iter()
+        .map(|(name, column)| match column {
+            Column::Tags => server.map_columns(name),
+            _ => format!("    {name} {}", column.sql(server.datetime64)),
+        })
+        .collect();
     create_table(database, table, &columns, "time")
 }
 
@@ -372,6 +387,20 @@ pub fn write_row_binary(record: &RequestRecord, server: Server, out: &mut Vec<u8
             Field::U16(v) => nullable(v, out, |n, out| out.extend_from_slice(&n.to_le_bytes())),
             Field::U32(v) => nullable(v, out, |n, out| out.extend_from_slice(&n.to_le_bytes())),
             Field::U64(v) => nullable(v, out, |n, out| out.extend_from_slice(&n.to_le_bytes())),
+            // A Map is its length and the pairs; the old layout is two arrays.
+            Field::Tags(tags) if server.map => {
+                write_length(tags.len(), out);
+                for (key, value) in tags {
+                    write_string(key, out);
+                    write_string(value, out);
+                }
+            }
+            Field::Tags(tags) => {
+                write_length(tags.len(), out);
+                tags.keys().for_each(|key| write_string(key, out));
+                write_length(tags.len(), out);
+                tags.values().for_each(|value| write_string(value, out));
+            }
         }
     }
 }
@@ -389,7 +418,13 @@ fn nullable<T>(value: Option<T>, out: &mut Vec<u8>, write: impl FnOnce(T, &mut V
 
 /// A String: its length as unsigned LEB128, then its bytes.
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    let mut len = s.len() as u64;
+    write_length(s.len(), out);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A length (of a string, an array, a map) as unsigned LEB128.
+fn write_length(len: usize, out: &mut Vec<u8>) {
+    let mut len = len as u64;
     loop {
         let byte = (len & 0x7f) as u8;
         len >>= 7;
@@ -399,7 +434,6 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
         }
         out.push(byte | 0x80);
     }
-    out.extend_from_slice(s.as_bytes());
 }
 
 #[cfg(test)]
@@ -408,7 +442,7 @@ mod tests {
 
     #[test]
     fn fields_match_columns() {
-        let record = RequestRecord::default();
+        let record = RequestRecord { tags: [("team".to_string(), "payments".to_string())].into(), ..Default::default() };
         let fields = record_fields(&record);
         assert_eq!(fields.len(), REQUEST_RECORD.len());
         for (field, (name, column)) in fields.iter().zip(REQUEST_RECORD) {
@@ -421,6 +455,7 @@ mod tests {
                 Field::U64(_) => Column::U64,
                 Field::Count(_) => Column::Count,
                 Field::Bool(_) => Column::Bool,
+                Field::Tags(_) => Column::Tags,
             };
             assert_eq!(expected, *column, "{name}");
         }
@@ -446,10 +481,12 @@ mod tests {
         // observation_point "gateway", signal_source "kong", protocol "http", then 9 null texts, then status 200.
         assert_eq!(&modern[8..35], b"\x07gateway\x04kong\x04http\x01\x01\x01\x01\x01\x01\x01\x01\x01");
         assert_eq!(&modern[35..38], &[0, 200, 0]);
-        // The last three columns: tls, error, cmdline.
-        assert_eq!(&modern[modern.len() - 3..], &[0, 1, 1]);
+        // The last four columns: tls, error, cmdline, tags (an empty map; two empty arrays on old servers).
+        assert_eq!(&modern[modern.len() - 4..], &[0, 1, 1, 0]);
+        assert_eq!(&old[old.len() - 5..], &[0, 1, 1, 0, 0]);
         let mut tls = Vec::new();
-        write_row_binary(&RequestRecord { tls: true, error: Some("timeout".into()), ..record }, Server { datetime64: true, map: true }, &mut tls);
-        assert_eq!(&tls[tls.len() - 11..], b"\x01\x00\x07timeout\x01");
+        let tags = [("team".to_string(), "pay".to_string())].into();
+        write_row_binary(&RequestRecord { tls: true, error: Some("timeout".into()), tags, ..record }, Server { datetime64: true, map: true }, &mut tls);
+        assert_eq!(&tls[tls.len() - 21..], b"\x01\x00\x07timeout\x01\x01\x04team\x03pay");
     }
 }
