@@ -203,5 +203,98 @@ fn ebpf(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, engine, remap, kong, clickhouse, kafka, otlp, ebpf);
+/// `enrich` on Kong records: a 10 000-row file table by service, then a CIDR
+/// table of 1 000 prefixes (/16 and /24) on the server IP.
+fn enrich(c: &mut Criterion) {
+    use tapline::transforms::enrich::cidr::CidrTableConfig;
+    use tapline::transforms::enrich::file::{FileTableConfig, Key};
+    use tapline::transforms::enrich::{EnrichConfig, TableConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let services: String = std::iter::once("service,team,tier\n".to_string()).chain((0..10_000).map(|i| format!("service-{i},team-{},{}\n", i % 50, i % 3))).collect();
+    std::fs::write(dir.path().join("services.csv"), services).unwrap();
+    let networks: String = std::iter::once("cidr,zone\n".to_string())
+        .chain((0..100).map(|i| format!("10.{i}.0.0/16,zone-{i}\n")))
+        .chain((0..900).map(|i| format!("10.{}.{}.0/24,rack-{i}\n", i / 9, i % 256)))
+        .collect();
+    std::fs::write(dir.path().join("networks.csv"), networks).unwrap();
+    let config = EnrichConfig {
+        reload_interval_secs: 5,
+        tables: vec![
+            TableConfig::File(FileTableConfig { path: dir.path().join("services.csv"), format: None, key: Key::Columns(vec!["service".into()]), columns: None, prefix: String::new() }),
+            TableConfig::Cidr(CidrTableConfig { path: dir.path().join("networks.csv"), format: None, cidr_column: "cidr".into(), field: "server_ip".into(), columns: None, prefix: String::new() }),
+        ],
+    };
+    let mut transform = config.build().unwrap();
+    let mut out = TransformOutput::new(&config.outputs(tapline::event::Kinds::LOG));
+    let entry = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kong/kong3_single.json")).unwrap();
+    let record = tapline::sources::kong::decode(&entry, false).unwrap().remove(0);
+    let records: Vec<_> = (0..BATCH)
+        .map(|i| {
+            let mut r = record.clone();
+            r.service = Some(format!("service-{}", (i * 7919) % 10_000));
+            r.server_ip = Some(format!("10.{}.{}.{}", i % 120, (i * 31) % 256, i % 250));
+            r
+        })
+        .collect();
+    let mut group = c.benchmark_group("enrich");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("file_10k_rows_and_cidr_1k_prefixes_1000_records", |b| {
+        b.iter_batched(
+            || records.iter().cloned().map(Event::record).collect::<EventBatch>(),
+            |batch| {
+                transform.transform(batch, &mut out);
+                out.counts.clear();
+                std::mem::take(&mut out.primary)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+/// `red` on Kong records spread over 10 000 series (100 services × 100
+/// routes): each batch of 10 000 records lands in a new window, and the
+/// tick after it emits the previous one (40 000 metrics), so both the
+/// per-record cost and the emission are in the measure.
+fn red(c: &mut Criterion) {
+    use tapline::transforms::red::RedConfig;
+    const SERIES: usize = 10_000;
+    let config: RedConfig = toml_edit::de::from_str("window_secs = 10\nallowed_lateness_secs = 0").unwrap();
+    let mut transform = config.build().unwrap();
+    let mut out = TransformOutput::new(&config.outputs(tapline::event::Kinds::LOG));
+    let entry = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kong/kong3_single.json")).unwrap();
+    let record = tapline::sources::kong::decode(&entry, false).unwrap().remove(0);
+    let start = record.time;
+    let records: Vec<_> = (0..SERIES)
+        .map(|i| {
+            let mut r = record.clone();
+            r.service = Some(format!("service-{}", i % 100));
+            r.route = Some(format!("route-{}", i / 100));
+            r.duration_us = Some(1_000 + (i as u64 * 7919) % 2_000_000);
+            r
+        })
+        .collect();
+    let mut window = 0;
+    let mut group = c.benchmark_group("red");
+    group.throughput(Throughput::Elements(SERIES as u64));
+    group.bench_function("10k_series_10k_records_per_window", |b| {
+        b.iter_batched(
+            || {
+                window += 1;
+                let time = start + chrono::Duration::seconds(10 * window);
+                records.iter().cloned().map(|r| Event::record(tapline::event::RequestRecord { time, ..r })).collect::<EventBatch>()
+            },
+            |batch| {
+                transform.transform(batch, &mut out);
+                transform.tick(false, &mut out);
+                out.counts.clear();
+                std::mem::take(&mut out.primary)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, engine, remap, kong, clickhouse, kafka, otlp, ebpf, enrich, red);
 criterion_main!(benches);

@@ -10,6 +10,7 @@ pub mod config;
 pub mod event;
 pub mod graph_view;
 pub mod otlp;
+pub mod process;
 pub mod prometheus;
 pub mod sinks;
 pub mod sources;

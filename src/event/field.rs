@@ -26,6 +26,9 @@ pub struct FieldPath {
     part: Part,
     /// The same text as a log path.
     log_path: OwnedValuePath,
+    /// The log paths above it (`host` for `host.name`): a plain value there
+    /// is not replaced by an object.
+    log_parents: Vec<OwnedValuePath>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +59,16 @@ impl FieldPath {
         let tag_name = match &part {
             Part::Named(name) | Part::Tag(name) | Part::Attribute(name) | Part::Resource(name) => name.clone(),
         };
-        Ok(FieldPath { written: text.to_string(), tag_name, part, log_path })
+        let log_parents = (1..log_path.segments.len()).map(|n| OwnedValuePath { segments: log_path.segments[..n].to_vec() }).collect();
+        Ok(FieldPath { written: text.to_string(), tag_name, part, log_path, log_parents })
+    }
+
+    /// A field named as it is, dots and all: a record's own field or a tag,
+    /// a span attribute, a metric tag, a log's top-level key (`k8s.pod.name`,
+    /// `k8s.pod.label.app.kubernetes.io/name`).
+    pub fn literal(name: &str) -> FieldPath {
+        let log_path = OwnedValuePath { segments: vec![vrl::path::OwnedSegment::Field(name.into())] };
+        FieldPath { written: name.to_string(), tag_name: name.to_string(), part: Part::Named(name.to_string()), log_path, log_parents: Vec::new() }
     }
 
     /// The field's value as text; `None` when the event has no such field.
@@ -133,7 +145,8 @@ impl FieldPath {
                 true
             }
             EventData::Log(log) => {
-                if log.get(&self.log_path).is_some() {
+                let taken = |path: &OwnedValuePath| log.get(path).is_some_and(|v| !matches!(v, Value::Object(_) | Value::Array(_)));
+                if log.get(&self.log_path).is_some() || self.log_parents.iter().any(taken) {
                     return false;
                 }
                 log.insert(&self.log_path, Value::from(value));
@@ -197,9 +210,11 @@ mod tests {
         let EventData::Record(r) = &record.data else { unreachable!() };
         assert_eq!((r.service.as_deref(), r.pod.as_deref(), r.tags.get("team").map(String::as_str)), (Some("orders"), Some("web-1"), Some("pay")));
 
-        let mut log = Event::log(serde_json::json!({"a": 1}));
+        let mut log = Event::log(serde_json::json!({"a": 1, "host": "web-1"}));
         assert!(path("meta.team").set_if_absent(&mut log, "pay"));
         assert!(!path("a").set_if_absent(&mut log, "x"));
+        assert!(!path("host.name").set_if_absent(&mut log, "x"), "a plain value is not replaced by an object");
+        assert_eq!(path("host").get(&log).as_deref(), Some("web-1"));
         assert_eq!(path("meta.team").get(&log).as_deref(), Some("pay"));
     }
 }

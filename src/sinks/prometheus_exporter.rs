@@ -44,6 +44,10 @@ pub struct PrometheusExporterConfig {
     pub tls: Option<TlsConfig>,
     /// Leave the events' timestamps out: Prometheus then stamps samples with the scrape time.
     pub suppress_timestamp: bool,
+    /// Answer OpenMetrics to a scraper that asks for it; `false` always serves
+    /// the text format 0.0.4, as Kong's plugin does (OpenMetrics would store a
+    /// counter such as `kong_bandwidth_bytes` as `kong_bandwidth_bytes_total`).
+    pub openmetrics: bool,
 }
 
 /// Vector's defaults.
@@ -59,6 +63,7 @@ impl Default for PrometheusExporterConfig {
             auth: None,
             tls: None,
             suppress_timestamp: false,
+            openmetrics: true,
         }
     }
 }
@@ -89,7 +94,7 @@ impl SinkConfig for PrometheusExporterConfig {
         let bound = Listener::bind(self.address, self.tls.as_ref());
         let (address, tls) = (self.address, self.tls.clone());
         let store = Arc::new(Mutex::new(Store::new(self.clone())));
-        let scrapes = Arc::new(Scrapes { store: store.clone(), auth: self.auth.clone() });
+        let scrapes = Arc::new(Scrapes { store: store.clone(), auth: self.auth.clone(), openmetrics: self.openmetrics });
         let app = Router::new().route("/metrics", get(scrape)).with_state(scrapes);
         let flush_period = Duration::from_secs(self.flush_period_secs);
         Ok(Box::pin(async move {
@@ -143,11 +148,12 @@ const BIND_PATIENCE: Duration = Duration::from_secs(5);
 struct Scrapes {
     store: Arc<Mutex<Store>>,
     auth: Option<AuthConfig>,
+    openmetrics: bool,
 }
 
 async fn scrape(State(scrapes): State<Arc<Scrapes>>, headers: HeaderMap) -> Result<Response, Refusal> {
     authorize(scrapes.auth.as_ref(), &headers)?;
-    let format = Format::negotiate(&headers);
+    let format = if scrapes.openmetrics { Format::negotiate(&headers) } else { Format::Text };
     let body = render(&lock(&scrapes.store), format, Instant::now());
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }

@@ -1,7 +1,9 @@
 //! Transforms: functions from a batch to batches on named outputs; those with
 //! state and timers (`red`, `enrich`'s table reloads) also tick.
 
+pub mod enrich;
 pub mod filter;
+pub mod red;
 pub mod remap;
 pub mod route;
 mod vrl_program;

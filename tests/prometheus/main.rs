@@ -365,3 +365,71 @@ fn find<'a>(items: &'a [Value], what: impl Fn(&Value) -> bool) -> &'a Value {
 fn request_to(port: u16, path: &str) -> u16 {
     request(port, "POST", path, b"", &[]).status
 }
+
+/// Kong log entries through `red` with Kong's names, served by the exporter
+/// and scraped by a real Prometheus: the series and labels of Kong's
+/// Prometheus plugin, and the queries of its Grafana dashboard answer.
+#[test]
+fn red_serves_kong_plugin_metrics_that_kong_dashboard_queries_read() {
+    let (http_log, exporter) = (free_port(), free_port());
+    let mut pipeline = Pipeline::start(&format!(
+        "[sources.kong]\ntype = \"kong_http_log\"\naddress = \"127.0.0.1:{http_log}\"\n\
+         [transforms.red]\ntype = \"red\"\ninputs = [\"kong\"]\nnaming = \"kong\"\nwindow_secs = 1\nallowed_lateness_secs = 0\n\
+         [sinks.exporter]\ntype = \"prometheus_exporter\"\ninputs = [\"red\"]\naddress = \"127.0.0.1:{exporter}\"\nopenmetrics = false\n"
+    ));
+    listening(http_log);
+    let base: Value = serde_json::from_slice(&std::fs::read(here("tests/fixtures/kong/kong3_single.json")).unwrap()).unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let entry = |service: &str, status: u16, request_ms: i64, proxy_ms: i64, source: &str| {
+        let mut e = base.clone();
+        e["service"]["name"] = json!(service);
+        e["route"]["name"] = json!(format!("{service}-route"));
+        e["response"]["status"] = json!(status);
+        e["latencies"] = json!({"kong": 2, "proxy": proxy_ms, "request": request_ms, "receive": 0});
+        e["source"] = json!(source);
+        e["started_at"] = json!(now);
+        e
+    };
+    let mut entries = vec![
+        entry("orders", 200, 10, 8, "service"),
+        entry("orders", 200, 30, 28, "service"),
+        entry("orders", 200, 60, 58, "service"),
+        entry("orders", 200, 90, 88, "service"),
+        entry("orders", 500, 300, 298, "service"),
+        entry("users", 401, 3, -1, "exit"),
+    ];
+    let mut unrouted = entry("orders", 404, 1, -1, "exit");
+    unrouted.as_object_mut().unwrap().remove("route");
+    entries.push(unrouted);
+    assert_eq!(post(http_log, "/", &serde_json::to_vec(&entries).unwrap(), &["Content-Type: application/json"]).status, 200);
+
+    let prometheus = Prometheus::start(&format!("scrape_configs:\n  - job_name: kong\n    static_configs:\n      - targets: ['127.0.0.1:{exporter}']\n"));
+    let value = |query: &str| -> Option<f64> { prometheus.query(query, None).first().and_then(|r| r["value"][1].as_str()?.parse().ok()) };
+    wait_for("Prometheus to scrape Kong's metrics", Duration::from_secs(60), || value("sum(kong_http_requests_total)") == Some(6.0));
+    // The plugin's label set, exactly (plus Prometheus's job and instance).
+    let labels = |name: &str| -> Vec<String> {
+        let series = prometheus.query(name, None);
+        assert!(!series.is_empty(), "{name}");
+        let mut keys: Vec<String> = series[0]["metric"].as_object().unwrap().keys().filter(|k| !["__name__", "job", "instance", "le"].contains(&k.as_str())).cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(labels("kong_http_requests_total"), ["code", "consumer", "route", "service", "source", "workspace"]);
+    for histogram in ["kong_request_latency_ms_bucket", "kong_upstream_latency_ms_bucket", "kong_kong_latency_ms_bucket"] {
+        assert_eq!(labels(histogram), ["route", "service", "workspace"], "{histogram}");
+    }
+    assert_eq!(labels("kong_bandwidth_bytes"), ["consumer", "direction", "route", "service", "workspace"]);
+    assert_eq!(value(r#"kong_http_requests_total{service="orders",route="orders-route",code="200",source="service",workspace="default",consumer="mobile-app"}"#), Some(4.0));
+    assert_eq!(value(r#"kong_http_requests_total{service="users",code="401",source="kong"}"#), Some(1.0));
+    // The dashboard's panels: error share, latency percentiles from the buckets, bandwidth.
+    assert_eq!(value(r#"sum(kong_http_requests_total{code=~"5.."}) / sum(kong_http_requests_total)"#), Some(1.0 / 6.0));
+    // Median of 10, 30, 60, 90, 300 ms over Kong's buckets: rank 2.5 falls in (50, 80], halfway.
+    assert_eq!(value(r#"histogram_quantile(0.5, sum(kong_request_latency_ms_bucket{service="orders"}) by (le))"#), Some(65.0));
+    assert_eq!(value(r#"kong_request_latency_ms_sum{service="orders"}"#), Some(490.0));
+    assert_eq!(value(r#"kong_kong_latency_ms_bucket{service="orders",le=~"2(\\.0)?"}"#), Some(5.0));
+    assert_eq!(value(r#"kong_upstream_latency_ms_count{service="orders"}"#), Some(5.0));
+    assert_eq!(value(r#"kong_upstream_latency_ms_count{service="users"}"#), None, "no upstream latency when Kong answered alone");
+    assert_eq!(value(r#"sum(kong_bandwidth_bytes{direction="egress",service="orders"})"#), Some(5.0 * 5120.0));
+    assert_eq!(value(r#"sum(kong_bandwidth_bytes{direction="ingress"})"#), Some(6.0 * 1024.0));
+    pipeline.stop();
+}

@@ -350,3 +350,55 @@ fn acknowledgements_reach_the_source() {
     assert!(totals(&stderr, "kong", "component_errors_total") > 0, "{stderr}");
     assert_eq!(totals(&stderr, "out", "component_discarded_events_total"), 5000, "{stderr}");
 }
+
+/// `red` over Kong's file-log: every request of the stream is in the
+/// metrics, the last windows flushed when tapline stops.
+#[test]
+fn red_counts_every_request_of_a_kong_log() {
+    // Kong log lines from the demo source (3000 of them, 10 % 5xx, 5 % 4xx).
+    let dir = tempfile::tempdir().unwrap();
+    let demo = format!(
+        "[api]\nenabled = false\n[sources.kong]\ntype = \"demo\"\ncount = 3000\nrate = 0\nseed = 7\nerror_rate = 0.1\nclient_error_rate = 0.05\n\
+         [sinks.log]\ntype = \"file\"\ninputs = [\"kong\"]\npath = \"{}/access.log\"\nencoding.codec = \"json\"\n",
+        dir.path().display()
+    );
+    let (child, stderr) = spawn_logged(&demo, dir.path());
+    assert!(wait(child, Duration::from_secs(60)).status.success(), "{}", std::fs::read_to_string(stderr).unwrap());
+    let config = format!(
+        "data_dir = \"{0}\"\n[api]\nenabled = false\n\
+         [sources.kong]\ntype = \"kong_file_log\"\ninclude = [\"{0}/access.log\"]\nread_from = \"beginning\"\n\
+         [transforms.red]\ntype = \"red\"\ninputs = [\"kong\"]\ndimensions = [\"service\", \"status\"]\n\
+         [sinks.metrics]\ntype = \"file\"\ninputs = [\"red\"]\npath = \"{0}/metrics.jsonl\"\nencoding.codec = \"json\"\n\
+         [sinks.records]\ntype = \"file\"\ninputs = [\"kong\"]\npath = \"{0}/records.jsonl\"\nencoding.codec = \"json\"\n",
+        dir.path().display()
+    );
+    let (child, stderr) = spawn_logged(&config, dir.path());
+    wait_for("3000 records", Duration::from_secs(60), || read_lines(&dir.path().join("records.jsonl")).len() == 3000);
+    signal(&child, "TERM");
+    assert!(wait(child, Duration::from_secs(60)).status.success(), "{}", std::fs::read_to_string(stderr).unwrap());
+    let records = read_json(&dir.path().join("records.jsonl"));
+    let metrics = read_json(&dir.path().join("metrics.jsonl"));
+    assert_eq!(records.len(), 3000);
+    // Per (service, status): the records counted, against the metric sums.
+    let mut expected: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for r in &records {
+        *expected.entry((r["service"].as_str().unwrap().to_string(), r["status"].to_string())).or_default() += 1.0;
+    }
+    let mut counted: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut errors = 0.0;
+    let mut observed = 0;
+    for m in &metrics {
+        let key = (m["tags"]["service"].as_str().unwrap().to_string(), m["tags"]["status"].as_str().unwrap().to_string());
+        match m["name"].as_str().unwrap() {
+            "requests_total" => *counted.entry(key).or_default() += m["value"]["counter"]["value"].as_f64().unwrap(),
+            "request_errors_total" => errors += m["value"]["counter"]["value"].as_f64().unwrap(),
+            "request_duration_seconds" => observed += m["value"]["histogram"]["count"].as_u64().unwrap(),
+            _ => {}
+        }
+    }
+    assert_eq!(counted, expected);
+    let server_errors = records.iter().filter(|r| r["status"].as_u64().unwrap() >= 500).count();
+    assert!(server_errors > 100, "the stream has errors");
+    assert_eq!(errors, server_errors as f64);
+    assert_eq!(observed, records.iter().filter(|r| r["duration_us"].is_u64()).count() as u64);
+}

@@ -10,7 +10,6 @@
 pub mod event;
 pub mod http;
 pub mod loader;
-pub mod process;
 pub mod session;
 pub mod tcp;
 
@@ -24,11 +23,11 @@ use serde::Deserialize;
 use crate::config::registry::Task;
 use crate::config::OutputDef;
 use crate::event::{Event as PipelineEvent, EventBatch, Kinds, Metric, RequestRecord};
+use crate::process::Processes;
 use crate::sources::{SourceConfig, SourceContext};
 use crate::telemetry::ComponentMetrics;
 use event::{Event, Kind};
 use loader::{Capture, Options, MAX_PAYLOAD};
-use process::Processes;
 use session::Sessions;
 
 /// The named output that carries the TCP metrics.
@@ -344,8 +343,7 @@ impl Tracker {
                     continue;
                 }
             }
-            if let Some(pid) = record.pid {
-                let info = self.processes.get(pid);
+            if let Some(info) = record.pid.and_then(|pid| self.processes.get(pid)) {
                 record.cmdline = info.cmdline.clone();
                 record.container_id = info.container_id.clone();
             }
