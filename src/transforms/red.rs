@@ -6,7 +6,8 @@
 //! that of its start. A window is emitted once the pipeline's event clock has
 //! passed its end by `allowed_lateness_secs`. The clock is the newest event
 //! time seen, moving on with the wall clock while no newer event arrives (so
-//! windows also close when traffic stops). An event whose window was already
+//! windows also close when traffic stops; an event time ahead of the wall
+//! clock counts as now). An event whose window was already
 //! emitted is a late event: it is counted (`red_late_events_total`) and still
 //! aggregated, into a further delta for its window emitted at the next tick.
 //! Metrics are incremental (deltas per window, timestamped with the window's
@@ -282,17 +283,17 @@ impl Red {
         self.clock.map(|(time, seen)| time.saturating_add(seen.elapsed().as_millis() as i64))
     }
 
-    /// Move the event clock to `time` if it is ahead; a time ahead of the wall
-    /// clock (a skewed host) moves it only as far as the wall clock.
+    /// Move the event clock to `time` if it is ahead.
     fn advance(&mut self, time: i64) {
-        let time = time.min(Utc::now().timestamp_millis());
         if self.now().is_none_or(|now| time > now) {
             self.clock = Some((time, Instant::now()));
         }
     }
 
-    fn observe(&mut self, event: &Event, out: &mut TransformOutput) {
-        let Some(time) = event_time_ms(event) else {
+    /// Count one event. `wall` is the wall clock (ms): an event time ahead of
+    /// it (a skewed host) counts as now, so no window is held open for the future.
+    fn observe(&mut self, event: &Event, wall: i64, out: &mut TransformOutput) {
+        let Some(time) = event_time_ms(event).map(|time| time.min(wall)) else {
             out.count("red_skipped_events_total", 1);
             return;
         };
@@ -377,8 +378,9 @@ impl Red {
 
 impl Transform for Red {
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
+        let wall = Utc::now().timestamp_millis();
         for event in &batch {
-            self.observe(event, out);
+            self.observe(event, wall, out);
         }
     }
 
@@ -849,6 +851,16 @@ mod tests {
         let (metrics, _) = run(&mut red, vec![], true);
         let requests = find(&metrics, "requests_total", &[]);
         assert_eq!((requests.len(), counter(requests[0]), requests[0].timestamp), (1, 2.0, DateTime::from_timestamp_millis(T0 + 10_000)));
+    }
+
+    #[test]
+    fn an_event_from_the_future_counts_as_now() {
+        let mut red = Red::new(&config("dimensions = [\"service\"]")).unwrap();
+        let now = Utc::now().timestamp_millis();
+        let (_, _) = run(&mut red, vec![record(now + 3_600_000, "skewed", 200, 5)], false);
+        let open: Vec<i64> = red.windows.keys().copied().collect();
+        assert_eq!(open.len(), 1);
+        assert!(open[0] <= now && now < open[0] + 10_000, "the window of now, not of an hour ahead");
     }
 
     #[test]
