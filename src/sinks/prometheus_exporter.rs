@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::{SinkConfig, SinkContext};
 use crate::config::registry::Task;
-use crate::event::{Bucket, EventData, Kinds, Metric, MetricKind, MetricValue, Quantile};
+use crate::event::{Bucket, EventData, Exemplar, Kinds, Metric, MetricKind, MetricValue, Quantile};
 use crate::prometheus::{format_float, full_name, sanitize};
 use crate::sources::http_receiver::{authorize, AuthConfig, Listener, Refusal};
 use crate::sources::tls::TlsConfig;
@@ -200,6 +200,9 @@ struct Series {
     value: MetricValue,
     timestamp: Option<DateTime<Utc>>,
     updated: Instant,
+    /// The latest exemplars received (a trace id among their labels), shown on
+    /// histogram buckets in OpenMetrics.
+    exemplars: Vec<Exemplar>,
 }
 
 impl Store {
@@ -231,9 +234,12 @@ impl Store {
                 merge(&mut series.value, value, metric.kind);
                 series.timestamp = metric.timestamp;
                 series.updated = now;
+                if !metric.exemplars.is_empty() {
+                    series.exemplars.clone_from(&metric.exemplars);
+                }
             }
             None => {
-                family.insert(labels, Series { value, timestamp: metric.timestamp, updated: now });
+                family.insert(labels, Series { value, timestamp: metric.timestamp, updated: now, exemplars: metric.exemplars.clone() });
             }
         }
     }
@@ -357,17 +363,23 @@ pub fn render(store: &Store, format: Format, now: Instant) -> String {
         }
         for (labels, series) in live {
             let timestamp = series.timestamp.filter(|_| !store.config.suppress_timestamp);
-            let mut lines = Lines { out: &mut out, format, name: family_name, labels, timestamp };
+            let mut lines = Lines { out: &mut out, format, name: family_name, labels, timestamp, exemplar: None };
             match &series.value {
                 MetricValue::Counter { value } | MetricValue::Gauge { value } => lines.sample(suffix, None, format_float(*value)),
                 MetricValue::Histogram { buckets, count, sum } => {
                     // Events count per bucket; Prometheus counts everything at or below each bound.
-                    let mut cumulative = 0;
+                    // An exemplar goes on the bucket its value falls in (OpenMetrics only).
+                    let (mut cumulative, mut below) = (0, f64::NEG_INFINITY);
+                    let exemplar_in = |low: f64, high: f64| series.exemplars.iter().filter(|_| format == Format::OpenMetrics).find(|e| e.value > low && e.value <= high);
                     for bucket in buckets.iter().filter(|b| b.upper_limit.is_finite()) {
                         cumulative += bucket.count;
+                        lines.exemplar = exemplar_in(below, bucket.upper_limit);
                         lines.sample("_bucket", Some(("le", bucket.upper_limit)), cumulative);
+                        below = bucket.upper_limit;
                     }
+                    lines.exemplar = exemplar_in(below, f64::INFINITY);
                     lines.sample("_bucket", Some(("le", f64::INFINITY)), count);
+                    lines.exemplar = None;
                     lines.sample("_sum", None, format_float(*sum));
                     lines.sample("_count", None, count);
                 }
@@ -392,6 +404,8 @@ struct Lines<'a> {
     name: &'a str,
     labels: &'a Labels,
     timestamp: Option<DateTime<Utc>>,
+    /// Written after the next sample: ` # {labels} value [timestamp]`.
+    exemplar: Option<&'a Exemplar>,
 }
 
 impl Lines<'_> {
@@ -423,6 +437,13 @@ impl Lines<'_> {
                 let _ = write!(self.out, " {}", t.timestamp_millis() as f64 / 1000.0);
             }
             (None, _) => {}
+        }
+        if let Some(e) = self.exemplar {
+            let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{}=\"{}\"", sanitize(k, false), escape(v))).collect();
+            let _ = write!(self.out, " # {{{}}} {}", labels.join(","), format_float(e.value));
+            if let Some(t) = e.timestamp {
+                let _ = write!(self.out, " {}", t.timestamp_millis() as f64 / 1000.0);
+            }
         }
         self.out.push('\n');
     }
@@ -672,6 +693,20 @@ mod tests {
         file.write_all(exposition.as_bytes()).unwrap();
         let output = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::from(file.reopen().unwrap())).output().expect("promtool (Debian's prometheus package) is installed");
         (output.status.code(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+    }
+
+    /// OpenMetrics carries a histogram's exemplars on the bucket of their value;
+    /// the text format has no place for them.
+    #[test]
+    fn exemplars_on_their_buckets_in_openmetrics() {
+        let now = Instant::now();
+        let mut metric = histogram(MetricKind::Incremental, &[(0.1, 2), (1.0, 1), (f64::INFINITY, 0)], 3, 0.9);
+        let at = DateTime::from_timestamp(1_732_613_000, 500_000_000);
+        metric.exemplars = vec![Exemplar { value: 0.7, timestamp: at, labels: BTreeMap::from([("trace_id".to_string(), "4bf92f3577b34da6a3ce929d0e0e4736".to_string())]) }];
+        let store = store_of(PrometheusExporterConfig { suppress_timestamp: true, ..Default::default() }, &[metric], now);
+        let open = render(&store, Format::OpenMetrics, now);
+        assert!(open.contains("latency_seconds_bucket{le=\"0.1\"} 2\nlatency_seconds_bucket{le=\"1.0\"} 3 # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.7 1732613000.5\nlatency_seconds_bucket{le=\"+Inf\"} 3\n"), "{open}");
+        assert!(!render(&store, Format::Text, now).contains("trace_id"));
     }
 
     #[test]

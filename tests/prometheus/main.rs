@@ -23,11 +23,11 @@ impl Prometheus {
     /// Start with `scrape_configs` and `remote_write` sections (YAML) of its
     /// config, where `SELF` stands for its own address.
     fn start(sections: &str) -> Prometheus {
-        Prometheus::start_on(free_port(), sections, false)
+        Prometheus::start_on(free_port(), sections, &[])
     }
 
-    /// On a given port; `receiver` turns on its remote write endpoint.
-    fn start_on(port: u16, sections: &str, receiver: bool) -> Prometheus {
+    /// On a given port, with extra flags (`--web.enable-remote-write-receiver` …).
+    fn start_on(port: u16, sections: &str, flags: &[&str]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         let sections = sections.replace("SELF", &format!("127.0.0.1:{port}"));
@@ -36,7 +36,7 @@ impl Prometheus {
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .args(receiver.then_some("--web.enable-remote-write-receiver"))
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
             .spawn()
@@ -238,7 +238,7 @@ fn the_sink_writes_to_prometheus_which_answers_the_same_values() {
     // Sent before Prometheus is up: the sink retries until it is.
     assert_eq!(post(otlp, "/v1/metrics", &otlp_metrics_now(), &["Content-Type: application/json"]).status, 200);
     std::thread::sleep(Duration::from_secs(1));
-    let prometheus = Prometheus::start_on(port, "", true);
+    let prometheus = Prometheus::start_on(port, "", &["--web.enable-remote-write-receiver"]);
     let value = |query: &str| -> Option<f64> { prometheus.query(query, None).first().and_then(|r| r["value"][1].as_str()?.parse().ok()) };
     wait_for("the samples in Prometheus", Duration::from_secs(60), || value("http_requests").is_some());
     assert_eq!(value(r#"http_requests{code="200",resource_service_name="orders",scope_name="orders.meter"}"#), Some(1500.0));
@@ -260,7 +260,7 @@ fn the_sink_writes_to_prometheus_which_answers_the_same_values() {
 #[test]
 fn samples_prometheus_refuses_are_counted_not_retried() {
     let (otlp, port) = (free_port(), free_port());
-    let _prometheus = Prometheus::start_on(port, "", true);
+    let _prometheus = Prometheus::start_on(port, "", &["--web.enable-remote-write-receiver"]);
     let mut pipeline = Pipeline::start(&otlp_to_remote_write(otlp, &format!("http://127.0.0.1:{port}/api/v1/write"), ""));
     listening(otlp);
     let value = |query: &str| -> Option<f64> { _prometheus.query(query, None).first().and_then(|r| r["value"][1].as_str()?.parse().ok()) };
@@ -431,5 +431,54 @@ fn red_serves_kong_plugin_metrics_that_kong_dashboard_queries_read() {
     assert_eq!(value(r#"kong_upstream_latency_ms_count{service="users"}"#), None, "no upstream latency when Kong answered alone");
     assert_eq!(value(r#"sum(kong_bandwidth_bytes{direction="egress",service="orders"})"#), Some(5.0 * 5120.0));
     assert_eq!(value(r#"sum(kong_bandwidth_bytes{direction="ingress"})"#), Some(6.0 * 1024.0));
+    pipeline.stop();
+}
+
+/// `red`'s exemplars (the slowest request's trace id) reach Prometheus through
+/// the exporter's OpenMetrics, on the bucket of their value.
+#[test]
+fn red_exemplars_reach_prometheus() {
+    let (http_log, exporter) = (free_port(), free_port());
+    let mut pipeline = Pipeline::start(&format!(
+        "[sources.kong]\ntype = \"kong_http_log\"\naddress = \"127.0.0.1:{http_log}\"\n\
+         [transforms.red]\ntype = \"red\"\ninputs = [\"kong\"]\ndimensions = [\"service\"]\nwindow_secs = 1\nallowed_lateness_secs = 0\n\
+         [sinks.exporter]\ntype = \"prometheus_exporter\"\ninputs = [\"red\"]\naddress = \"127.0.0.1:{exporter}\"\nsuppress_timestamp = true\n"
+    ));
+    listening(http_log);
+    let base: Value = serde_json::from_slice(&std::fs::read(here("tests/fixtures/kong/kong3_single.json")).unwrap()).unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let entries: Vec<Value> = [(20, "0af7651916cd43dd8448eb211c80319c"), (450, "4bf92f3577b34da6a3ce929d0e0e4736"), (90, "00000000000000000000000000000abc")]
+        .iter()
+        .map(|(ms, trace)| {
+            let mut e = base.clone();
+            e["latencies"]["request"] = json!(ms);
+            e["trace_id"] = json!({"w3c": trace});
+            e["started_at"] = json!(now);
+            e
+        })
+        .collect();
+    assert_eq!(post(http_log, "/", &serde_json::to_vec(&entries).unwrap(), &["Content-Type: application/json"]).status, 200);
+    let prometheus = Prometheus::start_on(
+        free_port(),
+        &format!("scrape_configs:\n  - job_name: red\n    static_configs:\n      - targets: ['127.0.0.1:{exporter}']\n"),
+        &["--enable-feature=exemplar-storage"],
+    );
+    let exemplars = || -> Vec<Value> {
+        let end = chrono::Utc::now().timestamp() + 60;
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-G", &format!("http://127.0.0.1:{}/api/v1/query_exemplars", prometheus.port)])
+            .args(["--data-urlencode", "query=http_request_duration_seconds_bucket", "--data-urlencode", &format!("start={}", end - 600), "--data-urlencode", &format!("end={end}")])
+            .output()
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        answer["data"].as_array().cloned().unwrap_or_default()
+    };
+    wait_for("an exemplar in Prometheus", Duration::from_secs(60), || !exemplars().is_empty());
+    let series = &exemplars()[0];
+    // The slowest of the three: 450 ms, in the bucket up to 0.7 s.
+    assert_eq!(series["seriesLabels"]["le"], "0.7", "{series}");
+    assert_eq!(series["seriesLabels"]["service"], "orders");
+    assert_eq!(series["exemplars"][0]["labels"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(series["exemplars"][0]["value"], "0.45");
     pipeline.stop();
 }
