@@ -310,7 +310,7 @@ impl Red {
                 continue;
             }
             used = true;
-            let Some(tags) = family.series_for(event, time, self.max_series, &mut self.key, out) else { continue };
+            family.series_for(event, time, self.max_series, &mut self.key, out);
             let families = &self.families;
             // Sized for the series known: a window mostly sees the same ones.
             let window = self.windows.entry(start).or_insert_with(|| families.iter().map(|f| HashMap::with_capacity(f.series.len())).collect());
@@ -319,7 +319,7 @@ impl Red {
                 Some(aggregate) => aggregate,
                 None => {
                     let values = family.metrics.iter().map(Value::new).collect();
-                    window[index].entry(self.key.as_str().into()).or_insert(Aggregate { tags, values })
+                    window[index].entry(self.key.as_str().into()).or_insert(Aggregate { tags: family.tags(&self.key), values })
                 }
             };
             for (metric, value) in family.metrics.iter().zip(aggregate.values.iter_mut()) {
@@ -401,9 +401,8 @@ impl Family {
         }
     }
 
-    /// The series of this event: its key left in `key`, its tags returned.
-    /// `None` when the family has nothing to say about the event.
-    fn series_for(&mut self, event: &Event, time: i64, max_series: usize, key: &mut String, out: &mut TransformOutput) -> Option<Arc<BTreeMap<String, String>>> {
+    /// Find or make the series of this event; its key is left in `key`.
+    fn series_for(&mut self, event: &Event, time: i64, max_series: usize, key: &mut String, out: &mut TransformOutput) {
         key.clear();
         for dimension in &self.dimensions {
             match dimension.value(event) {
@@ -418,7 +417,7 @@ impl Family {
         }
         if let Some(series) = self.series.get_mut(key.as_str()) {
             series.last_seen = series.last_seen.max(time);
-            return Some(series.tags.clone());
+            return;
         }
         if self.series.len() >= max_series {
             if !self.warned_overflow {
@@ -427,9 +426,10 @@ impl Family {
                 tracing::warn!(metrics = ?names, max_series, "red: too many label sets; new ones go to the overflow series ({OVERFLOW_TAG}=\"true\")");
             }
             out.count("red_overflow_events_total", 1);
+            // No series key starts with a letter: this one is apart.
             key.clear();
             key.push_str(OVERFLOW_TAG);
-            return Some(self.overflow.clone());
+            return;
         }
         let mut tags = BTreeMap::new();
         for dimension in &self.dimensions {
@@ -443,9 +443,12 @@ impl Family {
                 None => {}
             }
         }
-        let tags = Arc::new(tags);
-        self.series.insert(key.as_str().into(), Series { tags: tags.clone(), last_seen: time });
-        Some(tags)
+        self.series.insert(key.as_str().into(), Series { tags: Arc::new(tags), last_seen: time });
+    }
+
+    /// The tags of the series with this key.
+    fn tags(&self, key: &str) -> Arc<BTreeMap<String, String>> {
+        self.series.get(key).map_or_else(|| self.overflow.clone(), |series| series.tags.clone())
     }
 
     fn emit(&self, aggregate: Aggregate, namespace: &str, timestamp: DateTime<Utc>, out: &mut EventBatch) {

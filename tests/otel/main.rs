@@ -555,3 +555,28 @@ fn the_sink_waits_as_long_as_the_receiver_asks() {
     drop(sender);
     drop(receiver);
 }
+
+/// Spans from the real SDK through `red`: one series per service, span name,
+/// kind and status, the client span's error counted, the trace id as exemplar.
+#[test]
+fn red_counts_the_sdks_spans() {
+    let (grpc, http) = (free_port(), free_port());
+    let red = "[transforms.red]\ntype = \"red\"\ninputs = [\"otel.traces\"]\nspan_dimensions = [\"service.name\", \"span.name\", \"span.kind\", \"status.code\", \"attributes.http.route\"]\n";
+    let mut pipeline = Pipeline::start(&(otel_source("otel", grpc, http, "") + red + &file_sink("out", "red")));
+    listening(&[grpc, http]);
+    let ids = sdk("grpc", &format!("127.0.0.1:{grpc}"), false);
+    // The SDK has its answers: the spans are in the pipeline, and the windows are flushed when tapline stops.
+    pipeline.stop();
+    let metrics = read_json(&pipeline.path("out.jsonl"));
+    let value = |name: &str, span: &str| -> Vec<&Value> { metrics.iter().filter(|m| m["name"] == name && m["tags"]["span.name"] == span).collect() };
+    let server = value("requests_total", "GET /orders/{id}");
+    assert_eq!(server.len(), 1, "{metrics:#?}");
+    assert_eq!(server[0]["value"]["counter"]["value"], 1.0);
+    assert_eq!(server[0]["tags"], json!({"service.name": "checkout", "span.name": "GET /orders/{id}", "span.kind": "server", "status.code": "unset", "http.route": "/orders/{id}"}));
+    assert!(value("request_errors_total", "GET /orders/{id}").is_empty(), "the server span did not fail");
+    let errors = value("request_errors_total", "SELECT orders");
+    assert_eq!((errors.len(), &errors[0]["value"]["counter"]["value"], &errors[0]["tags"]["status.code"]), (1, &json!(1.0), &json!("error")));
+    let histogram = value("request_duration_seconds", "SELECT orders");
+    assert_eq!(histogram[0]["value"]["histogram"]["count"], 1);
+    assert_eq!(histogram[0]["exemplars"][0]["labels"]["trace_id"], ids["trace_id"]);
+}
