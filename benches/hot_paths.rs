@@ -97,7 +97,7 @@ fn clickhouse(c: &mut Criterion) {
     let event = Event::record(record.clone());
     let mut group = c.benchmark_group("clickhouse");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("json_each_row_record", |b| b.iter(|| tapline::sinks::clickhouse::encode_row(std::hint::black_box(&event), true).unwrap()));
+    group.bench_function("json_each_row_record", |b| b.iter(|| tapline::sinks::clickhouse::encode_row(std::hint::black_box(&event), tapline::sinks::clickhouse::schema::Server { datetime64: true, map: true }).unwrap()));
     let mut row = Vec::with_capacity(512);
     group.bench_function("row_binary_record", |b| {
         b.iter(|| {

@@ -67,6 +67,17 @@ fn pipeline(url: &str, db: &str, table: &str, extra: &str) -> String {
     )
 }
 
+/// Post one of the Kong fixtures to a `kong_http_log` source.
+fn post_fixture(port: u16, fixture: &str) {
+    let posted = Command::new("curl")
+        .args(["-sf", "-H", "Content-Type: application/json", "--data-binary"])
+        .arg(format!("@{}", here(&format!("tests/fixtures/kong/{fixture}")).display()))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    assert!(posted.status.success(), "{fixture}");
+}
+
 const TABLE: &str = "(time DateTime, service String, status UInt16, latency_ms Float64, request_id String) ENGINE = MergeTree ORDER BY (service, time)";
 
 fn line(i: usize, service: &str, status: Value) -> String {
@@ -152,13 +163,7 @@ fn kong_records_go_straight_in() {
     .unwrap();
     let child = bin().args(["run", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
     wait_for("the HTTP source", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-    let posted = Command::new("curl")
-        .args(["-sf", "-H", "Content-Type: application/json", "--data-binary"])
-        .arg(format!("@{}", here("tests/fixtures/kong/kong3_array5.json").display()))
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .unwrap();
-    assert!(posted.status.success());
+    post_fixture(port, "kong3_array5.json");
     wait_for("5 rows", Duration::from_secs(30), || query(&url, &format!("SELECT count() FROM {db}.requests")).trim() == "5");
     signal(&child, "TERM");
     assert!(wait(child, Duration::from_secs(60)).status.success());
@@ -266,13 +271,7 @@ fn request_records_read_back_equal_on_old_and_current_clickhouse() {
     let child = bin().args(["run", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
     wait_for("the HTTP source", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     for fixture in ["kong3_single.json", "kong3_array5.json", "kong2_variants.json", "kong_stream.json", "kong_no_service.json"] {
-        let posted = Command::new("curl")
-            .args(["-sf", "-H", "Content-Type: application/json", "--data-binary"])
-            .arg(format!("@{}", here(&format!("tests/fixtures/kong/{fixture}")).display()))
-            .arg(format!("http://127.0.0.1:{port}/"))
-            .output()
-            .unwrap();
-        assert!(posted.status.success(), "{fixture}");
+        post_fixture(port, fixture);
     }
     let count = |url: &str, table: &str| {
         let out = Command::new("curl").args(["-s", &format!("{url}/"), "--data-binary", &format!("SELECT count() FROM {db}.{table}")]).output().unwrap();
@@ -567,5 +566,59 @@ fn inserts_run_up_to_request_concurrency_at_once() {
         assert!(child.wait().unwrap().success());
         assert!(expected.contains(&most), "concurrency {concurrency}: {most} inserts seen at once");
         assert_eq!(query(&url, &format!("SELECT count() FROM {db}.requests")).trim(), "60");
+    }
+}
+
+/// A request-record table made by an older tapline (no `tags` columns) gets
+/// them added, in place; enriched records then land with their tags, in
+/// RowBinary and in JSONEachRow (two arrays on a server without `Map`).
+#[test]
+fn an_older_record_table_gets_the_tags_columns() {
+    let Some(url) = clickhouse() else { return };
+    let db = database(&url, "tags");
+    let server = tapline::sinks::clickhouse::schema::Server::from_version(&query(&url, "SELECT version()"));
+    for table in ["requests_rb", "requests_json"] {
+        query(&url, &tapline::sinks::clickhouse::schema::request_record_table_sql(&db, table, server));
+        for column in if server.map { vec!["tags"] } else { vec!["tags_keys", "tags_values"] } {
+            query(&url, &format!("ALTER TABLE {db}.{table} DROP COLUMN {column}"));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("teams.csv"), "service,team\norders,payments\n").unwrap();
+    let port = free_port();
+    let sink = |id: &str, format: &str, table: &str| {
+        format!(
+            "[sinks.{id}]\ntype = \"clickhouse\"\ninputs = [\"teams\"]\nendpoint = \"{url}\"\ndatabase = \"{db}\"\ntable = \"{table}\"\n\
+             format = \"{format}\"\nschema = \"request_record\"\ncreate_table = true\nbatch.timeout_secs = 0.2\n"
+        )
+    };
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nenabled = false\n[sources.kong]\ntype = \"kong_http_log\"\naddress = \"127.0.0.1:{port}\"\n\
+             [transforms.teams]\ntype = \"enrich\"\ninputs = [\"kong\"]\n[[transforms.teams.tables]]\ntype = \"file\"\npath = \"{}\"\nkey = \"service\"\n{}{}",
+            dir.path().join("teams.csv").display(),
+            sink("rb", "row_binary", "requests_rb"),
+            sink("json", "json_each_row", "requests_json")
+        ),
+    )
+    .unwrap();
+    let child = bin().args(["run", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("the HTTP source", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    post_fixture(port, "kong3_single.json");
+    let count = |table: &str| query(&url, &format!("SELECT count() FROM {db}.{table}")).trim() == "1";
+    wait_for("a row in both tables", Duration::from_secs(60), || count("requests_rb") && count("requests_json"));
+    signal(&child, "TERM");
+    let output = wait(child, Duration::from_secs(60));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("added a column the built-in table lacked"), "{log}");
+    for table in ["requests_rb", "requests_json"] {
+        let tags = if server.map { "tags['team']" } else { "tags_values[indexOf(tags_keys, 'team')]" };
+        assert_eq!(query(&url, &format!("SELECT service, {tags} FROM {db}.{table} FORMAT TabSeparated")), "orders\tpayments\n", "{table}");
+        // Where the older table had none: at the end, after `cmdline`.
+        let columns = query(&url, &format!("SELECT name FROM system.columns WHERE database = '{db}' AND table = '{table}' FORMAT TabSeparated"));
+        assert!(columns.trim_end().ends_with(if server.map { "cmdline\ntags" } else { "cmdline\ntags_keys\ntags_values" }), "{columns}");
     }
 }

@@ -276,7 +276,7 @@ impl Writer {
         match (self.config.format, &event.data) {
             (Format::JsonEachRow, EventData::Span(span)) if self.config.schema == Some(Schema::Span) => Ok(schema::span_row(span, self.server)),
             (Format::JsonEachRow, EventData::Metric(metric)) if self.config.schema == Some(Schema::Metric) => Ok(schema::metric_row(metric, self.server)),
-            (Format::JsonEachRow, _) => encode_row(event, self.server.datetime64),
+            (Format::JsonEachRow, _) => encode_row(event, self.server),
             (Format::RowBinary, EventData::Record(record)) => {
                 let mut row = Vec::with_capacity(256);
                 schema::write_row_binary(record, self.server, &mut row);
@@ -319,6 +319,27 @@ impl Writer {
         }
     }
 
+    /// A built-in table made by an older tapline lacks the newer columns (a
+    /// request record's `tags`): add them where they belong, since inserts
+    /// name no columns. `columns` are the definitions (`name Type`) in order.
+    async fn add_missing_columns(&self, table: &str, columns: &[String]) -> Result<(), String> {
+        let name = format!("{}.{}", quote_identifier(&self.config.database), quote_identifier(table));
+        let described = self.statement(&format!("DESCRIBE TABLE {name} FORMAT TabSeparated")).await?;
+        let present: std::collections::HashSet<&str> = described.lines().filter_map(|line| line.split('\t').next()).collect();
+        let mut previous: Option<&str> = None;
+        // An old server's map is two columns in one definition.
+        for definition in columns.iter().flat_map(|c| c.split(",\n")).map(str::trim) {
+            let column = definition.split(' ').next().unwrap_or_default();
+            if !present.contains(column) {
+                let after = previous.map(|p| format!(" AFTER {}", quote_identifier(p))).unwrap_or_default();
+                self.statement(&format!("ALTER TABLE {name} ADD COLUMN {definition}{after}")).await?;
+                tracing::info!(component = %self.report.id, table, column, "added a column the built-in table lacked");
+            }
+            previous = Some(column);
+        }
+        Ok(())
+    }
+
     /// Insert a table's rows; split on bad data until each bad row stands alone.
     async fn flush(self: Arc<Self>, table: String, pending: Pending) {
         let table = table.as_str();
@@ -327,13 +348,18 @@ impl Writer {
             if !created {
                 let create_database = format!("CREATE DATABASE IF NOT EXISTS {}", quote_identifier(&self.config.database));
                 let (database, server) = (&self.config.database, self.server);
-                let ddl = match schema {
-                    Schema::RequestRecord => schema::request_record_table_sql(database, table, server),
-                    Schema::Span => schema::span_table_sql(database, table, server),
-                    Schema::Metric => schema::metric_table_sql(database, table, server),
+                let (ddl, columns) = match schema {
+                    Schema::RequestRecord => (schema::request_record_table_sql(database, table, server), schema::request_record_columns(server)),
+                    Schema::Span => (schema::span_table_sql(database, table, server), schema::span_columns(server)),
+                    Schema::Metric => (schema::metric_table_sql(database, table, server), schema::metric_columns(server)),
                 };
-                match self.statement(&create_database).await.and(self.statement(&ddl).await) {
-                    Ok(_) => {
+                let made = async {
+                    self.statement(&create_database).await?;
+                    self.statement(&ddl).await?;
+                    self.add_missing_columns(table, &columns).await
+                };
+                match made.await {
+                    Ok(()) => {
                         self.created.lock().unwrap_or_else(|e| e.into_inner()).insert(table.to_string());
                     }
                     Err(e) => tracing::error!(component = %self.report.id, table, error = %e, "cannot create the table"),
@@ -438,9 +464,11 @@ impl Writer {
 /// One event as a JSONEachRow line. Timestamps are written as ClickHouse's
 /// `DateTime` reads them without settings: `YYYY-MM-DD hh:mm:ss`, UTC; with
 /// milliseconds for the built-in tables' `DateTime64(3)`.
-pub fn encode_row(event: &Event, fractional_seconds: bool) -> Result<Vec<u8>, String> {
+pub fn encode_row(event: &Event, server: schema::Server) -> Result<Vec<u8>, String> {
+    let fractional_seconds = server.datetime64;
     let mut row = match &event.data {
         EventData::Log(v) => serde_json::to_vec(&ClickHouseJson(v, fractional_seconds)),
+        EventData::Record(r) if !server.map && !r.tags.is_empty() => return record_row_without_map(r, fractional_seconds),
         EventData::Record(r) => return record_row(r, fractional_seconds),
         _ => return Err("only logs and request records go to ClickHouse".into()),
     }
@@ -463,6 +491,20 @@ fn record_row(record: &RequestRecord, fractional_seconds: bool) -> Result<Vec<u8
     row.extend_from_slice(rest);
     row.push(b'\n');
     Ok(row)
+}
+
+/// A request record with tags for a server without `Map` (before 21.8): the
+/// tags go as the `tags_keys` and `tags_values` arrays of the built-in table.
+fn record_row_without_map(record: &RequestRecord, fractional_seconds: bool) -> Result<Vec<u8>, String> {
+    let mut value = serde_json::to_value(record).map_err(|e| format!("cannot encode a row: {e}"))?;
+    let row = value.as_object_mut().ok_or("a request record is an object")?;
+    row.remove("tags");
+    row.insert("tags_keys".into(), record.tags.keys().cloned().collect());
+    row.insert("tags_values".into(), record.tags.values().cloned().collect());
+    row.insert("time".into(), clickhouse_time(&record.time, fractional_seconds).to_string().into());
+    let mut line = serde_json::to_vec(&value).map_err(|e| format!("cannot encode a row: {e}"))?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// A time as ClickHouse's `DateTime` (or `DateTime64(3)`) reads it without settings, UTC.
@@ -560,26 +602,38 @@ mod tests {
         assert!(matches!(classify(400, "bad"), Refusal::Data));
     }
 
+    const OLD: Server = Server { datetime64: false, map: false };
+    const MODERN: Server = Server { datetime64: true, map: true };
+
     #[test]
     fn records_are_written_from_the_struct_with_clickhouse_time() {
+        let (old, modern) = (OLD, MODERN);
         let record = RequestRecord { time: "2024-11-26T09:23:20.121Z".parse().unwrap(), service: Some("orders".into()), status: Some(200), ..Default::default() };
-        let row = String::from_utf8(encode_row(&Event::record(record.clone()), true).unwrap()).unwrap();
+        let row = String::from_utf8(encode_row(&Event::record(record.clone()), modern).unwrap()).unwrap();
         assert!(row.starts_with("{\"time\":\"2024-11-26 09:23:20.121\",\"observation_point\":\"gateway\""), "{row}");
         let parsed: serde_json::Value = serde_json::from_str(&row).unwrap();
         let mut expected = serde_json::to_value(&record).unwrap();
         expected["time"] = "2024-11-26 09:23:20.121".into();
         assert_eq!(parsed, expected);
-        assert!(String::from_utf8(encode_row(&Event::record(record), false).unwrap()).unwrap().starts_with("{\"time\":\"2024-11-26 09:23:20\","));
+        assert!(String::from_utf8(encode_row(&Event::record(record.clone()), old).unwrap()).unwrap().starts_with("{\"time\":\"2024-11-26 09:23:20\","));
+        // Tags: a map where the server has `Map`, two arrays before.
+        let tagged = Event::record(RequestRecord { tags: [("team".to_string(), "pay".to_string()), ("zone".to_string(), "a".to_string())].into(), ..record });
+        let row: serde_json::Value = serde_json::from_slice(&encode_row(&tagged, modern).unwrap()).unwrap();
+        assert_eq!(row["tags"], serde_json::json!({"team": "pay", "zone": "a"}));
+        let row: serde_json::Value = serde_json::from_slice(&encode_row(&tagged, old).unwrap()).unwrap();
+        assert_eq!((&row["tags_keys"], &row["tags_values"], row.get("tags")), (&serde_json::json!(["team", "zone"]), &serde_json::json!(["pay", "a"]), None));
+        assert_eq!(row["time"], "2024-11-26 09:23:20");
     }
 
     #[test]
     fn rows_use_clickhouse_datetime_text() {
+        let (old, modern) = (OLD, MODERN);
         let mut event = Event::log(Value::from(serde_json::json!({"a": 1})));
         if let EventData::Log(v) = &mut event.data {
             v.insert(vrl::path!("t"), Value::Timestamp("2024-11-26T09:23:20.121Z".parse().unwrap()));
         }
-        assert_eq!(String::from_utf8(encode_row(&event, false).unwrap()).unwrap(), "{\"a\":1,\"t\":\"2024-11-26 09:23:20\"}\n");
-        assert_eq!(String::from_utf8(encode_row(&event, true).unwrap()).unwrap(), "{\"a\":1,\"t\":\"2024-11-26 09:23:20.121\"}\n");
+        assert_eq!(String::from_utf8(encode_row(&event, old).unwrap()).unwrap(), "{\"a\":1,\"t\":\"2024-11-26 09:23:20\"}\n");
+        assert_eq!(String::from_utf8(encode_row(&event, modern).unwrap()).unwrap(), "{\"a\":1,\"t\":\"2024-11-26 09:23:20.121\"}\n");
         assert_eq!(Server::from_version("26.9.2.1\n"), Server { datetime64: true, map: true });
         assert_eq!(Server::from_version("21.3.1"), Server { datetime64: true, map: false });
         assert_eq!(Server::from_version("18.16.1"), Server { datetime64: false, map: false });

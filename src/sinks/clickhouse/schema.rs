@@ -219,14 +219,18 @@ fn record_fields(r: &RequestRecord) -> [Field<'_>; 44] {
 /// partitions are days, so old data goes by dropping partitions (or by a TTL
 /// added with ALTER TABLE on servers that have it).
 pub fn request_record_table_sql(database: &str, table: &str, server: Server) -> String {
-    let columns: Vec<String> = REQUEST_RECORD
+    create_table(database, table, &request_record_columns(server), "time")
+}
+
+/// The request-record table's column definitions, in order (`name Type`).
+pub fn request_record_columns(server: Server) -> Vec<String> {
+    REQUEST_RECORD
         .iter()
         .map(|(name, column)| match column {
             Column::Tags => server.map_columns(name),
             _ => format!("    {name} {}", column.sql(server.datetime64)),
         })
-        .collect();
-    create_table(database, table, &columns, "time")
+        .collect()
 }
 
 fn create_table(database: &str, table: &str, columns: &[String], order_by: &str) -> String {
@@ -243,8 +247,13 @@ fn create_table(database: &str, table: &str, columns: &[String], order_by: &str)
 /// are "this service's operations over this time"; a trace is read by
 /// `trace_id` within a time range. Events and links are JSON text.
 pub fn span_table_sql(database: &str, table: &str, server: Server) -> String {
+    create_table(database, table, &span_columns(server), "(service_name, name, time)")
+}
+
+/// The span table's column definitions, in order.
+pub fn span_columns(server: Server) -> Vec<String> {
     let (time, label) = (server.time(), server.label());
-    let columns = [
+    vec![
         format!("    time {time}"),
         "    trace_id String".to_string(),
         "    span_id String".to_string(),
@@ -265,16 +274,20 @@ pub fn span_table_sql(database: &str, table: &str, server: Server) -> String {
         server.map_columns("resource"),
         "    events String".to_string(),
         "    links String".to_string(),
-    ];
-    create_table(database, table, &columns, "(service_name, name, time)")
+    ]
 }
 
 /// The metric table: one row per metric event. Counters and gauges fill
 /// `value`; histograms and summaries `count`, `sum` and their arrays
 /// (histogram buckets are not cumulative). ORDER BY (name, time).
 pub fn metric_table_sql(database: &str, table: &str, server: Server) -> String {
+    create_table(database, table, &metric_columns(server), "(name, time)")
+}
+
+/// The metric table's column definitions, in order.
+pub fn metric_columns(server: Server) -> Vec<String> {
     let (time, label) = (server.time(), server.label());
-    let columns = [
+    vec![
         format!("    time {time}"),
         format!("    name {label}"),
         "    namespace String".to_string(),
@@ -288,8 +301,7 @@ pub fn metric_table_sql(database: &str, table: &str, server: Server) -> String {
         "    bucket_counts Array(UInt64)".to_string(),
         "    quantiles Array(Float64)".to_string(),
         "    quantile_values Array(Float64)".to_string(),
-    ];
-    create_table(database, table, &columns, "(name, time)")
+    ]
 }
 
 /// One span as a JSONEachRow line of the span table.
