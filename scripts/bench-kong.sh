@@ -14,10 +14,6 @@ work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 bin=target/release/tapline
 source scripts/bench-lib.sh
-report() { # name entries wall cpu rss
-  awk -v name="$1" -v n="$2" -v wall="$3" -v cpu="$4" -v rss="$5" 'BEGIN {
-    printf "%-14s %9d entries in %5.1f s: %8.0f entries/s, %5.2f CPU-s per million, peak RSS %.1f MiB\n", name, n, wall, n / wall, cpu / n * 1e6, rss }'
-}
 
 # 1. HTTP: a body of 100 entries, ids varied.
 python3 - "$work/body.json" <<'PY'

@@ -15,3 +15,8 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps(entry, separators=(",", ":")) + "\n")
 PY
 }
+# report NAME ENTRIES WALL CPU RSS: one line of rate, CPU-seconds per million and peak memory.
+report() {
+  awk -v name="$1" -v n="$2" -v wall="$3" -v cpu="$4" -v rss="$5" 'BEGIN {
+    printf "%-22s %9d entries in %5.1f s: %8.0f entries/s, %5.2f CPU-s per million, peak RSS %.1f MiB\n", name, n, wall, n / wall, cpu / n * 1e6, rss }'
+}

@@ -52,8 +52,7 @@ run() { # name config component
   end=$(date +%s.%N)
   cpu=$(cpu_secs $pid); rss=$(peak_mib $pid)
   kill $pid; wait $pid || true
-  awk -v name="$1" -v n="$lines" -v wall="$(echo "$end - $start" | bc)" -v cpu="$cpu" -v rss="$rss" 'BEGIN {
-    printf "%-22s %9d entries in %5.1f s: %8.0f entries/s, %5.2f CPU-s per million, peak RSS %.1f MiB\n", name, n, wall, n / wall, cpu / n * 1e6, rss }'
+  report "$1" "$lines" "$(echo "$end - $start" | bc)" "$cpu" "$rss"
 }
 run "kong_file_log alone" benches/kong-file-log.toml out
 run "red, 10k series" benches/red.toml red
