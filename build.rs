@@ -1,6 +1,7 @@
 //! Compiles the eBPF programs in `ebpf/` with clang (`$CLANG`, default
 //! `clang`) into OUT_DIR, for the `ebpf` source to embed. Without clang the
 //! crate still builds; the `ebpf` source then refuses to start and says why.
+//! Nothing is compiled in a build without the `ebpf` feature.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,6 +11,10 @@ fn main() {
     println!("cargo::rerun-if-env-changed=CLANG");
     for file in ["ebpf/socket_trace.bpf.c", "ebpf/socket_trace.h", "ebpf/vmlinux.h"] {
         println!("cargo::rerun-if-changed={file}");
+    }
+    // Built without the `ebpf` source: no kernel programs to compile.
+    if std::env::var_os("CARGO_FEATURE_EBPF").is_none() {
+        return;
     }
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
         println!("cargo::warning=the eBPF programs are written for x86-64 (uprobe registers); the ebpf source is left out");

@@ -30,3 +30,8 @@ if ! "$HOME/.cargo/bin/tansu" --version 2>/dev/null | grep -qx "tansu $tansu_ver
   echo "installing: tansu $tansu_version (cargo install, once)"
   cargo install tansu --version "$tansu_version" --locked --features dynostore
 fi
+
+# The style checks of scripts/test.sh: rustfmt and clippy, parts of the toolchain.
+for tool in rustfmt clippy; do
+  cargo "${tool/rustfmt/fmt}" --version >/dev/null 2>&1 || { echo "installing: $tool (rustup component)"; rustup component add "$tool"; }
+done

@@ -6,8 +6,19 @@ use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{self, ComponentConfig, Config, ConfigPaths, Diagnostic};
+use crate::config::{self, Config, ConfigPaths, Diagnostic};
+use crate::registry::ComponentConfig;
 use crate::topology::RunningTopology;
+
+/// The process's exit codes.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// Something failed while running: a component, or the drain deadline passed.
+    pub const FAILURE: i32 = 1;
+    /// A config error, or a machine that cannot run the config (sysexits'
+    /// EX_CONFIG, as Vector uses).
+    pub const CONFIG: i32 = 78;
+}
 
 pub struct RunOptions {
     /// Empty: run the embedded quickstart pipeline.
@@ -61,14 +72,14 @@ pub async fn run(options: RunOptions) -> i32 {
         Ok(config) => config,
         Err(errors) => {
             report(&errors);
-            return 78;
+            return exit::CONFIG;
         }
     };
     report(&config.warnings);
     if let Some(dir) = &config.global.data_dir {
         if let Err(e) = std::fs::create_dir_all(dir) {
             eprintln!("error: cannot create data_dir {}: {e}", dir.display());
-            return 78;
+            return exit::CONFIG;
         }
     }
     if config.global.api.enabled {
@@ -78,7 +89,7 @@ pub async fn run(options: RunOptions) -> i32 {
             Err(e) if !config.global.api.explicit => tracing::warn!("{e}; running without the admin API"),
             Err(e) => {
                 eprintln!("error: {e}");
-                return 78;
+                return exit::CONFIG;
             }
         }
     }
@@ -86,7 +97,7 @@ pub async fn run(options: RunOptions) -> i32 {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
-            return 78;
+            return exit::CONFIG;
         }
     };
     tracing::info!(components = config.components.len(), "tapline started");
@@ -95,7 +106,7 @@ pub async fn run(options: RunOptions) -> i32 {
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
     else {
         eprintln!("error: cannot install signal handlers");
-        return 1;
+        return exit::FAILURE;
     };
     let mut seen = fingerprint(&config.files);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -138,13 +149,13 @@ pub async fn run(options: RunOptions) -> i32 {
     let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
     if failed > 0 {
         tracing::error!(failed, "stopped; some components failed (see their errors above)");
-        1
+        exit::FAILURE
     } else if drained {
         tracing::info!("stopped; every event in flight was handed on");
-        0
+        exit::OK
     } else {
         tracing::error!("stopped before everything drained");
-        1
+        exit::FAILURE
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::config::{ComponentKind, Config};
+use crate::component::ComponentKind;
+use crate::config::Config;
 
 /// Every edge: (upstream component, its output port, downstream component).
 fn edges(config: &Config) -> Vec<(&str, Option<&str>, &str)> {

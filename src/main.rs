@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tapline::app::{self, RunOptions};
-use tapline::config::{registry, ComponentKind, ConfigPaths};
+use tapline::app::{self, exit, RunOptions};
+use tapline::component::ComponentKind;
+use tapline::config::ConfigPaths;
+use tapline::registry;
 
 // glibc's malloc spends most of a busy pipeline's time on events that are
 // allocated on one thread and freed on another; mimalloc does not.
@@ -108,11 +110,11 @@ fn main() -> ExitCode {
                     GraphFormat::Dot => tapline::graph_view::dot(&cfg),
                     GraphFormat::Mermaid => tapline::graph_view::mermaid(&cfg),
                 });
-                0
+                exit::OK
             }
             Err(errors) => {
                 app::report(&errors);
-                78
+                exit::CONFIG
             }
         },
         Command::Test { config } => unit_tests(&config.paths()),
@@ -120,10 +122,13 @@ fn main() -> ExitCode {
             for kind in [ComponentKind::Source, ComponentKind::Transform, ComponentKind::Sink] {
                 println!("{}s:", kind.as_str());
                 for t in registry::TYPES.iter().filter(|t| t.kind == kind) {
-                    println!("  {:<18} {}", t.name, t.description);
+                    match t.missing_feature {
+                        None => println!("  {:<23} {}", t.name, t.description),
+                        Some(feature) => println!("  {:<23} (not in this build: needs the `{feature}` feature) {}", t.name, t.description),
+                    }
                 }
             }
-            0
+            exit::OK
         }
     };
     ExitCode::from(code.clamp(0, 255) as u8)
@@ -135,7 +140,7 @@ fn validate(paths: &ConfigPaths, no_environment: bool) -> i32 {
         Err(errors) => {
             app::report(&errors);
             eprintln!("invalid: {} error(s)", errors.len());
-            return 78;
+            return exit::CONFIG;
         }
     };
     app::report(&config.warnings);
@@ -143,11 +148,11 @@ fn validate(paths: &ConfigPaths, no_environment: bool) -> i32 {
         let problems = app::check_environment(&config);
         if !problems.is_empty() {
             app::report(&problems);
-            return 78;
+            return exit::CONFIG;
         }
     }
     println!("valid: {} component(s), {} warning(s)", config.components.len(), config.warnings.len());
-    0
+    exit::OK
 }
 
 fn unit_tests(paths: &ConfigPaths) -> i32 {
@@ -155,12 +160,12 @@ fn unit_tests(paths: &ConfigPaths) -> i32 {
         Ok(config) => config,
         Err(errors) => {
             app::report(&errors);
-            return 78;
+            return exit::CONFIG;
         }
     };
     if config.tests.is_empty() {
         eprintln!("error: the config has no [[tests]]");
-        return 78;
+        return exit::CONFIG;
     }
     let mut failed = 0;
     for test in &config.tests {
@@ -176,5 +181,5 @@ fn unit_tests(paths: &ConfigPaths) -> i32 {
         }
     }
     println!("{} passed, {} failed", config.tests.len() - failed, failed);
-    i32::from(failed > 0)
+    if failed > 0 { exit::FAILURE } else { exit::OK }
 }

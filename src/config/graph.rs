@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::{ComponentConfig, ComponentKind, Config, Diagnostic};
+use super::{Config, Diagnostic};
+use crate::component::{ComponentKind, OutputDef};
+use crate::registry::ComponentConfig;
 use crate::event::Kinds;
 
 /// An output of a component: `id` (its default output) or `id.name`.
@@ -20,23 +22,6 @@ impl fmt::Display for OutputId {
             Some(port) => write!(f, "{}.{port}", self.component),
             None => f.write_str(&self.component),
         }
-    }
-}
-
-/// A named output of a component, and what it carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputDef {
-    pub port: Option<String>,
-    pub kinds: Kinds,
-}
-
-impl OutputDef {
-    pub fn default(kinds: Kinds) -> Self {
-        OutputDef { port: None, kinds }
-    }
-
-    pub fn named(port: impl Into<String>, kinds: Kinds) -> Self {
-        OutputDef { port: Some(port.into()), kinds }
     }
 }
 

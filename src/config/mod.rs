@@ -6,7 +6,6 @@
 mod diagnostic;
 mod env;
 mod graph;
-pub mod registry;
 pub mod unit_test;
 
 use std::collections::BTreeMap;
@@ -18,47 +17,13 @@ use serde::Deserialize;
 use toml_edit::{ImDocument, Item};
 
 pub use diagnostic::{Diagnostic, Pos, Severity};
-pub use graph::{OutputDef, OutputId};
+pub use graph::OutputId;
 
-use crate::sinks::SinkConfig;
-use crate::sources::SourceConfig;
-use crate::topology::buffer::BufferConfig;
-use crate::transforms::TransformConfig;
+use crate::component::{BufferConfig, ComponentKind, OutputDef};
+use crate::registry::{self, ComponentConfig};
 
 /// The embedded default pipeline: runs with no file and no external service.
 pub const QUICKSTART: &str = include_str!("../../config/examples/quickstart.toml");
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ComponentKind {
-    Source,
-    Transform,
-    Sink,
-}
-
-impl ComponentKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ComponentKind::Source => "source",
-            ComponentKind::Transform => "transform",
-            ComponentKind::Sink => "sink",
-        }
-    }
-
-    pub(crate) fn table(self) -> &'static str {
-        match self {
-            ComponentKind::Source => "sources",
-            ComponentKind::Transform => "transforms",
-            ComponentKind::Sink => "sinks",
-        }
-    }
-}
-
-#[derive(Debug)]
-pub enum ComponentConfig {
-    Source(Box<dyn SourceConfig>),
-    Transform(Box<dyn TransformConfig>),
-    Sink(Box<dyn SinkConfig>),
-}
 
 /// One `inputs` entry as written, and the outputs it names once resolved.
 #[derive(Debug, Clone)]
@@ -100,7 +65,7 @@ impl Component {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
-    #[serde(default = "enabled")]
+    #[serde(default = "crate::defaults::yes")]
     pub enabled: bool,
     #[serde(default = "api_address")]
     pub address: String,
@@ -109,9 +74,6 @@ pub struct ApiConfig {
     pub explicit: bool,
 }
 
-fn enabled() -> bool {
-    true
-}
 
 fn api_address() -> String {
     "127.0.0.1:8686".into()
@@ -366,18 +328,28 @@ fn build_component(
         return Err(vec![Diagnostic::error(format!("{} `{id}` must be a table", kind.as_str())).at(pos)]);
     };
     let mut errors = Vec::new();
-    let type_name = match table.get("type") {
+    let component_type = match table.get("type") {
         None => return Err(vec![Diagnostic::error(format!("{} `{id}` has no `type`", kind.as_str()))
             .with_help(format!("one of: {}", registry::names(kind).join(", ")))
             .at(pos)]),
         Some(t) => match t.as_str() {
-            Some(name) if registry::names(kind).contains(&name) => name.to_string(),
-            Some(name) => {
-                return Err(vec![Diagnostic::unknown(&format!("{} type", kind.as_str()), name, &registry::names(kind)).at(at(t.span()))]);
-            }
+            Some(name) => match registry::find(kind, name) {
+                Some(ty) => match ty.missing_feature {
+                    None => ty,
+                    Some(feature) => {
+                        return Err(vec![Diagnostic::error(format!("{} type `{name}` is not in this build of tapline", kind.as_str()))
+                            .with_help(format!("build with the `{feature}` feature (it is in the default set): cargo build --features {feature}"))
+                            .at(at(t.span()))]);
+                    }
+                },
+                None => {
+                    return Err(vec![Diagnostic::unknown(&format!("{} type", kind.as_str()), name, &registry::names(kind)).at(at(t.span()))]);
+                }
+            },
             None => return Err(vec![Diagnostic::error("`type` must be a string").at(at(t.span()))]),
         },
     };
+    let type_name = component_type.name.to_string();
 
     let mut inputs = Vec::new();
     if kind != ComponentKind::Source {
@@ -433,7 +405,7 @@ fn build_component(
     }
     let fingerprint = serde_json::Value::deserialize(toml_edit::Value::InlineTable(fingerprint_table).into_deserializer())
         .unwrap_or(serde_json::Value::Null);
-    let config = match registry::parse(kind, &type_name, toml_edit::Value::InlineTable(own)) {
+    let config = match component_type.parse(toml_edit::Value::InlineTable(own)) {
         Ok(config) => Some(config),
         Err(e) => {
             errors.push(de_error(e, at).with_context(format!("in {} `{id}` (type `{type_name}`)", kind.as_str())));

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{ComponentConfig, ComponentKind, Config, Diagnostic, OutputId, Pos};
 use crate::event::{Event, EventBatch, Value};
-use crate::transforms::filter::Condition;
-use crate::transforms::{Transform, TransformOutput};
+use crate::component::{Transform, TransformOutput};
+use crate::transforms::util::{Condition, VrlProgram};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,7 +205,7 @@ fn make_event(input: &TestInput) -> Result<Event, String> {
         }
         InputType::Vrl => {
             let source = input.source.as_deref().unwrap_or_default();
-            let mut program = crate::transforms::VrlProgram::compile(source, false)?;
+            let mut program = VrlProgram::compile(source, false)?;
             let mut target = Value::Object(Default::default());
             let result = program.run(&mut target).map_err(|e| format!("input program failed: {e}"))?;
             Ok(Event::log(result))

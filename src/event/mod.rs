@@ -13,7 +13,7 @@ pub use field::FieldPath;
 pub use finalization::{BatchNotifier, BatchStatus, BatchStatusReceiver, EventStatus, Finalizers};
 pub use metric::{Bucket, Exemplar, Metric, MetricKind, MetricValue, Quantile};
 pub use record::{FieldRef, ObservationPoint, RequestRecord, SignalSource};
-pub use span::{Span, SpanEvent, SpanKind, SpanLink, SpanStatus, StatusCode};
+pub use span::{parse_traceparent, Span, SpanEvent, SpanKind, SpanLink, SpanStatus, StatusCode};
 pub use vrl::value::{KeyString, ObjectMap, Value};
 
 use serde::Serialize;

@@ -189,8 +189,11 @@ impl Scope {
 /// Items grouped by resource, then by scope, keeping first-seen order. A batch
 /// holds few distinct resources, so a linear search is cheaper than hashing values.
 struct Groups<K, T> {
-    groups: Vec<(K, Vec<(Scope, Vec<T>)>)>,
+    groups: Vec<(K, Vec<ScopeItems<T>>)>,
 }
+
+/// One scope's items.
+type ScopeItems<T> = (Scope, Vec<T>);
 
 impl<K: PartialEq, T> Groups<K, T> {
     fn new() -> Self {

@@ -88,7 +88,7 @@ pub fn decode_v2(request: v2::Request) -> Result<Decoded, String> {
         return Err("symbols must start with the empty string".into());
     }
     let pairs = |refs: &[u32]| -> Result<Vec<(String, String)>, String> {
-        if refs.len() % 2 != 0 {
+        if !refs.len().is_multiple_of(2) {
             return Err(format!("labels_refs has an odd length ({})", refs.len()));
         }
         let symbol = |r: u32| symbols.get(r as usize).cloned().ok_or_else(|| format!("symbol reference {r} is past the {} symbols", symbols.len()));

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{SinkConfig, SinkContext};
-use crate::config::registry::Task;
+use crate::component::{Result, SinkConfig, SinkContext, Task};
 use crate::event::{EventStatus, Kinds};
 use crate::telemetry::ComponentMetrics;
 
@@ -23,7 +22,7 @@ impl SinkConfig for BlackholeConfig {
         Kinds::ALL
     }
 
-    fn build(&self, mut cx: SinkContext) -> Result<Task, String> {
+    fn build(&self, mut cx: SinkContext) -> Result<Task> {
         let every = (self.print_interval_secs > 0).then(|| Duration::from_secs(self.print_interval_secs));
         Ok(Box::pin(async move {
             let mut last_print = tokio::time::Instant::now();

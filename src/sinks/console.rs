@@ -3,9 +3,8 @@
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::{SinkConfig, SinkContext};
+use crate::component::{Result, SinkConfig, SinkContext, Task};
 use crate::codec::Encoding;
-use crate::config::registry::Task;
 use crate::event::Kinds;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -29,7 +28,7 @@ impl SinkConfig for ConsoleConfig {
         Kinds::ALL
     }
 
-    fn build(&self, mut cx: SinkContext) -> Result<Task, String> {
+    fn build(&self, mut cx: SinkContext) -> Result<Task> {
         let config = self.clone();
         Ok(Box::pin(async move {
             let mut out: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match config.target {

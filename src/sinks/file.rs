@@ -8,15 +8,14 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::{SinkConfig, SinkContext};
+use crate::component::{Context, Result, SinkConfig, SinkContext, Task};
 use crate::codec::Encoding;
-use crate::config::registry::Task;
 use crate::event::Kinds;
 use crate::template::Template;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub struct FileSinkConfig {
     pub path: String,
     pub encoding: Encoding,
     /// Close a file nothing was written to for this long.
@@ -28,16 +27,17 @@ fn default_idle() -> u64 {
     30
 }
 
-impl SinkConfig for FileConfig {
+impl SinkConfig for FileSinkConfig {
     fn input_kinds(&self) -> Kinds {
         Kinds::ALL
     }
 
-    fn check(&self) -> Result<(), String> {
-        Template::parse(&self.path).map(|_| ()).map_err(|e| format!("`path`: {e}"))
+    fn check(&self) -> Result<()> {
+        Template::parse(&self.path).context("`path`")?;
+        Ok(())
     }
 
-    fn build(&self, mut cx: SinkContext) -> Result<Task, String> {
+    fn build(&self, mut cx: SinkContext) -> Result<Task> {
         let template = Template::parse(&self.path).map_err(|e| format!("`path`: {e}"))?;
         let encoding = self.encoding.clone();
         let idle = Duration::from_secs(self.idle_timeout_secs.max(1));

@@ -22,9 +22,9 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientContext;
 use serde::Deserialize;
 
-use super::{Healthcheck, SinkConfig, SinkContext};
+use crate::sinks::util::{BatchConfig, Healthcheck};
+use crate::component::{Context, Result, SinkConfig, SinkContext, Task};
 use crate::codec::{Encoding, EncodingCodec};
-use crate::config::registry::Task;
 use crate::event::{Event, EventData, Kinds, Value};
 use crate::telemetry::ComponentMetrics;
 use crate::template::Template;
@@ -87,22 +87,10 @@ impl Compression {
     }
 }
 
-/// How librdkafka groups messages into produce requests (Vector's names).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BatchConfig {
-    /// `batch.num.messages`.
-    pub max_events: Option<u64>,
-    /// `batch.size`.
-    pub max_bytes: Option<u64>,
-    /// `linger.ms`, in seconds.
-    pub timeout_secs: Option<f64>,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SaslConfig {
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub enabled: bool,
     /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER`.
     pub mechanism: Option<String>,
@@ -121,14 +109,10 @@ pub struct KafkaTlsConfig {
     pub crt_file: Option<String>,
     pub key_file: Option<String>,
     pub key_pass: Option<String>,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub verify_certificate: bool,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub verify_hostname: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn json_encoding() -> Encoding {
@@ -203,7 +187,7 @@ impl SinkConfig for KafkaConfig {
         Kinds::ALL
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         if self.bootstrap_servers.trim().is_empty() {
             return Err("`bootstrap_servers` is empty: give `host:port[,host:port…]`".into());
         }
@@ -225,14 +209,14 @@ impl SinkConfig for KafkaConfig {
             return Err("`batch.timeout_secs` must be between 0 and 900".into());
         }
         // librdkafka checks each property's name and value as it is set.
-        self.client_config().create_native_config().map_err(|e| format!("librdkafka refuses the configuration: {e}"))?;
+        self.client_config().create_native_config().context("librdkafka refuses the configuration")?;
         Ok(())
     }
 
-    fn build(&self, cx: SinkContext) -> Result<Task, String> {
+    fn build(&self, cx: SinkContext) -> Result<Task> {
         let context = KafkaContext { component: cx.id.clone(), metrics: cx.metrics.clone(), logged: Default::default() };
         let producer: FutureProducer<KafkaContext> =
-            self.client_config().create_with_context(context).map_err(|e| format!("cannot create the Kafka producer: {e}"))?;
+            self.client_config().create_with_context(context).context("cannot create the Kafka producer")?;
         let headers = self.headers.iter().map(|(name, value)| Ok((name.clone(), Template::parse(value)?))).collect::<Result<_, String>>()?;
         let sink = Kafka {
             topic: Template::parse(&self.topic)?,
@@ -318,7 +302,7 @@ struct Kafka {
 const MAX_IN_FLIGHT: usize = 100_000;
 
 impl Kafka {
-    async fn run(mut self) -> Result<(), String> {
+    async fn run(mut self) -> Result<()> {
         if self.config.healthcheck.enabled {
             self.healthcheck().await?;
         }
@@ -604,13 +588,13 @@ mod tests {
     #[test]
     fn bad_options_are_config_errors() {
         let unknown = config("bootstrap_servers = \"h:1\"\ntopic = \"t\"\nlibrdkafka_options = { \"no.such.property\" = \"1\" }");
-        let e = unknown.check().unwrap_err();
+        let e = unknown.check().unwrap_err().to_string();
         assert!(e.contains("no.such.property"), "{e}");
         let bad_value = config("bootstrap_servers = \"h:1\"\ntopic = \"t\"\nlibrdkafka_options = { \"acks\" = \"sometimes\" }");
-        assert!(bad_value.check().unwrap_err().contains("acks"));
+        assert!(bad_value.check().unwrap_err().to_string().contains("acks"));
         let sasl = config("bootstrap_servers = \"h:1\"\ntopic = \"t\"\nsasl.username = \"u\"");
-        assert!(sasl.check().unwrap_err().contains("sasl.mechanism"));
-        assert!(config("bootstrap_servers = \"h:1\"\ntopic = \"{{ x\"").check().unwrap_err().contains("topic"));
+        assert!(sasl.check().unwrap_err().to_string().contains("sasl.mechanism"));
+        assert!(config("bootstrap_servers = \"h:1\"\ntopic = \"{{ x\"").check().unwrap_err().to_string().contains("topic"));
     }
 
     #[test]

@@ -27,8 +27,10 @@ use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-use super::{gzip, header_map, http_client, run_batches, with_causes, Backoff, ClientTls, Compression, EventBatchConfig, Reporter, RequestConfig, SinkConfig, SinkContext};
-use crate::config::registry::Task;
+use crate::net::client::{gzip, header_map, http_client, Backoff, Compression, RequestConfig};
+use crate::sinks::util::{run_batches, BatchConfig, BatchLimits};
+use crate::component::{with_causes, Context, Reporter, Result, SinkConfig, SinkContext, Task};
+use crate::net::tls::ClientTls;
 use crate::event::{Event, EventData, Kinds};
 use crate::otlp::rpc::{retry_delay, RpcStatus};
 use crate::otlp::{logs, metrics, traces, Encoding, Signal};
@@ -54,7 +56,7 @@ pub struct OpenTelemetrySinkConfig {
     /// Items per request (default 1000; receivers limit a request's size,
     /// 4 MiB is gRPC's usual default: lower it for large spans) and the longest wait.
     #[serde(default)]
-    pub batch: EventBatchConfig,
+    pub batch: BatchConfig,
     #[serde(default)]
     pub request: RequestConfig,
     #[serde(default)]
@@ -93,38 +95,40 @@ impl SinkConfig for OpenTelemetrySinkConfig {
         Kinds::ALL
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         let endpoints = [Some(&self.endpoint), self.traces_endpoint.as_ref(), self.metrics_endpoint.as_ref(), self.logs_endpoint.as_ref()];
         for url in endpoints.into_iter().flatten() {
             let parsed: axum::http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
             if !matches!(parsed.scheme_str(), Some("http" | "https")) {
-                return Err(format!("`{url}`: the endpoint must start with http:// or https://"));
+                return Err(format!("`{url}`: the endpoint must start with http:// or https://").into());
             }
         }
         if self.protocol == Protocol::Grpc && (self.traces_endpoint.is_some() || self.metrics_endpoint.is_some() || self.logs_endpoint.is_some()) {
             return Err("`traces_endpoint`, `metrics_endpoint` and `logs_endpoint` are for HTTP; with gRPC, `endpoint` serves all signals".into());
         }
-        self.batch.check()?;
-        self.http_headers().map(|_| ())
+        self.batch.limits(BatchLimits::EVENTS_AND_TIME)?;
+        self.http_headers()?;
+        Ok(())
     }
 
-    fn build(&self, cx: SinkContext) -> Result<Task, String> {
+    fn build(&self, cx: SinkContext) -> Result<Task> {
         let config = self.clone();
         let headers = self.http_headers()?;
         let timeout = Duration::from_secs(self.request.timeout_secs.max(1));
         let ca = self.tls.ca_pem()?;
+        let batch = self.batch.limits(BatchLimits::EVENTS_AND_TIME)?;
         let SinkContext { id, input, metrics } = cx;
         let report = Reporter { id, metrics };
         Ok(Box::pin(async move {
             let transport = match config.protocol {
                 Protocol::Grpc => {
-                    let mut endpoint = Channel::from_shared(config.endpoint.clone()).map_err(|e| format!("`endpoint`: {e}"))?.timeout(timeout);
+                    let mut endpoint = Channel::from_shared(config.endpoint.clone()).context("`endpoint`")?.timeout(timeout);
                     if config.endpoint.starts_with("https://") {
                         let mut tls = ClientTlsConfig::new().with_webpki_roots();
                         if let Some(pem) = &ca {
                             tls = tls.ca_certificate(Certificate::from_pem(pem));
                         }
-                        endpoint = endpoint.tls_config(tls).map_err(|e| format!("tls: {e}"))?;
+                        endpoint = endpoint.tls_config(tls).context("tls")?;
                     }
                     // Lazy: a receiver that is not up yet is waited for by the retries.
                     Transport::Grpc { channel: endpoint.connect_lazy(), metadata: MetadataMap::from_headers(headers) }
@@ -138,8 +142,8 @@ impl SinkConfig for OpenTelemetrySinkConfig {
             tracing::info!(component = %report.id, endpoint = %config.endpoint, protocol = ?config.protocol, "sending OTLP");
             // Each signal is batched apart: one request carries one signal.
             let sender = Arc::new(Sender { config, transport, report });
-            let (batch, concurrency) = (sender.config.batch.clone(), sender.config.request.concurrency);
-            run_batches(input, &batch, concurrency, |event| sender.signal(event), |signal, events| sender.clone().flush(signal, events)).await;
+            let concurrency = sender.config.request.concurrency;
+            run_batches(input, batch, concurrency, |event| sender.signal(event), |signal, events| sender.clone().flush(signal, events)).await;
             Ok(())
         }))
     }

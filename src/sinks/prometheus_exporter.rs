@@ -20,12 +20,11 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{SinkConfig, SinkContext};
-use crate::config::registry::Task;
+use crate::component::{Result, SinkConfig, SinkContext, Task};
 use crate::event::{Bucket, EventData, Exemplar, Kinds, Metric, MetricKind, MetricValue, Quantile};
 use crate::prometheus::{format_float, full_name, sanitize};
-use crate::sources::http_receiver::{authorize, AuthConfig, Listener, Refusal};
-use crate::sources::tls::TlsConfig;
+use crate::net::server::{authorize, ServerAuth, Listener, Refusal};
+use crate::net::tls::ServerTls;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,8 +39,8 @@ pub struct PrometheusExporterConfig {
     /// Quantiles of the summaries distributions become, with `distributions_as_summaries`.
     pub quantiles: Vec<f64>,
     pub distributions_as_summaries: bool,
-    pub auth: Option<AuthConfig>,
-    pub tls: Option<TlsConfig>,
+    pub auth: Option<ServerAuth>,
+    pub tls: Option<ServerTls>,
     /// Leave the events' timestamps out: Prometheus then stamps samples with the scrape time.
     pub suppress_timestamp: bool,
     /// Answer OpenMetrics to a scraper that asks for it; `false` always serves
@@ -73,7 +72,7 @@ impl SinkConfig for PrometheusExporterConfig {
         Kinds::METRIC
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         if self.flush_period_secs == 0 {
             return Err("`flush_period_secs` must be positive".into());
         }
@@ -84,11 +83,11 @@ impl SinkConfig for PrometheusExporterConfig {
         if self.quantiles.iter().any(|q| !(0.0..=1.0).contains(q)) {
             return Err("`quantiles` must be between 0 and 1".into());
         }
-        self.tls.as_ref().map_or(Ok(()), TlsConfig::check)?;
-        self.auth.as_ref().map_or(Ok(()), AuthConfig::check)
+        self.tls.as_ref().map_or(Ok(()), ServerTls::check)?;
+        Ok(())
     }
 
-    fn build(&self, mut cx: SinkContext) -> Result<Task, String> {
+    fn build(&self, mut cx: SinkContext) -> Result<Task> {
         // Bind now if the port is free; else (a reload: the sink this one
         // replaces still serves there until it has drained) a little later.
         let bound = Listener::bind(self.address, self.tls.as_ref());
@@ -147,7 +146,7 @@ const BIND_PATIENCE: Duration = Duration::from_secs(5);
 
 struct Scrapes {
     store: Arc<Mutex<Store>>,
-    auth: Option<AuthConfig>,
+    auth: Option<ServerAuth>,
     openmetrics: bool,
 }
 
@@ -472,8 +471,8 @@ mod tests {
 
     use super::*;
     use crate::event::{Event, EventStatus};
-    use crate::sources::attach_finalizers;
-    use crate::topology::buffer::{self, BufferConfig};
+    use crate::component::attach_finalizers;
+    use crate::component::buffer::{self, BufferConfig};
 
     fn counter(name: &str, kind: MetricKind, value: f64) -> Metric {
         Metric::new(name, kind, MetricValue::Counter { value })
@@ -727,7 +726,7 @@ mod tests {
     #[tokio::test]
     async fn serves_get_metrics_with_auth() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let auth = AuthConfig { strategy: None, username: None, password: None, token: Some("secret".into()) };
+        let auth = ServerAuth::Bearer { token: "secret".into() };
         let config = PrometheusExporterConfig { address: SocketAddr::from(([127, 0, 0, 1], port)), auth: Some(auth), ..Default::default() };
         config.check().unwrap();
         let metrics = crate::telemetry::component("prometheus_exporter_test", "sink", "prometheus_exporter");

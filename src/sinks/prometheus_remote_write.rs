@@ -14,8 +14,10 @@ use prost::Message;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
 
-use super::{header_map, http_client, run_batches, with_causes, Backoff, ClientTls, EventBatchConfig, Reporter, RequestConfig, SinkConfig, SinkContext};
-use crate::config::registry::Task;
+use crate::net::client::{header_map, http_client, Backoff, ClientAuth, RequestConfig};
+use crate::sinks::util::{run_batches, BatchConfig, BatchLimits};
+use crate::component::{with_causes, Reporter, Result, SinkConfig, SinkContext, Task};
+use crate::net::tls::ClientTls;
 use crate::event::{Event, EventData, Kinds, Metric, MetricKind, MetricValue};
 use crate::prometheus::{encode_v1, full_name};
 
@@ -27,7 +29,7 @@ pub struct PrometheusRemoteWriteSinkConfig {
     /// Prefix for metrics without a namespace: `namespace_name`.
     pub default_namespace: Option<String>,
     #[serde(default)]
-    pub batch: EventBatchConfig,
+    pub batch: BatchConfig,
     #[serde(default)]
     pub request: RequestConfig,
     pub auth: Option<ClientAuth>,
@@ -38,14 +40,6 @@ pub struct PrometheusRemoteWriteSinkConfig {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub tls: ClientTls,
-}
-
-/// Vector's `auth` of HTTP sinks.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, tag = "strategy", rename_all = "snake_case")]
-pub enum ClientAuth {
-    Basic { user: String, password: String },
-    Bearer { token: String },
 }
 
 impl PrometheusRemoteWriteSinkConfig {
@@ -61,24 +55,26 @@ impl SinkConfig for PrometheusRemoteWriteSinkConfig {
         Kinds::METRIC
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         let url: axum::http::Uri = self.endpoint.parse().map_err(|e| format!("`endpoint` `{}` is not a URL: {e}", self.endpoint))?;
         if !matches!(url.scheme_str(), Some("http" | "https")) {
-            return Err(format!("`endpoint` `{}` must start with http:// or https://", self.endpoint));
+            return Err(format!("`endpoint` `{}` must start with http:// or https://", self.endpoint).into());
         }
-        self.batch.check()?;
-        self.headers().map(|_| ())
+        self.batch.limits(BatchLimits::EVENTS_AND_TIME)?;
+        self.headers()?;
+        Ok(())
     }
 
-    fn build(&self, cx: SinkContext) -> Result<Task, String> {
+    fn build(&self, cx: SinkContext) -> Result<Task> {
         let client = http_client(Duration::from_secs(self.request.timeout_secs.max(1)), self.tls.ca_pem()?.as_deref())?;
         let headers = self.headers()?;
+        let batch = self.batch.limits(BatchLimits::EVENTS_AND_TIME)?;
         let SinkContext { id, input, metrics } = cx;
         let writer = Arc::new(Writer { config: self.clone(), client, headers, report: Reporter { id, metrics }, totals: Mutex::default() });
         Ok(Box::pin(async move {
             tracing::info!(component = %writer.report.id, endpoint = %writer.config.endpoint, "sending remote write");
-            let (batch, concurrency) = (writer.config.batch.clone(), writer.config.request.concurrency);
-            run_batches(input, &batch, concurrency, |event| writer.accepts(event).then_some(()), |(), events| writer.clone().flush(events)).await;
+            let concurrency = writer.config.request.concurrency;
+            run_batches(input, batch, concurrency, |event| writer.accepts(event).then_some(()), |(), events| writer.clone().flush(events)).await;
             Ok(())
         }))
     }
@@ -90,8 +86,11 @@ struct Writer {
     headers: HeaderMap,
     report: Reporter,
     /// Running totals of incremental counters and gauges, per series.
-    totals: Mutex<HashMap<(String, BTreeMap<String, String>), f64>>,
+    totals: Mutex<HashMap<Series, f64>>,
 }
+
+/// A series: the metric's full name and its labels.
+type Series = (String, BTreeMap<String, String>);
 
 impl Writer {
     /// Metrics with a remote write form; a distribution (raw samples) has none.
@@ -135,11 +134,9 @@ impl Writer {
         let mut attempt: u64 = 0;
         loop {
             let mut request = self.client.post(&self.config.endpoint).headers(self.headers.clone()).body(body.clone());
-            request = match &self.config.auth {
-                Some(ClientAuth::Basic { user, password }) => request.basic_auth(user, Some(password)),
-                Some(ClientAuth::Bearer { token }) => request.bearer_auth(token),
-                None => request,
-            };
+            if let Some(auth) = &self.config.auth {
+                request = auth.apply(request);
+            }
             let (error, after) = match request.send().await {
                 Ok(response) if response.status().is_success() => return Ok(body.len()),
                 Ok(response) => {

@@ -8,9 +8,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 
-use super::{SourceConfig, SourceContext};
-use crate::config::registry::Task;
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, EventBatch, Kinds, ObjectMap, Value};
 use crate::telemetry::ComponentMetrics;
 
@@ -72,7 +70,7 @@ impl SourceConfig for DemoConfig {
         vec![OutputDef::default(Kinds::LOG)]
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         let share = 0.0..=1.0;
         if !share.contains(&self.error_rate) || !share.contains(&self.client_error_rate) || !share.contains(&(self.error_rate + self.client_error_rate)) {
             return Err("`error_rate` and `client_error_rate` are shares: each in 0.0..=1.0, and their sum too".into());
@@ -89,13 +87,13 @@ impl SourceConfig for DemoConfig {
         Ok(())
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, cx: SourceContext) -> Result<Task> {
         let generator = Generator::new(self);
         Ok(Box::pin(run(self.clone(), generator, cx)))
     }
 }
 
-async fn run(config: DemoConfig, mut generator: Generator, mut cx: SourceContext) -> Result<(), String> {
+async fn run(config: DemoConfig, mut generator: Generator, mut cx: SourceContext) -> Result<()> {
     let batch_size = if config.rate > 0.0 { (config.rate / 20.0).clamp(1.0, config.batch_size.max(1) as f64) as usize } else { config.batch_size.max(1) };
     let mut ticker = (config.rate > 0.0).then(|| {
         let mut t = tokio::time::interval(Duration::from_secs_f64(batch_size as f64 / config.rate));
@@ -183,7 +181,7 @@ impl Generator {
         let method = pick_weighted(rng, METHODS);
         let item: u32 = rng.random_range(1..100_000);
         let uri = match method {
-            "GET" if item % 3 == 0 => format!("/{}?page={}&limit=50", service.name, item % 20),
+            "GET" if item.is_multiple_of(3) => format!("/{}?page={}&limit=50", service.name, item % 20),
             "POST" => format!("/{}", service.name),
             _ => format!("/{}/{item}", service.name),
         };

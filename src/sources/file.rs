@@ -1,18 +1,16 @@
 //! `file`: Vector's file source, so Vector configs that tail Kong's file-log
 //! run unchanged. Each line becomes a log `{message, file, host, source_type,
 //! timestamp}`, as Vector's does; a `remap` with `parse_json!(.message)`
-//! then works as it did. The tailing is `sources::tail`.
+//! then works as it did. The tailing is `sources::util::tail`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::registry::Task;
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, Kinds, ObjectMap, Value};
-use crate::sources::tail::{self, ReadFrom, TailOptions};
-use crate::sources::{SourceConfig, SourceContext};
+use crate::sources::util::tail::{self, ReadFrom, TailOptions};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,9 +23,9 @@ pub struct FileSourceConfig {
     /// Vector's default: longer lines are dropped and counted.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
-    #[serde(default = "tail::default_cooldown")]
+    #[serde(default = "crate::defaults::glob_minimum_cooldown_ms")]
     pub glob_minimum_cooldown_ms: u64,
-    #[serde(default = "tail::default_rotate_wait")]
+    #[serde(default = "crate::defaults::rotate_wait_secs")]
     pub rotate_wait_secs: u64,
     /// Where this source keeps its checkpoints (else the global `data_dir`).
     pub data_dir: Option<PathBuf>,
@@ -67,11 +65,11 @@ impl SourceConfig for FileSourceConfig {
         vec![OutputDef::default(Kinds::LOG)]
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         self.options().check()
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, cx: SourceContext) -> Result<Task> {
         let host: Value = hostname().into();
         let (file_key, host_key) = (self.file_key.clone(), self.host_key.clone());
         let decode: tail::LineDecoder = Arc::new(move |line, path| {

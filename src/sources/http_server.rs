@@ -10,20 +10,19 @@ use axum::http::Method;
 use serde::Deserialize;
 
 use crate::codec::{Decoding, DecodingCodec};
-use crate::config::registry::Task;
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, Kinds, ObjectMap, Value};
-use crate::sources::http_receiver::{self, AuthConfig, BodyDecoder, RequestParts, ServerOptions};
-use crate::sources::tls::TlsConfig;
-use crate::sources::{SourceConfig, SourceContext};
+use crate::net::server::ServerAuth;
+use crate::sources::util::http::{BodyDecoder, RequestParts, ServerOptions};
+use crate::net::tls::ServerTls;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpServerConfig {
     pub address: SocketAddr,
-    #[serde(default = "http_receiver::default_path")]
+    #[serde(default = "crate::defaults::root_path")]
     pub path: String,
-    #[serde(default = "http_receiver::yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub strict_path: bool,
     /// The one method accepted (else POST, PUT and PATCH).
     pub method: Option<String>,
@@ -31,8 +30,8 @@ pub struct HttpServerConfig {
     pub encoding: Option<LegacyEncoding>,
     pub decoding: Option<Decoding>,
     pub framing: Option<Framing>,
-    pub auth: Option<AuthConfig>,
-    pub tls: Option<TlsConfig>,
+    pub auth: Option<ServerAuth>,
+    pub tls: Option<ServerTls>,
     /// Request headers to copy into each event, by name.
     #[serde(default)]
     pub headers: Vec<String>,
@@ -42,9 +41,9 @@ pub struct HttpServerConfig {
     /// The field that holds the request path.
     #[serde(default = "default_path_key")]
     pub path_key: String,
-    #[serde(default = "http_receiver::default_max_body")]
+    #[serde(default = "crate::defaults::max_body_bytes")]
     pub max_body_bytes: usize,
-    #[serde(default = "http_receiver::default_max_decompressed")]
+    #[serde(default = "crate::defaults::max_decompressed_bytes")]
     pub max_decompressed_bytes: usize,
 }
 
@@ -112,14 +111,14 @@ impl SourceConfig for HttpServerConfig {
         vec![OutputDef::default(Kinds::LOG)]
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         if self.encoding.is_some() && self.decoding.is_some() {
             return Err("set `decoding` or the older `encoding`, not both".into());
         }
         self.options()?.check()
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, cx: SourceContext) -> Result<Task> {
         let (codec, framing) = self.format();
         let decoding = Decoding { codec };
         let config = self.clone();
@@ -138,7 +137,7 @@ impl SourceConfig for HttpServerConfig {
             }
             Ok(batch)
         });
-        http_receiver::serve(self.options()?, decode, cx)
+        crate::sources::util::http::serve(self.options()?, decode, cx)
     }
 }
 

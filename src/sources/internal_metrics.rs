@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{SourceConfig, SourceContext};
-use crate::config::registry::Task;
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, Kinds};
 use crate::telemetry;
 
@@ -33,14 +31,14 @@ impl SourceConfig for InternalMetricsConfig {
         vec![OutputDef::default(Kinds::METRIC)]
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         if !(self.scrape_interval_secs > 0.0 && self.scrape_interval_secs <= 86_400.0) {
             return Err("`scrape_interval_secs` must be a positive number of seconds (at most a day)".into());
         }
         Ok(())
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, cx: SourceContext) -> Result<Task> {
         let interval = Duration::from_secs_f64(self.scrape_interval_secs);
         let namespace = self.namespace.clone();
         Ok(Box::pin(async move {

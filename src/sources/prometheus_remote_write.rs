@@ -20,14 +20,13 @@ use axum::Router;
 use prost::Message;
 use serde::Deserialize;
 
-use crate::config::registry::Task;
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, SourceConfig, SourceContext, SourceOutputs, Task};
 use crate::event::Kinds;
 use crate::prometheus::proto::{v1, v2};
 use crate::prometheus::{decode_v1, decode_v2, Types};
-use crate::sources::http_receiver::{self, authorize, hand_on, method_not_allowed, read_raw, AuthConfig, Listener, Refusal, ServerOptions};
-use crate::sources::tls::TlsConfig;
-use crate::sources::{SourceConfig, SourceContext, SourceOutputs};
+use crate::net::server::{authorize, method_not_allowed, read_raw, ServerAuth, Listener, Refusal};
+use crate::sources::util::http::{hand_on, ServerOptions};
+use crate::net::tls::ServerTls;
 use crate::telemetry::ComponentMetrics;
 
 /// DeepFlow's agent takes remote write here.
@@ -37,31 +36,31 @@ const FRAMED_SNAPPY: &[u8] = b"\xff\x06\x00\x00sNaPpY";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PrometheusRemoteWriteConfig {
+pub struct PrometheusRemoteWriteSourceConfig {
     /// Where to listen, e.g. `0.0.0.0:9090`.
     pub address: SocketAddr,
     #[serde(default = "default_path")]
     pub path: String,
     /// Largest body as sent (snappy-compressed).
-    #[serde(default = "http_receiver::default_max_body")]
+    #[serde(default = "crate::defaults::max_body_bytes")]
     pub max_body_bytes: usize,
     /// Largest body once decompressed (read from the snappy header before decompressing).
-    #[serde(default = "http_receiver::default_max_decompressed")]
+    #[serde(default = "crate::defaults::max_decompressed_bytes")]
     pub max_decompressed_bytes: usize,
-    pub auth: Option<AuthConfig>,
-    pub tls: Option<TlsConfig>,
+    pub auth: Option<ServerAuth>,
+    pub tls: Option<ServerTls>,
 }
 
 fn default_path() -> String {
     "/api/v1/write".into()
 }
 
-impl SourceConfig for PrometheusRemoteWriteConfig {
+impl SourceConfig for PrometheusRemoteWriteSourceConfig {
     fn outputs(&self) -> Vec<OutputDef> {
         vec![OutputDef::default(Kinds::METRIC)]
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         let options = ServerOptions {
             address: self.address,
             path: self.path.clone(),
@@ -75,7 +74,7 @@ impl SourceConfig for PrometheusRemoteWriteConfig {
         options.check()
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, cx: SourceContext) -> Result<Task> {
         let listener = Listener::bind(self.address, self.tls.as_ref())?;
         let SourceContext { id, out, mut shutdown, metrics, acknowledgements, .. } = cx;
         tracing::info!(component = %id, address = %self.address, path = %self.path, scheme = listener.scheme(), "remote write listening");
@@ -86,7 +85,7 @@ impl SourceConfig for PrometheusRemoteWriteConfig {
 }
 
 struct Receiver {
-    config: PrometheusRemoteWriteConfig,
+    config: PrometheusRemoteWriteSourceConfig,
     out: SourceOutputs,
     metrics: Arc<ComponentMetrics>,
     acknowledgements: bool,

@@ -7,10 +7,8 @@ use std::io::{BufRead, BufReader, Read};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::{SourceConfig, SourceContext};
+use crate::component::{Context, OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::codec::Decoding;
-use crate::config::registry::Task;
-use crate::config::OutputDef;
 use crate::event::{Event, EventBatch, Kinds, Value};
 use crate::telemetry::ComponentMetrics;
 
@@ -35,7 +33,7 @@ impl SourceConfig for StdinConfig {
         vec![OutputDef::default(Kinds::LOG)]
     }
 
-    fn build(&self, mut cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, mut cx: SourceContext) -> Result<Task> {
         let config = self.clone();
         Ok(Box::pin(async move {
             // Reading stdin blocks; a thread reads, this task sends.
@@ -44,7 +42,7 @@ impl SourceConfig for StdinConfig {
             std::thread::Builder::new()
                 .name("stdin".into())
                 .spawn(move || read_lines(BufReader::with_capacity(1 << 16, std::io::stdin()), &config, &metrics, &tx))
-                .map_err(|e| format!("cannot start the stdin reader: {e}"))?;
+                .context("cannot start the stdin reader")?;
             let mut shutdown = cx.shutdown.clone();
             loop {
                 let next = tokio::select! {
@@ -115,10 +113,9 @@ fn read_lines(mut reader: BufReader<impl Read>, config: &StdinConfig, metrics: &
                 break;
             }
         }
-        if batch.len() >= MAX_BATCH || (reader.buffer().is_empty() && !batch.is_empty()) {
-            if tx.blocking_send((std::mem::take(&mut batch), std::mem::take(&mut bytes))).is_err() {
-                return;
-            }
+        let due = batch.len() >= MAX_BATCH || (reader.buffer().is_empty() && !batch.is_empty());
+        if due && tx.blocking_send((std::mem::take(&mut batch), std::mem::take(&mut bytes))).is_err() {
+            return;
         }
     }
     if !batch.is_empty() {

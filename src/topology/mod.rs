@@ -6,9 +6,6 @@
 //! outputs; a component whose every upstream is gone drains its buffer and
 //! ends in turn. So nothing in flight is lost on shutdown or reload.
 
-pub mod buffer;
-pub mod fanout;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,30 +14,12 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::registry::Task;
-use crate::config::{Component, ComponentConfig, ComponentKind, Config, GlobalOptions, OutputId};
-use crate::sinks::SinkContext;
-use crate::sources::{SourceContext, SourceOutputs};
+use crate::component::buffer::{self, BufferReceiver, BufferSender};
+use crate::component::output::{Fanout, OutputDef, TargetList};
+use crate::component::{ComponentKind, Error, Result, ShutdownSignal, SinkContext, SourceContext, SourceOutputs, Task, Transform, TransformOutput};
+use crate::config::{Component, Config, GlobalOptions, OutputId};
+use crate::registry::ComponentConfig;
 use crate::telemetry::{self, ComponentMetrics};
-use crate::transforms::{Transform, TransformOutput};
-use buffer::{BufferReceiver, BufferSender};
-use fanout::{Fanout, TargetList};
-
-/// Tells a source to stop.
-#[derive(Clone)]
-pub struct ShutdownSignal(watch::Receiver<bool>);
-
-impl ShutdownSignal {
-    pub fn is_triggered(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Resolves once the source should stop.
-    pub async fn triggered(&mut self) {
-        // An error means the topology is gone: stop too.
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-}
 
 struct Running {
     kind: ComponentKind,
@@ -66,7 +45,7 @@ pub struct RunningTopology {
 impl RunningTopology {
     /// Build and start every component. Fails, starting nothing, if a
     /// component cannot be built.
-    pub fn start(config: &Config) -> Result<Self, String> {
+    pub fn start(config: &Config) -> Result<Self> {
         let mut topology = RunningTopology { running: BTreeMap::new(), retired: Vec::new(), global: config.global.clone(), failed: Default::default() };
         topology.apply(config)?;
         Ok(topology)
@@ -75,7 +54,7 @@ impl RunningTopology {
     /// Move to a new config: components whose options changed are rebuilt,
     /// new ones started, removed ones drained; the others keep running and
     /// are only rewired. On error the old topology keeps running untouched.
-    pub async fn reload(&mut self, config: &Config) -> Result<(), String> {
+    pub async fn reload(&mut self, config: &Config) -> Result<()> {
         if config.global != self.global {
             return Err("global options (data_dir, acknowledgements, api) changed: restart tapline to apply them".into());
         }
@@ -83,7 +62,7 @@ impl RunningTopology {
         for c in config.components.values() {
             if let ComponentConfig::Transform(t) = &c.config {
                 if self.changed(c) {
-                    t.build().map_err(|e| format!("transform `{}`: {e}", c.id))?;
+                    t.build().map_err(|e| Error::caused_by(format!("transform `{}`", c.id), e))?;
                 }
             }
         }
@@ -116,7 +95,7 @@ impl RunningTopology {
 
     /// Start what is new or changed, rewire every output, retire the rest.
     /// Returns the ids of the components started.
-    fn apply(&mut self, config: &Config) -> Result<Vec<String>, String> {
+    fn apply(&mut self, config: &Config) -> Result<Vec<String>> {
         self.retired.retain(|(_, handle)| !handle.is_finished());
         let acks = acknowledging_sources(config);
         let mut started = BTreeMap::new();
@@ -125,7 +104,7 @@ impl RunningTopology {
         let mut transforms = BTreeMap::new();
         for c in config.components.values().filter(|c| self.changed(c)) {
             if let ComponentConfig::Transform(t) = &c.config {
-                transforms.insert(c.id.clone(), t.build().map_err(|e| format!("transform `{}`: {e}", c.id))?);
+                transforms.insert(c.id.clone(), t.build().map_err(|e| Error::caused_by(format!("transform `{}`", c.id), e))?);
             }
         }
         for c in config.components.values().filter(|c| self.changed(c)) {
@@ -144,27 +123,27 @@ impl RunningTopology {
             let mut stop = None;
             let task: Task = match (&c.config, receiver) {
                 (ComponentConfig::Source(source), _) => {
-                    let (tx, rx) = watch::channel(false);
+                    let (tx, shutdown) = ShutdownSignal::new();
                     stop = Some(tx);
                     let cx = SourceContext {
                         id: c.id.clone(),
                         out: SourceOutputs { ports: fanouts() },
-                        shutdown: ShutdownSignal(rx),
+                        shutdown,
                         metrics: metrics.clone(),
                         acknowledgements: acks.contains(&c.id),
                         data_dir: self.global.data_dir.clone(),
                         pending: Default::default(),
                     };
-                    source.build(cx).map_err(|e| format!("source `{}`: {e}", c.id))?
+                    source.build(cx).map_err(|e| Error::caused_by(format!("source `{}`", c.id), e))?
                 }
                 (ComponentConfig::Transform(_), Some(rx)) => {
                     let transform = transforms.remove(&c.id).ok_or("transform built above")?;
                     Box::pin(run_transform(transform, rx, fanouts(), c.outputs(), metrics.clone()))
                 }
                 (ComponentConfig::Sink(sink), Some(rx)) => {
-                    sink.build(SinkContext { id: c.id.clone(), input: rx, metrics: metrics.clone() }).map_err(|e| format!("sink `{}`: {e}", c.id))?
+                    sink.build(SinkContext { id: c.id.clone(), input: rx, metrics: metrics.clone() }).map_err(|e| Error::caused_by(format!("sink `{}`", c.id), e))?
                 }
-                _ => return Err(format!("component `{}` has no input buffer", c.id)),
+                _ => return Err(format!("component `{}` has no input buffer", c.id).into()),
             };
             let (open, gate) = oneshot::channel::<()>();
             gates.push(open);
@@ -287,9 +266,9 @@ async fn run_transform(
     mut transform: Box<dyn Transform>,
     mut input: BufferReceiver,
     fanouts: BTreeMap<Option<String>, Fanout>,
-    ports: Vec<crate::config::OutputDef>,
+    ports: Vec<OutputDef>,
     metrics: Arc<ComponentMetrics>,
-) -> Result<(), String> {
+) -> Result<()> {
     let mut out = TransformOutput::new(&ports);
     transform.start();
     let period = transform.tick_interval();

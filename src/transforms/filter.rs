@@ -2,41 +2,9 @@
 
 use serde::Deserialize;
 
-use super::vrl_program::VrlProgram;
-use super::{Transform, TransformConfig, TransformOutput};
-use crate::config::OutputDef;
+use super::util::{Condition, VrlProgram};
+use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
 use crate::event::{EventBatch, Kinds};
-
-/// A condition: a VRL expression, or Vector's `{ type = "vrl", source = "…" }`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Condition {
-    Source(String),
-    Typed(TypedCondition),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TypedCondition {
-    #[serde(rename = "type")]
-    pub kind: ConditionType,
-    pub source: String,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConditionType {
-    Vrl,
-}
-
-impl Condition {
-    pub fn compile(&self) -> Result<VrlProgram, String> {
-        let source = match self {
-            Condition::Source(s) | Condition::Typed(TypedCondition { source: s, .. }) => s,
-        };
-        VrlProgram::compile(source, true)
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +21,7 @@ impl TransformConfig for FilterConfig {
         vec![OutputDef::default(input)]
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>, String> {
+    fn build(&self) -> Result<Box<dyn Transform>> {
         Ok(Box::new(Filter { condition: self.condition.compile()? }))
     }
 }

@@ -28,8 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 
-use super::{Transform, TransformConfig, TransformOutput};
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
 use crate::event::{Bucket, Event, EventBatch, EventData, Exemplar, FieldPath, Kinds, Metric, MetricKind, MetricValue, Quantile, RequestRecord, StatusCode};
 
 /// Kong's Prometheus plugin: `upstream_latency_ms` and `request_latency_ms` buckets.
@@ -70,7 +69,7 @@ pub struct RedConfig {
     #[serde(default = "default_series_ttl_secs")]
     pub series_ttl_secs: u64,
     /// Attach the trace id of each series' slowest request to its histogram.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::defaults::yes")]
     pub exemplars: bool,
 }
 
@@ -100,9 +99,6 @@ fn default_max_series() -> usize {
 fn default_series_ttl_secs() -> u64 {
     300
 }
-fn default_true() -> bool {
-    true
-}
 
 impl TransformConfig for RedConfig {
     fn input_kinds(&self) -> Kinds {
@@ -116,7 +112,7 @@ impl TransformConfig for RedConfig {
         vec![OutputDef::default(Kinds::METRIC)]
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>, String> {
+    fn build(&self) -> Result<Box<dyn Transform>> {
         Ok(Box::new(Red::new(self)?))
     }
 }

@@ -3,9 +3,8 @@
 use serde::Deserialize;
 use vrl::compiler::runtime::Terminate;
 
-use super::vrl_program::VrlProgram;
-use super::{Transform, TransformConfig, TransformOutput};
-use crate::config::OutputDef;
+use super::util::VrlProgram;
+use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
 use crate::event::{EventBatch, EventData, Kinds};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -19,16 +18,13 @@ pub struct RemapConfig {
     #[serde(default)]
     pub drop_on_error: bool,
     /// On `abort`, drop the event (else it goes on unchanged).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub drop_on_abort: bool,
     /// Send the events that fail or abort to the `dropped` output instead of losing them.
     #[serde(default)]
     pub reroute_dropped: bool,
 }
 
-fn yes() -> bool {
-    true
-}
 
 impl RemapConfig {
     fn program_text(&self) -> Result<String, String> {
@@ -54,7 +50,7 @@ impl TransformConfig for RemapConfig {
         outputs
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>, String> {
+    fn build(&self) -> Result<Box<dyn Transform>> {
         let program = VrlProgram::compile(&self.program_text()?, false)?;
         Ok(Box::new(Remap { keep_original: program.can_fail(), program, config: self.clone() }))
     }

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::filter::Condition;
-use super::vrl_program::VrlProgram;
-use super::{Transform, TransformConfig, TransformOutput};
-use crate::config::OutputDef;
+use super::util::Condition;
+use super::util::VrlProgram;
+use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
 use crate::event::{EventBatch, Kinds};
 
 pub const UNMATCHED: &str = "_unmatched";
@@ -18,13 +17,10 @@ pub const UNMATCHED: &str = "_unmatched";
 pub struct RouteConfig {
     pub route: BTreeMap<String, Condition>,
     /// Vector's option: whether to add the `_unmatched` output.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub reroute_unmatched: bool,
 }
 
-fn yes() -> bool {
-    true
-}
 
 impl TransformConfig for RouteConfig {
     fn input_kinds(&self) -> Kinds {
@@ -39,11 +35,11 @@ impl TransformConfig for RouteConfig {
         outputs
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>, String> {
+    fn build(&self) -> Result<Box<dyn Transform>> {
         let mut routes = Vec::new();
         for (name, condition) in &self.route {
             if name == UNMATCHED {
-                return Err(format!("`{UNMATCHED}` is reserved for events no route matches"));
+                return Err(format!("`{UNMATCHED}` is reserved for events no route matches").into());
             }
             routes.push(condition.compile().map_err(|e| format!("route `{name}`: {e}"))?);
         }

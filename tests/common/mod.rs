@@ -53,9 +53,11 @@ pub fn spawn_logged(config: &str, dir: &Path) -> (Child, PathBuf) {
     (child, stderr_path)
 }
 
+/// The complete lines of a file another process may be writing: a last line
+/// without its newline is still being written, and left out.
 pub fn read_lines(path: &Path) -> Vec<String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => text.lines().map(str::to_string).collect(),
+        Ok(text) => text.split_inclusive('\n').filter(|l| l.ends_with('\n')).map(|l| l.trim_end_matches(['\n', '\r']).to_string()).collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -103,8 +105,7 @@ pub fn signal(child: &Child, name: &str) {
 pub fn totals(stderr: &str, component: &str, counter: &str) -> u64 {
     let line = stderr
         .lines()
-        .filter(|l| l.contains("totals:") && l.contains(&format!(" {component} (")))
-        .last()
+        .rfind(|l| l.contains("totals:") && l.contains(&format!(" {component} (")))
         .unwrap_or_else(|| panic!("no totals for {component} in:\n{stderr}"));
     let field = line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{counter}="))).unwrap();
     field.parse().unwrap()

@@ -18,12 +18,13 @@ use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::{gzip, sleep_until, start, Backoff, Compression, Healthcheck, Reporter, RequestConfig, SinkConfig, SinkContext};
-use crate::config::registry::Task;
+use crate::net::client::{gzip, http_client, Backoff, ClientAuth, Compression, RequestConfig};
+use crate::net::tls::ClientTls;
+use crate::sinks::util::{sleep_until, start, BatchConfig, BatchLimits, Healthcheck};
+use crate::component::{with_causes, BufferReceiver, Reporter, Result, SinkConfig, SinkContext, Task};
 use crate::event::{Event, EventData, EventStatus, Kinds, RequestRecord, Value};
 use crate::telemetry::ComponentMetrics;
 use crate::template::Template;
-use crate::topology::buffer::BufferReceiver;
 
 pub mod schema;
 
@@ -38,7 +39,7 @@ pub struct ClickHouseConfig {
     pub database: String,
     /// A table name, or a template such as `kong_{{ service }}`.
     pub table: String,
-    pub auth: Option<Auth>,
+    pub auth: Option<ClientAuth>,
     #[serde(default)]
     pub format: Format,
     #[serde(default)]
@@ -59,21 +60,8 @@ pub struct ClickHouseConfig {
     pub create_table: bool,
     #[serde(default)]
     pub healthcheck: Healthcheck,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Auth {
-    /// Vector's `auth.strategy`: only `basic`.
-    pub strategy: Option<BasicOnly>,
-    pub user: String,
-    pub password: String,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BasicOnly {
-    Basic,
+    #[serde(default)]
+    pub tls: ClientTls,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -96,19 +84,8 @@ pub enum Format {
     RowBinary,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BatchConfig {
-    pub max_events: usize,
-    pub max_bytes: usize,
-    pub timeout_secs: f64,
-}
-
-impl Default for BatchConfig {
-    fn default() -> Self {
-        BatchConfig { max_events: 10_000, max_bytes: 10 << 20, timeout_secs: 1.0 }
-    }
-}
+/// 10 000 rows or 10 MiB per insert, or 1 s: ClickHouse prefers few large inserts.
+const BATCH_DEFAULTS: BatchLimits = BatchLimits { max_events: 10_000, max_bytes: Some(10 << 20), timeout: Duration::from_secs(1) };
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,12 +106,12 @@ impl SinkConfig for ClickHouseConfig {
         }
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
-            return Err(format!("`endpoint` must be an http:// or https:// URL, not `{}`", self.endpoint));
+            return Err(format!("`endpoint` must be an http:// or https:// URL, not `{}`", self.endpoint).into());
         }
-        if self.endpoint.starts_with("https://") {
-            return Err("https endpoints are not supported yet: use http:// (on loopback or a private network)".into());
+        if matches!(self.auth, Some(ClientAuth::Bearer { .. })) {
+            return Err("ClickHouse takes basic auth: `auth.user` and `auth.password`".into());
         }
         Template::parse(&self.table).map_err(|e| format!("`table`: {e}"))?;
         if self.format == Format::RowBinary && self.schema != Some(Schema::RequestRecord) {
@@ -146,20 +123,16 @@ impl SinkConfig for ClickHouseConfig {
         if self.request.concurrency == 0 {
             return Err("`request.concurrency` must be at least 1".into());
         }
-        if self.batch.max_events == 0 || self.batch.max_bytes == 0 || !(self.batch.timeout_secs > 0.0) {
-            return Err("`batch.max_events`, `batch.max_bytes` and `batch.timeout_secs` must be positive".into());
-        }
+        self.batch.limits(BATCH_DEFAULTS)?;
         Ok(())
     }
 
-    fn build(&self, cx: SinkContext) -> Result<Task, String> {
+    fn build(&self, cx: SinkContext) -> Result<Task> {
         let table = Template::parse(&self.table).map_err(|e| format!("`table`: {e}"))?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(self.request.timeout_secs.max(1)))
-            .build()
-            .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+        let client = http_client(Duration::from_secs(self.request.timeout_secs.max(1)), self.tls.ca_pem()?.as_deref())?;
+        let batch = self.batch.limits(BATCH_DEFAULTS)?;
         let SinkContext { id, input, metrics } = cx;
-        let writer = Writer { config: self.clone(), client, report: Reporter { id, metrics }, server: Server::default(), created: Default::default() };
+        let writer = Writer { config: self.clone(), batch, client, report: Reporter { id, metrics }, server: Server::default(), created: Default::default() };
         Ok(Box::pin(run(writer, table, input)))
     }
 }
@@ -167,6 +140,7 @@ impl SinkConfig for ClickHouseConfig {
 /// What sends batches: shared by the inserts running at once (`request.concurrency`).
 struct Writer {
     config: ClickHouseConfig,
+    batch: BatchLimits,
     client: reqwest::Client,
     report: Reporter,
     /// The types the server has, for the built-in tables (milliseconds with `DateTime64`).
@@ -196,7 +170,7 @@ enum Outcome {
 
 /// Read events into per-table batches; send each full or due batch, up to
 /// `request.concurrency` at once (at the limit, reading waits: backpressure).
-async fn run(mut writer: Writer, table: Template, mut input: BufferReceiver) -> Result<(), String> {
+async fn run(mut writer: Writer, table: Template, mut input: BufferReceiver) -> Result<()> {
     if writer.config.healthcheck.enabled {
         writer.healthcheck().await?;
     }
@@ -206,7 +180,7 @@ async fn run(mut writer: Writer, table: Template, mut input: BufferReceiver) -> 
         tracing::info!(component = %writer.report.id, version = %version.trim(), datetime64 = writer.server.datetime64, map = writer.server.map, "ClickHouse server");
     }
     let writer = Arc::new(writer);
-    let (timeout, limit) = (Duration::from_secs_f64(writer.config.batch.timeout_secs), writer.config.request.concurrency.max(1));
+    let (timeout, limit) = (writer.batch.timeout, writer.config.request.concurrency.max(1));
     let mut pending: HashMap<String, Pending> = HashMap::new();
     let mut inserting = FuturesUnordered::new();
     loop {
@@ -268,7 +242,7 @@ impl Writer {
         p.bytes += row.len();
         p.rows.push(row);
         p.events.push(event);
-        (p.events.len() >= self.config.batch.max_events || p.bytes >= self.config.batch.max_bytes).then_some(table)
+        (p.events.len() >= self.batch.max_events || self.batch.max_bytes.is_some_and(|max| p.bytes >= max)).then_some(table)
     }
 
     /// One event as one row in the configured format.
@@ -295,13 +269,13 @@ impl Writer {
                 let body = response.text().await.unwrap_or_default();
                 Err(format!("ClickHouse at {} answered {status} to `SELECT 1`: {}", self.config.endpoint, body.trim()))
             }
-            Err(e) => Err(format!("ClickHouse at {} is unreachable: {e} (set healthcheck.enabled = false to start anyway)", self.config.endpoint)),
+            Err(e) => Err(format!("ClickHouse at {} is unreachable: {} (set healthcheck.enabled = false to start anyway)", self.config.endpoint, with_causes(&e))),
         }
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.config.auth {
-            Some(auth) => request.basic_auth(&auth.user, Some(&auth.password)),
+            Some(auth) => auth.apply(request),
             None => request,
         }
     }

@@ -395,7 +395,7 @@ pub fn write_row_binary(record: &RequestRecord, server: Server, out: &mut Vec<u8
             Field::Label(s) => write_string(s, out),
             Field::Count(n) => out.extend_from_slice(&n.to_le_bytes()),
             Field::Bool(b) => out.push(u8::from(b)),
-            Field::Text(v) => nullable(v, out, |s, out| write_string(s, out)),
+            Field::Text(v) => nullable(v, out, write_string),
             Field::U16(v) => nullable(v, out, |n, out| out.extend_from_slice(&n.to_le_bytes())),
             Field::U32(v) => nullable(v, out, |n, out| out.extend_from_slice(&n.to_le_bytes())),
             Field::U64(v) => nullable(v, out, |n, out| out.extend_from_slice(&n.to_le_bytes())),

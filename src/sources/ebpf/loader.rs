@@ -8,7 +8,7 @@ use aya::programs::uprobe::UProbeScope;
 use aya::programs::{RawTracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 
-use crate::sinks::with_causes as causes;
+use crate::component::{Context, Error, Result};
 
 /// The largest payload prefix the kernel side can copy (`MAX_PAYLOAD`).
 pub const MAX_PAYLOAD: u32 = 4096;
@@ -77,7 +77,7 @@ pub fn default_ssl_library() -> Option<PathBuf> {
 
 /// What loading needs, checked before trying: the programs built in, the
 /// privileges, the kernel's BTF.
-pub fn preflight() -> Result<(), String> {
+pub fn preflight() -> Result<()> {
     if OBJECT.is_empty() {
         return Err("this tapline was built without its eBPF programs (clang was not found at build time): install clang and libbpf-dev (Debian: apt-get install clang libbpf-dev) and rebuild".into());
     }
@@ -88,7 +88,7 @@ pub fn preflight() -> Result<(), String> {
     Ok(())
 }
 
-pub fn load(options: &Options) -> Result<Capture, String> {
+pub fn load(options: &Options) -> Result<Capture> {
     preflight()?;
 
     let self_pid = std::process::id();
@@ -104,21 +104,21 @@ pub fn load(options: &Options) -> Result<Capture, String> {
         .override_global("ssl_probes", &ssl_probes, true)
         .map_max_entries("events", options.ring_buffer_bytes)
         .load(OBJECT)
-        .map_err(|e| format!("loading the eBPF programs failed: {}", causes(&e)))?;
+        .context("loading the eBPF programs failed")?;
 
-    let mut ports: HashMap<_, u16, u8> = HashMap::try_from(ebpf.map_mut("ports").ok_or("no `ports` map")?).map_err(|e| e.to_string())?;
+    let mut ports: HashMap<_, u16, u8> = HashMap::try_from(ebpf.map_mut("ports").ok_or("no `ports` map")?).context("the `ports` map")?;
     for port in &options.ports {
-        ports.insert(port, 1, 0).map_err(|e| format!("the port filter: {e}"))?;
+        ports.insert(port, 1, 0).context("the port filter")?;
     }
-    let mut pids: HashMap<_, u32, u8> = HashMap::try_from(ebpf.map_mut("pids").ok_or("no `pids` map")?).map_err(|e| e.to_string())?;
+    let mut pids: HashMap<_, u32, u8> = HashMap::try_from(ebpf.map_mut("pids").ok_or("no `pids` map")?).context("the `pids` map")?;
     for pid in &options.pids {
-        pids.insert(pid, 1, 0).map_err(|e| format!("the pid filter (at most 1024 pids): {e}"))?;
+        pids.insert(pid, 1, 0).context("the pid filter (at most 1024 pids)")?;
     }
 
     for (program, tracepoint) in RAW_TRACEPOINTS {
-        let raw: &mut RawTracePoint = ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().map_err(|e| format!("{program}: {e}"))?;
-        raw.load().map_err(|e| format!("the kernel refused {program}: {}", causes(&e)))?;
-        raw.attach(tracepoint).map_err(|e| format!("attaching to raw tracepoint {tracepoint}: {}", causes(&e)))?;
+        let raw: &mut RawTracePoint = ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().context(*program)?;
+        raw.load().with_context(|| format!("the kernel refused {program}"))?;
+        raw.attach(tracepoint).with_context(|| format!("attaching to raw tracepoint {tracepoint}"))?;
     }
 
     let mut ssl_libraries = Vec::new();
@@ -135,43 +135,43 @@ pub fn load(options: &Options) -> Result<Capture, String> {
         }
     }
 
-    let ring = RingBuf::try_from(ebpf.take_map("events").ok_or("no `events` map")?).map_err(|e| e.to_string())?;
-    let drops = Drops { per_cpu: PerCpuArray::try_from(ebpf.take_map("drops").ok_or("no `drops` map")?).map_err(|e| e.to_string())?, reported: 0 };
+    let ring = RingBuf::try_from(ebpf.take_map("events").ok_or("no `events` map")?).context("the `events` ring buffer")?;
+    let drops = Drops { per_cpu: PerCpuArray::try_from(ebpf.take_map("drops").ok_or("no `drops` map")?).context("the `drops` map")?, reported: 0 };
     Ok(Capture { ebpf, ring, drops, ssl_libraries })
 }
 
-fn load_uprobe(ebpf: &mut Ebpf, program: &str) -> Result<(), String> {
-    let probe: &mut UProbe = ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().map_err(|e| format!("{program}: {e}"))?;
-    probe.load().map_err(|e| format!("the kernel refused {program}: {}", causes(&e)))
+fn load_uprobe(ebpf: &mut Ebpf, program: &str) -> Result<()> {
+    let probe: &mut UProbe = ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().context(program.to_string())?;
+    probe.load().with_context(|| format!("the kernel refused {program}"))
 }
 
-fn attach_ssl(ebpf: &mut Ebpf, library: &Path) -> Result<(), String> {
+fn attach_ssl(ebpf: &mut Ebpf, library: &Path) -> Result<()> {
     if !library.exists() {
         return Err("no such file".into());
     }
     for (program, function) in SSL_ENTRIES {
         for name in [*program, "ssl_exit_probe"] {
-            let probe: &mut UProbe = ebpf.program_mut(name).ok_or_else(|| format!("no program {name}"))?.try_into().map_err(|e| format!("{name}: {e}"))?;
-            probe.attach(*function, library, UProbeScope::AllProcesses).map_err(|e| format!("{function}: {}", causes(&e)))?;
+            let probe: &mut UProbe = ebpf.program_mut(name).ok_or_else(|| format!("no program {name}"))?.try_into().context(name)?;
+            probe.attach(*function, library, UProbeScope::AllProcesses).context(*function)?;
         }
     }
     Ok(())
 }
 
 /// Root, or the capabilities that loading and attaching need.
-fn check_privileges() -> Result<(), String> {
+fn check_privileges() -> Result<()> {
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
     const CAP_BPF: u32 = 39;
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("reading /proc/self/status: {e}"))?;
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let effective = status.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).unwrap_or(0);
     let has = |cap: u32| effective & (1 << cap) != 0;
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
         return Ok(());
     }
     let missing: Vec<&str> = [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")].into_iter().filter(|(cap, _)| !has(*cap)).map(|(_, name)| name).collect();
-    Err(format!(
+    Err(Error::new(format!(
         "the ebpf source needs root, or the capabilities CAP_BPF and CAP_PERFMON (missing: {}); run tapline as root, or grant them: setcap cap_bpf,cap_perfmon+ep $(which tapline)",
         missing.join(", ")
-    ))
+    )))
 }

@@ -20,11 +20,9 @@ use std::time::Duration;
 use aya::maps::{MapData, RingBuf};
 use serde::Deserialize;
 
-use crate::config::registry::Task;
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event as PipelineEvent, EventBatch, Kinds, Metric, RequestRecord};
 use crate::process::Processes;
-use crate::sources::{SourceConfig, SourceContext};
 use crate::telemetry::ComponentMetrics;
 use event::{Event, Kind};
 use loader::{Capture, Options, MAX_PAYLOAD};
@@ -55,7 +53,7 @@ pub struct EbpfConfig {
     #[serde(default = "default_protocols")]
     pub protocols: Vec<Protocol>,
     /// See HTTPS in plaintext through uprobes on OpenSSL.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub ssl: bool,
     /// OpenSSL libraries to probe; default: the system's libssl.so.3.
     #[serde(default)]
@@ -96,9 +94,6 @@ fn default_payload_size() -> u32 {
 fn default_protocols() -> Vec<Protocol> {
     vec![Protocol::Http, Protocol::Tcp]
 }
-fn yes() -> bool {
-    true
-}
 fn one() -> u32 {
     1
 }
@@ -114,9 +109,9 @@ impl SourceConfig for EbpfConfig {
         vec![OutputDef::default(Kinds::LOG), OutputDef::named(TCP_PORT, Kinds::METRIC)]
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         if self.payload_size == 0 || self.payload_size > MAX_PAYLOAD {
-            return Err(format!("`payload_size` must be between 1 and {MAX_PAYLOAD}"));
+            return Err(format!("`payload_size` must be between 1 and {MAX_PAYLOAD}").into());
         }
         if self.ring_buffer_bytes < 4096 || !self.ring_buffer_bytes.is_power_of_two() {
             return Err("`ring_buffer_bytes` must be a power of two of at least 4096".into());
@@ -133,11 +128,11 @@ impl SourceConfig for EbpfConfig {
         Ok(())
     }
 
-    fn check_environment(&self) -> Result<(), String> {
+    fn check_environment(&self) -> Result<()> {
         loader::preflight()
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, cx: SourceContext) -> Result<Task> {
         let ssl_libraries = match (self.ssl, self.ssl_libraries.is_empty()) {
             (false, _) => Vec::new(),
             (true, false) => self.ssl_libraries.clone(),
@@ -167,7 +162,7 @@ impl SourceConfig for EbpfConfig {
 }
 
 /// A source that could not start waits for the pipeline to stop.
-async fn idle(cx: SourceContext) -> Result<(), String> {
+async fn idle(cx: SourceContext) -> Result<()> {
     let mut shutdown = cx.shutdown.clone();
     shutdown.triggered().await;
     Ok(())
@@ -181,7 +176,7 @@ const BATCH: usize = 4096;
 /// longest a record waits, and a 16 MiB buffer holds ~50k records.
 const POLL: Duration = Duration::from_millis(10);
 
-async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Result<(), String> {
+async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Result<()> {
     let Capture { ebpf: _attached, mut ring, mut drops, .. } = capture;
     let mut tracker = Tracker::new(&config);
     let timeout_ns = (config.request_timeout_secs * 1e9) as u64;

@@ -11,8 +11,7 @@ use chrono::DateTime;
 
 use super::event::{Direction, Event, Kind};
 use super::http::{self, Message};
-use crate::event::{ObservationPoint, RequestRecord, SignalSource};
-use crate::sources::kong::parse_traceparent;
+use crate::event::{parse_traceparent, ObservationPoint, RequestRecord, SignalSource};
 
 /// Requests waiting for a response on one connection; beyond it the oldest
 /// is given up as timed out (a peer that never answers must not grow memory).

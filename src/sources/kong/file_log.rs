@@ -1,16 +1,14 @@
 //! `kong_file_log`: tails the files Kong's file-log plugin writes, one JSON
 //! entry per line, each becoming a request record. The tailing itself
-//! (rotation, truncation, checkpoints) is `sources::tail`.
+//! (rotation, truncation, checkpoints) is `sources::util::tail`.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::registry::Task;
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, Kinds};
-use crate::sources::tail::{self, ReadFrom, TailOptions};
-use crate::sources::{SourceConfig, SourceContext};
+use crate::sources::util::tail::{self, ReadFrom, TailOptions};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,13 +22,13 @@ pub struct KongFileLogConfig {
     #[serde(default)]
     pub read_from: ReadFrom,
     /// Longer lines are dropped and counted.
-    #[serde(default = "tail::default_max_line_bytes")]
+    #[serde(default = "crate::defaults::max_line_bytes")]
     pub max_line_bytes: usize,
     /// How often to look for new files.
-    #[serde(default = "tail::default_cooldown")]
+    #[serde(default = "crate::defaults::glob_minimum_cooldown_ms")]
     pub glob_minimum_cooldown_ms: u64,
     /// How long to keep reading a file renamed out of the globs or deleted, once it is idle.
-    #[serde(default = "tail::default_rotate_wait")]
+    #[serde(default = "crate::defaults::rotate_wait_secs")]
     pub rotate_wait_secs: u64,
     #[serde(default)]
     pub keep_raw: bool,
@@ -54,11 +52,11 @@ impl SourceConfig for KongFileLogConfig {
         vec![OutputDef::default(Kinds::LOG)]
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         self.options().check()
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, cx: SourceContext) -> Result<Task> {
         let keep_raw = self.keep_raw;
         let decode: tail::LineDecoder = Arc::new(move |line, _path| Ok(super::decode(line, keep_raw)?.into_iter().map(Event::record).collect()));
         let data_dir = cx.data_dir.clone();

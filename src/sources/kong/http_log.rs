@@ -1,18 +1,17 @@
 //! `kong_http_log`: receives what Kong's http-log plugin posts, one entry or
 //! an array of them, and turns each into a request record. The server
-//! (limits, auth, gzip, backpressure, status codes) is `sources::http_receiver`.
+//! (limits, auth, gzip, backpressure, status codes) is `sources::util::http`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::registry::Task;
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, Kinds};
-use crate::sources::http_receiver::{self, AuthConfig, BodyDecoder, ServerOptions};
-use crate::sources::tls::TlsConfig;
-use crate::sources::{SourceConfig, SourceContext};
+use crate::net::server::ServerAuth;
+use crate::sources::util::http::{BodyDecoder, ServerOptions};
+use crate::net::tls::ServerTls;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,18 +19,18 @@ pub struct KongHttpLogConfig {
     /// Where to listen, e.g. `0.0.0.0:8080`.
     pub address: SocketAddr,
     /// The path Kong's `http_endpoint` names.
-    #[serde(default = "http_receiver::default_path")]
+    #[serde(default = "crate::defaults::root_path")]
     pub path: String,
     /// Only `path` itself (else any path below it).
-    #[serde(default = "http_receiver::yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub strict_path: bool,
-    #[serde(default = "http_receiver::default_max_body")]
+    #[serde(default = "crate::defaults::max_body_bytes")]
     pub max_body_bytes: usize,
     /// Limit after gzip decompression (a gzip bomb is refused with 413).
-    #[serde(default = "http_receiver::default_max_decompressed")]
+    #[serde(default = "crate::defaults::max_decompressed_bytes")]
     pub max_decompressed_bytes: usize,
-    pub auth: Option<AuthConfig>,
-    pub tls: Option<TlsConfig>,
+    pub auth: Option<ServerAuth>,
+    pub tls: Option<ServerTls>,
     /// Keep the entry as Kong sent it in the record's `raw` field.
     #[serde(default)]
     pub keep_raw: bool,
@@ -57,13 +56,13 @@ impl SourceConfig for KongHttpLogConfig {
         vec![OutputDef::default(Kinds::LOG)]
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         self.options().check()
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, cx: SourceContext) -> Result<Task> {
         let keep_raw = self.keep_raw;
         let decode: BodyDecoder = Arc::new(move |body, _request| Ok(super::decode(body, keep_raw)?.into_iter().map(Event::record).collect()));
-        http_receiver::serve(self.options(), decode, cx)
+        crate::sources::util::http::serve(self.options(), decode, cx)
     }
 }

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 pub use entry::KongEntry;
 
-use crate::event::{ObservationPoint, RequestRecord, SignalSource, Value};
+use crate::event::{parse_traceparent, ObservationPoint, RequestRecord, SignalSource, Value};
 
 /// Decode a body or line: one entry (an object) or several (an array).
 /// All or nothing: any bad entry fails the whole body, with its position.
@@ -142,14 +142,6 @@ fn trace_id_of(ids: &std::collections::BTreeMap<String, String>) -> Option<Strin
         return Some(if hex.len() < 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) { format!("{hex:0>32}") } else { hex });
     }
     None
-}
-
-/// `00-<trace id>-<parent id>-<flags>` → (trace id, parent span id).
-pub(crate) fn parse_traceparent(value: &str) -> Option<(String, String)> {
-    let mut parts = value.trim().split('-');
-    let (_version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex(trace, 32) && hex(span, 16)).then(|| (trace.to_ascii_lowercase(), span.to_ascii_lowercase()))
 }
 
 #[cfg(test)]

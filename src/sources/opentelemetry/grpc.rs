@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status};
 
 use super::{grpc_code, Ingest};
 use crate::otlp::{logs, metrics, rpc, traces, Signal};
-use crate::sources::http_receiver::{authorize, Refusal};
+use crate::net::server::{authorize, Refusal};
 use crate::telemetry::ComponentMetrics;
 
 #[derive(Clone)]

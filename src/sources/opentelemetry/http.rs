@@ -13,7 +13,7 @@ use axum::Router;
 use super::{grpc_code, Ingest};
 use crate::otlp::rpc::RpcStatus;
 use crate::otlp::{logs, metrics, traces, Encoding, Signal};
-use crate::sources::http_receiver::{authorize, method_not_allowed, read_body, Refusal};
+use crate::net::server::{authorize, method_not_allowed, read_body, Refusal};
 use crate::telemetry::ComponentMetrics;
 
 struct Server {

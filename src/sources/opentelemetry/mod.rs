@@ -18,37 +18,36 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use crate::config::registry::Task;
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, SourceConfig, SourceContext, SourceOutputs, Task};
 use crate::event::Kinds;
 use crate::otlp::{Decoded, Signal};
-use crate::sources::http_receiver::{self, hand_on, AuthConfig, Listener, Refusal};
-use crate::sources::tls::TlsConfig;
-use crate::sources::{SourceConfig, SourceContext, SourceOutputs};
+use crate::sources::util::http::hand_on;
+use crate::net::server::{ServerAuth, Listener, Refusal};
+use crate::net::tls::ServerTls;
 use crate::telemetry::ComponentMetrics;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OpenTelemetryConfig {
+pub struct OpenTelemetrySourceConfig {
     #[serde(default = "GrpcConfig::standard")]
     pub grpc: GrpcConfig,
     #[serde(default = "HttpConfig::standard")]
     pub http: HttpConfig,
     /// Largest request once decompressed, both protocols (a gzip bomb is refused).
-    #[serde(default = "http_receiver::default_max_decompressed")]
+    #[serde(default = "crate::defaults::max_decompressed_bytes")]
     pub max_decompressed_bytes: usize,
     /// Credentials every request must carry (`authorization` header or metadata).
-    pub auth: Option<AuthConfig>,
+    pub auth: Option<ServerAuth>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcConfig {
-    #[serde(default = "http_receiver::yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub enabled: bool,
     #[serde(default = "GrpcConfig::default_address")]
     pub address: SocketAddr,
-    pub tls: Option<TlsConfig>,
+    pub tls: Option<ServerTls>,
 }
 
 impl GrpcConfig {
@@ -64,14 +63,14 @@ impl GrpcConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    #[serde(default = "http_receiver::yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub enabled: bool,
     #[serde(default = "HttpConfig::default_address")]
     pub address: SocketAddr,
     /// Largest body as sent (compressed or not).
-    #[serde(default = "http_receiver::default_max_body")]
+    #[serde(default = "crate::defaults::max_body_bytes")]
     pub max_body_bytes: usize,
-    pub tls: Option<TlsConfig>,
+    pub tls: Option<ServerTls>,
 }
 
 impl HttpConfig {
@@ -80,21 +79,21 @@ impl HttpConfig {
     }
 
     fn standard() -> Self {
-        HttpConfig { enabled: true, address: Self::default_address(), max_body_bytes: http_receiver::default_max_body(), tls: None }
+        HttpConfig { enabled: true, address: Self::default_address(), max_body_bytes: crate::defaults::max_body_bytes(), tls: None }
     }
 }
 
-impl SourceConfig for OpenTelemetryConfig {
+impl SourceConfig for OpenTelemetrySourceConfig {
     fn outputs(&self) -> Vec<OutputDef> {
         vec![OutputDef::named(Signal::Traces.port(), Kinds::SPAN), OutputDef::named(Signal::Metrics.port(), Kinds::METRIC), OutputDef::named(Signal::Logs.port(), Kinds::LOG)]
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<()> {
         if !self.grpc.enabled && !self.http.enabled {
             return Err("both `grpc` and `http` are disabled: enable at least one".into());
         }
         if self.grpc.enabled && self.http.enabled && self.grpc.address == self.http.address {
-            return Err(format!("`grpc.address` and `http.address` are both {}: give each its own port", self.grpc.address));
+            return Err(format!("`grpc.address` and `http.address` are both {}: give each its own port", self.grpc.address).into());
         }
         if self.max_decompressed_bytes == 0 || self.http.max_body_bytes == 0 {
             return Err("`max_decompressed_bytes` and `http.max_body_bytes` must be positive".into());
@@ -102,10 +101,10 @@ impl SourceConfig for OpenTelemetryConfig {
         for tls in [&self.grpc.tls, &self.http.tls].into_iter().flatten() {
             tls.check()?;
         }
-        self.auth.as_ref().map_or(Ok(()), AuthConfig::check)
+        Ok(())
     }
 
-    fn build(&self, cx: SourceContext) -> Result<Task, String> {
+    fn build(&self, cx: SourceContext) -> Result<Task> {
         // Bind both now, so a taken port is a start-up error.
         let grpc = self.grpc.enabled.then(|| Listener::bind(self.grpc.address, self.grpc.tls.as_ref())).transpose()?;
         let http = self.http.enabled.then(|| Listener::bind(self.http.address, self.http.tls.as_ref())).transpose()?;
@@ -131,7 +130,7 @@ struct Ingest {
     out: SourceOutputs,
     metrics: Arc<ComponentMetrics>,
     acknowledgements: bool,
-    auth: Option<AuthConfig>,
+    auth: Option<ServerAuth>,
     max_decompressed_bytes: usize,
 }
 

@@ -169,7 +169,7 @@ mod tests {
     use super::super::tests::{config, record, run, tags};
     use super::*;
     use crate::event::RequestRecord;
-    use crate::transforms::{Transform, TransformConfig};
+    use crate::component::{Transform, TransformConfig};
 
     const NETWORKS: &str = "cidr,zone,team\n\
         10.0.0.0/8,corp,\n\
@@ -181,7 +181,7 @@ mod tests {
         2001:db8:1::/48,v6-eu,ipv6-team\n\
         ::/0,v6-internet,\n";
 
-    fn table(dir: &std::path::Path, text: &str, options: &str) -> Result<Box<dyn Transform>, String> {
+    fn table(dir: &std::path::Path, text: &str, options: &str) -> crate::component::Result<Box<dyn Transform>> {
         std::fs::write(dir.join("n.csv"), text).unwrap();
         config(&format!("[[tables]]\ntype = \"cidr\"\npath = \"{}/n.csv\"\nfield = \"server_ip\"\n{options}\n", dir.display())).build()
     }
@@ -226,7 +226,7 @@ mod tests {
     fn prefixes_are_checked_line_by_line() {
         let dir = tempfile::tempdir().unwrap();
         let file = format!("{}/n.csv", dir.path().display());
-        let err = |text: &str, options: &str| table(dir.path(), text, options).err().unwrap();
+        let err = |text: &str, options: &str| table(dir.path(), text, options).err().unwrap().to_string();
         assert_eq!(err("cidr,zone\n10.0.0.0/8,a\n10.0.0/8,b\n", ""), format!("table 1 (`cidr`): {file}: line 3: `10.0.0/8` is not a CIDR prefix (an IP address, then optionally / and a length)"));
         assert_eq!(err("cidr,zone\n10.0.0.0/33,a\n", ""), format!("table 1 (`cidr`): {file}: line 2: `10.0.0.0/33`: the prefix length must be 0 to 32"));
         assert_eq!(err("cidr,zone\n::/129,a\n", ""), format!("table 1 (`cidr`): {file}: line 2: `::/129`: the prefix length must be 0 to 128"));

@@ -392,8 +392,8 @@ mod tests {
     use super::*;
     use crate::event::{EventData, RequestRecord};
 
-    fn table(dir: &Path, name: &str, text: &str, options: &str) -> Result<Box<dyn crate::transforms::Transform>, String> {
-        use crate::transforms::TransformConfig;
+    fn table(dir: &Path, name: &str, text: &str, options: &str) -> crate::component::Result<Box<dyn crate::component::Transform>> {
+        use crate::component::TransformConfig;
         std::fs::write(dir.join(name), text).unwrap();
         config(&format!("[[tables]]\ntype = \"file\"\npath = \"{}/{name}\"\n{options}\n", dir.display())).build()
     }
@@ -468,7 +468,7 @@ mod tests {
     fn load_errors_name_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().display();
-        let err = |name: &str, text: &str, options: &str| table(dir.path(), name, text, options).err().unwrap();
+        let err = |name: &str, text: &str, options: &str| table(dir.path(), name, text, options).err().unwrap().to_string();
         assert_eq!(err("a.csv", "service,team\norders,a\nusers\n", "key = \"service\""), format!("table 1 (`file`): {path}/a.csv: line 3: 1 fields where the header row has 2"));
         assert_eq!(err("b.csv", "service,team\norders,a\n", "key = \"svc\""), format!("table 1 (`file`): {path}/b.csv: key column `svc` is not in the file (it has: service, team)"));
         assert_eq!(err("c.csv", "service,team\norders,a\n", "key = \"service\"\ncolumns = [\"tier\"]"), format!("table 1 (`file`): {path}/c.csv: column `tier` is not in the file (it has: service, team)"));

@@ -56,7 +56,7 @@ mod tests {
     use super::super::tests::{config, run, tags};
     use super::*;
     use crate::event::RequestRecord;
-    use crate::transforms::TransformConfig;
+    use crate::component::TransformConfig;
 
     #[test]
     fn this_machine() {

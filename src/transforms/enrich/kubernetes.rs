@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::Table;
 use crate::event::FieldPath;
-use crate::sinks::with_causes;
+use crate::component::with_causes;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,13 +42,10 @@ pub struct KubernetesConfig {
     /// does; all pods when absent.
     pub node_name: Option<String>,
     /// Add the pod's labels as `k8s.pod.label.KEY`.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub labels: bool,
 }
 
-fn yes() -> bool {
-    true
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

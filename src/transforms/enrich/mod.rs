@@ -11,6 +11,7 @@
 pub mod cidr;
 pub mod file;
 pub mod host;
+#[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod process;
 
@@ -18,8 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Transform, TransformConfig, TransformOutput};
-use crate::config::OutputDef;
+use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
 
 use crate::event::{Event, EventBatch, FieldPath, Kinds};
 
@@ -48,7 +48,11 @@ pub enum TableConfig {
     Cidr(cidr::CidrTableConfig),
     Process(process::ProcessTableConfig),
     Host(host::HostTableConfig),
+    #[cfg(feature = "kubernetes")]
     Kubernetes(kubernetes::KubernetesConfig),
+    /// Read, so that choosing it says which feature the build lacks.
+    #[cfg(not(feature = "kubernetes"))]
+    Kubernetes(serde::de::IgnoredAny),
 }
 
 impl TableConfig {
@@ -68,7 +72,10 @@ impl TableConfig {
             TableConfig::Cidr(c) => Box::new(c.build()?),
             TableConfig::Process(c) => Box::new(c.build()?),
             TableConfig::Host(c) => Box::new(c.build()?),
+            #[cfg(feature = "kubernetes")]
             TableConfig::Kubernetes(c) => Box::new(c.build()?),
+            #[cfg(not(feature = "kubernetes"))]
+            TableConfig::Kubernetes(_) => return Err("`kubernetes` tables are not in this build of tapline: build with the `kubernetes` feature".into()),
         })
     }
 }
@@ -111,7 +118,7 @@ impl TransformConfig for EnrichConfig {
         vec![OutputDef::default(input)]
     }
 
-    fn build(&self) -> Result<Box<dyn Transform>, String> {
+    fn build(&self) -> Result<Box<dyn Transform>> {
         if self.tables.is_empty() {
             return Err("`tables` is empty: give at least one table".into());
         }
@@ -220,8 +227,8 @@ pub(crate) mod tests {
         assert!(err.contains("unknown field `name`"), "{err}");
         let err = toml_edit::de::from_str::<EnrichConfig>("[[tables]]\ntype = \"nope\"\n").unwrap_err().to_string();
         assert!(err.contains("unknown variant `nope`"), "{err}");
-        assert_eq!(config("tables = []").build().err().unwrap(), "`tables` is empty: give at least one table");
-        let err = config("[[tables]]\ntype = \"file\"\npath = \"/nonexistent/t.csv\"\nkey = [\"service\"]\n").build().err().unwrap();
+        assert_eq!(config("tables = []").build().err().unwrap().to_string(), "`tables` is empty: give at least one table");
+        let err = config("[[tables]]\ntype = \"file\"\npath = \"/nonexistent/t.csv\"\nkey = [\"service\"]\n").build().err().unwrap().to_string();
         assert!(err.starts_with("table 1 (`file`): cannot read /nonexistent/t.csv: "), "{err}");
     }
 

@@ -65,7 +65,7 @@ mod tests {
     use super::super::tests::{config, run};
     use super::*;
     use crate::event::{EventData, RequestRecord};
-    use crate::transforms::TransformConfig;
+    use crate::component::TransformConfig;
 
     #[test]
     fn a_pid_gets_its_command_line() {

@@ -3,9 +3,6 @@
 //! (confluent-kafka, scripts/kafka_consume.py). In CI a missing broker or
 //! consumer fails the tests; elsewhere they are skipped with a message.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
@@ -15,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// A Tansu broker of this test's own, killed when dropped. Clients reach it

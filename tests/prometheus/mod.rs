@@ -3,13 +3,10 @@
 //! scrapes tapline's exporter; remote write 2.0 requests come from Google's
 //! protobuf runtime (scripts/remote_write_v2.py).
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// A Prometheus server with its own config and storage in a temp dir.
@@ -358,7 +355,7 @@ fn a_reloaded_exporter_takes_over_its_port() {
     pipeline.stop();
 }
 
-fn find<'a>(items: &'a [Value], what: impl Fn(&Value) -> bool) -> &'a Value {
+fn find(items: &[Value], what: impl Fn(&Value) -> bool) -> &Value {
     items.iter().find(|i| what(i)).unwrap_or_else(|| panic!("not found among {} items", items.len()))
 }
 

@@ -2,15 +2,12 @@
 //! (scripts/clickhouse.sh starts Debian's 18.16). In CI a missing server fails
 //! the tests; elsewhere they are skipped with a message.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn clickhouse() -> Option<String> {
@@ -197,6 +194,32 @@ fn an_unreachable_server_fails_the_healthcheck_clearly() {
     let output = wait(child, Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("ClickHouse at http://127.0.0.1:{port} is unreachable")), "{stderr}");
+}
+
+/// Over https, trusting the server's self-signed certificate through
+/// `tls.ca_file` (scripts/clickhouse.sh makes both); without it, the
+/// healthcheck says the certificate is the problem.
+#[test]
+fn https_with_a_ca_file() {
+    let Some(url) = clickhouse() else { return };
+    let https = std::env::var("CLICKHOUSE_HTTPS_URL").unwrap_or_else(|_| "https://127.0.0.1:18443".into());
+    let ca = format!("{}/server.crt", std::env::var("CLICKHOUSE_DIR").unwrap_or_else(|_| "/tmp/tapline-clickhouse".into()));
+    let db = database(&url, "https");
+    query(&url, &format!("CREATE TABLE {db}.requests {TABLE}"));
+    let dir = tempfile::tempdir().unwrap();
+    let input: String = (0..5).map(|i| line(i, "orders", json!(200))).collect();
+    run(&pipeline(&https, &db, "requests", &format!("tls.ca_file = \"{ca}\"")), &input, dir.path());
+    let landed: Vec<Value> = rows(&url, &format!("SELECT request_id FROM {db}.requests ORDER BY time")).into_iter().map(|r| r["request_id"].clone()).collect();
+    assert_eq!(landed, ["r0", "r1", "r2", "r3", "r4"]);
+
+    let path = dir.path().join("untrusted.toml");
+    std::fs::write(&path, pipeline(&https, &db, "requests", "")).unwrap();
+    let mut child = bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdin.take());
+    let output = wait(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("ClickHouse at {https} is unreachable")) && stderr.contains("certificate"), "{stderr}");
 }
 
 /// chdb (the current ClickHouse engine, in-process) behind a small HTTP shim.

@@ -6,9 +6,6 @@
 //! Tests that need python3 skip with a message when it is missing, except
 //! in CI (`CI` set), where they fail.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -276,17 +273,17 @@ async fn a_bad_kubeconfig_fails_with_its_path() {
 fn a_pipeline_enriches_kong_records_with_the_upstream_pod() {
     let Some(server) = StandIn::start() else { return };
     server.put(pod("shop", "checkout-5d8f7c9b4-x2k9q", "checkout", "node-a", "10.1.0.1", HASH_A));
-    let port = common::free_port();
-    let mut pipeline = common::Pipeline::start(&format!(
+    let port = crate::common::free_port();
+    let mut pipeline = crate::common::Pipeline::start(&format!(
         "[sources.kong]\ntype = \"kong_http_log\"\naddress = \"127.0.0.1:{port}\"\n\
          [transforms.k8s]\ntype = \"enrich\"\ninputs = [\"kong\"]\n\
          [[transforms.k8s.tables]]\ntype = \"kubernetes\"\nkubeconfig = \"{}\"\nby = \"pod_ip\"\nfield = \"server_ip\"\n\
          [sinks.out]\ntype = \"file\"\ninputs = [\"k8s\"]\npath = \"DIR/out.jsonl\"\nencoding.codec = \"json\"\n",
         server.kubeconfig().display()
     ));
-    common::wait_for("the source to listen", Duration::from_secs(30), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    crate::common::wait_for("the source to listen", Duration::from_secs(30), || TcpStream::connect(("127.0.0.1", port)).is_ok());
     let out = pipeline.path("out.jsonl");
-    let base: Value = serde_json::from_slice(&std::fs::read(common::here("tests/fixtures/kong/kong3_single.json")).unwrap()).unwrap();
+    let base: Value = serde_json::from_slice(&std::fs::read(crate::common::here("tests/fixtures/kong/kong3_single.json")).unwrap()).unwrap();
     // Post one entry whose upstream is `ip`; the record written for it.
     let mut sent = 0;
     let mut send = |ip: &str| -> Value {
@@ -294,10 +291,10 @@ fn a_pipeline_enriches_kong_records_with_the_upstream_pod() {
         let mut entry = base.clone();
         entry["request"]["id"] = json!(format!("req-{sent}"));
         entry["tries"] = json!([{"ip": ip, "port": 8080}]);
-        assert_eq!(common::post(port, "/", entry.to_string().as_bytes(), &["Content-Type: application/json"]).status, 200);
+        assert_eq!(crate::common::post(port, "/", entry.to_string().as_bytes(), &["Content-Type: application/json"]).status, 200);
         let id = format!("req-{sent}");
-        common::wait_for("the record", Duration::from_secs(30), || common::read_json(&out).iter().any(|r| r["request_id"] == id.as_str()));
-        common::read_json(&out).into_iter().find(|r| r["request_id"] == id.as_str()).unwrap()
+        crate::common::wait_for("the record", Duration::from_secs(30), || crate::common::read_json(&out).iter().any(|r| r["request_id"] == id.as_str()));
+        crate::common::read_json(&out).into_iter().find(|r| r["request_id"] == id.as_str()).unwrap()
     };
     // The first list may still be on its way: the first records can miss.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -330,5 +327,5 @@ fn a_pipeline_enriches_kong_records_with_the_upstream_pod() {
     }
     assert!(record["pod"].is_null() && record.get("tags").is_none(), "a deleted pod is gone: {record}");
     let log = pipeline.stop();
-    assert!(common::totals(&log, "k8s", "enrich_misses_total") >= 1, "{log}");
+    assert!(crate::common::totals(&log, "k8s", "enrich_misses_total") >= 1, "{log}");
 }

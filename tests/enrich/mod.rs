@@ -1,13 +1,10 @@
 //! The `enrich` transform in whole pipelines, run by the real binary: Kong
 //! http-log entries (or plain logs) in, enriched events out to a file.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// A Kong http-log entry: `service` and `route` may be absent.

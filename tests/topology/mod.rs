@@ -1,15 +1,12 @@
 //! Whole pipelines from TOML files, run by the real `tapline` binary.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Run a pipeline file with `input` on stdin until it ends by itself.
@@ -95,7 +92,12 @@ fn every_example_validates() {
             continue;
         }
         let out = bin().args(["validate", "--no-environment", "--config"]).arg(&path).output().unwrap();
-        assert!(out.status.success(), "{}:\n{}", path.display(), String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // A build without some cargo feature (not CI's: it builds them all) cannot run every example.
+        if !out.status.success() && stderr.contains("is not in this build of tapline") && !cfg!(all(feature = "ebpf", feature = "kafka", feature = "kubernetes", feature = "otlp")) {
+            continue;
+        }
+        assert!(out.status.success(), "{}:\n{stderr}", path.display());
         checked += 1;
     }
     assert!(checked >= 1);

@@ -1,12 +1,30 @@
-//! One output of a component, feeding every input that reads from it. The
-//! topology owns the list of targets and swaps it on reload; the component
-//! only sends.
+//! A component's outputs: what each carries (`OutputDef`, declared so the
+//! config check can refuse a wrong wiring), and the fan-out that feeds every
+//! input reading it. The topology owns the list of targets and swaps it on
+//! reload; the component only sends.
 
 use std::sync::{Arc, Mutex};
 
 use super::buffer::{BufferSender, Reservation};
-use crate::event::EventBatch;
+use crate::event::{EventBatch, Kinds};
 use crate::telemetry::ComponentMetrics;
+
+/// A named output of a component, and what it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputDef {
+    pub port: Option<String>,
+    pub kinds: Kinds,
+}
+
+impl OutputDef {
+    pub fn default(kinds: Kinds) -> Self {
+        OutputDef { port: None, kinds }
+    }
+
+    pub fn named(port: impl Into<String>, kinds: Kinds) -> Self {
+        OutputDef { port: Some(port.into()), kinds }
+    }
+}
 
 pub type Targets = Arc<Vec<(String, BufferSender)>>;
 

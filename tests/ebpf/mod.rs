@@ -6,16 +6,13 @@
 //! (`CI` set) it fails. Each test filters the capture to its own ports, so
 //! tests running side by side do not see each other's traffic.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Whether this test can run; in CI a missing privilege is a failure.

@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::config::registry::Task;
+use crate::component::{Context, Result, SourceContext, Task};
 use crate::event::{Event, EventBatch, EventStatus};
-use crate::sources::SourceContext;
 use crate::telemetry::ComponentMetrics;
 
 /// Where to start in a file seen for the first time at start-up.
@@ -31,15 +30,6 @@ pub enum ReadFrom {
     End,
 }
 
-pub fn default_max_line_bytes() -> usize {
-    1 << 20
-}
-pub fn default_cooldown() -> u64 {
-    1000
-}
-pub fn default_rotate_wait() -> u64 {
-    10
-}
 
 /// What to tail and how.
 #[derive(Debug, Clone)]
@@ -53,7 +43,7 @@ pub struct TailOptions {
 }
 
 impl TailOptions {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<()> {
         if self.include.is_empty() {
             return Err("`include` must name at least one glob".into());
         }
@@ -78,10 +68,10 @@ const CHUNK: usize = 1 << 20;
 const HEAD: u64 = 256;
 
 /// Start tailing; checkpoints go to `<data_dir>/<source id>/checkpoints.json`.
-pub fn start(options: TailOptions, data_dir: Option<PathBuf>, decode: LineDecoder, mut cx: SourceContext) -> Result<Task, String> {
+pub fn start(options: TailOptions, data_dir: Option<PathBuf>, decode: LineDecoder, mut cx: SourceContext) -> Result<Task> {
     let data_dir = data_dir.ok_or("reading files needs `data_dir` (at the top of the config) for its checkpoints")?;
     let dir = data_dir.join(&cx.id);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let checkpoints = Checkpoints::load(dir.join("checkpoints.json"))?;
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::channel::<Chunk>(2);
@@ -89,7 +79,7 @@ pub fn start(options: TailOptions, data_dir: Option<PathBuf>, decode: LineDecode
     std::thread::Builder::new()
         .name(format!("tail-{}", cx.id))
         .spawn(move || tailer.run(&tx))
-        .map_err(|e| format!("cannot start the file reader: {e}"))?;
+        .context("cannot start the file reader")?;
     Ok(Box::pin(async move {
         let mut checkpoints = checkpoints;
         let mut shutdown = cx.shutdown.clone();

@@ -1,8 +1,10 @@
-//! A compiled VRL program and the runtime that runs it, shared by `remap`,
-//! `filter`, `route` and the config unit tests.
+//! What the transforms share: a compiled VRL program with the runtime that
+//! runs it, and VRL conditions (`remap`, `filter`, `route`, the config's unit
+//! tests).
 
 use vrl::compiler::runtime::{Runtime, Terminate};
 use vrl::compiler::{CompileConfig, Program, TargetValueRef, TimeZone};
+use serde::Deserialize;
 use vrl::value::{Secrets, Value};
 
 use crate::event::{Event, EventData};
@@ -59,5 +61,36 @@ impl VrlProgram {
             Ok(other) => Err(format!("a condition must return a boolean, this one returned {}", other.kind_str())),
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+/// A condition: a VRL expression, or Vector's `{ type = "vrl", source = "…" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Condition {
+    Source(String),
+    Typed(TypedCondition),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypedCondition {
+    #[serde(rename = "type")]
+    pub kind: ConditionType,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConditionType {
+    Vrl,
+}
+
+impl Condition {
+    pub fn compile(&self) -> Result<VrlProgram, String> {
+        let source = match self {
+            Condition::Source(s) | Condition::Typed(TypedCondition { source: s, .. }) => s,
+        };
+        VrlProgram::compile(source, true)
     }
 }

@@ -1,15 +1,12 @@
 //! The Kong sources, run by the real binary and fed over loopback by curl,
 //! the way Kong's http-log plugin posts.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const USER: &str = "kong";

@@ -2,16 +2,13 @@
 //! OpenTelemetry Python SDK (gRPC and HTTP), by hand-made OTLP/JSON and
 //! protobuf over curl, by raw gRPC calls (grpcio), and by tapline's own sink.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde_json::{json, Value};
@@ -77,7 +74,7 @@ fn spans_of<'a>(events: &'a [Value], trace_id: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["trace_id"] == trace_id && e.get("kind").is_some()).collect()
 }
 
-fn find<'a>(events: &'a [Value], what: impl Fn(&Value) -> bool) -> &'a Value {
+fn find(events: &[Value], what: impl Fn(&Value) -> bool) -> &Value {
     events.iter().find(|e| what(e)).unwrap_or_else(|| panic!("not found among {} events", events.len()))
 }
 

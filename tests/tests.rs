@@ -1,0 +1,20 @@
+//! The integration tests, in one binary (one link instead of one per suite).
+//! Each module talks to the real peer its part needs, on loopback; in CI
+//! (`CI` set) a missing peer fails its tests, elsewhere they skip and say why.
+
+mod common;
+
+mod clickhouse;
+#[cfg(feature = "ebpf")]
+mod ebpf;
+mod enrich;
+#[cfg(feature = "kafka")]
+mod kafka;
+mod kong;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
+mod layers;
+#[cfg(feature = "otlp")]
+mod otel;
+mod prometheus;
+mod topology;
