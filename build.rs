@@ -25,7 +25,20 @@ fn main() {
     // -mcpu=v3: clang 14 otherwise emits code the verifier rejects for the
     // clamped lengths given to bpf_probe_read_user. -g: BTF for maps and CO-RE.
     let result = Command::new(&clang)
-        .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-Iebpf", "-c", "ebpf/socket_trace.bpf.c", "-o"])
+        .args([
+            "-O2",
+            "-g",
+            "-Wall",
+            "-Werror",
+            "-target",
+            "bpf",
+            "-mcpu=v3",
+            "-D__TARGET_ARCH_x86",
+            "-Iebpf",
+            "-c",
+            "ebpf/socket_trace.bpf.c",
+            "-o",
+        ])
         .arg(&out)
         .output();
     match result {

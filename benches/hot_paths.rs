@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use tapline::event::{Event, EventBatch, Value};
-use tapline::telemetry;
 use tapline::component::buffer::{channel, BufferConfig};
 use tapline::component::output::{Fanout, TargetList};
-use tapline::transforms::remap::RemapConfig;
 use tapline::component::{TransformConfig, TransformOutput};
+use tapline::event::{Event, EventBatch, Value};
+use tapline::telemetry;
+use tapline::transforms::remap::RemapConfig;
 
 /// A Kong 3.x http-log entry, as the plugin sends it.
 const KONG_LINE: &str = r#"{"request":{"id":"b7c1f0a2d4e64c0f9a1b2c3d4e5f6a7b","method":"GET","uri":"/orders/4711?expand=items","url":"https://api.example.com:443/orders/4711?expand=items","querystring":{"expand":"items"},"size":412,"headers":{"host":"api.example.com","user-agent":"okhttp/4.12.0","accept":"application/json","authorization":"REDACTED","x-request-id":"b7c1f0a2d4e64c0f9a1b2c3d4e5f6a7b"}},"upstream_uri":"/orders/4711?expand=items","upstream_status":"200","response":{"status":200,"size":2311,"headers":{"content-type":"application/json","content-length":"2311","x-kong-upstream-latency":"38","x-kong-proxy-latency":"2","via":"kong/3.6.1"}},"latencies":{"kong":2,"proxy":38,"request":41,"receive":1},"tries":[{"ip":"10.0.1.17","port":8080,"balancer_start":1732613000123,"balancer_latency":0}],"route":{"id":"5a7c0d7e-93a4-4d7b-9f51-0c4a1e2b3c4d","name":"orders-route","paths":["/orders"],"protocols":["http","https"],"strip_path":false,"preserve_host":false},"service":{"id":"0c7a2f6e-1b8d-4c3e-a5f4-9e8d7c6b5a41","name":"orders","host":"orders.default.svc.cluster.local","port":8080,"protocol":"http","path":"/","retries":5,"connect_timeout":60000},"consumer":{"id":"8f7e6d5c-4b3a-2918-0706-f5e4d3c2b1a0","username":"mobile-app"},"client_ip":"203.0.113.7","started_at":1732613000121,"source":"upstream","workspace":"9d8c7b6a-5f4e-3d2c-1b0a-99887766554f","workspace_name":"default","trace_id":{"w3c":"4bf92f3577b34da6a3ce929d0e0e4736"}}"#;
@@ -57,7 +57,10 @@ fn engine(c: &mut Criterion) {
 
 fn remap(c: &mut Criterion) {
     let config = RemapConfig {
-        source: Some(r#". = { "service": .service.name, "status": .response.status, "latency_ms": .latencies.request, "request_id": .request.id }"#.into()),
+        source: Some(
+            r#". = { "service": .service.name, "status": .response.status, "latency_ms": .latencies.request, "request_id": .request.id }"#
+                .into(),
+        ),
         file: None,
         drop_on_error: false,
         drop_on_abort: true,
@@ -85,8 +88,12 @@ fn kong(c: &mut Criterion) {
     let entry = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kong/kong3_single.json")).unwrap();
     let mut group = c.benchmark_group("kong");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("bare_parse_typed", |b| b.iter(|| serde_json::from_str::<tapline::sources::kong::KongEntry>(std::hint::black_box(&entry)).unwrap()));
-    group.bench_function("decode_to_record", |b| b.iter(|| tapline::sources::kong::decode(std::hint::black_box(entry.as_bytes()), false).unwrap()));
+    group.bench_function("bare_parse_typed", |b| {
+        b.iter(|| serde_json::from_str::<tapline::sources::kong::KongEntry>(std::hint::black_box(&entry)).unwrap())
+    });
+    group.bench_function("decode_to_record", |b| {
+        b.iter(|| tapline::sources::kong::decode(std::hint::black_box(entry.as_bytes()), false).unwrap())
+    });
     group.finish();
 }
 
@@ -97,12 +104,24 @@ fn clickhouse(c: &mut Criterion) {
     let event = Event::record(record.clone());
     let mut group = c.benchmark_group("clickhouse");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("json_each_row_record", |b| b.iter(|| tapline::sinks::clickhouse::encode_row(std::hint::black_box(&event), tapline::sinks::clickhouse::schema::Server { datetime64: true, map: true }).unwrap()));
+    group.bench_function("json_each_row_record", |b| {
+        b.iter(|| {
+            tapline::sinks::clickhouse::encode_row(
+                std::hint::black_box(&event),
+                tapline::sinks::clickhouse::schema::Server { datetime64: true, map: true },
+            )
+            .unwrap()
+        })
+    });
     let mut row = Vec::with_capacity(512);
     group.bench_function("row_binary_record", |b| {
         b.iter(|| {
             row.clear();
-            tapline::sinks::clickhouse::schema::write_row_binary(std::hint::black_box(&record), tapline::sinks::clickhouse::schema::Server { datetime64: true, map: true }, &mut row);
+            tapline::sinks::clickhouse::schema::write_row_binary(
+                std::hint::black_box(&record),
+                tapline::sinks::clickhouse::schema::Server { datetime64: true, map: true },
+                &mut row,
+            );
             row.len()
         })
     });
@@ -133,14 +152,29 @@ fn otlp(c: &mut Criterion) {
     use prost::Message;
     use tapline::event::{ObjectMap, Span, SpanKind};
     use tapline::otlp::traces;
-    let attributes: ObjectMap = [("http.method", "GET"), ("http.url", "https://api.example.com/orders/4711"), ("http.route", "/orders"), ("kong.request.id", "b7c1f0a2d4e64c0f")]
-        .into_iter()
-        .map(|(k, v)| (k.into(), Value::from(v)))
-        .chain([("http.status_code".into(), Value::Integer(200))])
-        .collect();
+    let attributes: ObjectMap = [
+        ("http.method", "GET"),
+        ("http.url", "https://api.example.com/orders/4711"),
+        ("http.route", "/orders"),
+        ("kong.request.id", "b7c1f0a2d4e64c0f"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), Value::from(v)))
+    .chain([("http.status_code".into(), Value::Integer(200))])
+    .collect();
     let resource: ObjectMap = [("service.name".into(), Value::from("kong"))].into_iter().collect();
     let events: EventBatch = (0..100u64)
-        .map(|i| Event::span(Span { trace_id: [0x4b; 16], span_id: (i + 1).to_be_bytes(), name: "kong".into(), kind: SpanKind::Server, attributes: attributes.clone(), resource: resource.clone(), ..Default::default() }))
+        .map(|i| {
+            Event::span(Span {
+                trace_id: [0x4b; 16],
+                span_id: (i + 1).to_be_bytes(),
+                name: "kong".into(),
+                kind: SpanKind::Server,
+                attributes: attributes.clone(),
+                resource: resource.clone(),
+                ..Default::default()
+            })
+        })
         .collect();
     let bytes = traces::encode(&events).encode_to_vec();
     let entry = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kong/kong3_single.json")).unwrap();
@@ -148,7 +182,14 @@ fn otlp(c: &mut Criterion) {
     let mut group = c.benchmark_group("otlp");
     group.throughput(Throughput::Elements(100));
     group.bench_function("decode_100_spans", |b| {
-        b.iter(|| traces::decode(opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(std::hint::black_box(&bytes[..])).unwrap()).events.len())
+        b.iter(|| {
+            traces::decode(
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(std::hint::black_box(&bytes[..]))
+                    .unwrap(),
+            )
+            .events
+            .len()
+        })
     });
     group.bench_function("encode_100_spans", |b| b.iter(|| traces::encode(std::hint::black_box(&events)).encode_to_vec().len()));
     group.throughput(Throughput::Elements(1));
@@ -186,7 +227,11 @@ fn ebpf(c: &mut Criterion) {
     let request = b"GET /orders/4711?expand=items HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: okhttp/4.12.0\r\nAccept: application/json\r\nX-Request-ID: b7c1f0a2d4e64c0f9a1b2c3d4e5f6a7b\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n";
     let response = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 19:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 2311\r\nConnection: keep-alive\r\n\r\n{\"id\":4711}";
     // 500 connections, one request and one response each.
-    let records: Vec<Vec<u8>> = (0..500u64).flat_map(|i| [ebpf_record(0xffff_0000 + i, 40000 + i as u16, true, request), ebpf_record(0xffff_0000 + i, 40000 + i as u16, false, response)]).collect();
+    let records: Vec<Vec<u8>> = (0..500u64)
+        .flat_map(|i| {
+            [ebpf_record(0xffff_0000 + i, 40000 + i as u16, true, request), ebpf_record(0xffff_0000 + i, 40000 + i as u16, false, response)]
+        })
+        .collect();
     let mut group = c.benchmark_group("ebpf");
     group.throughput(Throughput::Elements(records.len() as u64));
     group.bench_function("decode_and_pair_1000_events", |b| {
@@ -210,7 +255,9 @@ fn enrich(c: &mut Criterion) {
     use tapline::transforms::enrich::file::{FileTableConfig, Key};
     use tapline::transforms::enrich::{EnrichConfig, TableConfig};
     let dir = tempfile::tempdir().unwrap();
-    let services: String = std::iter::once("service,team,tier\n".to_string()).chain((0..10_000).map(|i| format!("service-{i},team-{},{}\n", i % 50, i % 3))).collect();
+    let services: String = std::iter::once("service,team,tier\n".to_string())
+        .chain((0..10_000).map(|i| format!("service-{i},team-{},{}\n", i % 50, i % 3)))
+        .collect();
     std::fs::write(dir.path().join("services.csv"), services).unwrap();
     let networks: String = std::iter::once("cidr,zone\n".to_string())
         .chain((0..100).map(|i| format!("10.{i}.0.0/16,zone-{i}\n")))
@@ -220,8 +267,21 @@ fn enrich(c: &mut Criterion) {
     let config = EnrichConfig {
         reload_interval_secs: 5,
         tables: vec![
-            TableConfig::File(FileTableConfig { path: dir.path().join("services.csv"), format: None, key: Key::Columns(vec!["service".into()]), columns: None, prefix: String::new() }),
-            TableConfig::Cidr(CidrTableConfig { path: dir.path().join("networks.csv"), format: None, cidr_column: "cidr".into(), field: "server_ip".into(), columns: None, prefix: String::new() }),
+            TableConfig::File(FileTableConfig {
+                path: dir.path().join("services.csv"),
+                format: None,
+                key: Key::Columns(vec!["service".into()]),
+                columns: None,
+                prefix: String::new(),
+            }),
+            TableConfig::Cidr(CidrTableConfig {
+                path: dir.path().join("networks.csv"),
+                format: None,
+                cidr_column: "cidr".into(),
+                field: "server_ip".into(),
+                columns: None,
+                prefix: String::new(),
+            }),
         ],
     };
     let mut transform = config.build().unwrap();

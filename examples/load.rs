@@ -75,7 +75,8 @@ fn request(spans: usize) -> ExportTraceServiceRequest {
     .into_iter()
     .map(|(k, v)| (k.into(), v))
     .collect();
-    let resource: ObjectMap = [("service.name".into(), Value::from("kong")), ("service.instance.id".into(), Value::from("kong-7f9c"))].into_iter().collect();
+    let resource: ObjectMap =
+        [("service.name".into(), Value::from("kong")), ("service.instance.id".into(), Value::from("kong-7f9c"))].into_iter().collect();
     let events: Vec<tapline::event::Event> = (0..spans)
         .map(|i| {
             tapline::event::Event::span(Span {
@@ -142,18 +143,34 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let (url, headers) = match protocol.as_str() {
-                "remote-write" => (format!("http://{address}/api/v1/write"), [("content-type", "application/x-protobuf"), ("content-encoding", "snappy")]),
-                _ => (format!("http://{address}/v1/traces"), [("content-type", "application/x-protobuf"), ("content-encoding", "identity")]),
+                "remote-write" => {
+                    (format!("http://{address}/api/v1/write"), [("content-type", "application/x-protobuf"), ("content-encoding", "snappy")])
+                }
+                _ => {
+                    (format!("http://{address}/v1/traces"), [("content-type", "application/x-protobuf"), ("content-encoding", "identity")])
+                }
             };
             let mut grpc = match protocol.as_str() {
-                "grpc" => Some(tonic::client::Grpc::new(tonic::transport::Endpoint::from_shared(format!("http://{address}")).unwrap().connect().await.expect("connect"))),
+                "grpc" => Some(tonic::client::Grpc::new(
+                    tonic::transport::Endpoint::from_shared(format!("http://{address}")).unwrap().connect().await.expect("connect"),
+                )),
                 _ => None,
             };
             let path = PathAndQuery::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
             while Instant::now() < until {
                 let accepted = match &mut grpc {
-                    Some(client) => client.ready().await.is_ok() && client.unary(tonic::Request::new(body.clone()), path.clone(), RawCodec).await.is_ok(),
-                    None => http.post(&url).header(headers[0].0, headers[0].1).header(headers[1].0, headers[1].1).body(body.clone()).send().await.is_ok_and(|r| r.status().is_success()),
+                    Some(client) => {
+                        client.ready().await.is_ok()
+                            && client.unary(tonic::Request::new(body.clone()), path.clone(), RawCodec).await.is_ok()
+                    }
+                    None => http
+                        .post(&url)
+                        .header(headers[0].0, headers[0].1)
+                        .header(headers[1].0, headers[1].1)
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success()),
                 };
                 let counter = if accepted { &ok } else { &refused };
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -167,5 +184,10 @@ async fn main() {
         task.await.unwrap();
     }
     let (ok, refused) = (ok.load(Ordering::Relaxed), refused.load(Ordering::Relaxed));
-    println!("protocol={protocol} requests_ok={ok} refused={refused} items_ok={} bytes_per_request={} elapsed={:.2}", ok * items as u64, body.len(), started.elapsed().as_secs_f64());
+    println!(
+        "protocol={protocol} requests_ok={ok} refused={refused} items_ok={} bytes_per_request={} elapsed={:.2}",
+        ok * items as u64,
+        body.len(),
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -9,7 +9,9 @@ use crate::telemetry;
 
 /// Bind now (so a taken port is a clear start-up error), serve in the background.
 pub async fn start(address: &str) -> Result<std::net::SocketAddr, String> {
-    let listener = TcpListener::bind(address).await.map_err(|e| format!("admin API cannot listen on {address}: {e} (set `api.address`, or `api.enabled = false`)"))?;
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("admin API cannot listen on {address}: {e} (set `api.address`, or `api.enabled = false`)"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let app = Router::new()
         .route("/health", get(|| async { ([(CONTENT_TYPE, "application/json")], "{\"ok\":true}") }))

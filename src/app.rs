@@ -30,7 +30,9 @@ pub struct RunOptions {
 /// Load the config the options name, or the embedded default.
 pub fn load(paths: &ConfigPaths) -> Result<Config, Vec<Diagnostic>> {
     if paths.files.is_empty() && paths.dirs.is_empty() {
-        config::load_from_texts(&[("<embedded quickstart.toml>".to_string(), config::QUICKSTART.to_string())], &|name| std::env::var(name).ok())
+        config::load_from_texts(&[("<embedded quickstart.toml>".to_string(), config::QUICKSTART.to_string())], &|name| {
+            std::env::var(name).ok()
+        })
     } else {
         config::load(paths)
     }

@@ -7,7 +7,11 @@ use crate::config::Config;
 
 /// Every edge: (upstream component, its output port, downstream component).
 fn edges(config: &Config) -> Vec<(&str, Option<&str>, &str)> {
-    config.components.values().flat_map(|c| c.upstream().map(move |up| (up.component.as_str(), up.port.as_deref(), c.id.as_str()))).collect()
+    config
+        .components
+        .values()
+        .flat_map(|c| c.upstream().map(move |up| (up.component.as_str(), up.port.as_deref(), c.id.as_str())))
+        .collect()
 }
 
 pub fn dot(config: &Config) -> String {

@@ -16,7 +16,11 @@ use tapline::registry;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "tapline", version, about = "An observability pipeline for API gateways: Kong logs, eBPF traffic and APM spans in one trace")]
+#[command(
+    name = "tapline",
+    version,
+    about = "An observability pipeline for API gateways: Kong logs, eBPF traffic and APM spans in one trace"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -106,10 +110,13 @@ fn main() -> ExitCode {
         Command::Validate { config, no_environment } => validate(&config.paths(), no_environment),
         Command::Graph { config, format } => match app::load(&config.paths()) {
             Ok(cfg) => {
-                print!("{}", match format {
-                    GraphFormat::Dot => tapline::graph_view::dot(&cfg),
-                    GraphFormat::Mermaid => tapline::graph_view::mermaid(&cfg),
-                });
+                print!(
+                    "{}",
+                    match format {
+                        GraphFormat::Dot => tapline::graph_view::dot(&cfg),
+                        GraphFormat::Mermaid => tapline::graph_view::mermaid(&cfg),
+                    }
+                );
                 exit::OK
             }
             Err(errors) => {
@@ -181,5 +188,9 @@ fn unit_tests(paths: &ConfigPaths) -> i32 {
         }
     }
     println!("{} passed, {} failed", config.tests.len() - failed, failed);
-    if failed > 0 { exit::FAILURE } else { exit::OK }
+    if failed > 0 {
+        exit::FAILURE
+    } else {
+        exit::OK
+    }
 }

@@ -66,7 +66,11 @@ fn read(pid: u32) -> Option<ProcessInfo> {
         args.join(" ")
     });
     let container_id = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok().and_then(|text| container_id(&text));
-    Some(ProcessInfo { cmdline: cmdline.filter(|c| !c.is_empty()), process_name: Some(process_name).filter(|n| !n.is_empty()), container_id })
+    Some(ProcessInfo {
+        cmdline: cmdline.filter(|c| !c.is_empty()),
+        process_name: Some(process_name).filter(|n| !n.is_empty()),
+        container_id,
+    })
 }
 
 /// The container id in a cgroup file: the 64-hex-digit name that Docker,
@@ -104,7 +108,11 @@ pub(crate) mod tests {
     #[test]
     fn container_ids_of_the_usual_runtimes() {
         assert_eq!(container_id(&format!("0::/system.slice/docker-{ID}.scope\n")).as_deref(), Some(ID));
-        assert_eq!(container_id(&format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope\n")).as_deref(), Some(ID));
+        assert_eq!(
+            container_id(&format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope\n"))
+                .as_deref(),
+            Some(ID)
+        );
         assert_eq!(container_id(&format!("0::/kubepods/besteffort/pod1/crio-{ID}.scope\n")).as_deref(), Some(ID));
         assert_eq!(container_id(&format!("12:memory:/docker/{ID}\n11:cpu:/docker/{ID}\n")).as_deref(), Some(ID));
         assert_eq!(container_id("0::/user.slice/user-0.slice/session-1.scope\n"), None);

@@ -27,15 +27,33 @@ pub struct ComponentType {
 }
 
 const fn source<T: DeserializeOwned + SourceConfig + 'static>(name: &'static str, description: &'static str) -> ComponentType {
-    ComponentType { kind: ComponentKind::Source, name, description, parse: |v| Ok(ComponentConfig::Source(Box::new(T::deserialize(v.into_deserializer())?))), missing_feature: None }
+    ComponentType {
+        kind: ComponentKind::Source,
+        name,
+        description,
+        parse: |v| Ok(ComponentConfig::Source(Box::new(T::deserialize(v.into_deserializer())?))),
+        missing_feature: None,
+    }
 }
 
 const fn transform<T: DeserializeOwned + TransformConfig + 'static>(name: &'static str, description: &'static str) -> ComponentType {
-    ComponentType { kind: ComponentKind::Transform, name, description, parse: |v| Ok(ComponentConfig::Transform(Box::new(T::deserialize(v.into_deserializer())?))), missing_feature: None }
+    ComponentType {
+        kind: ComponentKind::Transform,
+        name,
+        description,
+        parse: |v| Ok(ComponentConfig::Transform(Box::new(T::deserialize(v.into_deserializer())?))),
+        missing_feature: None,
+    }
 }
 
 const fn sink<T: DeserializeOwned + SinkConfig + 'static>(name: &'static str, description: &'static str) -> ComponentType {
-    ComponentType { kind: ComponentKind::Sink, name, description, parse: |v| Ok(ComponentConfig::Sink(Box::new(T::deserialize(v.into_deserializer())?))), missing_feature: None }
+    ComponentType {
+        kind: ComponentKind::Sink,
+        name,
+        description,
+        parse: |v| Ok(ComponentConfig::Sink(Box::new(T::deserialize(v.into_deserializer())?))),
+        missing_feature: None,
+    }
 }
 
 /// A type left out of this build: still listed, so that choosing it says

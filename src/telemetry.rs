@@ -1,8 +1,8 @@
 //! tapline's own counters, per component. Plain atomics: a component bumps
 //! them once per batch, the admin server and `internal_metrics` read them.
 
-use std::fmt::Write as _;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -129,7 +129,13 @@ pub fn prometheus_text() -> String {
     for (name, values) in own {
         let _ = writeln!(out, "# TYPE tapline_{name} counter");
         for (c, value) in values {
-            let _ = writeln!(out, "tapline_{name}{{component_id=\"{}\",component_kind=\"{}\",component_type=\"{}\"}} {value}", escape_label(&c.id), c.kind, escape_label(&c.type_name));
+            let _ = writeln!(
+                out,
+                "tapline_{name}{{component_id=\"{}\",component_kind=\"{}\",component_type=\"{}\"}} {value}",
+                escape_label(&c.id),
+                c.kind,
+                escape_label(&c.type_name)
+            );
         }
     }
     out
@@ -144,7 +150,8 @@ pub fn summary_lines() -> Vec<String> {
     snapshot()
         .iter()
         .map(|c| {
-            let mut counters: Vec<String> = c.counters().iter().map(|(name, _, v)| format!("{name}={}", v.load(Ordering::Relaxed))).collect();
+            let mut counters: Vec<String> =
+                c.counters().iter().map(|(name, _, v)| format!("{name}={}", v.load(Ordering::Relaxed))).collect();
             counters.extend(c.own_counters().iter().map(|(name, v)| format!("{name}={v}")));
             format!("{} {} ({}): {}", c.kind, c.id, c.type_name, counters.join(" "))
         })
@@ -154,12 +161,15 @@ pub fn summary_lines() -> Vec<String> {
 /// All counters as Metric events, for the `internal_metrics` source.
 pub fn metric_events(namespace: &str) -> Vec<Metric> {
     let now = chrono::Utc::now();
-    let mut metrics = vec![Metric::new("uptime_seconds", MetricKind::Absolute, MetricValue::Gauge { value: started().elapsed().as_secs_f64() })
-        .with_namespace(namespace)
-        .with_timestamp(now)];
+    let mut metrics =
+        vec![Metric::new("uptime_seconds", MetricKind::Absolute, MetricValue::Gauge { value: started().elapsed().as_secs_f64() })
+            .with_namespace(namespace)
+            .with_timestamp(now)];
     for c in snapshot() {
         let own = c.own_counters().into_iter().map(|(name, n)| (name, "counter", n));
-        for (name, kind, value) in c.counters().into_iter().map(|(name, kind, counter)| (name, kind, counter.load(Ordering::Relaxed))).chain(own) {
+        for (name, kind, value) in
+            c.counters().into_iter().map(|(name, kind, counter)| (name, kind, counter.load(Ordering::Relaxed))).chain(own)
+        {
             let value = value as f64;
             let value = if kind == "gauge" { MetricValue::Gauge { value } } else { MetricValue::Counter { value } };
             metrics.push(

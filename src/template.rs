@@ -18,7 +18,10 @@ pub struct Template {
 enum Part {
     /// Literal text, strftime specifiers included.
     Text(String),
-    Field { path: OwnedValuePath, written: String },
+    Field {
+        path: OwnedValuePath,
+        written: String,
+    },
 }
 
 impl Template {
@@ -30,7 +33,8 @@ impl Template {
             push_text(&mut parts, &rest[..start], text)?;
             let written = rest[start + 2..start + len].trim();
             let path_text = written.strip_prefix('.').unwrap_or(written);
-            let path = vrl::path::parse_value_path(path_text).map_err(|e| format!("invalid field `{written}` in template `{text}`: {e}"))?;
+            let path =
+                vrl::path::parse_value_path(path_text).map_err(|e| format!("invalid field `{written}` in template `{text}`: {e}"))?;
             parts.push(Part::Field { path, written: written.to_string() });
             rest = &rest[start + len + 2..];
         }

@@ -135,5 +135,6 @@ fn a_planted_bad_import_is_caught() {
         }
     }
     // A component may use its own modules and its family's util.
-    assert!(violations(src, &src.join("sources/kong/file_log.rs"), "use crate::sources::util::tail;\nuse crate::sources::kong::decode;\n").is_empty());
+    assert!(violations(src, &src.join("sources/kong/file_log.rs"), "use crate::sources::util::tail;\nuse crate::sources::kong::decode;\n")
+        .is_empty());
 }

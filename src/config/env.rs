@@ -31,7 +31,10 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
                         },
                     };
                     if !is_name(name) {
-                        errors.push((offset + at, Diagnostic::error(format!("invalid environment variable name `{name}` in `${{{inner}}}`"))));
+                        errors.push((
+                            offset + at,
+                            Diagnostic::error(format!("invalid environment variable name `{name}` in `${{{inner}}}`")),
+                        ));
                         (end + 3, None)
                     } else {
                         let value = match (lookup(name), default) {
@@ -60,7 +63,8 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
                     None => {
                         errors.push((
                             offset + at,
-                            Diagnostic::error(format!("environment variable `{name}` is not set")).with_help("write `$$` for a literal `$`"),
+                            Diagnostic::error(format!("environment variable `{name}` is not set"))
+                                .with_help("write `$$` for a literal `$`"),
                         ));
                         (len + 1, None)
                     }

@@ -6,8 +6,8 @@ use std::fmt;
 
 use super::{Config, Diagnostic};
 use crate::component::{ComponentKind, OutputDef};
-use crate::registry::ComponentConfig;
 use crate::event::Kinds;
+use crate::registry::ComponentConfig;
 
 /// An output of a component: `id` (its default output) or `id.name`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -53,7 +53,11 @@ pub fn accepts(config: &ComponentConfig) -> Kinds {
 pub fn check(config: &mut Config, errors: &mut Vec<Diagnostic>) {
     for kind in [ComponentKind::Source, ComponentKind::Sink] {
         if config.of_kind(kind).next().is_none() {
-            errors.push(Diagnostic::error(format!("the config has no {}: add a `[{}.<id>]` table", kind.table().trim_end_matches('s'), kind.table())));
+            errors.push(Diagnostic::error(format!(
+                "the config has no {}: add a `[{}.<id>]` table",
+                kind.table().trim_end_matches('s'),
+                kind.table()
+            )));
         }
     }
     resolve_inputs(config, errors);
@@ -128,7 +132,9 @@ fn missing_input(config: &Config, consumer: &str, pattern: &str, names: &[&str])
                     .with_help(ports.iter().map(|p| format!("`{component}.{p}`")).collect::<Vec<_>>().join(", ")),
             }
         }
-        None if pattern.contains(['*', '?', '[']) => Diagnostic::error(format!("input pattern `{pattern}` of `{consumer}` matches no component")),
+        None if pattern.contains(['*', '?', '[']) => {
+            Diagnostic::error(format!("input pattern `{pattern}` of `{consumer}` matches no component"))
+        }
         None => Diagnostic::unknown(&format!("input of `{consumer}`:"), pattern, names),
     }
 }
@@ -140,7 +146,13 @@ fn topological_order(config: &Config, errors: &mut Vec<Diagnostic>) -> Option<Ve
         Visiting,
         Done,
     }
-    fn visit(id: &str, config: &Config, marks: &mut BTreeMap<String, Mark>, stack: &mut Vec<String>, order: &mut Vec<String>) -> Result<(), Vec<String>> {
+    fn visit(
+        id: &str,
+        config: &Config,
+        marks: &mut BTreeMap<String, Mark>,
+        stack: &mut Vec<String>,
+        order: &mut Vec<String>,
+    ) -> Result<(), Vec<String>> {
         match marks.get(id) {
             Some(Mark::Done) => return Ok(()),
             Some(Mark::Visiting) => {
@@ -171,7 +183,11 @@ fn topological_order(config: &Config, errors: &mut Vec<Diagnostic>) -> Option<Ve
         if let Err(mut cycle) = visit(id, config, &mut marks, &mut stack, &mut order) {
             cycle.reverse();
             let first = &config.components[&cycle[0]];
-            errors.push(Diagnostic::error(format!("cycle: {}", cycle.join(" -> "))).with_help("a component cannot read, directly or not, its own output").at(first.pos.clone()));
+            errors.push(
+                Diagnostic::error(format!("cycle: {}", cycle.join(" -> ")))
+                    .with_help("a component cannot read, directly or not, its own output")
+                    .at(first.pos.clone()),
+            );
             return None;
         }
     }
@@ -216,8 +232,12 @@ fn warn_unread(config: &mut Config) {
             let id = OutputId { component: c.id.clone(), port: out.port };
             if !read.contains(&id) {
                 warnings.push(
-                    Diagnostic::warning(format!("nothing reads output `{id}` of {} `{}`: its events will be discarded (and counted)", c.kind.as_str(), c.id))
-                        .at(c.pos.clone()),
+                    Diagnostic::warning(format!(
+                        "nothing reads output `{id}` of {} `{}`: its events will be discarded (and counted)",
+                        c.kind.as_str(),
+                        c.id
+                    ))
+                    .at(c.pos.clone()),
                 );
             }
         }

@@ -74,7 +74,6 @@ pub struct ApiConfig {
     pub explicit: bool,
 }
 
-
 fn api_address() -> String {
     "127.0.0.1:8686".into()
 }
@@ -221,7 +220,12 @@ impl Loader {
                     Err(e) => self.errors.push(de_error(e, &at)),
                 },
                 "data_dir" => match item.as_str() {
-                    Some(dir) => self.set_global("data_dir", pos, |g| g.data_dir = Some(PathBuf::from(dir)), |g| g.data_dir.as_deref() == Some(Path::new(dir))),
+                    Some(dir) => self.set_global(
+                        "data_dir",
+                        pos,
+                        |g| g.data_dir = Some(PathBuf::from(dir)),
+                        |g| g.data_dir.as_deref() == Some(Path::new(dir)),
+                    ),
                     None => self.errors.push(Diagnostic::error("`data_dir` must be a string (a directory path)").at(at(item.span()))),
                 },
                 "acknowledgements" => match deserialize::<AcknowledgementsConfig>(item) {
@@ -230,7 +234,8 @@ impl Loader {
                         self.set_global("acknowledgements", pos, |g| g.acknowledgements = on, |g| g.acknowledgements == on)
                     }
                     Err(_) => self.errors.push(
-                        Diagnostic::error("`acknowledgements` must be `true`, `false` or `{ enabled = true }`").at(at(item.span().or(key_span))),
+                        Diagnostic::error("`acknowledgements` must be `true`, `false` or `{ enabled = true }`")
+                            .at(at(item.span().or(key_span))),
                     ),
                 },
                 "api" => match deserialize::<ApiConfig>(item).map(|api| ApiConfig { explicit: true, ..api }) {
@@ -265,7 +270,8 @@ impl Loader {
             }
             if let Some(existing) = self.config.components.get(id) {
                 self.errors.push(
-                    Diagnostic::error(format!("component id `{id}` is already used by the {} at {}", existing.kind.as_str(), existing.pos)).at(pos),
+                    Diagnostic::error(format!("component id `{id}` is already used by the {} at {}", existing.kind.as_str(), existing.pos))
+                        .at(pos),
                 );
                 continue;
             }
@@ -291,7 +297,8 @@ impl Loader {
                     ComponentConfig::Sink(s) => s.check(),
                 };
                 if let Err(e) = checked {
-                    self.errors.push(Diagnostic::error(format!("{} `{}` (type `{}`): {e}", c.kind.as_str(), c.id, c.type_name)).at(c.pos.clone()));
+                    self.errors
+                        .push(Diagnostic::error(format!("{} `{}` (type `{}`): {e}", c.kind.as_str(), c.id, c.type_name)).at(c.pos.clone()));
                 }
             }
         }
@@ -329,21 +336,27 @@ fn build_component(
     };
     let mut errors = Vec::new();
     let component_type = match table.get("type") {
-        None => return Err(vec![Diagnostic::error(format!("{} `{id}` has no `type`", kind.as_str()))
-            .with_help(format!("one of: {}", registry::names(kind).join(", ")))
-            .at(pos)]),
+        None => {
+            return Err(vec![Diagnostic::error(format!("{} `{id}` has no `type`", kind.as_str()))
+                .with_help(format!("one of: {}", registry::names(kind).join(", ")))
+                .at(pos)])
+        }
         Some(t) => match t.as_str() {
             Some(name) => match registry::find(kind, name) {
                 Some(ty) => match ty.missing_feature {
                     None => ty,
                     Some(feature) => {
                         return Err(vec![Diagnostic::error(format!("{} type `{name}` is not in this build of tapline", kind.as_str()))
-                            .with_help(format!("build with the `{feature}` feature (it is in the default set): cargo build --features {feature}"))
+                            .with_help(format!(
+                                "build with the `{feature}` feature (it is in the default set): cargo build --features {feature}"
+                            ))
                             .at(at(t.span()))]);
                     }
                 },
                 None => {
-                    return Err(vec![Diagnostic::unknown(&format!("{} type", kind.as_str()), name, &registry::names(kind)).at(at(t.span()))]);
+                    return Err(vec![
+                        Diagnostic::unknown(&format!("{} type", kind.as_str()), name, &registry::names(kind)).at(at(t.span()))
+                    ]);
                 }
             },
             None => return Err(vec![Diagnostic::error("`type` must be a string").at(at(t.span()))]),
@@ -354,19 +367,25 @@ fn build_component(
     let mut inputs = Vec::new();
     if kind != ComponentKind::Source {
         match table.get("inputs") {
-            None => errors.push(Diagnostic::error(format!("{} `{id}` has no `inputs`", kind.as_str()))
-                .with_help("add `inputs = [\"<component id>\"]`")
-                .at(pos.clone())),
+            None => errors.push(
+                Diagnostic::error(format!("{} `{id}` has no `inputs`", kind.as_str()))
+                    .with_help("add `inputs = [\"<component id>\"]`")
+                    .at(pos.clone()),
+            ),
             Some(list) => match list.as_array() {
                 Some(array) if !array.is_empty() => {
                     for value in array.iter() {
                         match value.as_str() {
-                            Some(pattern) => inputs.push(Input { pattern: pattern.to_string(), pos: at(value.span()), resolved: Vec::new() }),
+                            Some(pattern) => {
+                                inputs.push(Input { pattern: pattern.to_string(), pos: at(value.span()), resolved: Vec::new() })
+                            }
                             None => errors.push(Diagnostic::error("each input must be a string").at(at(value.span()))),
                         }
                     }
                 }
-                Some(_) => errors.push(Diagnostic::error(format!("{} `{id}` has an empty `inputs` list", kind.as_str())).at(at(list.span()))),
+                Some(_) => {
+                    errors.push(Diagnostic::error(format!("{} `{id}` has an empty `inputs` list", kind.as_str())).at(at(list.span())))
+                }
                 None => errors.push(Diagnostic::error("`inputs` must be an array of strings").at(at(list.span()))),
             },
         }

@@ -51,16 +51,16 @@ fn unknown_field_suggests() {
 
 #[test]
 fn unknown_nested_field() {
-    let (e, help) = first_error(
-        "[sources.kong]\ntype = \"demo\"\n[sinks.o]\ntype = \"console\"\ninputs = [\"kong\"]\nencoding.codek = \"json\"\n",
-    );
+    let (e, help) =
+        first_error("[sources.kong]\ntype = \"demo\"\n[sinks.o]\ntype = \"console\"\ninputs = [\"kong\"]\nencoding.codek = \"json\"\n");
     assert!(e.starts_with("6:10: unknown field `codek`"), "{e}");
     assert_eq!(help, "did you mean `codec`?");
 }
 
 #[test]
 fn unknown_variant() {
-    let (e, help) = first_error("[sources.kong]\ntype = \"demo\"\n[sinks.o]\ntype = \"console\"\ninputs = [\"kong\"]\nencoding.codec = \"jsn\"\n");
+    let (e, help) =
+        first_error("[sources.kong]\ntype = \"demo\"\n[sinks.o]\ntype = \"console\"\ninputs = [\"kong\"]\nencoding.codec = \"jsn\"\n");
     assert!(e.starts_with("6:18: unknown variant `jsn`"), "{e}");
     assert_eq!(help, "did you mean `json`?");
 }
@@ -178,7 +178,10 @@ fn unread_output_warns() {
     let text = "[sources.kong]\ntype = \"demo\"\n[sources.other]\ntype = \"demo\"\n[sinks.o]\ntype = \"blackhole\"\ninputs = [\"kong\"]\n";
     let config = load_one(text).unwrap();
     assert_eq!(config.warnings.len(), 1);
-    assert_eq!(config.warnings[0].to_string(), "p.toml:3:10: warning: nothing reads output `other` of source `other`: its events will be discarded (and counted)");
+    assert_eq!(
+        config.warnings[0].to_string(),
+        "p.toml:3:10: warning: nothing reads output `other` of source `other`: its events will be discarded (and counted)"
+    );
 }
 
 #[test]

@@ -8,8 +8,8 @@ use serde::de::IntoDeserializer;
 use serde::Deserialize;
 
 use super::{ComponentConfig, ComponentKind, Config, Diagnostic, OutputId, Pos};
-use crate::event::{Event, EventBatch, Value};
 use crate::component::{Transform, TransformOutput};
+use crate::event::{Event, EventBatch, Value};
 use crate::transforms::util::{Condition, VrlProgram};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,7 +58,10 @@ pub struct TestOutput {
 }
 
 pub fn parse(item: &toml_edit::Item) -> Result<Vec<UnitTestDef>, toml_edit::de::Error> {
-    let value = item.clone().into_value().map_err(|_| <toml_edit::de::Error as serde::de::Error>::custom("`tests` must be an array of tables: [[tests]]"))?;
+    let value = item
+        .clone()
+        .into_value()
+        .map_err(|_| <toml_edit::de::Error as serde::de::Error>::custom("`tests` must be an array of tables: [[tests]]"))?;
     Vec::<UnitTestDef>::deserialize(value.into_deserializer())
 }
 
@@ -92,7 +95,9 @@ impl UnitTestDef {
                     }
                 }
                 _ => errors.push(
-                    Diagnostic::unknown("transform", component, &transforms).with_context(format!("`{option}` in test `{}`", self.name)).at_opt(self.pos.clone()),
+                    Diagnostic::unknown("transform", component, &transforms)
+                        .with_context(format!("`{option}` in test `{}`", self.name))
+                        .at_opt(self.pos.clone()),
                 ),
             }
         }
@@ -194,7 +199,9 @@ fn output_id(name: &str) -> OutputId {
 
 fn make_event(input: &TestInput) -> Result<Event, String> {
     match input.kind {
-        InputType::Raw => Ok(Event::log(Value::Object([("message".into(), Value::from(input.value.clone().unwrap_or_default()))].into_iter().collect()))),
+        InputType::Raw => {
+            Ok(Event::log(Value::Object([("message".into(), Value::from(input.value.clone().unwrap_or_default()))].into_iter().collect())))
+        }
         InputType::Log => {
             let mut value = Value::Object(Default::default());
             for (path, field) in input.log_fields.iter().flatten() {

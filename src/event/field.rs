@@ -68,7 +68,13 @@ impl FieldPath {
     /// `k8s.pod.label.app.kubernetes.io/name`).
     pub fn literal(name: &str) -> FieldPath {
         let log_path = OwnedValuePath { segments: vec![vrl::path::OwnedSegment::Field(name.into())] };
-        FieldPath { written: name.to_string(), tag_name: name.to_string(), part: Part::Named(name.to_string()), log_path, log_parents: Vec::new() }
+        FieldPath {
+            written: name.to_string(),
+            tag_name: name.to_string(),
+            part: Part::Named(name.to_string()),
+            log_path,
+            log_parents: Vec::new(),
+        }
     }
 
     /// The field's value as text; `None` when the event has no such field.
@@ -176,7 +182,12 @@ mod tests {
 
     #[test]
     fn reads_every_event_kind() {
-        let record = Event::record(RequestRecord { service: Some("orders".into()), status: Some(503), tags: [("team".into(), "pay".into())].into(), ..Default::default() });
+        let record = Event::record(RequestRecord {
+            service: Some("orders".into()),
+            status: Some(503),
+            tags: [("team".into(), "pay".into())].into(),
+            ..Default::default()
+        });
         assert_eq!(path("service").get(&record).as_deref(), Some("orders"));
         assert_eq!(path("status").get(&record).as_deref(), Some("503"));
         assert_eq!(path("status_class").get(&record).as_deref(), Some("5xx"));
@@ -208,7 +219,10 @@ mod tests {
         assert!(path("team").set_if_absent(&mut record, "pay"));
         assert!(!path("tags.team").set_if_absent(&mut record, "ops"));
         let EventData::Record(r) = &record.data else { unreachable!() };
-        assert_eq!((r.service.as_deref(), r.pod.as_deref(), r.tags.get("team").map(String::as_str)), (Some("orders"), Some("web-1"), Some("pay")));
+        assert_eq!(
+            (r.service.as_deref(), r.pod.as_deref(), r.tags.get("team").map(String::as_str)),
+            (Some("orders"), Some("web-1"), Some("pay"))
+        );
 
         let mut log = Event::log(serde_json::json!({"a": 1, "host": "web-1"}));
         assert!(path("meta.team").set_if_absent(&mut log, "pay"));

@@ -38,13 +38,27 @@ pub enum MetricKind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricValue {
-    Counter { value: f64 },
-    Gauge { value: f64 },
+    Counter {
+        value: f64,
+    },
+    Gauge {
+        value: f64,
+    },
     /// Buckets hold non-cumulative counts per upper limit.
-    Histogram { buckets: Vec<Bucket>, count: u64, sum: f64 },
-    Summary { quantiles: Vec<Quantile>, count: u64, sum: f64 },
+    Histogram {
+        buckets: Vec<Bucket>,
+        count: u64,
+        sum: f64,
+    },
+    Summary {
+        quantiles: Vec<Quantile>,
+        count: u64,
+        sum: f64,
+    },
     /// Raw samples with their sample rate.
-    Distribution { samples: Vec<(f64, u32)> },
+    Distribution {
+        samples: Vec<(f64, u32)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

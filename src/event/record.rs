@@ -203,8 +203,28 @@ impl RequestRecord {
     }
 
     text_fields!(
-        service, route, consumer, workspace, method, host, path, query, endpoint, upstream_status, trace_id, span_id, parent_span_id, request_id, client_ip, server_ip,
-        response_source, process_name, container_id, pod, error, cmdline
+        service,
+        route,
+        consumer,
+        workspace,
+        method,
+        host,
+        path,
+        query,
+        endpoint,
+        upstream_status,
+        trace_id,
+        span_id,
+        parent_span_id,
+        request_id,
+        client_ip,
+        server_ip,
+        response_source,
+        process_name,
+        container_id,
+        pod,
+        error,
+        cmdline
     );
 }
 

@@ -44,7 +44,13 @@ pub struct RequestConfig {
 
 impl Default for RequestConfig {
     fn default() -> Self {
-        RequestConfig { timeout_secs: 60, retry_attempts: u64::MAX, retry_initial_backoff_secs: 0.5, retry_max_duration_secs: 30.0, concurrency: 1 }
+        RequestConfig {
+            timeout_secs: 60,
+            retry_attempts: u64::MAX,
+            retry_initial_backoff_secs: 0.5,
+            retry_max_duration_secs: 30.0,
+            concurrency: 1,
+        }
     }
 }
 
@@ -73,8 +79,10 @@ impl Backoff {
 pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<reqwest::header::HeaderMap, String> {
     let mut headers = reqwest::header::HeaderMap::new();
     for (name, value) in pairs {
-        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`headers`: `{name}` is not a valid header name"))?;
-        let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| format!("`headers.{name}`: the value is not a valid header value"))?;
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("`headers`: `{name}` is not a valid header name"))?;
+        let value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|_| format!("`headers.{name}`: the value is not a valid header value"))?;
         headers.insert(name, value);
     }
     Ok(headers)
@@ -90,7 +98,6 @@ pub fn http_client(timeout: Duration, ca_pem: Option<&[u8]>) -> Result<reqwest::
     }
     client.build().context("cannot make an HTTP client")
 }
-
 
 /// Vector's `auth` of HTTP sinks: `user` + `password` (basic) or `token`
 /// (bearer). `strategy` may name which; without it the fields tell.

@@ -79,13 +79,19 @@ impl Listener {
     }
 
     pub fn scheme(&self) -> &'static str {
-        if self.acceptor.is_some() { "https" } else { "http" }
+        if self.acceptor.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     pub async fn serve(self, app: Router, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), Error> {
         let listener = tokio::net::TcpListener::from_std(self.listener).context("cannot serve on the socket")?;
         let served = match self.acceptor {
-            Some(acceptor) => axum::serve(TlsListener::new(listener, acceptor).context("cannot serve TLS")?, app).with_graceful_shutdown(stop).await,
+            Some(acceptor) => {
+                axum::serve(TlsListener::new(listener, acceptor).context("cannot serve TLS")?, app).with_graceful_shutdown(stop).await
+            }
             None => axum::serve(listener, app).with_graceful_shutdown(stop).await,
         };
         served.context("HTTP server failed")
@@ -108,7 +114,10 @@ impl Refusal {
 
     /// 503 + `Retry-After`: the sender should try again.
     pub fn retry_later(message: &str) -> Self {
-        Refusal { header: Some((header::RETRY_AFTER, HeaderValue::from_static("1"))), ..Refusal::new(StatusCode::SERVICE_UNAVAILABLE, message) }
+        Refusal {
+            header: Some((header::RETRY_AFTER, HeaderValue::from_static("1"))),
+            ..Refusal::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
     }
 
     /// The refusal as a plain-text response, with its header.
@@ -138,14 +147,19 @@ pub fn authorize(auth: Option<&ServerAuth>, headers: &HeaderMap) -> Result<(), R
     let Some(auth) = auth else { return Ok(()) };
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     let (scheme, expected) = match auth {
-        ServerAuth::Basic { username, password } => ("Basic", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")))),
+        ServerAuth::Basic { username, password } => {
+            ("Basic", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))))
+        }
         ServerAuth::Bearer { token } => ("Bearer", format!("Bearer {token}")),
     };
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         return Ok(());
     }
     let refusal = Refusal::new(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
-    Err(Refusal { header: HeaderValue::from_str(&format!("{scheme} realm=\"tapline\"")).ok().map(|v| (header::WWW_AUTHENTICATE, v)), ..refusal })
+    Err(Refusal {
+        header: HeaderValue::from_str(&format!("{scheme} realm=\"tapline\"")).ok().map(|v| (header::WWW_AUTHENTICATE, v)),
+        ..refusal
+    })
 }
 
 /// Read the whole body as sent, at most `max_body` bytes (else 413).
@@ -166,7 +180,10 @@ pub async fn read_raw(body: Body, max_body: usize) -> Result<axum::body::Bytes, 
 pub async fn read_body(body: Body, headers: &HeaderMap, max_body: usize, max_decompressed: usize) -> Result<(usize, Vec<u8>), Refusal> {
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity").trim().to_ascii_lowercase();
     if !matches!(encoding.as_str(), "identity" | "gzip" | "x-gzip") {
-        return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Encoding `{encoding}` is not supported: send identity or gzip")));
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding `{encoding}` is not supported: send identity or gzip"),
+        ));
     }
     let raw = read_raw(body, max_body).await?;
     if encoding == "identity" {
@@ -178,7 +195,10 @@ pub async fn read_body(body: Body, headers: &HeaderMap, max_body: usize, max_dec
         .read_to_end(&mut out)
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}")))?;
     if out.len() > max_decompressed {
-        return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_decompressed_bytes ({max_decompressed} bytes) once decompressed")));
+        return Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than max_decompressed_bytes ({max_decompressed} bytes) once decompressed"),
+        ));
     }
     Ok((raw.len(), out))
 }

@@ -132,4 +132,3 @@ impl ClientTls {
         std::fs::read(path).map(Some).with_context(|| format!("tls.ca_file {}", path.display()))
     }
 }
-

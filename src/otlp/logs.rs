@@ -8,12 +8,26 @@ use chrono::{DateTime, Utc};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 
-use super::{attributes_to_map, from_hex, hex, key_value, map_to_attributes, resource_map, value_from_any, value_to_any, Decoded, Groups, Scope};
+use super::{
+    attributes_to_map, from_hex, hex, key_value, map_to_attributes, resource_map, value_from_any, value_to_any, Decoded, Groups, Scope,
+};
 use crate::event::{Event, EventData, KeyString, ObjectMap, Value};
 
 /// Fields the encoder reads; any other top-level field becomes an attribute.
 const KNOWN: &[&str] = &[
-    "message", "attributes", "resources", "scope", "severity_text", "severity_number", "trace_id", "span_id", "flags", "dropped_attributes_count", "event_name", "timestamp", "observed_timestamp",
+    "message",
+    "attributes",
+    "resources",
+    "scope",
+    "severity_text",
+    "severity_number",
+    "trace_id",
+    "span_id",
+    "flags",
+    "dropped_attributes_count",
+    "event_name",
+    "timestamp",
+    "observed_timestamp",
     "source_type",
 ];
 
@@ -36,13 +50,20 @@ pub fn decode(request: ExportLogsServiceRequest) -> Decoded {
 
 pub fn response(decoded: &Decoded) -> ExportLogsServiceResponse {
     ExportLogsServiceResponse {
-        partial_success: (decoded.rejected > 0).then(|| ExportLogsPartialSuccess { rejected_log_records: decoded.rejected as i64, error_message: decoded.error.clone().unwrap_or_default() }),
+        partial_success: (decoded.rejected > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: decoded.rejected as i64,
+            error_message: decoded.error.clone().unwrap_or_default(),
+        }),
     }
 }
 
 fn log_from_proto(record: LogRecord, resource: &ObjectMap, scope: &Scope) -> Result<Value, String> {
     if !matches!(record.trace_id.len(), 0 | 16) || !matches!(record.span_id.len(), 0 | 8) {
-        return Err(format!("a log record's trace_id must be empty or 16 bytes and its span_id empty or 8 (got {} and {})", record.trace_id.len(), record.span_id.len()));
+        return Err(format!(
+            "a log record's trace_id must be empty or 16 bytes and its span_id empty or 8 (got {} and {})",
+            record.trace_id.len(),
+            record.span_id.len()
+        ));
     }
     let mut log = ObjectMap::new();
     let mut put = |key: &str, value: Value| {
@@ -110,7 +131,9 @@ pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> ExportLogsServ
                 groups.push(resource, scope(log), log_to_proto(log));
             }
             // A log that is not an object (a bare string …) is the body itself.
-            EventData::Log(body) => groups.push(ObjectMap::new(), Scope::default(), LogRecord { body: Some(value_to_any(body)), ..Default::default() }),
+            EventData::Log(body) => {
+                groups.push(ObjectMap::new(), Scope::default(), LogRecord { body: Some(value_to_any(body)), ..Default::default() })
+            }
             EventData::Record(_) | EventData::Metric(_) | EventData::Span(_) => {}
         }
     }
@@ -120,7 +143,10 @@ pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> ExportLogsServ
             .into_iter()
             .map(|(resource, scopes)| ResourceLogs {
                 resource: super::resource(&resource),
-                scope_logs: scopes.into_iter().map(|(scope, log_records)| ScopeLogs { scope: scope.to_proto(), log_records, schema_url: String::new() }).collect(),
+                scope_logs: scopes
+                    .into_iter()
+                    .map(|(scope, log_records)| ScopeLogs { scope: scope.to_proto(), log_records, schema_url: String::new() })
+                    .collect(),
                 schema_url: String::new(),
             })
             .collect(),

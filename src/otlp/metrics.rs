@@ -11,11 +11,14 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    exemplar, metric::Data, number_data_point, Exemplar as ProtoExemplar, summary_data_point::ValueAtQuantile, AggregationTemporality, ExponentialHistogramDataPoint, Gauge,
-    Histogram, HistogramDataPoint, Metric as ProtoMetric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
+    exemplar, metric::Data, number_data_point, summary_data_point::ValueAtQuantile, AggregationTemporality, Exemplar as ProtoExemplar,
+    ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric as ProtoMetric, NumberDataPoint, ResourceMetrics,
+    ScopeMetrics, Sum, Summary, SummaryDataPoint,
 };
 
 use super::{from_hex, hex, id, key_value, value_from_any, Decoded, Groups, Scope};
@@ -52,7 +55,10 @@ pub fn decode(request: ExportMetricsServiceRequest) -> Decoded {
 
 pub fn response(decoded: &Decoded) -> ExportMetricsServiceResponse {
     ExportMetricsServiceResponse {
-        partial_success: (decoded.rejected > 0).then(|| ExportMetricsPartialSuccess { rejected_data_points: decoded.rejected as i64, error_message: decoded.error.clone().unwrap_or_default() }),
+        partial_success: (decoded.rejected > 0).then(|| ExportMetricsPartialSuccess {
+            rejected_data_points: decoded.rejected as i64,
+            error_message: decoded.error.clone().unwrap_or_default(),
+        }),
     }
 }
 
@@ -77,7 +83,13 @@ fn decode_metric(metric: ProtoMetric, tags: &BTreeMap<String, String>, out: &mut
         Some(Data::Gauge(Gauge { data_points })) => {
             for point in data_points {
                 match number(&point) {
-                    Some(value) => out.events.push(event(point.attributes, point.time_unix_nano, &point.exemplars, MetricKind::Absolute, MetricValue::Gauge { value })),
+                    Some(value) => out.events.push(event(
+                        point.attributes,
+                        point.time_unix_nano,
+                        &point.exemplars,
+                        MetricKind::Absolute,
+                        MetricValue::Gauge { value },
+                    )),
                     None => out.reject(|| format!("gauge `{name}`: a data point has no value")),
                 }
             }
@@ -98,7 +110,13 @@ fn decode_metric(metric: ProtoMetric, tags: &BTreeMap<String, String>, out: &mut
             for point in data_points {
                 // One more count than bounds: the last bucket is (last bound, +Inf].
                 if point.bucket_counts.len() != point.explicit_bounds.len() + 1 && !point.bucket_counts.is_empty() {
-                    out.reject(|| format!("histogram `{name}`: {} bucket counts for {} bounds (want one more count than bounds)", point.bucket_counts.len(), point.explicit_bounds.len()));
+                    out.reject(|| {
+                        format!(
+                            "histogram `{name}`: {} bucket counts for {} bounds (want one more count than bounds)",
+                            point.bucket_counts.len(),
+                            point.explicit_bounds.len()
+                        )
+                    });
                     continue;
                 }
                 let upper = point.explicit_bounds.iter().copied().chain(std::iter::once(f64::INFINITY));
@@ -110,7 +128,8 @@ fn decode_metric(metric: ProtoMetric, tags: &BTreeMap<String, String>, out: &mut
         Some(Data::ExponentialHistogram(histogram)) => {
             let kind = kind(histogram.aggregation_temporality);
             for point in histogram.data_points {
-                let value = MetricValue::Histogram { buckets: exponential_buckets(&point), count: point.count, sum: point.sum.unwrap_or(0.0) };
+                let value =
+                    MetricValue::Histogram { buckets: exponential_buckets(&point), count: point.count, sum: point.sum.unwrap_or(0.0) };
                 out.events.push(event(point.attributes, point.time_unix_nano, &point.exemplars, kind, value));
             }
         }
@@ -155,7 +174,12 @@ fn exemplar_to_proto(e: &Exemplar) -> ProtoExemplar {
     let span_id = e.labels.get(SPAN_ID).and_then(|s| from_hex::<8>(s));
     let is_id = |key: &str| (key == TRACE_ID && trace_id.is_some()) || (key == SPAN_ID && span_id.is_some());
     ProtoExemplar {
-        filtered_attributes: e.labels.iter().filter(|(k, _)| !is_id(k)).map(|(k, v)| key_value(k.clone(), AnyValue { value: Some(any_value::Value::StringValue(v.clone())) })).collect(),
+        filtered_attributes: e
+            .labels
+            .iter()
+            .filter(|(k, _)| !is_id(k))
+            .map(|(k, v)| key_value(k.clone(), AnyValue { value: Some(any_value::Value::StringValue(v.clone())) }))
+            .collect(),
         time_unix_nano: e.timestamp.map(time_to_nanos).unwrap_or_default(),
         value: Some(exemplar::Value::AsDouble(e.value)),
         trace_id: trace_id.map(|id| id.to_vec()).unwrap_or_default(),
@@ -232,7 +256,10 @@ pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> ExportMetricsS
             .into_iter()
             .map(|(resource, scopes)| ResourceMetrics {
                 resource: super::resource(&resource),
-                scope_metrics: scopes.into_iter().map(|(scope, metrics)| ScopeMetrics { scope: scope.to_proto(), metrics, schema_url: String::new() }).collect(),
+                scope_metrics: scopes
+                    .into_iter()
+                    .map(|(scope, metrics)| ScopeMetrics { scope: scope.to_proto(), metrics, schema_url: String::new() })
+                    .collect(),
                 schema_url: String::new(),
             })
             .collect(),
@@ -271,11 +298,21 @@ fn metric_to_proto(metric: &Metric, attributes: Vec<KeyValue>) -> Option<ProtoMe
         MetricKind::Incremental => AggregationTemporality::Delta,
         MetricKind::Absolute => AggregationTemporality::Cumulative,
     } as i32;
-    let number = |value: f64| NumberDataPoint { attributes: attributes.clone(), time_unix_nano, exemplars: exemplars.clone(), value: Some(number_data_point::Value::AsDouble(value)), ..Default::default() };
+    let number = |value: f64| NumberDataPoint {
+        attributes: attributes.clone(),
+        time_unix_nano,
+        exemplars: exemplars.clone(),
+        value: Some(number_data_point::Value::AsDouble(value)),
+        ..Default::default()
+    };
     let data = match &metric.value {
-        MetricValue::Counter { value } => Data::Sum(Sum { data_points: vec![number(*value)], aggregation_temporality: temporality, is_monotonic: true }),
+        MetricValue::Counter { value } => {
+            Data::Sum(Sum { data_points: vec![number(*value)], aggregation_temporality: temporality, is_monotonic: true })
+        }
         MetricValue::Gauge { value } if metric.kind == MetricKind::Absolute => Data::Gauge(Gauge { data_points: vec![number(*value)] }),
-        MetricValue::Gauge { value } => Data::Sum(Sum { data_points: vec![number(*value)], aggregation_temporality: temporality, is_monotonic: false }),
+        MetricValue::Gauge { value } => {
+            Data::Sum(Sum { data_points: vec![number(*value)], aggregation_temporality: temporality, is_monotonic: false })
+        }
         MetricValue::Histogram { buckets, count, sum } => {
             let mut explicit_bounds: Vec<f64> = buckets.iter().map(|b| b.upper_limit).collect();
             let mut bucket_counts: Vec<u64> = buckets.iter().map(|b| b.count).collect();
@@ -285,12 +322,30 @@ fn metric_to_proto(metric: &Metric, attributes: Vec<KeyValue>) -> Option<ProtoMe
             } else {
                 bucket_counts.push(count.saturating_sub(bucket_counts.iter().sum()));
             }
-            let point = HistogramDataPoint { attributes, time_unix_nano, count: *count, sum: Some(*sum), bucket_counts, explicit_bounds, exemplars, ..Default::default() };
+            let point = HistogramDataPoint {
+                attributes,
+                time_unix_nano,
+                count: *count,
+                sum: Some(*sum),
+                bucket_counts,
+                explicit_bounds,
+                exemplars,
+                ..Default::default()
+            };
             Data::Histogram(Histogram { data_points: vec![point], aggregation_temporality: temporality })
         }
         MetricValue::Summary { quantiles, count, sum } => {
             let quantile_values = quantiles.iter().map(|q| ValueAtQuantile { quantile: q.quantile, value: q.value }).collect();
-            Data::Summary(Summary { data_points: vec![SummaryDataPoint { attributes, time_unix_nano, count: *count, sum: *sum, quantile_values, ..Default::default() }] })
+            Data::Summary(Summary {
+                data_points: vec![SummaryDataPoint {
+                    attributes,
+                    time_unix_nano,
+                    count: *count,
+                    sum: *sum,
+                    quantile_values,
+                    ..Default::default()
+                }],
+            })
         }
         MetricValue::Distribution { .. } => return None,
     };
@@ -323,7 +378,11 @@ mod tests {
 
     #[test]
     fn histogram_without_infinite_bucket_gets_one() {
-        let metric = Metric::new("latency", MetricKind::Absolute, MetricValue::Histogram { buckets: vec![Bucket { upper_limit: 10.0, count: 2 }], count: 5, sum: 40.0 });
+        let metric = Metric::new(
+            "latency",
+            MetricKind::Absolute,
+            MetricValue::Histogram { buckets: vec![Bucket { upper_limit: 10.0, count: 2 }], count: 5, sum: 40.0 },
+        );
         let Some(Data::Histogram(h)) = metric_to_proto(&metric, Vec::new()).and_then(|m| m.data) else { panic!("not a histogram") };
         assert_eq!(h.data_points[0].explicit_bounds, vec![10.0]);
         assert_eq!(h.data_points[0].bucket_counts, vec![2, 3]);

@@ -182,7 +182,12 @@ impl Scope {
     }
 
     fn to_proto(&self) -> Option<InstrumentationScope> {
-        Some(InstrumentationScope { name: self.name.clone(), version: self.version.clone(), attributes: map_to_attributes(&self.attributes), dropped_attributes_count: 0 })
+        Some(InstrumentationScope {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            attributes: map_to_attributes(&self.attributes),
+            dropped_attributes_count: 0,
+        })
     }
 }
 

@@ -1,10 +1,13 @@
 //! Spans: OTLP ⇄ `Span` events, and request records as spans.
 
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTracePartialSuccess, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span as ProtoSpan, Status};
 
 use super::{attributes_to_map, from_hex, id, map_to_attributes, resource, resource_map, Decoded, Groups, Scope};
-use crate::event::{Event, EventData, ObjectMap, ObservationPoint, RequestRecord, SignalSource, Span, SpanEvent, SpanKind, SpanLink, SpanStatus, StatusCode, Value};
+use crate::event::{
+    Event, EventData, ObjectMap, ObservationPoint, RequestRecord, SignalSource, Span, SpanEvent, SpanKind, SpanLink, SpanStatus,
+    StatusCode, Value,
+};
 
 /// Spans with ids of the wrong length are refused (the spec calls them invalid).
 pub fn decode(request: ExportTraceServiceRequest) -> Decoded {
@@ -26,16 +29,25 @@ pub fn decode(request: ExportTraceServiceRequest) -> Decoded {
 
 pub fn response(decoded: &Decoded) -> ExportTraceServiceResponse {
     ExportTraceServiceResponse {
-        partial_success: (decoded.rejected > 0).then(|| ExportTracePartialSuccess { rejected_spans: decoded.rejected as i64, error_message: decoded.error.clone().unwrap_or_default() }),
+        partial_success: (decoded.rejected > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: decoded.rejected as i64,
+            error_message: decoded.error.clone().unwrap_or_default(),
+        }),
     }
 }
 
 fn span_from_proto(proto: ProtoSpan, resource: &ObjectMap, scope: &Scope) -> Result<Span, String> {
-    let trace_id = id(&proto.trace_id).filter(|id| *id != [0; 16]).ok_or_else(|| format!("span `{}`: trace_id must be 16 bytes, not all zero (got {} bytes)", proto.name, proto.trace_id.len()))?;
-    let span_id = id(&proto.span_id).filter(|id| *id != [0; 8]).ok_or_else(|| format!("span `{}`: span_id must be 8 bytes, not all zero (got {} bytes)", proto.name, proto.span_id.len()))?;
+    let trace_id = id(&proto.trace_id)
+        .filter(|id| *id != [0; 16])
+        .ok_or_else(|| format!("span `{}`: trace_id must be 16 bytes, not all zero (got {} bytes)", proto.name, proto.trace_id.len()))?;
+    let span_id = id(&proto.span_id)
+        .filter(|id| *id != [0; 8])
+        .ok_or_else(|| format!("span `{}`: span_id must be 8 bytes, not all zero (got {} bytes)", proto.name, proto.span_id.len()))?;
     let parent_span_id = match proto.parent_span_id.len() {
         0 => None,
-        _ => Some(id(&proto.parent_span_id).ok_or_else(|| format!("span `{}`: parent_span_id must be empty or 8 bytes (got {})", proto.name, proto.parent_span_id.len()))?),
+        _ => Some(id(&proto.parent_span_id).ok_or_else(|| {
+            format!("span `{}`: parent_span_id must be empty or 8 bytes (got {})", proto.name, proto.parent_span_id.len())
+        })?),
     };
     let mut links = Vec::with_capacity(proto.links.len());
     for link in proto.links {
@@ -69,7 +81,12 @@ fn span_from_proto(proto: ProtoSpan, resource: &ObjectMap, scope: &Scope) -> Res
         events: proto
             .events
             .into_iter()
-            .map(|e| SpanEvent { time_unix_nano: e.time_unix_nano, name: e.name, attributes: attributes_to_map(e.attributes), dropped_attributes_count: e.dropped_attributes_count })
+            .map(|e| SpanEvent {
+                time_unix_nano: e.time_unix_nano,
+                name: e.name,
+                attributes: attributes_to_map(e.attributes),
+                dropped_attributes_count: e.dropped_attributes_count,
+            })
             .collect(),
         links,
         flags: proto.flags,
@@ -83,7 +100,9 @@ fn span_from_proto(proto: ProtoSpan, resource: &ObjectMap, scope: &Scope) -> Res
 /// Kong's OpenTelemetry plugin sets `kong.request.id`; instrumented apps may
 /// record the header (semantic conventions: a string array).
 fn request_id(attributes: &ObjectMap) -> Option<String> {
-    ["kong.request.id", "http.request.header.x-request-id", "http.request.header.x-kong-request-id"].iter().find_map(|key| match attributes.get(*key)? {
+    ["kong.request.id", "http.request.header.x-request-id", "http.request.header.x-kong-request-id"].iter().find_map(|key| match attributes
+        .get(*key)?
+    {
         Value::Array(items) => items.first().map(|v| v.to_string_lossy().into_owned()),
         value => Some(value.to_string_lossy().into_owned()),
     })
@@ -144,7 +163,10 @@ pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> ExportTraceSer
             .into_iter()
             .map(|(resource_map, scopes)| ResourceSpans {
                 resource: resource(&resource_map),
-                scope_spans: scopes.into_iter().map(|(scope, spans)| ScopeSpans { scope: scope.to_proto(), spans, schema_url: String::new() }).collect(),
+                scope_spans: scopes
+                    .into_iter()
+                    .map(|(scope, spans)| ScopeSpans { scope: scope.to_proto(), spans, schema_url: String::new() })
+                    .collect(),
                 schema_url: String::new(),
             })
             .collect(),
@@ -172,7 +194,12 @@ fn span_to_proto(span: &Span) -> ProtoSpan {
         events: span
             .events
             .iter()
-            .map(|e| span::Event { time_unix_nano: e.time_unix_nano, name: e.name.clone(), attributes: map_to_attributes(&e.attributes), dropped_attributes_count: e.dropped_attributes_count })
+            .map(|e| span::Event {
+                time_unix_nano: e.time_unix_nano,
+                name: e.name.clone(),
+                attributes: map_to_attributes(&e.attributes),
+                dropped_attributes_count: e.dropped_attributes_count,
+            })
             .collect(),
         dropped_events_count: span.dropped_events_count,
         links: span
@@ -288,4 +315,3 @@ pub fn span_from_record(record: &RequestRecord) -> Span {
         ..Default::default()
     }
 }
-

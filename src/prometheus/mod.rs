@@ -65,7 +65,9 @@ fn counter_by_type(name: &str, type_of: impl Fn(&str) -> Option<i32>) -> bool {
     if type_of(name) == Some(TYPE_COUNTER) {
         return true;
     }
-    ["_bucket", "_sum", "_count"].iter().any(|suffix| name.strip_suffix(suffix).and_then(&type_of).is_some_and(|t| t == TYPE_HISTOGRAM || t == TYPE_SUMMARY))
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .any(|suffix| name.strip_suffix(suffix).and_then(&type_of).is_some_and(|t| t == TYPE_HISTOGRAM || t == TYPE_SUMMARY))
 }
 
 pub fn decode_v1(request: v1::WriteRequest, types: &Types) -> Result<Decoded, String> {
@@ -76,7 +78,11 @@ pub fn decode_v1(request: v1::WriteRequest, types: &Types) -> Result<Decoded, St
         let labels: Vec<(String, String)> = series.labels.into_iter().map(|l| (l.name, l.value)).collect();
         let (name, tags) = split_labels(labels)?;
         let counter = counter_by_type(&name, |family| known.get(family).copied());
-        let exemplars = series.exemplars.into_iter().map(|e| exemplar(e.value, e.timestamp, e.labels.into_iter().map(|l| (l.name, l.value)).collect())).collect();
+        let exemplars = series
+            .exemplars
+            .into_iter()
+            .map(|e| exemplar(e.value, e.timestamp, e.labels.into_iter().map(|l| (l.name, l.value)).collect()))
+            .collect();
         push_series(&mut out, name, tags, counter, series.samples, series.histograms, exemplars)?;
     }
     Ok(out)
@@ -91,7 +97,8 @@ pub fn decode_v2(request: v2::Request) -> Result<Decoded, String> {
         if !refs.len().is_multiple_of(2) {
             return Err(format!("labels_refs has an odd length ({})", refs.len()));
         }
-        let symbol = |r: u32| symbols.get(r as usize).cloned().ok_or_else(|| format!("symbol reference {r} is past the {} symbols", symbols.len()));
+        let symbol =
+            |r: u32| symbols.get(r as usize).cloned().ok_or_else(|| format!("symbol reference {r} is past the {} symbols", symbols.len()));
         refs.chunks(2).map(|pair| Ok((symbol(pair[0])?, symbol(pair[1])?))).collect()
     };
     let mut out = Decoded::default();
@@ -146,7 +153,15 @@ fn exemplar(value: f64, timestamp: i64, labels: Vec<(String, String)>) -> Exempl
 
 /// One event per sample and per native histogram; the series' exemplars go
 /// with its last event, which also takes the name and tags without a copy.
-fn push_series(out: &mut Decoded, name: String, tags: BTreeMap<String, String>, counter: bool, samples: Vec<proto::Sample>, histograms: Vec<Histogram>, exemplars: Vec<Exemplar>) -> Result<(), String> {
+fn push_series(
+    out: &mut Decoded,
+    name: String,
+    tags: BTreeMap<String, String>,
+    counter: bool,
+    samples: Vec<proto::Sample>,
+    histograms: Vec<Histogram>,
+    exemplars: Vec<Exemplar>,
+) -> Result<(), String> {
     let mut points = Vec::with_capacity(samples.len() + histograms.len());
     for sample in samples {
         if sample.value.to_bits() == STALE_NAN {
@@ -167,7 +182,10 @@ fn push_series(out: &mut Decoded, name: String, tags: BTreeMap<String, String>, 
         out.histograms += 1;
     }
     let Some(last) = points.pop() else { return Ok(()) };
-    let event = |name: String, tags: BTreeMap<String, String>, (value, timestamp): (MetricValue, Option<DateTime<Utc>>), exemplars: Vec<Exemplar>| {
+    let event = |name: String,
+                 tags: BTreeMap<String, String>,
+                 (value, timestamp): (MetricValue, Option<DateTime<Utc>>),
+                 exemplars: Vec<Exemplar>| {
         let mut metric = Metric::new(name, MetricKind::Absolute, value);
         metric.tags = tags;
         metric.timestamp = timestamp;
@@ -257,7 +275,8 @@ fn indexed_counts(spans: &[proto::BucketSpan], deltas: &[i64], floats: &[f64]) -
 /// A valid Prometheus name, `[a-zA-Z_:][a-zA-Z0-9_:]*` (label names without
 /// `:`): any other character becomes `_`, and a leading digit gets a `_` before it.
 pub fn sanitize(name: &str, colon: bool) -> String {
-    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':') { c } else { '_' }).collect();
+    let mut out: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':') { c } else { '_' }).collect();
     if !out.starts_with(|c: char| !c.is_ascii_digit()) {
         out.insert(0, '_');
     }
@@ -350,10 +369,17 @@ pub fn encode_v1<'a>(metrics: impl IntoIterator<Item = &'a Metric>, default_name
         .into_iter()
         .map(|(labels, mut samples)| {
             samples.sort_by_key(|s| s.timestamp);
-            v1::TimeSeries { labels: labels.into_iter().map(|(name, value)| v1::Label { name, value }).collect(), samples, ..Default::default() }
+            v1::TimeSeries {
+                labels: labels.into_iter().map(|(name, value)| v1::Label { name, value }).collect(),
+                samples,
+                ..Default::default()
+            }
         })
         .collect();
-    let metadata = families.into_iter().map(|(metric_family_name, r#type)| v1::MetricMetadata { r#type, metric_family_name, ..Default::default() }).collect();
+    let metadata = families
+        .into_iter()
+        .map(|(metric_family_name, r#type)| v1::MetricMetadata { r#type, metric_family_name, ..Default::default() })
+        .collect();
     v1::WriteRequest { timeseries, metadata }
 }
 
@@ -368,19 +394,27 @@ mod tests {
 
     #[test]
     fn labels_must_be_sorted_unique_and_named() {
-        let request = |labels: Vec<v1::Label>| v1::WriteRequest { timeseries: vec![v1::TimeSeries { labels, samples: vec![proto::Sample { value: 1.0, timestamp: 1 }], ..Default::default() }], metadata: vec![] };
+        let request = |labels: Vec<v1::Label>| v1::WriteRequest {
+            timeseries: vec![v1::TimeSeries { labels, samples: vec![proto::Sample { value: 1.0, timestamp: 1 }], ..Default::default() }],
+            metadata: vec![],
+        };
         let types = Types::default();
         assert!(decode_v1(request(vec![label("__name__", "up"), label("job", "x")]), &types).is_ok());
         let unsorted = decode_v1(request(vec![label("job", "x"), label("__name__", "up")]), &types).unwrap_err();
         assert!(unsorted.contains("unsorted label `__name__`"), "{unsorted}");
-        assert!(decode_v1(request(vec![label("__name__", "up"), label("a", "1"), label("a", "2")]), &types).unwrap_err().contains("duplicate label `a`"));
+        assert!(decode_v1(request(vec![label("__name__", "up"), label("a", "1"), label("a", "2")]), &types)
+            .unwrap_err()
+            .contains("duplicate label `a`"));
         assert!(decode_v1(request(vec![label("job", "x")]), &types).unwrap_err().contains("no `__name__`"));
     }
 
     #[test]
     fn metadata_makes_counters() {
         let types = Types::default();
-        types.learn(&[v1::MetricMetadata { r#type: TYPE_COUNTER, metric_family_name: "requests_total".into(), ..Default::default() }, v1::MetricMetadata { r#type: TYPE_HISTOGRAM, metric_family_name: "latency".into(), ..Default::default() }]);
+        types.learn(&[
+            v1::MetricMetadata { r#type: TYPE_COUNTER, metric_family_name: "requests_total".into(), ..Default::default() },
+            v1::MetricMetadata { r#type: TYPE_HISTOGRAM, metric_family_name: "latency".into(), ..Default::default() },
+        ]);
         let known = types.known();
         let is_counter = |name: &str| counter_by_type(name, |family| known.get(family).copied());
         assert!(is_counter("requests_total") && is_counter("latency_bucket") && is_counter("latency_count"));
@@ -389,7 +423,15 @@ mod tests {
 
     #[test]
     fn encoded_series_are_sorted_and_classic() {
-        let mut latency = Metric::new("latency.ms", MetricKind::Absolute, MetricValue::Histogram { buckets: vec![Bucket { upper_limit: 10.0, count: 2 }, Bucket { upper_limit: 100.0, count: 3 }], count: 6, sum: 300.0 });
+        let mut latency = Metric::new(
+            "latency.ms",
+            MetricKind::Absolute,
+            MetricValue::Histogram {
+                buckets: vec![Bucket { upper_limit: 10.0, count: 2 }, Bucket { upper_limit: 100.0, count: 3 }],
+                count: 6,
+                sum: 300.0,
+            },
+        );
         latency.tags.insert("Zone".into(), "eu".into());
         latency.timestamp = time(1_000);
         let request = encode_v1([&latency], Some("kong"), 5);
@@ -434,7 +476,14 @@ mod tests {
         };
         let buckets: Vec<(f64, u64)> = native_buckets(&h).unwrap().iter().map(|b| (b.upper_limit, b.count)).collect();
         assert_eq!(buckets, vec![(-0.5, 2), (0.001, 1), (2.0, 3), (4.0, 4), (16.0, 2), (f64::INFINITY, 0)]);
-        let custom = Histogram { count: Some(Count::Float(5.0)), schema: -53, custom_values: vec![0.1, 1.0], positive_spans: vec![BucketSpan { offset: 0, length: 3 }], positive_counts: vec![1.0, 3.0, 1.0], ..Default::default() };
+        let custom = Histogram {
+            count: Some(Count::Float(5.0)),
+            schema: -53,
+            custom_values: vec![0.1, 1.0],
+            positive_spans: vec![BucketSpan { offset: 0, length: 3 }],
+            positive_counts: vec![1.0, 3.0, 1.0],
+            ..Default::default()
+        };
         let buckets: Vec<(f64, u64)> = native_buckets(&custom).unwrap().iter().map(|b| (b.upper_limit, b.count)).collect();
         assert_eq!(buckets, vec![(0.1, 1), (1.0, 3), (f64::INFINITY, 1)]);
         let short = Histogram { positive_spans: vec![BucketSpan { offset: 0, length: 3 }], positive_deltas: vec![1], ..Default::default() };

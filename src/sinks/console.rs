@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use crate::component::{Result, SinkConfig, SinkContext, Task};
 use crate::codec::Encoding;
+use crate::component::{Result, SinkConfig, SinkContext, Task};
 use crate::event::Kinds;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,7 +45,13 @@ impl SinkConfig for ConsoleConfig {
                         Err(e) => cx.reject(event, &e),
                     }
                 }
-                let written = async { out.write_all(&buf).await?; out.flush().await }.await.map(|()| buf.len()).map_err(|e| e.to_string());
+                let written = async {
+                    out.write_all(&buf).await?;
+                    out.flush().await
+                }
+                .await
+                .map(|()| buf.len())
+                .map_err(|e| e.to_string());
                 cx.settle(encoded.iter().copied(), encoded.len(), written);
             }
             Ok(())

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use crate::component::{Context, Result, SinkConfig, SinkContext, Task};
 use crate::codec::Encoding;
+use crate::component::{Context, Result, SinkConfig, SinkContext, Task};
 use crate::event::Kinds;
 use crate::template::Template;
 

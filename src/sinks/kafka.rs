@@ -22,10 +22,10 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientContext;
 use serde::Deserialize;
 
-use crate::sinks::util::{BatchConfig, Healthcheck};
-use crate::component::{Context, Result, SinkConfig, SinkContext, Task};
 use crate::codec::{Encoding, EncodingCodec};
+use crate::component::{Context, Result, SinkConfig, SinkContext, Task};
 use crate::event::{Event, EventData, Kinds, Value};
+use crate::sinks::util::{BatchConfig, Healthcheck};
 use crate::telemetry::ComponentMetrics;
 use crate::template::Template;
 
@@ -155,7 +155,8 @@ impl KafkaConfig {
         };
         config.set("security.protocol", protocol);
         if let Some(sasl) = sasl {
-            for (key, value) in [("sasl.mechanism", &sasl.mechanism), ("sasl.username", &sasl.username), ("sasl.password", &sasl.password)] {
+            for (key, value) in [("sasl.mechanism", &sasl.mechanism), ("sasl.username", &sasl.username), ("sasl.password", &sasl.password)]
+            {
                 if let Some(value) = value {
                     config.set(key, value);
                 }
@@ -217,7 +218,8 @@ impl SinkConfig for KafkaConfig {
         let context = KafkaContext { component: cx.id.clone(), metrics: cx.metrics.clone(), logged: Default::default() };
         let producer: FutureProducer<KafkaContext> =
             self.client_config().create_with_context(context).context("cannot create the Kafka producer")?;
-        let headers = self.headers.iter().map(|(name, value)| Ok((name.clone(), Template::parse(value)?))).collect::<Result<_, String>>()?;
+        let headers =
+            self.headers.iter().map(|(name, value)| Ok((name.clone(), Template::parse(value)?))).collect::<Result<_, String>>()?;
         let sink = Kafka {
             topic: Template::parse(&self.topic)?,
             key: self.key_field.as_deref().map(field_template).transpose()?,
@@ -259,7 +261,9 @@ impl ClientContext for KafkaContext {
                 tracing::error!(component = %self.component, facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Warning => tracing::warn!(component = %self.component, facility, "librdkafka: {message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(component = %self.component, facility, "librdkafka: {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(component = %self.component, facility, "librdkafka: {message}")
+            }
             _ => tracing::debug!(component = %self.component, facility, "librdkafka: {message}"),
         }
     }
@@ -335,10 +339,7 @@ impl Kafka {
             .await
             .map_err(|e| format!("Kafka healthcheck did not finish: {e}"))?
             .map_err(|e| {
-                format!(
-                    "Kafka at {} is unreachable: {e} (set healthcheck.enabled = false to start anyway)",
-                    self.config.bootstrap_servers
-                )
+                format!("Kafka at {} is unreachable: {e} (set healthcheck.enabled = false to start anyway)", self.config.bootstrap_servers)
             })?;
         if self.topic.is_static() {
             let topic = self.config.topic.as_str();

@@ -27,13 +27,13 @@ use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-use crate::net::client::{gzip, header_map, http_client, Backoff, Compression, RequestConfig};
-use crate::sinks::util::{run_batches, BatchConfig, BatchLimits};
 use crate::component::{with_causes, Context, Reporter, Result, SinkConfig, SinkContext, Task};
-use crate::net::tls::ClientTls;
 use crate::event::{Event, EventData, Kinds};
+use crate::net::client::{gzip, header_map, http_client, Backoff, Compression, RequestConfig};
+use crate::net::tls::ClientTls;
 use crate::otlp::rpc::{retry_delay, RpcStatus};
 use crate::otlp::{logs, metrics, traces, Encoding, Signal};
+use crate::sinks::util::{run_batches, BatchConfig, BatchLimits};
 use crate::telemetry::ComponentMetrics;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,8 +103,12 @@ impl SinkConfig for OpenTelemetrySinkConfig {
                 return Err(format!("`{url}`: the endpoint must start with http:// or https://").into());
             }
         }
-        if self.protocol == Protocol::Grpc && (self.traces_endpoint.is_some() || self.metrics_endpoint.is_some() || self.logs_endpoint.is_some()) {
-            return Err("`traces_endpoint`, `metrics_endpoint` and `logs_endpoint` are for HTTP; with gRPC, `endpoint` serves all signals".into());
+        if self.protocol == Protocol::Grpc
+            && (self.traces_endpoint.is_some() || self.metrics_endpoint.is_some() || self.logs_endpoint.is_some())
+        {
+            return Err(
+                "`traces_endpoint`, `metrics_endpoint` and `logs_endpoint` are for HTTP; with gRPC, `endpoint` serves all signals".into()
+            );
         }
         self.batch.limits(BatchLimits::EVENTS_AND_TIME)?;
         self.http_headers()?;
@@ -143,7 +147,8 @@ impl SinkConfig for OpenTelemetrySinkConfig {
             // Each signal is batched apart: one request carries one signal.
             let sender = Arc::new(Sender { config, transport, report });
             let concurrency = sender.config.request.concurrency;
-            run_batches(input, batch, concurrency, |event| sender.signal(event), |signal, events| sender.clone().flush(signal, events)).await;
+            run_batches(input, batch, concurrency, |event| sender.signal(event), |signal, events| sender.clone().flush(signal, events))
+                .await;
             Ok(())
         }))
     }
@@ -170,8 +175,15 @@ enum Export {
 /// How one try went.
 enum Attempt {
     /// Sent; the receiver refused this many items (partial success), saying why.
-    Sent { bytes: usize, rejected: i64, error: String },
-    Retry { error: String, after: Option<Duration> },
+    Sent {
+        bytes: usize,
+        rejected: i64,
+        error: String,
+    },
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
     Fail(String),
 }
 
@@ -182,7 +194,10 @@ impl Sender {
             EventData::Span(_) | EventData::Record(_) => Some(Signal::Traces),
             EventData::Metric(metric) if metrics::encodable(metric) => Some(Signal::Metrics),
             EventData::Metric(metric) => {
-                self.report.reject(event, &format!("metric `{}` is a distribution (raw samples), which OTLP cannot carry: aggregate it first", metric.name));
+                self.report.reject(
+                    event,
+                    &format!("metric `{}` is a distribution (raw samples), which OTLP cannot carry: aggregate it first", metric.name),
+                );
                 None
             }
             EventData::Log(_) => Some(Signal::Logs),
@@ -255,14 +270,31 @@ async fn send_http(request: reqwest::RequestBuilder, signal: Signal, encoding: E
         Err(e) => return Attempt::Retry { error: format!("{url}: {}", with_causes(&e)), after: None },
     };
     let status = response.status();
-    let after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+    let after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let body = response.bytes().await.unwrap_or_default();
     if status.is_success() {
         // An unreadable answer still means accepted: the status says so.
         let (rejected, error) = match signal {
-            Signal::Traces => encoding.decode::<ExportTraceServiceResponse>(&body).ok().and_then(|r| r.partial_success).map(|p| (p.rejected_spans, p.error_message)),
-            Signal::Metrics => encoding.decode::<ExportMetricsServiceResponse>(&body).ok().and_then(|r| r.partial_success).map(|p| (p.rejected_data_points, p.error_message)),
-            Signal::Logs => encoding.decode::<ExportLogsServiceResponse>(&body).ok().and_then(|r| r.partial_success).map(|p| (p.rejected_log_records, p.error_message)),
+            Signal::Traces => encoding
+                .decode::<ExportTraceServiceResponse>(&body)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| (p.rejected_spans, p.error_message)),
+            Signal::Metrics => encoding
+                .decode::<ExportMetricsServiceResponse>(&body)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| (p.rejected_data_points, p.error_message)),
+            Signal::Logs => encoding
+                .decode::<ExportLogsServiceResponse>(&body)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| (p.rejected_log_records, p.error_message)),
         }
         .unwrap_or_default();
         return Attempt::Sent { bytes, rejected, error };
@@ -297,21 +329,30 @@ async fn send_grpc(channel: Channel, metadata: MetadataMap, compression: Compres
             if gzip {
                 client = client.send_compressed(CompressionEncoding::Gzip);
             }
-            client.export(request(message, metadata)).await.map(|r| r.into_inner().partial_success.map(|p| (p.rejected_spans, p.error_message)))
+            client
+                .export(request(message, metadata))
+                .await
+                .map(|r| r.into_inner().partial_success.map(|p| (p.rejected_spans, p.error_message)))
         }
         Export::Metrics(message) => {
             let mut client = MetricsServiceClient::new(channel).accept_compressed(CompressionEncoding::Gzip);
             if gzip {
                 client = client.send_compressed(CompressionEncoding::Gzip);
             }
-            client.export(request(message, metadata)).await.map(|r| r.into_inner().partial_success.map(|p| (p.rejected_data_points, p.error_message)))
+            client
+                .export(request(message, metadata))
+                .await
+                .map(|r| r.into_inner().partial_success.map(|p| (p.rejected_data_points, p.error_message)))
         }
         Export::Logs(message) => {
             let mut client = LogsServiceClient::new(channel).accept_compressed(CompressionEncoding::Gzip);
             if gzip {
                 client = client.send_compressed(CompressionEncoding::Gzip);
             }
-            client.export(request(message, metadata)).await.map(|r| r.into_inner().partial_success.map(|p| (p.rejected_log_records, p.error_message)))
+            client
+                .export(request(message, metadata))
+                .await
+                .map(|r| r.into_inner().partial_success.map(|p| (p.rejected_log_records, p.error_message)))
         }
     };
     match answer {
@@ -324,7 +365,9 @@ async fn send_grpc(channel: Channel, metadata: MetadataMap, compression: Compres
             let after = retry_delay(&status);
             let error = format!("gRPC {:?}: {}", status.code(), status.message());
             match status.code() {
-                Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::Unavailable | Code::DataLoss => Attempt::Retry { error, after },
+                Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::Unavailable | Code::DataLoss => {
+                    Attempt::Retry { error, after }
+                }
                 Code::ResourceExhausted if after.is_some() => Attempt::Retry { error, after },
                 _ => Attempt::Fail(error),
             }

@@ -22,9 +22,9 @@ use serde::Deserialize;
 
 use crate::component::{Result, SinkConfig, SinkContext, Task};
 use crate::event::{Bucket, EventData, Exemplar, Kinds, Metric, MetricKind, MetricValue, Quantile};
-use crate::prometheus::{format_float, full_name, sanitize};
-use crate::net::server::{authorize, ServerAuth, Listener, Refusal};
+use crate::net::server::{authorize, Listener, Refusal, ServerAuth};
 use crate::net::tls::ServerTls;
+use crate::prometheus::{format_float, full_name, sanitize};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -172,8 +172,15 @@ pub enum Format {
 impl Format {
     /// OpenMetrics when the scraper lists it in `Accept` (Prometheus does, first).
     pub fn negotiate(headers: &HeaderMap) -> Format {
-        let openmetrics = headers.get_all(header::ACCEPT).iter().any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("application/openmetrics-text")));
-        if openmetrics { Format::OpenMetrics } else { Format::Text }
+        let openmetrics = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("application/openmetrics-text")));
+        if openmetrics {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
     }
 
     pub fn content_type(self) -> &'static str {
@@ -369,7 +376,9 @@ pub fn render(store: &Store, format: Format, now: Instant) -> String {
                     // Events count per bucket; Prometheus counts everything at or below each bound.
                     // An exemplar goes on the bucket its value falls in (OpenMetrics only).
                     let (mut cumulative, mut below) = (0, f64::NEG_INFINITY);
-                    let exemplar_in = |low: f64, high: f64| series.exemplars.iter().filter(|_| format == Format::OpenMetrics).find(|e| e.value > low && e.value <= high);
+                    let exemplar_in = |low: f64, high: f64| {
+                        series.exemplars.iter().filter(|_| format == Format::OpenMetrics).find(|e| e.value > low && e.value <= high)
+                    };
                     for bucket in buckets.iter().filter(|b| b.upper_limit.is_finite()) {
                         cumulative += bucket.count;
                         lines.exemplar = exemplar_in(below, bucket.upper_limit);
@@ -470,9 +479,9 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::event::{Event, EventStatus};
     use crate::component::attach_finalizers;
     use crate::component::buffer::{self, BufferConfig};
+    use crate::event::{Event, EventStatus};
 
     fn counter(name: &str, kind: MetricKind, value: f64) -> Metric {
         Metric::new(name, kind, MetricValue::Counter { value })
@@ -559,7 +568,8 @@ mod tests {
 
     #[test]
     fn distributions_become_histograms_or_summaries() {
-        let distribution = |samples: Vec<(f64, u32)>| Metric::new("size_bytes", MetricKind::Incremental, MetricValue::Distribution { samples });
+        let distribution =
+            |samples: Vec<(f64, u32)>| Metric::new("size_bytes", MetricKind::Incremental, MetricValue::Distribution { samples });
         let metrics = [distribution(vec![(50.0, 1), (150.0, 2)]), distribution(vec![(5000.0, 1), (100.0, 1)])];
         let config = PrometheusExporterConfig { buckets: vec![100.0, 1000.0], ..Default::default() };
         let now = Instant::now();
@@ -594,7 +604,17 @@ mod tests {
 
     #[test]
     fn numbers_are_written_as_prometheus_clients_write_them() {
-        let cases = [(1.0, "1"), (0.005, "0.005"), (123456.5, "123456.5"), (1e6, "1e+06"), (1234567.0, "1.234567e+06"), (0.0001, "0.0001"), (1.5e-7, "1.5e-07"), (-2.5, "-2.5"), (0.0, "0")];
+        let cases = [
+            (1.0, "1"),
+            (0.005, "0.005"),
+            (123456.5, "123456.5"),
+            (1e6, "1e+06"),
+            (1234567.0, "1.234567e+06"),
+            (0.0001, "0.0001"),
+            (1.5e-7, "1.5e-07"),
+            (-2.5, "-2.5"),
+            (0.0, "0"),
+        ];
         for (value, written) in cases {
             assert_eq!(format_float(value), written);
         }
@@ -603,7 +623,10 @@ mod tests {
 
     #[test]
     fn a_metric_of_another_type_restarts_its_family() {
-        let metrics = [counter("jobs", MetricKind::Absolute, 3.0).with_tag("queue", "a"), Metric::new("jobs", MetricKind::Absolute, MetricValue::Gauge { value: 1.0 }).with_tag("queue", "b")];
+        let metrics = [
+            counter("jobs", MetricKind::Absolute, 3.0).with_tag("queue", "a"),
+            Metric::new("jobs", MetricKind::Absolute, MetricValue::Gauge { value: 1.0 }).with_tag("queue", "b"),
+        ];
         assert_eq!(text(&metrics), "# HELP jobs jobs\n# TYPE jobs gauge\njobs{queue=\"b\"} 1\n");
     }
 
@@ -633,7 +656,11 @@ mod tests {
             counter("requests", MetricKind::Absolute, 5.0).with_tag("code", "200").with_timestamp(at),
             counter("errors_total", MetricKind::Absolute, 1.0),
             histogram(MetricKind::Absolute, &[(0.5, 1), (1.0, 1)], 3, 2.0),
-            Metric::new("rpc_seconds", MetricKind::Absolute, MetricValue::Summary { quantiles: vec![Quantile { quantile: 1.0, value: 2.0 }], count: 1, sum: 2.0 }),
+            Metric::new(
+                "rpc_seconds",
+                MetricKind::Absolute,
+                MetricValue::Summary { quantiles: vec![Quantile { quantile: 1.0, value: 2.0 }], count: 1, sum: 2.0 },
+            ),
         ];
         let now = Instant::now();
         let expected = "# TYPE errors counter\n# HELP errors errors\nerrors_total 1\n\
@@ -680,8 +707,20 @@ mod tests {
             counter("http_requests_total", MetricKind::Incremental, 1.0).with_tag("path", "/c\nd").with_timestamp(at),
             Metric::new("queue_depth", MetricKind::Absolute, MetricValue::Gauge { value: 1e-7 }),
             histogram(MetricKind::Absolute, &[(0.25, 2), (2.5, 1), (f64::INFINITY, 1)], 4, 3.5).with_tag("route", "orders"),
-            Metric::new("rpc_duration_seconds", MetricKind::Absolute, MetricValue::Summary { quantiles: vec![Quantile { quantile: 0.5, value: 0.1 }, Quantile { quantile: 0.9, value: f64::NAN }], count: 9, sum: 1.25 }),
-            Metric::new("response_size_bytes", MetricKind::Incremental, MetricValue::Distribution { samples: vec![(0.2, 2), (7.0, 1), (1e6, 1)] }),
+            Metric::new(
+                "rpc_duration_seconds",
+                MetricKind::Absolute,
+                MetricValue::Summary {
+                    quantiles: vec![Quantile { quantile: 0.5, value: 0.1 }, Quantile { quantile: 0.9, value: f64::NAN }],
+                    count: 9,
+                    sum: 1.25,
+                },
+            ),
+            Metric::new(
+                "response_size_bytes",
+                MetricKind::Incremental,
+                MetricValue::Distribution { samples: vec![(0.2, 2), (7.0, 1), (1e6, 1)] },
+            ),
         ];
         store_of(PrometheusExporterConfig::default(), &metrics, Instant::now())
     }
@@ -690,7 +729,11 @@ mod tests {
     fn promtool(exposition: &str) -> (Option<i32>, String) {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(exposition.as_bytes()).unwrap();
-        let output = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::from(file.reopen().unwrap())).output().expect("promtool (Debian's prometheus package) is installed");
+        let output = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::from(file.reopen().unwrap()))
+            .output()
+            .expect("promtool (Debian's prometheus package) is installed");
         (output.status.code(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
     }
 
@@ -701,7 +744,11 @@ mod tests {
         let now = Instant::now();
         let mut metric = histogram(MetricKind::Incremental, &[(0.1, 2), (1.0, 1), (f64::INFINITY, 0)], 3, 0.9);
         let at = DateTime::from_timestamp(1_732_613_000, 500_000_000);
-        metric.exemplars = vec![Exemplar { value: 0.7, timestamp: at, labels: BTreeMap::from([("trace_id".to_string(), "4bf92f3577b34da6a3ce929d0e0e4736".to_string())]) }];
+        metric.exemplars = vec![Exemplar {
+            value: 0.7,
+            timestamp: at,
+            labels: BTreeMap::from([("trace_id".to_string(), "4bf92f3577b34da6a3ce929d0e0e4736".to_string())]),
+        }];
         let store = store_of(PrometheusExporterConfig { suppress_timestamp: true, ..Default::default() }, &[metric], now);
         let open = render(&store, Format::OpenMetrics, now);
         assert!(open.contains("latency_seconds_bucket{le=\"0.1\"} 2\nlatency_seconds_bucket{le=\"1.0\"} 3 # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.7 1732613000.5\nlatency_seconds_bucket{le=\"+Inf\"} 3\n"), "{open}");
@@ -744,7 +791,13 @@ mod tests {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()[header::CONTENT_TYPE], Format::Text.content_type());
         assert!(response.text().await.unwrap().ends_with("\nrequests_total 2\n"));
-        let response = client.get(&url).bearer_auth("secret").header(header::ACCEPT, "application/openmetrics-text;version=1.0.0").send().await.unwrap();
+        let response = client
+            .get(&url)
+            .bearer_auth("secret")
+            .header(header::ACCEPT, "application/openmetrics-text;version=1.0.0")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.headers()[header::CONTENT_TYPE], Format::OpenMetrics.content_type());
         assert!(response.text().await.unwrap().ends_with("\nrequests_total 2\n# EOF\n"));
 

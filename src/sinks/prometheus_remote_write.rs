@@ -14,12 +14,12 @@ use prost::Message;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
 
-use crate::net::client::{header_map, http_client, Backoff, ClientAuth, RequestConfig};
-use crate::sinks::util::{run_batches, BatchConfig, BatchLimits};
 use crate::component::{with_causes, Reporter, Result, SinkConfig, SinkContext, Task};
-use crate::net::tls::ClientTls;
 use crate::event::{Event, EventData, Kinds, Metric, MetricKind, MetricValue};
+use crate::net::client::{header_map, http_client, Backoff, ClientAuth, RequestConfig};
+use crate::net::tls::ClientTls;
 use crate::prometheus::{encode_v1, full_name};
+use crate::sinks::util::{run_batches, BatchConfig, BatchLimits};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +44,8 @@ pub struct PrometheusRemoteWriteSinkConfig {
 
 impl PrometheusRemoteWriteSinkConfig {
     fn headers(&self) -> Result<HeaderMap, String> {
-        let fixed = [("content-type", "application/x-protobuf"), ("content-encoding", "snappy"), ("x-prometheus-remote-write-version", "0.1.0")];
+        let fixed =
+            [("content-type", "application/x-protobuf"), ("content-encoding", "snappy"), ("x-prometheus-remote-write-version", "0.1.0")];
         let tenant = self.tenant_id.as_deref().map(|t| ("x-scope-orgid", t));
         header_map(fixed.into_iter().chain(tenant).chain(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
     }
@@ -74,7 +75,8 @@ impl SinkConfig for PrometheusRemoteWriteSinkConfig {
         Ok(Box::pin(async move {
             tracing::info!(component = %writer.report.id, endpoint = %writer.config.endpoint, "sending remote write");
             let concurrency = writer.config.request.concurrency;
-            run_batches(input, batch, concurrency, |event| writer.accepts(event).then_some(()), |(), events| writer.clone().flush(events)).await;
+            run_batches(input, batch, concurrency, |event| writer.accepts(event).then_some(()), |(), events| writer.clone().flush(events))
+                .await;
             Ok(())
         }))
     }
@@ -97,7 +99,13 @@ impl Writer {
     fn accepts(&self, event: &Event) -> bool {
         match &event.data {
             EventData::Metric(metric) if matches!(metric.value, MetricValue::Distribution { .. }) => {
-                self.report.reject(event, &format!("metric `{}` is a distribution (raw samples), which remote write cannot carry: aggregate it first", metric.name));
+                self.report.reject(
+                    event,
+                    &format!(
+                        "metric `{}` is a distribution (raw samples), which remote write cannot carry: aggregate it first",
+                        metric.name
+                    ),
+                );
                 false
             }
             EventData::Metric(_) => true,
@@ -107,7 +115,9 @@ impl Writer {
 
     /// The metric with an incremental counter or gauge turned into its running total.
     fn absolute(&self, metric: &Metric) -> Metric {
-        let (MetricKind::Incremental, MetricValue::Counter { value } | MetricValue::Gauge { value }) = (metric.kind, &metric.value) else { return metric.clone() };
+        let (MetricKind::Incremental, MetricValue::Counter { value } | MetricValue::Gauge { value }) = (metric.kind, &metric.value) else {
+            return metric.clone();
+        };
         let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let total = totals.entry((full_name(metric, self.config.default_namespace.as_deref()), metric.tags.clone())).or_insert(0.0);
         *total += value;
@@ -121,7 +131,8 @@ impl Writer {
     }
 
     async fn flush(self: Arc<Self>, events: Vec<Event>) {
-        let metrics: Vec<Metric> = events.iter().filter_map(|e| if let EventData::Metric(m) = &e.data { Some(self.absolute(m)) } else { None }).collect();
+        let metrics: Vec<Metric> =
+            events.iter().filter_map(|e| if let EventData::Metric(m) = &e.data { Some(self.absolute(m)) } else { None }).collect();
         let now = chrono::Utc::now().timestamp_millis();
         let body = encode_v1(&metrics, self.config.default_namespace.as_deref(), now).encode_to_vec();
         let body = snap::raw::Encoder::new().compress_vec(&body).unwrap_or_default();
@@ -141,7 +152,12 @@ impl Writer {
                 Ok(response) if response.status().is_success() => return Ok(body.len()),
                 Ok(response) => {
                     let status = response.status();
-                    let after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+                    let after = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
                     let text: String = response.text().await.unwrap_or_default().trim().chars().take(300).collect();
                     let error = format!("HTTP {status}: {text}");
                     // 4xx other than 429: the receiver will never take this data.

@@ -85,8 +85,13 @@ impl BatchConfig {
 /// Read events into batches, one per key (`key` refuses an event with
 /// `None`), and hand each full or due batch to `flush`, up to `concurrency`
 /// at once (at the limit, reading waits: backpressure). Ends when the input does.
-pub async fn run_batches<K, F, W>(mut input: BufferReceiver, batch: BatchLimits, concurrency: usize, mut key: impl FnMut(&Event) -> Option<K>, flush: F)
-where
+pub async fn run_batches<K, F, W>(
+    mut input: BufferReceiver,
+    batch: BatchLimits,
+    concurrency: usize,
+    mut key: impl FnMut(&Event) -> Option<K>,
+    flush: F,
+) where
     K: Copy + PartialEq,
     F: Fn(K, Vec<Event>) -> W,
     W: Future<Output = ()>,
@@ -141,4 +146,3 @@ pub async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-

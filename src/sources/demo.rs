@@ -72,7 +72,10 @@ impl SourceConfig for DemoConfig {
 
     fn check(&self) -> Result<()> {
         let share = 0.0..=1.0;
-        if !share.contains(&self.error_rate) || !share.contains(&self.client_error_rate) || !share.contains(&(self.error_rate + self.client_error_rate)) {
+        if !share.contains(&self.error_rate)
+            || !share.contains(&self.client_error_rate)
+            || !share.contains(&(self.error_rate + self.client_error_rate))
+        {
             return Err("`error_rate` and `client_error_rate` are shares: each in 0.0..=1.0, and their sum too".into());
         }
         if self.rate < 0.0 || !self.rate.is_finite() {
@@ -94,7 +97,11 @@ impl SourceConfig for DemoConfig {
 }
 
 async fn run(config: DemoConfig, mut generator: Generator, mut cx: SourceContext) -> Result<()> {
-    let batch_size = if config.rate > 0.0 { (config.rate / 20.0).clamp(1.0, config.batch_size.max(1) as f64) as usize } else { config.batch_size.max(1) };
+    let batch_size = if config.rate > 0.0 {
+        (config.rate / 20.0).clamp(1.0, config.batch_size.max(1) as f64) as usize
+    } else {
+        config.batch_size.max(1)
+    };
     let mut ticker = (config.rate > 0.0).then(|| {
         let mut t = tokio::time::interval(Duration::from_secs_f64(batch_size as f64 / config.rate));
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -201,7 +208,8 @@ impl Generator {
             (200, "upstream")
         };
         let proxied = source == "upstream";
-        let proxy_ms = if proxied { (self.config.latency_ms * (self.config.latency_spread * normal(rng)).exp()).round().max(1.0) as i64 } else { -1 };
+        let proxy_ms =
+            if proxied { (self.config.latency_ms * (self.config.latency_spread * normal(rng)).exp()).round().max(1.0) as i64 } else { -1 };
         let kong_ms = rng.random_range(0..4);
         let receive_ms = rng.random_range(0..2);
         let request_ms = kong_ms + proxy_ms.max(0) + receive_ms;
@@ -258,7 +266,12 @@ impl Generator {
         );
         entry.insert(
             "latencies".into(),
-            obj([("kong", Value::from(kong_ms)), ("proxy", proxy_ms.into()), ("request", request_ms.into()), ("receive", receive_ms.into())]),
+            obj([
+                ("kong", Value::from(kong_ms)),
+                ("proxy", proxy_ms.into()),
+                ("request", request_ms.into()),
+                ("receive", receive_ms.into()),
+            ]),
         );
         if proxied {
             entry.insert(
@@ -310,13 +323,7 @@ fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
 
 fn querystring(uri: &str) -> Value {
     let Some((_, query)) = uri.split_once('?') else { return Value::Object(ObjectMap::new()) };
-    Value::Object(
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (k.into(), Value::from(v)))
-            .collect(),
-    )
+    Value::Object(query.split('&').filter_map(|pair| pair.split_once('=')).map(|(k, v)| (k.into(), Value::from(v))).collect())
 }
 
 fn pick_weighted<'a>(rng: &mut SmallRng, choices: &[(&'a str, u32)]) -> &'a str {

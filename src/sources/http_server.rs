@@ -13,8 +13,8 @@ use crate::codec::{Decoding, DecodingCodec};
 use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, Kinds, ObjectMap, Value};
 use crate::net::server::ServerAuth;
-use crate::sources::util::http::{BodyDecoder, RequestParts, ServerOptions};
 use crate::net::tls::ServerTls;
+use crate::sources::util::http::{BodyDecoder, RequestParts, ServerOptions};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -22,11 +22,11 @@ use serde::Deserialize;
 
 use crate::component::{OutputDef, Result, SourceConfig, SourceContext, SourceOutputs, Task};
 use crate::event::Kinds;
+use crate::net::server::{authorize, method_not_allowed, read_raw, Listener, Refusal, ServerAuth};
+use crate::net::tls::ServerTls;
 use crate::prometheus::proto::{v1, v2};
 use crate::prometheus::{decode_v1, decode_v2, Types};
-use crate::net::server::{authorize, method_not_allowed, read_raw, ServerAuth, Listener, Refusal};
 use crate::sources::util::http::{hand_on, ServerOptions};
-use crate::net::tls::ServerTls;
 use crate::telemetry::ComponentMetrics;
 
 /// DeepFlow's agent takes remote write here.
@@ -130,7 +130,10 @@ fn version(headers: &HeaderMap) -> Result<Version, Refusal> {
 impl Receiver {
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, Refusal> {
         if uri.path() != self.config.path && uri.path() != DEEPFLOW_PATH {
-            return Err(Refusal::new(StatusCode::NOT_FOUND, format!("no remote write endpoint at {}; use {}", uri.path(), self.config.path)));
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("no remote write endpoint at {}; use {}", uri.path(), self.config.path),
+            ));
         }
         if method != Method::POST {
             return Err(method_not_allowed(&method, "POST"));
@@ -139,13 +142,20 @@ impl Receiver {
         let version = version(&headers)?;
         let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !encoding.eq_ignore_ascii_case("snappy") {
-            return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Encoding `{encoding}` is not supported: remote write is snappy (block format)")));
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding `{encoding}` is not supported: remote write is snappy (block format)"),
+            ));
         }
         let raw = read_raw(body, self.config.max_body_bytes).await?;
         let body = self.unsnappy(&raw)?;
         let decoded = match version {
-            Version::V1 => v1::WriteRequest::decode(&body[..]).map_err(|e| format!("invalid remote write 1.0 protobuf: {e}")).and_then(|r| decode_v1(r, &self.types)),
-            Version::V2 => v2::Request::decode(&body[..]).map_err(|e| format!("invalid remote write 2.0 protobuf: {e}")).and_then(decode_v2),
+            Version::V1 => v1::WriteRequest::decode(&body[..])
+                .map_err(|e| format!("invalid remote write 1.0 protobuf: {e}"))
+                .and_then(|r| decode_v1(r, &self.types)),
+            Version::V2 => {
+                v2::Request::decode(&body[..]).map_err(|e| format!("invalid remote write 2.0 protobuf: {e}")).and_then(decode_v2)
+            }
         }
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e))?;
         let written = [("samples", decoded.samples), ("histograms", decoded.histograms), ("exemplars", decoded.exemplars)];
@@ -166,11 +176,17 @@ impl Receiver {
         if raw.starts_with(FRAMED_SNAPPY) {
             return Err(Refusal::new(StatusCode::BAD_REQUEST, "the body is framed snappy; remote write uses the snappy block format"));
         }
-        let length = snap::raw::decompress_len(raw).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not snappy: {e}")))?;
+        let length =
+            snap::raw::decompress_len(raw).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not snappy: {e}")))?;
         let limit = self.config.max_decompressed_bytes;
         if length > limit {
-            return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_decompressed_bytes ({limit} bytes) once decompressed ({length} bytes)")));
+            return Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than max_decompressed_bytes ({limit} bytes) once decompressed ({length} bytes)"),
+            ));
         }
-        snap::raw::Decoder::new().decompress_vec(raw).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not snappy: {e}")))
+        snap::raw::Decoder::new()
+            .decompress_vec(raw)
+            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not snappy: {e}")))
     }
 }

@@ -7,8 +7,8 @@ use std::io::{BufRead, BufReader, Read};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::component::{Context, OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::codec::Decoding;
+use crate::component::{Context, OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, EventBatch, Kinds, Value};
 use crate::telemetry::ComponentMetrics;
 

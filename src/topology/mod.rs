@@ -16,7 +16,9 @@ use tokio::task::JoinHandle;
 
 use crate::component::buffer::{self, BufferReceiver, BufferSender};
 use crate::component::output::{Fanout, OutputDef, TargetList};
-use crate::component::{ComponentKind, Error, Result, ShutdownSignal, SinkContext, SourceContext, SourceOutputs, Task, Transform, TransformOutput};
+use crate::component::{
+    ComponentKind, Error, Result, ShutdownSignal, SinkContext, SourceContext, SourceOutputs, Task, Transform, TransformOutput,
+};
 use crate::config::{Component, Config, GlobalOptions, OutputId};
 use crate::registry::ComponentConfig;
 use crate::telemetry::{self, ComponentMetrics};
@@ -46,7 +48,8 @@ impl RunningTopology {
     /// Build and start every component. Fails, starting nothing, if a
     /// component cannot be built.
     pub fn start(config: &Config) -> Result<Self> {
-        let mut topology = RunningTopology { running: BTreeMap::new(), retired: Vec::new(), global: config.global.clone(), failed: Default::default() };
+        let mut topology =
+            RunningTopology { running: BTreeMap::new(), retired: Vec::new(), global: config.global.clone(), failed: Default::default() };
         topology.apply(config)?;
         Ok(topology)
     }
@@ -111,7 +114,10 @@ impl RunningTopology {
             let metrics = telemetry::component(&c.id, c.kind.as_str(), &c.type_name);
             let outputs: BTreeMap<Option<String>, Arc<TargetList>> = c.outputs().into_iter().map(|o| (o.port, Arc::default())).collect();
             let fanouts = || {
-                outputs.iter().map(|(port, targets)| (port.clone(), Fanout { targets: targets.clone(), metrics: metrics.clone() })).collect::<BTreeMap<_, _>>()
+                outputs
+                    .iter()
+                    .map(|(port, targets)| (port.clone(), Fanout { targets: targets.clone(), metrics: metrics.clone() }))
+                    .collect::<BTreeMap<_, _>>()
             };
             let (input, receiver) = match c.kind {
                 ComponentKind::Source => (None, None),
@@ -140,9 +146,9 @@ impl RunningTopology {
                     let transform = transforms.remove(&c.id).ok_or("transform built above")?;
                     Box::pin(run_transform(transform, rx, fanouts(), c.outputs(), metrics.clone()))
                 }
-                (ComponentConfig::Sink(sink), Some(rx)) => {
-                    sink.build(SinkContext { id: c.id.clone(), input: rx, metrics: metrics.clone() }).map_err(|e| Error::caused_by(format!("sink `{}`", c.id), e))?
-                }
+                (ComponentConfig::Sink(sink), Some(rx)) => sink
+                    .build(SinkContext { id: c.id.clone(), input: rx, metrics: metrics.clone() })
+                    .map_err(|e| Error::caused_by(format!("sink `{}`", c.id), e))?,
                 _ => return Err(format!("component `{}` has no input buffer", c.id).into()),
             };
             let (open, gate) = oneshot::channel::<()>();
@@ -155,10 +161,14 @@ impl RunningTopology {
                     supervise(id, task, metrics, failed).await;
                 }
             });
-            started.insert(c.id.clone(), Running { kind: c.kind, type_name: c.type_name.clone(), fingerprint: c.fingerprint.clone(), input, outputs, stop, handle });
+            started.insert(
+                c.id.clone(),
+                Running { kind: c.kind, type_name: c.type_name.clone(), fingerprint: c.fingerprint.clone(), input, outputs, stop, handle },
+            );
         }
         // Retire what is gone or replaced: dropping our ends lets each drain and end.
-        let stale: Vec<String> = self.running.keys().filter(|id| !config.components.contains_key(*id) || started.contains_key(*id)).cloned().collect();
+        let stale: Vec<String> =
+            self.running.keys().filter(|id| !config.components.contains_key(*id) || started.contains_key(*id)).cloned().collect();
         for id in stale {
             if let Some(old) = self.running.remove(&id) {
                 if let Some(stop) = &old.stop {

@@ -29,12 +29,15 @@ use serde::Deserialize;
 use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 
 use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
-use crate::event::{Bucket, Event, EventBatch, EventData, Exemplar, FieldPath, Kinds, Metric, MetricKind, MetricValue, Quantile, RequestRecord, StatusCode};
+use crate::event::{
+    Bucket, Event, EventBatch, EventData, Exemplar, FieldPath, Kinds, Metric, MetricKind, MetricValue, Quantile, RequestRecord, StatusCode,
+};
 
 /// Kong's Prometheus plugin: `upstream_latency_ms` and `request_latency_ms` buckets.
 const KONG_REQUEST_BUCKETS_MS: &[f64] = &[25.0, 50.0, 80.0, 100.0, 250.0, 400.0, 700.0, 1000.0, 2000.0, 5000.0, 10000.0, 30000.0, 60000.0];
 /// Kong's Prometheus plugin: `kong_latency_ms` buckets.
-const KONG_LATENCY_BUCKETS_MS: &[f64] = &[1.0, 2.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 200.0, 500.0, 750.0, 1000.0, 3000.0, 6000.0];
+const KONG_LATENCY_BUCKETS_MS: &[f64] =
+    &[1.0, 2.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 200.0, 500.0, 750.0, 1000.0, 3000.0, 6000.0];
 const RECORD_DIMENSIONS: &[&str] = &["service", "route", "method", "status_class", "observation_point"];
 const SPAN_DIMENSIONS: &[&str] = &["service.name", "span.name", "span.kind", "status.code"];
 const OVERFLOW_TAG: &str = "red_overflow";
@@ -250,9 +253,16 @@ impl Red {
         let families = match config.naming {
             Naming::Tapline => tapline_families(config)?,
             Naming::Kong => {
-                for (option, set) in [("dimensions", config.dimensions.is_some()), ("span_dimensions", config.span_dimensions.is_some()), ("buckets", config.buckets.is_some()), ("quantiles", config.quantiles.is_some())] {
+                for (option, set) in [
+                    ("dimensions", config.dimensions.is_some()),
+                    ("span_dimensions", config.span_dimensions.is_some()),
+                    ("buckets", config.buckets.is_some()),
+                    ("quantiles", config.quantiles.is_some()),
+                ] {
                     if set {
-                        return Err(format!("`{option}` cannot be set with `naming = \"kong\"`: Kong's names come with Kong's labels and buckets"));
+                        return Err(format!(
+                            "`{option}` cannot be set with `naming = \"kong\"`: Kong's names come with Kong's labels and buckets"
+                        ));
                     }
                 }
                 kong_families()
@@ -309,7 +319,8 @@ impl Red {
             family.series_for(event, time, self.max_series, &mut self.key, out);
             let families = &self.families;
             // Sized for the series known: a window mostly sees the same ones.
-            let window = self.windows.entry(start).or_insert_with(|| families.iter().map(|f| HashMap::with_capacity(f.series.len())).collect());
+            let window =
+                self.windows.entry(start).or_insert_with(|| families.iter().map(|f| HashMap::with_capacity(f.series.len())).collect());
             let family = &self.families[index];
             let aggregate = match window[index].get_mut(self.key.as_str()) {
                 Some(aggregate) => aggregate,
@@ -463,7 +474,12 @@ impl Family {
                 Value::Histogram { count: 0, .. } => {}
                 Value::Histogram { counts, count, sum, quantiles: values, slowest } => {
                     let bounds = metric.buckets.as_deref().unwrap_or_default();
-                    let buckets = bounds.iter().chain([&f64::INFINITY]).zip(counts).map(|(&upper_limit, count)| Bucket { upper_limit, count }).collect();
+                    let buckets = bounds
+                        .iter()
+                        .chain([&f64::INFINITY])
+                        .zip(counts)
+                        .map(|(&upper_limit, count)| Bucket { upper_limit, count })
+                        .collect();
                     let mut histogram = with_tags(metric.name, MetricValue::Histogram { buckets, count, sum });
                     histogram.exemplars.extend(slowest);
                     out.push(Event::metric(histogram));
@@ -539,7 +555,8 @@ impl Value {
                 if metric.exemplars && slowest.as_ref().is_none_or(|e| amount > e.value) {
                     if let Some(trace_id) = trace_id(event) {
                         let timestamp = event_time_ms(event).and_then(DateTime::from_timestamp_millis);
-                        *slowest = Some(Exemplar { value: amount, timestamp, labels: BTreeMap::from([("trace_id".to_string(), trace_id)]) });
+                        *slowest =
+                            Some(Exemplar { value: amount, timestamp, labels: BTreeMap::from([("trace_id".to_string(), trace_id)]) });
                     }
                 }
             }
@@ -631,7 +648,16 @@ fn dimensions(names: &[String]) -> Result<Vec<Dimension>, String> {
 }
 
 fn family(kind: Kinds, dimensions: Vec<Dimension>, missing_as_empty: bool, needs_route: bool, metrics: Vec<MetricDef>) -> Family {
-    Family { kind, dimensions, missing_as_empty, needs_route, metrics, series: HashMap::new(), overflow: Arc::new(BTreeMap::from([(OVERFLOW_TAG.to_string(), "true".to_string())])), warned_overflow: false }
+    Family {
+        kind,
+        dimensions,
+        missing_as_empty,
+        needs_route,
+        metrics,
+        series: HashMap::new(),
+        overflow: Arc::new(BTreeMap::from([(OVERFLOW_TAG.to_string(), "true".to_string())])),
+        warned_overflow: false,
+    }
 }
 
 fn tapline_families(config: &RedConfig) -> Result<Vec<Family>, String> {
@@ -650,7 +676,14 @@ fn tapline_families(config: &RedConfig) -> Result<Vec<Family>, String> {
     }
     let metrics = vec![
         MetricDef { name: "requests_total", observe: Observe::One, buckets: None, quantiles: None, exemplars: false, fixed_tags: &[] },
-        MetricDef { name: "request_errors_total", observe: Observe::Error, buckets: None, quantiles: None, exemplars: false, fixed_tags: &[] },
+        MetricDef {
+            name: "request_errors_total",
+            observe: Observe::Error,
+            buckets: None,
+            quantiles: None,
+            exemplars: false,
+            fixed_tags: &[],
+        },
         MetricDef {
             name: "request_duration_seconds",
             observe: Observe::Duration(DurationOf::Request, 1.0),
@@ -671,14 +704,31 @@ fn tapline_families(config: &RedConfig) -> Result<Vec<Family>, String> {
 /// route; `service` is the name (or host), "" when absent, as are
 /// `workspace` and `consumer`; bandwidth only for sizes above 0.
 fn kong_families() -> Vec<Family> {
-    let label = |tag: &str, field: &str| Dimension { tag: tag.into(), source: DimensionSource::Field(FieldPath::parse(field).expect("a plain field name")) };
+    let label = |tag: &str, field: &str| Dimension {
+        tag: tag.into(),
+        source: DimensionSource::Field(FieldPath::parse(field).expect("a plain field name")),
+    };
     let source = Dimension { tag: "source".into(), source: DimensionSource::KongSource };
     let counter = |name, observe, fixed_tags| MetricDef { name, observe, buckets: None, quantiles: None, exemplars: false, fixed_tags };
-    let latency = |name, of, buckets: &[f64]| MetricDef { name, observe: Observe::Duration(of, 1000.0), buckets: Some(buckets.into()), quantiles: None, exemplars: false, fixed_tags: &[] };
+    let latency = |name, of, buckets: &[f64]| MetricDef {
+        name,
+        observe: Observe::Duration(of, 1000.0),
+        buckets: Some(buckets.into()),
+        quantiles: None,
+        exemplars: false,
+        fixed_tags: &[],
+    };
     vec![
         family(
             Kinds::LOG,
-            vec![label("service", "service"), label("route", "route"), label("code", "status"), source, label("workspace", "workspace"), label("consumer", "consumer")],
+            vec![
+                label("service", "service"),
+                label("route", "route"),
+                label("code", "status"),
+                source,
+                label("workspace", "workspace"),
+                label("consumer", "consumer"),
+            ],
             true,
             true,
             vec![counter("http_requests_total", Observe::Answered, &[])],
@@ -699,7 +749,10 @@ fn kong_families() -> Vec<Family> {
             vec![label("service", "service"), label("route", "route"), label("workspace", "workspace"), label("consumer", "consumer")],
             true,
             true,
-            vec![counter("bandwidth_bytes", Observe::RequestSize, &[("direction", "ingress")]), counter("bandwidth_bytes", Observe::ResponseSize, &[("direction", "egress")])],
+            vec![
+                counter("bandwidth_bytes", Observe::RequestSize, &[("direction", "ingress")]),
+                counter("bandwidth_bytes", Observe::ResponseSize, &[("direction", "egress")]),
+            ],
         ),
     ]
 }
@@ -777,7 +830,16 @@ mod tests {
         assert_eq!(counter(in_first[0]), 2.0);
         assert_eq!(in_first[0].namespace.as_deref(), Some("http"));
         assert_eq!(in_first[0].kind, MetricKind::Incremental);
-        assert_eq!(in_first[0].tags, BTreeMap::from([("service".into(), "orders".into()), ("route".into(), "orders-route".into()), ("method".into(), "GET".into()), ("status_class".into(), "2xx".into()), ("observation_point".into(), "gateway".into())]));
+        assert_eq!(
+            in_first[0].tags,
+            BTreeMap::from([
+                ("service".into(), "orders".into()),
+                ("route".into(), "orders-route".into()),
+                ("method".into(), "GET".into()),
+                ("status_class".into(), "2xx".into()),
+                ("observation_point".into(), "gateway".into())
+            ])
+        );
         assert_eq!(counter(requests.iter().find(|m| m.timestamp == Some(second)).unwrap()), 1.0);
         // 5xx are errors, 4xx are not (by default).
         let errors = find(&metrics, "request_errors_total", &[]);
@@ -802,7 +864,8 @@ mod tests {
         // The slowest request's trace id rides along.
         assert_eq!(slow[0].exemplars[0].labels["trace_id"], format!("{:032x}", 3000));
         assert_eq!(slow[0].exemplars[0].value, 3.0);
-        let summary = find(&metrics, "request_duration_quantiles_seconds", &orders_first).into_iter().find(|m| m.timestamp == Some(first)).unwrap();
+        let summary =
+            find(&metrics, "request_duration_quantiles_seconds", &orders_first).into_iter().find(|m| m.timestamp == Some(first)).unwrap();
         // Few values: exact, at rank ⌊q·(n−1)⌋ (here 0 for each).
         let MetricValue::Summary { count: 2, quantiles, .. } = &summary.value else { panic!("{summary:?}") };
         assert_eq!(quantiles.iter().map(|q| (q.quantile, q.value)).collect::<Vec<_>>(), [(0.5, 0.02), (0.9, 0.02), (0.99, 0.02)]);
@@ -815,7 +878,14 @@ mod tests {
         let mut durations: Vec<u64> = (0..20_000).map(|_| rng.random_range(1..=5_000_000u64)).collect();
         let events = durations
             .iter()
-            .map(|&us| Event::record(RequestRecord { time: DateTime::from_timestamp_millis(T0).unwrap(), status: Some(200), duration_us: Some(us), ..Default::default() }))
+            .map(|&us| {
+                Event::record(RequestRecord {
+                    time: DateTime::from_timestamp_millis(T0).unwrap(),
+                    status: Some(200),
+                    duration_us: Some(us),
+                    ..Default::default()
+                })
+            })
             .collect();
         let (metrics, _) = run(&mut red, events, true);
         durations.sort_unstable();
@@ -893,12 +963,24 @@ mod tests {
         let mut red = Red::new(&config("")).unwrap();
         let span = |status: StatusCode, ms: u64| {
             let start = T0 as u64 * 1_000_000;
-            let mut span = Span { name: "GET /cart".into(), kind: SpanKind::Server, start_time_unix_nano: start, end_time_unix_nano: start + ms * 1_000_000, status: SpanStatus { code: status, message: String::new() }, trace_id: [7; 16], ..Default::default() };
+            let mut span = Span {
+                name: "GET /cart".into(),
+                kind: SpanKind::Server,
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + ms * 1_000_000,
+                status: SpanStatus { code: status, message: String::new() },
+                trace_id: [7; 16],
+                ..Default::default()
+            };
             span.resource.insert("service.name".into(), VrlValue::from("cart"));
             Event::span(span)
         };
         let (metrics, _) = run(&mut red, vec![span(StatusCode::Unset, 10), span(StatusCode::Error, 30), span(StatusCode::Unset, 20)], true);
-        let ok = find(&metrics, "requests_total", &[("service.name", "cart"), ("span.name", "GET /cart"), ("span.kind", "server"), ("status.code", "unset")]);
+        let ok = find(
+            &metrics,
+            "requests_total",
+            &[("service.name", "cart"), ("span.name", "GET /cart"), ("span.kind", "server"), ("status.code", "unset")],
+        );
         assert_eq!(counter(ok[0]), 2.0);
         let errors = find(&metrics, "request_errors_total", &[]);
         assert_eq!((errors.len(), counter(errors[0]), errors[0].tags["status.code"].as_str()), (1, 1.0, "error"));
@@ -929,7 +1011,8 @@ mod tests {
         let mut red = Red::new(&config("naming = \"kong\"")).unwrap();
         let mut served = record(T0, "orders", 200, 120);
         if let EventData::Record(r) = &mut served.data {
-            (r.gateway_us, r.upstream_us, r.request_size, r.response_size, r.workspace, r.consumer, r.response_source) = (Some(3_000), Some(110_000), Some(300), Some(0), Some("default".into()), Some("alice".into()), Some("service".into()));
+            (r.gateway_us, r.upstream_us, r.request_size, r.response_size, r.workspace, r.consumer, r.response_source) =
+                (Some(3_000), Some(110_000), Some(300), Some(0), Some("default".into()), Some("alice".into()), Some("service".into()));
         }
         let mut refused = record(T0, "orders", 401, 2);
         if let EventData::Record(r) = &mut refused.data {
@@ -940,15 +1023,28 @@ mod tests {
             r.route = None;
         }
         let (metrics, _) = run(&mut red, vec![served, refused, unrouted], true);
-        let names: std::collections::BTreeSet<String> = metrics.iter().map(|m| format!("{}_{}", m.namespace.as_deref().unwrap(), m.name)).collect();
-        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["kong_bandwidth_bytes", "kong_http_requests_total", "kong_kong_latency_ms", "kong_request_latency_ms", "kong_upstream_latency_ms"]);
-        let labels = |name: &str| -> Vec<Vec<String>> { find(&metrics, name, &[]).iter().map(|m| m.tags.keys().cloned().collect()).collect() };
+        let names: std::collections::BTreeSet<String> =
+            metrics.iter().map(|m| format!("{}_{}", m.namespace.as_deref().unwrap(), m.name)).collect();
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            [
+                "kong_bandwidth_bytes",
+                "kong_http_requests_total",
+                "kong_kong_latency_ms",
+                "kong_request_latency_ms",
+                "kong_upstream_latency_ms"
+            ]
+        );
+        let labels =
+            |name: &str| -> Vec<Vec<String>> { find(&metrics, name, &[]).iter().map(|m| m.tags.keys().cloned().collect()).collect() };
         let sorted = |names: &[&str]| {
             let mut v: Vec<String> = names.iter().map(|s| s.to_string()).collect();
             v.sort();
             v
         };
-        assert!(labels("http_requests_total").iter().all(|l| *l == sorted(&["service", "route", "code", "source", "workspace", "consumer"])));
+        assert!(labels("http_requests_total")
+            .iter()
+            .all(|l| *l == sorted(&["service", "route", "code", "source", "workspace", "consumer"])));
         for name in ["kong_latency_ms", "upstream_latency_ms", "request_latency_ms"] {
             assert!(labels(name).iter().all(|l| *l == sorted(&["service", "route", "workspace"])), "{name}");
         }
@@ -956,18 +1052,29 @@ mod tests {
         // The request without a route is not counted (as Kong does); "" for what is missing.
         let requests = find(&metrics, "http_requests_total", &[]);
         assert_eq!(requests.len(), 2);
-        let ok = find(&metrics, "http_requests_total", &[("code", "200"), ("source", "service"), ("consumer", "alice"), ("workspace", "default")]);
+        let ok = find(
+            &metrics,
+            "http_requests_total",
+            &[("code", "200"), ("source", "service"), ("consumer", "alice"), ("workspace", "default")],
+        );
         let refused = find(&metrics, "http_requests_total", &[("code", "401"), ("source", "kong"), ("consumer", ""), ("workspace", "")]);
         assert_eq!((ok.len(), refused.len()), (1, 1));
-        let bandwidth: Vec<(&str, f64)> = find(&metrics, "bandwidth_bytes", &[]).iter().map(|m| (m.tags["direction"].as_str(), counter(m))).collect();
+        let bandwidth: Vec<(&str, f64)> =
+            find(&metrics, "bandwidth_bytes", &[]).iter().map(|m| (m.tags["direction"].as_str(), counter(m))).collect();
         assert_eq!(bandwidth.len(), 2, "no egress for a 0-byte response: {bandwidth:?}");
         assert!(bandwidth.contains(&("ingress", 300.0)) && bandwidth.contains(&("egress", 50.0)));
         let bounds = |name: &str| match &find(&metrics, name, &[])[0].value {
             MetricValue::Histogram { buckets, .. } => buckets.iter().map(|b| b.upper_limit).collect::<Vec<_>>(),
             _ => panic!(),
         };
-        assert_eq!(bounds("kong_latency_ms"), [1.0, 2.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 200.0, 500.0, 750.0, 1000.0, 3000.0, 6000.0, f64::INFINITY]);
-        assert_eq!(bounds("request_latency_ms"), [25.0, 50.0, 80.0, 100.0, 250.0, 400.0, 700.0, 1000.0, 2000.0, 5000.0, 10000.0, 30000.0, 60000.0, f64::INFINITY]);
+        assert_eq!(
+            bounds("kong_latency_ms"),
+            [1.0, 2.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 200.0, 500.0, 750.0, 1000.0, 3000.0, 6000.0, f64::INFINITY]
+        );
+        assert_eq!(
+            bounds("request_latency_ms"),
+            [25.0, 50.0, 80.0, 100.0, 250.0, 400.0, 700.0, 1000.0, 2000.0, 5000.0, 10000.0, 30000.0, 60000.0, f64::INFINITY]
+        );
         // Milliseconds, as Kong: the upstream latency of 110 ms sums to 110.
         let upstream = find(&metrics, "upstream_latency_ms", &[]);
         assert!(matches!(upstream[0].value, MetricValue::Histogram { count: 1, sum, .. } if sum == 110.0));

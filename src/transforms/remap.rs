@@ -25,7 +25,6 @@ pub struct RemapConfig {
     pub reroute_dropped: bool,
 }
 
-
 impl RemapConfig {
     fn program_text(&self) -> Result<String, String> {
         match (&self.source, &self.file) {

@@ -21,7 +21,6 @@ pub struct RouteConfig {
     pub reroute_unmatched: bool,
 }
 
-
 impl TransformConfig for RouteConfig {
     fn input_kinds(&self) -> Kinds {
         Kinds::ALL

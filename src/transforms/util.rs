@@ -2,9 +2,9 @@
 //! runs it, and VRL conditions (`remap`, `filter`, `route`, the config's unit
 //! tests).
 
+use serde::Deserialize;
 use vrl::compiler::runtime::{Runtime, Terminate};
 use vrl::compiler::{CompileConfig, Program, TargetValueRef, TimeZone};
-use serde::Deserialize;
 use vrl::value::{Secrets, Value};
 
 use crate::event::{Event, EventData};

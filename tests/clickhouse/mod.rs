@@ -47,7 +47,8 @@ fn database(url: &str, name: &str) -> String {
 fn run(config: &str, input: &str, dir: &Path) -> String {
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let output = wait(child, Duration::from_secs(120));
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -75,10 +76,14 @@ fn post_fixture(port: u16, fixture: &str) {
     assert!(posted.status.success(), "{fixture}");
 }
 
-const TABLE: &str = "(time DateTime, service String, status UInt16, latency_ms Float64, request_id String) ENGINE = MergeTree ORDER BY (service, time)";
+const TABLE: &str =
+    "(time DateTime, service String, status UInt16, latency_ms Float64, request_id String) ENGINE = MergeTree ORDER BY (service, time)";
 
 fn line(i: usize, service: &str, status: Value) -> String {
-    format!("{}\n", json!({"ts": 1732613000 + i, "service": service, "status": status, "latency_ms": 10.5 + i as f64, "request_id": format!("r{i}")}))
+    format!(
+        "{}\n",
+        json!({"ts": 1732613000 + i, "service": service, "status": status, "latency_ms": 10.5 + i as f64, "request_id": format!("r{i}")})
+    )
 }
 
 #[test]
@@ -91,7 +96,10 @@ fn rows_arrive_with_their_types_and_values() {
     run(&pipeline(&url, &db, "requests", "batch.max_events = 10"), &input, dir.path());
     let got = rows(&url, &format!("SELECT toString(time) AS time, service, status, latency_ms, request_id, toTypeName(status) AS t FROM {db}.requests ORDER BY time"));
     assert_eq!(got.len(), 25);
-    assert_eq!(got[0], json!({"time": "2024-11-26 09:23:20", "service": "orders", "status": 200, "latency_ms": 10.5, "request_id": "r0", "t": "UInt16"}));
+    assert_eq!(
+        got[0],
+        json!({"time": "2024-11-26 09:23:20", "service": "orders", "status": 200, "latency_ms": 10.5, "request_id": "r0", "t": "UInt16"})
+    );
     assert_eq!(got[24]["request_id"], "r24");
     assert_eq!(got[24]["status"], 224);
 }
@@ -105,7 +113,10 @@ fn a_bad_row_goes_to_dead_letter_and_the_rest_lands() {
     let dead = dir.path().join("dead.jsonl");
     let input: String = (0..10).map(|i| line(i, "orders", if i == 4 { json!("oops") } else { json!(200) })).collect();
     let stderr = run(&pipeline(&url, &db, "requests", &format!("dead_letter.path = \"{}\"", dead.display())), &input, dir.path());
-    let landed: Vec<String> = rows(&url, &format!("SELECT request_id FROM {db}.requests ORDER BY time")).iter().map(|r| r["request_id"].as_str().unwrap().to_string()).collect();
+    let landed: Vec<String> = rows(&url, &format!("SELECT request_id FROM {db}.requests ORDER BY time"))
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(landed, ["r0", "r1", "r2", "r3", "r5", "r6", "r7", "r8", "r9"]);
     let dead = read_json(&dead);
     assert_eq!(dead.len(), 1);
@@ -164,8 +175,14 @@ fn kong_records_go_straight_in() {
     wait_for("5 rows", Duration::from_secs(30), || query(&url, &format!("SELECT count() FROM {db}.requests")).trim() == "5");
     signal(&child, "TERM");
     assert!(wait(child, Duration::from_secs(60)).status.success());
-    let got = rows(&url, &format!("SELECT toString(time) AS time, service, status, duration_us, request_id FROM {db}.requests ORDER BY request_id"));
-    assert_eq!(got[0], json!({"time": "2024-11-26 09:23:21", "service": "catalog", "status": 200, "duration_us": "11000", "request_id": "a1"}));
+    let got = rows(
+        &url,
+        &format!("SELECT toString(time) AS time, service, status, duration_us, request_id FROM {db}.requests ORDER BY request_id"),
+    );
+    assert_eq!(
+        got[0],
+        json!({"time": "2024-11-26 09:23:21", "service": "catalog", "status": 200, "duration_us": "11000", "request_id": "a1"})
+    );
     assert_eq!(got[2]["status"], 401);
 }
 
@@ -209,7 +226,8 @@ fn https_with_a_ca_file() {
     let dir = tempfile::tempdir().unwrap();
     let input: String = (0..5).map(|i| line(i, "orders", json!(200))).collect();
     run(&pipeline(&https, &db, "requests", &format!("tls.ca_file = \"{ca}\"")), &input, dir.path());
-    let landed: Vec<Value> = rows(&url, &format!("SELECT request_id FROM {db}.requests ORDER BY time")).into_iter().map(|r| r["request_id"].clone()).collect();
+    let landed: Vec<Value> =
+        rows(&url, &format!("SELECT request_id FROM {db}.requests ORDER BY time")).into_iter().map(|r| r["request_id"].clone()).collect();
     assert_eq!(landed, ["r0", "r1", "r2", "r3", "r4"]);
 
     let path = dir.path().join("untrusted.toml");
@@ -250,7 +268,9 @@ impl Chdb {
             .spawn()
             .unwrap();
         let url = format!("http://127.0.0.1:{port}");
-        wait_for("the chdb shim", Duration::from_secs(60), || Command::new("curl").args(["-sf", &format!("{url}/?query=SELECT%201")]).output().is_ok_and(|o| o.status.success()));
+        wait_for("the chdb shim", Duration::from_secs(60), || {
+            Command::new("curl").args(["-sf", &format!("{url}/?query=SELECT%201")]).output().is_ok_and(|o| o.status.success())
+        });
         Some(Chdb { url, process, _dir: dir })
     }
 }
@@ -297,7 +317,10 @@ fn request_records_read_back_equal_on_old_and_current_clickhouse() {
         post_fixture(port, fixture);
     }
     let count = |url: &str, table: &str| {
-        let out = Command::new("curl").args(["-s", &format!("{url}/"), "--data-binary", &format!("SELECT count() FROM {db}.{table}")]).output().unwrap();
+        let out = Command::new("curl")
+            .args(["-s", &format!("{url}/"), "--data-binary", &format!("SELECT count() FROM {db}.{table}")])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).trim() == "9"
     };
     wait_for("9 rows in all four tables", Duration::from_secs(60), || {
@@ -312,8 +335,12 @@ fn request_records_read_back_equal_on_old_and_current_clickhouse() {
                    endpoint, status, upstream_status, duration_us, gateway_us, upstream_us, receive_us, request_size, response_size, trace_id, span_id, \
                    parent_span_id, request_id, client_ip, client_port, server_ip, server_port, tries, response_source, pid, thread_id, process_name, \
                    container_id, pod, tcp_seq_request, tcp_seq_response, syscall_trace_id_request, syscall_trace_id_response";
-    let select = |table: &str| format!("SELECT {columns} FROM {db}.{table} ORDER BY toDateTime(time), ifNull(request_id, '') FORMAT TabSeparated");
-    let on_current = |sql: &str| String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", sql]).output().unwrap().stdout).unwrap();
+    let select =
+        |table: &str| format!("SELECT {columns} FROM {db}.{table} ORDER BY toDateTime(time), ifNull(request_id, '') FORMAT TabSeparated");
+    let on_current = |sql: &str| {
+        String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", sql]).output().unwrap().stdout)
+            .unwrap()
+    };
     let on_old = query(&old, &select("requests"));
     assert_eq!(on_old.lines().count(), 9);
     assert_eq!(on_old, on_current(&select("requests")));
@@ -323,18 +350,37 @@ fn request_records_read_back_equal_on_old_and_current_clickhouse() {
     // The better types where the server has them.
     let types = format!("SELECT toTypeName(time), toTypeName(protocol) FROM {db}.requests LIMIT 1 FORMAT TabSeparated");
     assert_eq!(query(&old, &types).trim(), "DateTime\tString");
-    let current_types = String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", &types]).output().unwrap().stdout).unwrap();
+    let current_types = String::from_utf8(
+        Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", &types]).output().unwrap().stdout,
+    )
+    .unwrap();
     assert_eq!(current_types.trim(), "DateTime64(3)\tLowCardinality(String)");
-    let millis = String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", &format!("SELECT toString(time) FROM {db}.requests WHERE request_id = '6c4b1f7e2a9d4c3b8e5f0a1b2c3d4e5f'")]).output().unwrap().stdout).unwrap();
+    let millis = String::from_utf8(
+        Command::new("curl")
+            .args([
+                "-s",
+                &format!("{}/", current.url),
+                "--data-binary",
+                &format!("SELECT toString(time) FROM {db}.requests WHERE request_id = '6c4b1f7e2a9d4c3b8e5f0a1b2c3d4e5f'"),
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(millis.trim(), "2024-11-26 09:23:20.121");
-    let millis_rb = on_current(&format!("SELECT toString(time) FROM {db}.requests_rb WHERE request_id = '6c4b1f7e2a9d4c3b8e5f0a1b2c3d4e5f'"));
+    let millis_rb =
+        on_current(&format!("SELECT toString(time) FROM {db}.requests_rb WHERE request_id = '6c4b1f7e2a9d4c3b8e5f0a1b2c3d4e5f'"));
     assert_eq!(millis_rb.trim(), "2024-11-26 09:23:20.121");
 }
 
 /// Batch sizes as the server saw them: a materialized view counts each insert's rows.
 fn inserts_counted(url: &str, db: &str) {
     query(url, &format!("CREATE TABLE {db}.requests {TABLE}"));
-    query(url, &format!("CREATE MATERIALIZED VIEW {db}.inserts ENGINE = MergeTree ORDER BY rows AS SELECT count() AS rows FROM {db}.requests"));
+    query(
+        url,
+        &format!("CREATE MATERIALIZED VIEW {db}.inserts ENGINE = MergeTree ORDER BY rows AS SELECT count() AS rows FROM {db}.requests"),
+    );
 }
 
 fn insert_sizes(url: &str, db: &str) -> Vec<u64> {
@@ -356,7 +402,11 @@ fn batches_split_by_count_and_by_bytes() {
     // Every row is over 1 byte: each is sent alone.
     let by_bytes = database(&url, "batch_bytes");
     inserts_counted(&url, &by_bytes);
-    run(&pipeline(&url, &by_bytes, "requests", "batch.max_bytes = 1\nbatch.timeout_secs = 60"), &input[..input.lines().take(4).map(|l| l.len() + 1).sum()], dir.path());
+    run(
+        &pipeline(&url, &by_bytes, "requests", "batch.max_bytes = 1\nbatch.timeout_secs = 60"),
+        &input[..input.lines().take(4).map(|l| l.len() + 1).sum()],
+        dir.path(),
+    );
     assert_eq!(insert_sizes(&url, &by_bytes), [1, 1, 1, 1]);
 }
 
@@ -368,7 +418,8 @@ fn a_batch_is_sent_when_its_oldest_row_has_waited_timeout_secs() {
     inserts_counted(&url, &db);
     let path = dir.path().join("p.toml");
     std::fs::write(&path, pipeline(&url, &db, "requests", "batch.max_events = 1000\nbatch.timeout_secs = 0.3")).unwrap();
-    let mut child = bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all((0..3).map(|i| line(i, "orders", json!(200))).collect::<String>().as_bytes()).unwrap();
     stdin.flush().unwrap();
@@ -403,7 +454,8 @@ impl OwnClickHouse {
     }
 
     fn script(&self, action: &str) {
-        let status = Command::new(here("scripts/clickhouse.sh")).arg(action).envs(self.env.iter().cloned()).stdout(Stdio::null()).status().unwrap();
+        let status =
+            Command::new(here("scripts/clickhouse.sh")).arg(action).envs(self.env.iter().cloned()).stdout(Stdio::null()).status().unwrap();
         assert!(status.success(), "clickhouse.sh {action}");
     }
 
@@ -434,8 +486,13 @@ fn clickhouse_stopped_mid_run_then_started_every_row_arrives_once() {
     query(&url, &format!("CREATE TABLE {db}.requests {TABLE}"));
     let dir = tempfile::tempdir().unwrap();
     let api = free_port();
-    let config = pipeline(&url, &db, "requests", "batch.max_events = 100\nbatch.timeout_secs = 0.2\nrequest.retry_initial_backoff_secs = 0.2\nrequest.retry_max_duration_secs = 1")
-        .replace("[api]\nenabled = false\n", &format!("[api]\naddress = \"127.0.0.1:{api}\"\n"));
+    let config = pipeline(
+        &url,
+        &db,
+        "requests",
+        "batch.max_events = 100\nbatch.timeout_secs = 0.2\nrequest.retry_initial_backoff_secs = 0.2\nrequest.retry_max_duration_secs = 1",
+    )
+    .replace("[api]\nenabled = false\n", &format!("[api]\naddress = \"127.0.0.1:{api}\"\n"));
     let (mut child, stderr_path) = spawn_logged(&config, dir.path());
     let mut stdin = child.stdin.take().unwrap();
     let sent = || metric(api, "component_sent_events_total", "ch").unwrap_or(0);
@@ -477,26 +534,39 @@ fn metric_table_on_old_and_current_clickhouse() {
     let config = dir.path().join("p.toml");
     std::fs::write(
         &config,
-        format!("[api]\nenabled = false\n[sources.own]\ntype = \"internal_metrics\"\nscrape_interval_secs = 0.2\n{}{}", sink("old", &old), sink("current", &current.url)),
+        format!(
+            "[api]\nenabled = false\n[sources.own]\ntype = \"internal_metrics\"\nscrape_interval_secs = 0.2\n{}{}",
+            sink("old", &old),
+            sink("current", &current.url)
+        ),
     )
     .unwrap();
     let child = bin().args(["run", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
-    let on_current = |sql: &str| String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", sql]).output().unwrap().stdout).unwrap();
+    let on_current = |sql: &str| {
+        String::from_utf8(Command::new("curl").args(["-s", &format!("{}/", current.url), "--data-binary", sql]).output().unwrap().stdout)
+            .unwrap()
+    };
     let sent = "SELECT max(value) FROM {db}.metrics WHERE name = 'component_sent_events_total' AND namespace = 'tapline' AND type = 'counter' AND kind = 'absolute' AND ";
     let old_sql = format!("{}tags_values[indexOf(tags_keys, 'component_id')] = 'own'", sent.replace("{db}", &db));
     let current_sql = format!("{}tags['component_id'] = 'own'", sent.replace("{db}", &db));
     // Until the sink has created the tables, the queries fail (and parse as nothing).
-    let on_old = |sql: &str| String::from_utf8(Command::new("curl").args(["-s", &format!("{old}/"), "--data-binary", sql]).output().unwrap().stdout).unwrap();
+    let on_old = |sql: &str| {
+        String::from_utf8(Command::new("curl").args(["-s", &format!("{old}/"), "--data-binary", sql]).output().unwrap().stdout).unwrap()
+    };
     wait_for("the source's own counter in both tables", Duration::from_secs(60), || {
-        on_old(&old_sql).trim().parse::<f64>().is_ok_and(|v| v > 0.0) && on_current(&current_sql).trim().parse::<f64>().is_ok_and(|v| v > 0.0)
+        on_old(&old_sql).trim().parse::<f64>().is_ok_and(|v| v > 0.0)
+            && on_current(&current_sql).trim().parse::<f64>().is_ok_and(|v| v > 0.0)
     });
     signal(&child, "TERM");
     let output = wait(child, Duration::from_secs(60));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let types = |run: &dyn Fn(&str) -> String| run(&format!("SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'metrics' AND name LIKE 'tags%' ORDER BY name FORMAT TabSeparated"));
+    let types = |run: &dyn Fn(&str) -> String| {
+        run(&format!("SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'metrics' AND name LIKE 'tags%' ORDER BY name FORMAT TabSeparated"))
+    };
     assert_eq!(types(&|sql| query(&old, sql)), "tags_keys\tArray(String)\ntags_values\tArray(String)\n");
     assert_eq!(types(&on_current), "tags\tMap(LowCardinality(String), String)\n");
-    let uptime = format!("SELECT type, kind, count() > 0 FROM {db}.metrics WHERE name = 'uptime_seconds' GROUP BY type, kind FORMAT TabSeparated");
+    let uptime =
+        format!("SELECT type, kind, count() > 0 FROM {db}.metrics WHERE name = 'uptime_seconds' GROUP BY type, kind FORMAT TabSeparated");
     assert_eq!(query(&old, &uptime), "gauge\tabsolute\t1\n");
     assert_eq!(on_current(&uptime), "gauge\tabsolute\t1\n");
 }
@@ -519,13 +589,16 @@ fn span_table_on_old_and_current_clickhouse() {
         start_time_unix_nano: 1_732_613_000_121_000_000,
         end_time_unix_nano: 1_732_613_000_154_500_000,
         status: SpanStatus { code: StatusCode::Error, message: "upstream 502".into() },
-        attributes: [("http.route".into(), VrlValue::from("/orders/{id}")), ("http.status_code".into(), VrlValue::Integer(502))].into_iter().collect(),
+        attributes: [("http.route".into(), VrlValue::from("/orders/{id}")), ("http.status_code".into(), VrlValue::Integer(502))]
+            .into_iter()
+            .collect(),
         resource: [("service.name".into(), VrlValue::from("orders"))].into_iter().collect(),
         request_id: Some("c3127a5c".into()),
         ..Default::default()
     };
     let on_current = |sql: &str| {
-        let out = Command::new("curl").args(["-sS", "--fail-with-body", &format!("{}/", current.url), "--data-binary", sql]).output().unwrap();
+        let out =
+            Command::new("curl").args(["-sS", "--fail-with-body", &format!("{}/", current.url), "--data-binary", sql]).output().unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(out.status.success(), "{sql}: {text}");
         text
@@ -544,7 +617,8 @@ fn span_table_on_old_and_current_clickhouse() {
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     };
-    let (old_server, current_server) = (Server::from_version(&query(&old, "SELECT version()")), Server::from_version(&on_current("SELECT version()")));
+    let (old_server, current_server) =
+        (Server::from_version(&query(&old, "SELECT version()")), Server::from_version(&on_current("SELECT version()")));
     assert!(!old_server.map && current_server.map);
     query(&old, &format!("DROP DATABASE IF EXISTS {db}"));
     query(&old, &format!("CREATE DATABASE {db}"));
@@ -554,7 +628,10 @@ fn span_table_on_old_and_current_clickhouse() {
     insert(&old, old_server);
     insert(&current.url, current_server);
     let columns = "toString(toDateTime(time)), trace_id, span_id, parent_span_id, name, kind, service_name, duration_ns, status_code, status_message, request_id";
-    let on_old = query(&old, &format!("SELECT {columns}, attributes_values[indexOf(attributes_keys, 'http.route')] FROM {db}.spans FORMAT TabSeparated"));
+    let on_old = query(
+        &old,
+        &format!("SELECT {columns}, attributes_values[indexOf(attributes_keys, 'http.route')] FROM {db}.spans FORMAT TabSeparated"),
+    );
     let expected = format!(
         "2024-11-26 09:23:20\t{}\t{}\t{}\tGET /orders/{{id}}\tserver\torders\t33500000\terror\tupstream 502\tc3127a5c\t/orders/{{id}}\n",
         "4b".repeat(16),
@@ -576,10 +653,17 @@ fn inserts_run_up_to_request_concurrency_at_once() {
     for (concurrency, expected) in [(1, 1..=1), (3, 2..=3)] {
         let db = database(&url, &format!("concurrency{concurrency}"));
         query(&url, &format!("CREATE TABLE {db}.requests {TABLE}"));
-        query(&url, &format!("CREATE MATERIALIZED VIEW {db}.slow ENGINE = MergeTree ORDER BY x AS SELECT sleepEachRow(0.05) AS x FROM {db}.requests"));
+        query(
+            &url,
+            &format!(
+                "CREATE MATERIALIZED VIEW {db}.slow ENGINE = MergeTree ORDER BY x AS SELECT sleepEachRow(0.05) AS x FROM {db}.requests"
+            ),
+        );
         let path = dir.path().join("p.toml");
-        std::fs::write(&path, pipeline(&url, &db, "requests", &format!("batch.max_events = 10\nrequest.concurrency = {concurrency}"))).unwrap();
-        let mut child = bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::fs::write(&path, pipeline(&url, &db, "requests", &format!("batch.max_events = 10\nrequest.concurrency = {concurrency}")))
+            .unwrap();
+        let mut child =
+            bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         let mut most = 0;
         while child.try_wait().unwrap().is_none() {
@@ -641,7 +725,8 @@ fn an_older_record_table_gets_the_tags_columns() {
         let tags = if server.map { "tags['team']" } else { "tags_values[indexOf(tags_keys, 'team')]" };
         assert_eq!(query(&url, &format!("SELECT service, {tags} FROM {db}.{table} FORMAT TabSeparated")), "orders\tpayments\n", "{table}");
         // Where the older table had none: at the end, after `cmdline`.
-        let columns = query(&url, &format!("SELECT name FROM system.columns WHERE database = '{db}' AND table = '{table}' FORMAT TabSeparated"));
+        let columns =
+            query(&url, &format!("SELECT name FROM system.columns WHERE database = '{db}' AND table = '{table}' FORMAT TabSeparated"));
         assert!(columns.trim_end().ends_with(if server.map { "cmdline\ntags" } else { "cmdline\ntags_keys\ntags_values" }), "{columns}");
     }
 }

@@ -34,7 +34,6 @@ pub fn wait(mut child: Child, limit: Duration) -> Output {
     }
 }
 
-
 /// Start `tapline run` on `config` (written in `dir`) with stdin piped and
 /// stderr to a file, for long runs whose log could fill a pipe. Returns the
 /// child and the stderr file.
@@ -57,7 +56,9 @@ pub fn spawn_logged(config: &str, dir: &Path) -> (Child, PathBuf) {
 /// without its newline is still being written, and left out.
 pub fn read_lines(path: &Path) -> Vec<String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => text.split_inclusive('\n').filter(|l| l.ends_with('\n')).map(|l| l.trim_end_matches(['\n', '\r']).to_string()).collect(),
+        Ok(text) => {
+            text.split_inclusive('\n').filter(|l| l.ends_with('\n')).map(|l| l.trim_end_matches(['\n', '\r']).to_string()).collect()
+        }
         Err(_) => Vec::new(),
     }
 }
@@ -65,7 +66,6 @@ pub fn read_lines(path: &Path) -> Vec<String> {
 pub fn read_json(path: &Path) -> Vec<Value> {
     read_lines(path).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
-
 
 /// A free loopback port for the admin API.
 pub fn free_port() -> u16 {
@@ -110,7 +110,6 @@ pub fn totals(stderr: &str, component: &str, counter: &str) -> u64 {
     let field = line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{counter}="))).unwrap();
     field.parse().unwrap()
 }
-
 
 /// A self-signed certificate for `localhost` and 127.0.0.1 (not a CA, so
 /// that rustls takes it as a server's own), and its key: (cert, key) in `dir`.

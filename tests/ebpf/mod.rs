@@ -56,7 +56,12 @@ fn wait_records(pipeline: &Pipeline, count: usize, what: &str, matches: impl Fn(
             return found;
         }
         if start.elapsed() > Duration::from_secs(30) {
-            panic!("{what}: {} of {count} records; all records:\n{:#?}\nlog:\n{}", found.len(), records(pipeline), std::fs::read_to_string(&pipeline.stderr).unwrap());
+            panic!(
+                "{what}: {} of {count} records; all records:\n{:#?}\nlog:\n{}",
+                found.len(),
+                records(pipeline),
+                std::fs::read_to_string(&pipeline.stderr).unwrap()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -115,7 +120,10 @@ fn curl_to_python_http_server_seen_from_both_ends() {
     let port = free_port();
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("hello.txt"), "hello from the kernel's point of view\n").unwrap();
-    let _server = serve(Command::new("python3").args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]).current_dir(files.path()), port);
+    let _server = serve(
+        Command::new("python3").args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]).current_dir(files.path()),
+        port,
+    );
     let pipeline = capture(&[port], "");
 
     let started = Instant::now();
@@ -148,7 +156,11 @@ fn curl_to_python_http_server_seen_from_both_ends() {
 
     // The connection shows up in the TCP metrics.
     wait_for("a tcp_connects_total metric", Duration::from_secs(10), || {
-        read_json(&pipeline.path("tcp.json")).iter().any(|m| m["name"] == "tcp_connects_total" && m["tags"]["server_port"] == port.to_string().as_str() && m["tags"]["process_name"] == "curl")
+        read_json(&pipeline.path("tcp.json")).iter().any(|m| {
+            m["name"] == "tcp_connects_total"
+                && m["tags"]["server_port"] == port.to_string().as_str()
+                && m["tags"]["process_name"] == "curl"
+        })
     });
 }
 
@@ -165,7 +177,9 @@ fn keep_alive_pipelining_and_error_statuses() {
     let base = format!("http://127.0.0.1:{port}");
     curl(&[&format!("{base}/first"), &format!("{base}/status/404"), &format!("{base}/status/500")]);
     let server_side = |r: &Value| r["observation_point"] == "server_process";
-    let found = wait_records(&pipeline, 3, "keep-alive records", |r| server_side(r) && r["pid"].is_u64() && ["/first", "/status/404", "/status/500"].contains(&r["path"].as_str().unwrap_or("")));
+    let found = wait_records(&pipeline, 3, "keep-alive records", |r| {
+        server_side(r) && r["pid"].is_u64() && ["/first", "/status/404", "/status/500"].contains(&r["path"].as_str().unwrap_or(""))
+    });
     let status_of = |path: &str| found.iter().find(|r| r["path"] == path).map(|r| number(r, "status")).unwrap();
     assert_eq!((status_of("/first"), status_of("/status/404"), status_of("/status/500")), (200, 404, 500));
     let client_ports: Vec<&Value> = found.iter().map(|r| &r["client_port"]).collect();
@@ -177,7 +191,9 @@ fn keep_alive_pipelining_and_error_statuses() {
     let mut answers = String::new();
     stream.read_to_string(&mut answers).unwrap();
     assert_eq!(answers.matches("HTTP/1.1 ").count(), 3, "{answers}");
-    let pipelined = wait_records(&pipeline, 6, "pipelined records (both ends)", |r| ["/p1", "/status/503", "/p3"].contains(&r["path"].as_str().unwrap_or("")));
+    let pipelined = wait_records(&pipeline, 6, "pipelined records (both ends)", |r| {
+        ["/p1", "/status/503", "/p3"].contains(&r["path"].as_str().unwrap_or(""))
+    });
     for point in ["client_process", "server_process"] {
         let ends: Vec<&Value> = pipelined.iter().filter(|r| r["observation_point"] == point).collect();
         let pairs: Vec<(&str, u64)> = ends.iter().map(|r| (text(r, "path"), number(r, "status"))).collect();
@@ -235,13 +251,20 @@ fn a_proxy_hop_shares_the_syscall_trace_id_and_the_request_id() {
     let (proxy_port, backend_port) = (free_port(), free_port());
     let _backend = backend(backend_port, None);
     let dir = tempfile::tempdir().unwrap();
-    let _nginx = nginx(dir.path(), proxy_port, &format!("location / {{ proxy_set_header X-Request-ID $request_id; proxy_pass http://127.0.0.1:{backend_port}; }}"));
+    let _nginx = nginx(
+        dir.path(),
+        proxy_port,
+        &format!("location / {{ proxy_set_header X-Request-ID $request_id; proxy_pass http://127.0.0.1:{backend_port}; }}"),
+    );
     let pipeline = capture(&[proxy_port, backend_port], "");
 
     assert_eq!(curl(&[&format!("http://127.0.0.1:{proxy_port}/through/the/proxy")]), "hello /through/the/proxy\n");
     let found = wait_records(&pipeline, 4, "four records of one request", |r| r["path"] == "/through/the/proxy");
     let at = |point: &str, port: u16| {
-        found.iter().find(|r| r["observation_point"] == point && r["server_port"] == port).unwrap_or_else(|| panic!("no {point} record for port {port} in {found:#?}"))
+        found
+            .iter()
+            .find(|r| r["observation_point"] == point && r["server_port"] == port)
+            .unwrap_or_else(|| panic!("no {point} record for port {port} in {found:#?}"))
     };
     let (nginx_in, nginx_out) = (at("server_process", proxy_port), at("client_process", backend_port));
     let (curl_side, backend_side) = (at("client_process", proxy_port), at("server_process", backend_port));
@@ -283,12 +306,19 @@ fn under_wrk_load_every_served_request_is_captured_or_counted_as_dropped() {
         .output()
         .expect("wrk must be installed (scripts/install-test-deps.sh)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let served = std::fs::read_to_string(dir.path().join("access.log")).unwrap().lines().filter(|l| l.contains("\"GET /load HTTP/1.1\" 200 ")).count();
+    let served = std::fs::read_to_string(dir.path().join("access.log"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"GET /load HTTP/1.1\" 200 "))
+        .count();
     assert!(served >= 1000, "nginx served only {served}:\n{}", String::from_utf8_lossy(&out.stdout));
     std::thread::sleep(Duration::from_secs(1));
     let log = pipeline.stop();
 
-    let captured = records(&pipeline).iter().filter(|r| r["path"] == "/load" && r["status"] == 200 && r["observation_point"] == "server_process").count();
+    let captured = records(&pipeline)
+        .iter()
+        .filter(|r| r["path"] == "/load" && r["status"] == 200 && r["observation_point"] == "server_process")
+        .count();
     let dropped = totals(&log, "capture", "component_discarded_events_total") as usize;
     eprintln!("served {served}, captured {captured}, dropped {dropped}");
     if dropped == 0 {
@@ -331,9 +361,20 @@ fn without_privileges_the_error_says_what_is_missing_and_the_rest_runs_on() {
 
     // `validate` checks the machine too, and says the same.
     std::fs::write(dir.path().join("check.toml"), config("fail")).unwrap();
-    let validate = Command::new("setpriv").args(["--bounding-set=-all", "--inh-caps=-all", "--"]).arg(env!("CARGO_BIN_EXE_tapline")).args(["validate", "--config"]).arg(dir.path().join("check.toml")).output().unwrap();
+    let validate = Command::new("setpriv")
+        .args(["--bounding-set=-all", "--inh-caps=-all", "--"])
+        .arg(env!("CARGO_BIN_EXE_tapline"))
+        .args(["validate", "--config"])
+        .arg(dir.path().join("check.toml"))
+        .output()
+        .unwrap();
     assert_eq!(validate.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&validate.stderr).contains("source `capture`: the ebpf source needs root, or the capabilities CAP_BPF and CAP_PERFMON"), "{}", String::from_utf8_lossy(&validate.stderr));
+    assert!(
+        String::from_utf8_lossy(&validate.stderr)
+            .contains("source `capture`: the ebpf source needs root, or the capabilities CAP_BPF and CAP_PERFMON"),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
 
     let failed = wait(run("fail"), Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&failed.stderr);
@@ -359,11 +400,17 @@ fn a_refused_connection_counts_a_failed_connect_and_a_reset() {
     let out = Command::new("curl").args(["-sS", "--max-time", "5", &format!("http://127.0.0.1:{closed_port}/")]).output().unwrap();
     assert!(!out.status.success(), "nothing listens on {closed_port}");
     let metric = |name: &str| {
-        read_json(&pipeline.path("tcp.json")).into_iter().find(|m| m["name"] == name && m["tags"]["server_port"] == closed_port.to_string().as_str())
+        read_json(&pipeline.path("tcp.json"))
+            .into_iter()
+            .find(|m| m["name"] == name && m["tags"]["server_port"] == closed_port.to_string().as_str())
     };
     let start = Instant::now();
     while metric("tcp_connect_failures_total").is_none() || metric("tcp_resets_received_total").is_none() {
-        assert!(start.elapsed() < Duration::from_secs(10), "no failed connect and reset for port {closed_port} in:\n{:#?}", read_json(&pipeline.path("tcp.json")));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no failed connect and reset for port {closed_port} in:\n{:#?}",
+            read_json(&pipeline.path("tcp.json"))
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let failed = metric("tcp_connect_failures_total").unwrap();

@@ -65,7 +65,11 @@ fn kong_pipeline(port: u16, enrich: &str) -> Pipeline {
 fn kong_records_get_columns_from_csv_and_json_tables() {
     let tables = tempfile::tempdir().unwrap();
     std::fs::write(tables.path().join("services.csv"), "service,team,tier\norders,payments,1\ncatalog,shop,2\n").unwrap();
-    std::fs::write(tables.path().join("routes.json"), r#"[{"route": "orders-route", "oncall": "alice", "tier": 1, "ignored": "x"}, {"route": "catalog-route", "oncall": null}]"#).unwrap();
+    std::fs::write(
+        tables.path().join("routes.json"),
+        r#"[{"route": "orders-route", "oncall": "alice", "tier": 1, "ignored": "x"}, {"route": "catalog-route", "oncall": null}]"#,
+    )
+    .unwrap();
     let port = free_port();
     let mut pipeline = kong_pipeline(
         port,
@@ -78,7 +82,11 @@ fn kong_records_get_columns_from_csv_and_json_tables() {
     wait_listening(port);
     post_entries(
         port,
-        &[entry(Some("orders"), Some("orders-route"), "203.0.113.7"), entry(Some("catalog"), Some("catalog-route"), "203.0.113.8"), entry(Some("unknown"), None, "203.0.113.9")],
+        &[
+            entry(Some("orders"), Some("orders-route"), "203.0.113.7"),
+            entry(Some("catalog"), Some("catalog-route"), "203.0.113.8"),
+            entry(Some("unknown"), None, "203.0.113.9"),
+        ],
     );
     let records = wait_lines(&pipeline.path("out.jsonl"), 3);
     let log = pipeline.stop();
@@ -101,7 +109,10 @@ fn the_longest_cidr_prefix_wins() {
     let port = free_port();
     let mut pipeline = kong_pipeline(
         port,
-        &format!("[[transforms.add_owner.tables]]\ntype = \"cidr\"\npath = \"{}/networks.csv\"\nfield = \"client_ip\"\n", tables.path().display()),
+        &format!(
+            "[[transforms.add_owner.tables]]\ntype = \"cidr\"\npath = \"{}/networks.csv\"\nfield = \"client_ip\"\n",
+            tables.path().display()
+        ),
     );
     wait_listening(port);
     let ips = ["10.1.2.3", "10.1.2.200", "10.1.77.1", "10.200.0.1", "2001:db8:1::9", "2001:db8:ffff::1", "192.0.2.1"];
@@ -121,7 +132,10 @@ fn tables_reload_while_running_and_a_broken_file_keeps_the_old_one() {
     let port = free_port();
     let mut pipeline = kong_pipeline(
         port,
-        &format!("reload_interval_secs = 1\n[[transforms.add_owner.tables]]\ntype = \"file\"\npath = \"{}\"\nkey = [\"service\"]\n", csv.display()),
+        &format!(
+            "reload_interval_secs = 1\n[[transforms.add_owner.tables]]\ntype = \"file\"\npath = \"{}\"\nkey = [\"service\"]\n",
+            csv.display()
+        ),
     );
     wait_listening(port);
     let out = pipeline.path("out.jsonl");
@@ -150,7 +164,10 @@ fn tables_reload_while_running_and_a_broken_file_keeps_the_old_one() {
     assert_eq!(tag(&records[sent - 1], "team"), Some("shop"));
     assert_eq!(totals(&log, "add_owner", "enrich_reloads_total"), 1);
     assert_eq!(totals(&log, "add_owner", "component_errors_total"), 1);
-    assert!(log.contains("table not reloaded") && log.contains(&format!("{}: line 2: 1 fields where the header row has 2", csv.display())), "{log}");
+    assert!(
+        log.contains("table not reloaded") && log.contains(&format!("{}: line 2: 1 fields where the header row has 2", csv.display())),
+        "{log}"
+    );
 }
 
 #[test]
@@ -158,7 +175,9 @@ fn process_table_adds_the_command_line_of_a_pid() {
     let mut sleeper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
     let pid = sleeper.id();
     // Right after the spawn, /proc may still show the parent: wait for `sleep` itself.
-    wait_for("sleep to start", Duration::from_secs(10), || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default() == b"sleep\x0030\x00");
+    wait_for("sleep to start", Duration::from_secs(10), || {
+        std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default() == b"sleep\x0030\x00"
+    });
     let port = free_port();
     let mut pipeline = Pipeline::start(&format!(
         "[sources.in]\ntype = \"http_server\"\naddress = \"127.0.0.1:{port}\"\ndecoding.codec = \"json\"\n\

@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::Path;
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,7 +70,10 @@ impl Broker {
     }
 
     fn topic(&self, name: &str, partitions: u32) {
-        let status = Command::new(here("scripts/kafka.sh")).args(["topic", &self.internal.to_string(), name, &partitions.to_string()]).status().unwrap();
+        let status = Command::new(here("scripts/kafka.sh"))
+            .args(["topic", &self.internal.to_string(), name, &partitions.to_string()])
+            .status()
+            .unwrap();
         assert!(status.success(), "cannot create topic {name}");
     }
 
@@ -129,7 +132,9 @@ impl Relay {
                 };
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
                 client.set_nonblocking(false).unwrap();
-                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server.try_clone().unwrap(), client.try_clone().unwrap())] {
+                for (mut from, mut to) in
+                    [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server.try_clone().unwrap(), client.try_clone().unwrap())]
+                {
                     std::thread::spawn(move || {
                         let _ = std::io::copy(&mut from, &mut to);
                         let _ = to.shutdown(Shutdown::Both);
@@ -164,7 +169,8 @@ impl Drop for Broker {
 fn run(config: &str, input: &str, dir: &Path) -> (bool, String) {
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        bin().args(["run", "--config"]).arg(&path).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let output = wait(child, Duration::from_secs(120));
     (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
@@ -223,9 +229,10 @@ fn key_topic_template_and_headers() {
     );
     let services = ["orders", "users"];
     let consumers = ["alice", "bob", "carol", "dave"];
-    let mut input = lines(200, |i| {
-        json!({"id": i, "service": services[i % 2], "consumer": consumers[i % 4], "route": format!("r{}", i % 3), "meta": {"tenant": format!("t{}", i % 5)}})
-    });
+    let mut input = lines(
+        200,
+        |i| json!({"id": i, "service": services[i % 2], "consumer": consumers[i % 4], "route": format!("r{}", i % 3), "meta": {"tenant": format!("t{}", i % 5)}}),
+    );
     // No `service`: the topic cannot be rendered; refused and counted.
     input += "{\"id\": 1000, \"consumer\": \"alice\"}\n";
     let (ok, stderr) = run(&config, &input, dir.path());
@@ -243,7 +250,10 @@ fn key_topic_template_and_headers() {
         assert_eq!(m["topic"], format!("kong-{}", services[i % 2]));
         assert_eq!(m["key"], consumers[i % 4]);
         assert_eq!(m["headers"], json!({"pipeline": "tapline", "route": format!("r{}", i % 3), "tenant": format!("t{}", i % 5)}));
-        partition_of_key.entry((m["topic"].as_str().unwrap().into(), m["key"].as_str().unwrap().into())).or_default().insert(m["partition"].as_i64().unwrap());
+        partition_of_key
+            .entry((m["topic"].as_str().unwrap().into(), m["key"].as_str().unwrap().into()))
+            .or_default()
+            .insert(m["partition"].as_i64().unwrap());
     }
     // The key decides the partition: one partition per (topic, key).
     assert!(partition_of_key.values().all(|p| p.len() == 1), "{partition_of_key:?}");
@@ -387,7 +397,18 @@ fn kong_gets_its_answer_only_after_delivery() {
     wait_for("the HTTP source", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", http)).is_ok());
     let post = |max_secs: &str| {
         let out = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", max_secs, "-H", "Content-Type: application/json", "--data-binary"])
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                max_secs,
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+            ])
             .arg(format!("@{}", here("tests/fixtures/kong/kong3_array5.json").display()))
             .arg(format!("http://127.0.0.1:{http}/"))
             .output()

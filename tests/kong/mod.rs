@@ -382,7 +382,9 @@ fn vector_http_server_config_runs_unchanged() {
     wait_listening(port);
     assert_eq!(send(port, "POST", "/", &fixture("kong3_array5.json"), &["Content-Type: application/json"], "").0, 200);
     let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap()).collect::<Vec<_>>());
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout).lines().map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap()).collect::<Vec<_>>()
+    });
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "TERM");
     let output = wait(child, Duration::from_secs(60));
@@ -390,7 +392,10 @@ fn vector_http_server_config_runs_unchanged() {
     let events = reader.join().unwrap();
     assert_eq!(events.len(), 5);
     let first = &events[0];
-    assert_eq!((first["service_name"].as_str(), first["route_name"].as_str(), first["status"].as_i64(), first["latency_ms"].as_i64()), (Some("catalog"), Some("catalog"), Some(200), Some(11)));
+    assert_eq!(
+        (first["service_name"].as_str(), first["route_name"].as_str(), first["status"].as_i64(), first["latency_ms"].as_i64()),
+        (Some("catalog"), Some("catalog"), Some(200), Some(11))
+    );
     assert_eq!(first["timestamp"], "2024-11-26T09:23:21Z");
     assert_eq!((first["source_type"].as_str(), first["path"].as_str()), (Some("http_server"), Some("/")));
     assert!(first["request"].get("headers").is_none() && first["request"]["id"] == "a1");

@@ -73,12 +73,8 @@ impl StandIn {
     fn control(&self, method: &str, path: &str, body: &str) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         assert!(response.starts_with("HTTP/1.1 200"), "{method} {path}: {response}");
@@ -283,7 +279,8 @@ fn a_pipeline_enriches_kong_records_with_the_upstream_pod() {
     ));
     crate::common::wait_for("the source to listen", Duration::from_secs(30), || TcpStream::connect(("127.0.0.1", port)).is_ok());
     let out = pipeline.path("out.jsonl");
-    let base: Value = serde_json::from_slice(&std::fs::read(crate::common::here("tests/fixtures/kong/kong3_single.json")).unwrap()).unwrap();
+    let base: Value =
+        serde_json::from_slice(&std::fs::read(crate::common::here("tests/fixtures/kong/kong3_single.json")).unwrap()).unwrap();
     // Post one entry whose upstream is `ip`; the record written for it.
     let mut sent = 0;
     let mut send = |ip: &str| -> Value {
@@ -293,7 +290,9 @@ fn a_pipeline_enriches_kong_records_with_the_upstream_pod() {
         entry["tries"] = json!([{"ip": ip, "port": 8080}]);
         assert_eq!(crate::common::post(port, "/", entry.to_string().as_bytes(), &["Content-Type: application/json"]).status, 200);
         let id = format!("req-{sent}");
-        crate::common::wait_for("the record", Duration::from_secs(30), || crate::common::read_json(&out).iter().any(|r| r["request_id"] == id.as_str()));
+        crate::common::wait_for("the record", Duration::from_secs(30), || {
+            crate::common::read_json(&out).iter().any(|r| r["request_id"] == id.as_str())
+        });
         crate::common::read_json(&out).into_iter().find(|r| r["request_id"] == id.as_str()).unwrap()
     };
     // The first list may still be on its way: the first records can miss.
@@ -316,7 +315,11 @@ fn a_pipeline_enriches_kong_records_with_the_upstream_pod() {
         std::thread::sleep(Duration::from_millis(200));
         record = send("10.1.0.2");
     }
-    assert_eq!((record["pod"].as_str(), record["tags"]["k8s.deployment.name"].as_str()), (Some("cart-5d8f7c9b4-7hj2m"), Some("cart")), "a pod added during the watch");
+    assert_eq!(
+        (record["pod"].as_str(), record["tags"]["k8s.deployment.name"].as_str()),
+        (Some("cart-5d8f7c9b4-7hj2m"), Some("cart")),
+        "a pod added during the watch"
+    );
 
     server.delete("shop", "cart-5d8f7c9b4-7hj2m");
     let deadline = Instant::now() + Duration::from_secs(15);

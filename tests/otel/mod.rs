@@ -65,8 +65,19 @@ fn grpc_call(port: u16, signal: &str, body: &[u8], options: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("body");
     std::fs::write(&file, body).unwrap();
-    let out = Command::new("python3").arg(here("scripts/grpc_call.py")).arg(format!("127.0.0.1:{port}")).arg(signal).arg(&file).args(options).output().unwrap();
-    assert!(out.status.success(), "grpc_call.py failed (needs grpcio, installed with opentelemetry-exporter-otlp):\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg(here("scripts/grpc_call.py"))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(signal)
+        .arg(&file)
+        .args(options)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "grpc_call.py failed (needs grpcio, installed with opentelemetry-exporter-otlp):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -83,7 +94,8 @@ fn python_sdk_sends_spans_metrics_and_logs_over_grpc_and_http() {
     let (grpc, http) = (free_port(), free_port());
     let mut pipeline = Pipeline::start(&(otel_source("otel", grpc, http, "") + &file_sink("out", "otel.*")));
     listening(&[grpc, http]);
-    let sent = [("grpc", sdk("grpc", &format!("127.0.0.1:{grpc}"), true)), ("http", sdk("http", &format!("http://127.0.0.1:{http}"), false))];
+    let sent =
+        [("grpc", sdk("grpc", &format!("127.0.0.1:{grpc}"), true)), ("http", sdk("http", &format!("http://127.0.0.1:{http}"), false))];
     let out = pipeline.path("out.jsonl");
     wait_for("the events to be written", Duration::from_secs(30), || read_lines(&out).len() >= 22);
     let log = pipeline.stop();
@@ -98,7 +110,10 @@ fn python_sdk_sends_spans_metrics_and_logs_over_grpc_and_http() {
         assert_eq!(parent["kind"], "server");
         assert_eq!(parent["parent_span_id"], Value::Null);
         assert_eq!(parent["status"], json!({"code": "unset", "message": ""}));
-        assert_eq!(parent["attributes"], json!({"http.request.method": "GET", "http.route": "/orders/{id}", "http.response.status_code": 502, "retry": true, "ratio": 0.25, "tags": ["a", "b"]}));
+        assert_eq!(
+            parent["attributes"],
+            json!({"http.request.method": "GET", "http.route": "/orders/{id}", "http.response.status_code": 502, "retry": true, "ratio": 0.25, "tags": ["a", "b"]})
+        );
         assert_eq!(parent["resource"]["service.name"], "checkout");
         assert_eq!(parent["resource"]["service.instance.id"], instance.as_str());
         assert_eq!(parent["resource"]["deployment.environment"], "test");
@@ -177,7 +192,12 @@ fn expected_fixture_spans() -> Vec<Value> {
 #[test]
 fn hand_made_otlp_json_and_deepflow_protobuf_decode_right() {
     let (grpc, http) = (free_port(), free_port());
-    let mut pipeline = Pipeline::start(&(otel_source("otel", grpc, http, "") + &file_sink("traces", "otel.traces") + &file_sink("metrics", "otel.metrics") + &file_sink("logs", "otel.logs")));
+    let mut pipeline = Pipeline::start(
+        &(otel_source("otel", grpc, http, "")
+            + &file_sink("traces", "otel.traces")
+            + &file_sink("metrics", "otel.metrics")
+            + &file_sink("logs", "otel.logs")),
+    );
     listening(&[http]);
 
     // JSON in, JSON out: the response is an ExportTraceServiceResponse in JSON.
@@ -193,7 +213,9 @@ fn hand_made_otlp_json_and_deepflow_protobuf_decode_right() {
     assert_eq!(post(http, "/v1/metrics", &fixture("metrics.json"), &[JSON]).status, 200);
     assert_eq!(post(http, "/v1/logs", &fixture("logs.json"), &[JSON]).status, 200);
     let (traces, metrics, logs) = (pipeline.path("traces.jsonl"), pipeline.path("metrics.jsonl"), pipeline.path("logs.jsonl"));
-    wait_for("the events to be written", Duration::from_secs(30), || read_lines(&traces).len() == 4 && read_lines(&metrics).len() == 6 && read_lines(&logs).len() == 2);
+    wait_for("the events to be written", Duration::from_secs(30), || {
+        read_lines(&traces).len() == 4 && read_lines(&metrics).len() == 6 && read_lines(&logs).len() == 2
+    });
     let log = pipeline.stop();
 
     let spans = read_json(&traces);
@@ -369,7 +391,8 @@ fn blocked_receiver(grpc: u16, http: u16) -> Pipeline {
     let config = format!("[api]\nenabled = false\n{}[sinks.out]\ntype = \"console\"\ninputs = [\"otel.traces\"]\nencoding.codec = \"json\"\nbuffer.max_events = 10\n", otel_source("otel", grpc, http, ""));
     std::fs::write(&path, config).unwrap();
     let stderr = dir.path().join("stderr.log");
-    let child = bin().args(["run", "--config"]).arg(&path).stdout(Stdio::piped()).stderr(std::fs::File::create(&stderr).unwrap()).spawn().unwrap();
+    let child =
+        bin().args(["run", "--config"]).arg(&path).stdout(Stdio::piped()).stderr(std::fs::File::create(&stderr).unwrap()).spawn().unwrap();
     listening(&[grpc, http]);
     Pipeline { child: Some(child), dir, stderr }
 }
@@ -387,7 +410,9 @@ fn round_trip_through_the_sink_keeps_every_field() {
     let mut config = otel_source("a", a_grpc, a_http, "");
     config += &file_sink("seen", "a.*");
     // One sink per protocol, each to its own receiver.
-    for (id, protocol, port, extra) in [("to_b", "grpc", b_grpc, ""), ("to_c", "http/protobuf", c_http, ""), ("to_d", "http/json", d_http, "compression = \"none\"\n")] {
+    for (id, protocol, port, extra) in
+        [("to_b", "grpc", b_grpc, ""), ("to_c", "http/protobuf", c_http, ""), ("to_d", "http/json", d_http, "compression = \"none\"\n")]
+    {
         config += &format!("[sinks.{id}]\ntype = \"opentelemetry\"\ninputs = [\"a.*\"]\nprotocol = \"{protocol}\"\nendpoint = \"http://127.0.0.1:{port}\"\nbatch.max_events = 3\n{extra}");
     }
     config += &format!("[sources.b]\ntype = \"opentelemetry\"\ngrpc.address = \"127.0.0.1:{b_grpc}\"\nhttp.enabled = false\n");
@@ -410,20 +435,33 @@ fn round_trip_through_the_sink_keeps_every_field() {
     let seen = pipeline.path("seen.jsonl");
     let expected = 11 + 2 + 6 + 2;
     wait_for("the events to reach every receiver", Duration::from_secs(30), || {
-        read_lines(&seen).len() == expected && ["got_c", "got_d"].iter().all(|f| read_lines(&pipeline.path(&format!("{f}.jsonl"))).len() == expected) && read_lines(&pipeline.path("got_b.jsonl")).len() == expected + 5
+        read_lines(&seen).len() == expected
+            && ["got_c", "got_d"].iter().all(|f| read_lines(&pipeline.path(&format!("{f}.jsonl"))).len() == expected)
+            && read_lines(&pipeline.path("got_b.jsonl")).len() == expected + 5
     });
-    let (seen, got_b, got_c, got_d, records) = (lines(&seen), lines(&pipeline.path("got_b.jsonl")), lines(&pipeline.path("got_c.jsonl")), lines(&pipeline.path("got_d.jsonl")), read_json(&pipeline.path("kong_seen.jsonl")));
+    let (seen, got_b, got_c, got_d, records) = (
+        lines(&seen),
+        lines(&pipeline.path("got_b.jsonl")),
+        lines(&pipeline.path("got_c.jsonl")),
+        lines(&pipeline.path("got_d.jsonl")),
+        read_json(&pipeline.path("kong_seen.jsonl")),
+    );
     let log = pipeline.stop();
     assert_eq!(seen.len(), expected, "duplicates among the events");
     assert_eq!(got_c, seen, "over HTTP/protobuf");
     assert_eq!(got_d, seen, "over HTTP/JSON");
-    let (from_records, rest): (BTreeSet<String>, BTreeSet<String>) = got_b.into_iter().partition(|line| line.contains("\"scope_name\":\"tapline\""));
+    let (from_records, rest): (BTreeSet<String>, BTreeSet<String>) =
+        got_b.into_iter().partition(|line| line.contains("\"scope_name\":\"tapline\""));
     assert_eq!(rest, seen, "over gRPC");
 
     // Each Kong record arrived as the server span of the gateway.
     assert_eq!(from_records.len(), records.len());
     for record in &records {
-        let span: Value = from_records.iter().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|s| s["request_id"] == record["request_id"]).expect("a span per record");
+        let span: Value = from_records
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|s| s["request_id"] == record["request_id"])
+            .expect("a span per record");
         assert_eq!(span["kind"], "server");
         assert_eq!(span["resource"]["service.name"], "kong");
         assert_eq!(span["attributes"]["http.request.method"], record["method"]);
@@ -505,7 +543,8 @@ fn the_sink_speaks_tls_to_an_https_receiver() {
     let (a_http, grpc, http) = (free_port(), free_port(), free_port());
     let tls = format!("tls.enabled = true\ntls.crt_file = \"{}\"\ntls.key_file = \"{}\"\n", cert.display(), key.display());
     let mut config = format!("[sources.a]\ntype = \"opentelemetry\"\ngrpc.enabled = false\nhttp.address = \"127.0.0.1:{a_http}\"\n");
-    config += &format!("[sources.secure]\ntype = \"opentelemetry\"\ngrpc.address = \"127.0.0.1:{grpc}\"\nhttp.address = \"127.0.0.1:{http}\"\n");
+    config +=
+        &format!("[sources.secure]\ntype = \"opentelemetry\"\ngrpc.address = \"127.0.0.1:{grpc}\"\nhttp.address = \"127.0.0.1:{http}\"\n");
     config += &tls.lines().map(|l| format!("grpc.{l}\nhttp.{l}\n")).collect::<String>();
     for (id, protocol, port) in [("over_grpc", "grpc", grpc), ("over_http", "http/protobuf", http)] {
         config += &format!("[sinks.{id}]\ntype = \"opentelemetry\"\ninputs = [\"a.traces\"]\nprotocol = \"{protocol}\"\nendpoint = \"https://localhost:{port}\"\ntls.ca_file = \"{}\"\n", cert.display());
@@ -541,7 +580,9 @@ fn the_sink_waits_as_long_as_the_receiver_asks() {
     let sender = Pipeline { child: Some(sender), dir, stderr: PathBuf::new() };
     listening(&[a_http, api]);
     assert_eq!(post(a_http, "/v1/traces", &traces_protobuf(), &[PROTOBUF]).status, 200);
-    wait_for("the first refusals", Duration::from_secs(10), || ["to_grpc", "to_http"].iter().all(|s| metric(api, "component_errors_total", s).unwrap_or(0) >= 1));
+    wait_for("the first refusals", Duration::from_secs(10), || {
+        ["to_grpc", "to_http"].iter().all(|s| metric(api, "component_errors_total", s).unwrap_or(0) >= 1)
+    });
     let first: Vec<u64> = ["to_grpc", "to_http"].iter().map(|s| metric(api, "component_errors_total", s).unwrap()).collect();
     std::thread::sleep(Duration::from_secs(3));
     for (sink, first) in ["to_grpc", "to_http"].iter().zip(first) {
@@ -565,14 +606,22 @@ fn red_counts_the_sdks_spans() {
     // The SDK has its answers: the spans are in the pipeline, and the windows are flushed when tapline stops.
     pipeline.stop();
     let metrics = read_json(&pipeline.path("out.jsonl"));
-    let value = |name: &str, span: &str| -> Vec<&Value> { metrics.iter().filter(|m| m["name"] == name && m["tags"]["span.name"] == span).collect() };
+    let value = |name: &str, span: &str| -> Vec<&Value> {
+        metrics.iter().filter(|m| m["name"] == name && m["tags"]["span.name"] == span).collect()
+    };
     let server = value("requests_total", "GET /orders/{id}");
     assert_eq!(server.len(), 1, "{metrics:#?}");
     assert_eq!(server[0]["value"]["counter"]["value"], 1.0);
-    assert_eq!(server[0]["tags"], json!({"service.name": "checkout", "span.name": "GET /orders/{id}", "span.kind": "server", "status.code": "unset", "http.route": "/orders/{id}"}));
+    assert_eq!(
+        server[0]["tags"],
+        json!({"service.name": "checkout", "span.name": "GET /orders/{id}", "span.kind": "server", "status.code": "unset", "http.route": "/orders/{id}"})
+    );
     assert!(value("request_errors_total", "GET /orders/{id}").is_empty(), "the server span did not fail");
     let errors = value("request_errors_total", "SELECT orders");
-    assert_eq!((errors.len(), &errors[0]["value"]["counter"]["value"], &errors[0]["tags"]["status.code"]), (1, &json!(1.0), &json!("error")));
+    assert_eq!(
+        (errors.len(), &errors[0]["value"]["counter"]["value"], &errors[0]["tags"]["status.code"]),
+        (1, &json!(1.0), &json!("error"))
+    );
     let histogram = value("request_duration_seconds", "SELECT orders");
     assert_eq!(histogram[0]["value"]["histogram"]["count"], 1);
     assert_eq!(histogram[0]["exemplars"][0]["labels"]["trace_id"], ids["trace_id"]);

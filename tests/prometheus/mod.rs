@@ -39,19 +39,29 @@ impl Prometheus {
             .spawn()
             .expect("prometheus must be installed (scripts/install-test-deps.sh: Debian's `prometheus` package)");
         let prometheus = Prometheus { child, port, _dir: dir };
-        wait_for("Prometheus to be ready", Duration::from_secs(60), || http_get(port, "/-/ready").is_some_and(|r| r.starts_with("HTTP/1.1 200")));
+        wait_for("Prometheus to be ready", Duration::from_secs(60), || {
+            http_get(port, "/-/ready").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+        });
         prometheus
     }
 
     /// An instant query's result vector, at `time` (seconds) if given.
     fn query(&self, query: &str, time: Option<f64>) -> Vec<Value> {
         let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "--fail-with-body", "-G", &format!("http://127.0.0.1:{}/api/v1/query", self.port), "--data-urlencode", &format!("query={query}")]);
+        cmd.args([
+            "-sS",
+            "--fail-with-body",
+            "-G",
+            &format!("http://127.0.0.1:{}/api/v1/query", self.port),
+            "--data-urlencode",
+            &format!("query={query}"),
+        ]);
         if let Some(time) = time {
             cmd.args(["--data-urlencode", &format!("time={time:.3}")]);
         }
         let out = cmd.output().unwrap();
-        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{query}: {}", String::from_utf8_lossy(&out.stdout)));
+        let answer: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{query}: {}", String::from_utf8_lossy(&out.stdout)));
         assert_eq!(answer["status"], "success", "{query}: {answer}");
         answer["data"]["result"].as_array().unwrap().clone()
     }
@@ -100,7 +110,9 @@ fn prometheus_remote_writes_what_it_scrapes_and_tapline_agrees() {
     ));
     let out = pipeline.path("out.jsonl");
     // Counters are known once the metadata has come.
-    wait_for("samples typed by metadata", Duration::from_secs(90), || read_json(&out).iter().any(|m| m["name"] == "prometheus_http_requests_total" && m["value"].get("counter").is_some()));
+    wait_for("samples typed by metadata", Duration::from_secs(90), || {
+        read_json(&out).iter().any(|m| m["name"] == "prometheus_http_requests_total" && m["value"].get("counter").is_some())
+    });
     let log = pipeline.stop();
     let metrics = read_json(&out);
     let names = ["up", "prometheus_build_info", "prometheus_http_requests_total", "prometheus_tsdb_head_series"];
@@ -125,12 +137,25 @@ fn remote_write_2_decodes_with_symbols_and_native_histograms() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("rw2.bin");
     let out = Command::new("python3").arg(here("scripts/remote_write_v2.py")).arg(&raw).output().unwrap();
-    assert!(out.status.success(), "remote_write_v2.py (needs the protobuf module, installed with opentelemetry-exporter-otlp):\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "remote_write_v2.py (needs the protobuf module, installed with opentelemetry-exporter-otlp):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let body = snap::raw::Encoder::new().compress_vec(&std::fs::read(&raw).unwrap()).unwrap();
     let port = free_port();
     let mut pipeline = Pipeline::start(&(remote_write_source(port) + &file_sink("rw")));
     listening(port);
-    let answer = post(port, "/api/v1/write", &body, &["Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request", "Content-Encoding: snappy", "X-Prometheus-Remote-Write-Version: 2.0.0"]);
+    let answer = post(
+        port,
+        "/api/v1/write",
+        &body,
+        &[
+            "Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            "Content-Encoding: snappy",
+            "X-Prometheus-Remote-Write-Version: 2.0.0",
+        ],
+    );
     assert_eq!(answer.status, 204, "{}", String::from_utf8_lossy(&answer.body));
     for (what, count) in [("samples", 3), ("histograms", 2), ("exemplars", 1)] {
         assert!(answer.headers.contains(&format!("x-prometheus-remote-write-{what}-written: {count}\r\n")), "{}", answer.headers);
@@ -140,21 +165,31 @@ fn remote_write_2_decodes_with_symbols_and_native_histograms() {
     pipeline.stop();
     let metrics = read_json(&out);
     let job = json!({"job": "kong"});
-    assert_eq!(metrics[0], json!({"name": "http_requests_total", "tags": {"code": "200", "job": "kong"}, "timestamp": "2024-11-26T09:23:20Z", "kind": "absolute", "value": {"counter": {"value": 1027.0}}}));
+    assert_eq!(
+        metrics[0],
+        json!({"name": "http_requests_total", "tags": {"code": "200", "job": "kong"}, "timestamp": "2024-11-26T09:23:20Z", "kind": "absolute", "value": {"counter": {"value": 1027.0}}})
+    );
     assert_eq!(
         metrics[1],
         json!({"name": "http_requests_total", "tags": {"code": "200", "job": "kong"}, "timestamp": "2024-11-26T09:23:35Z", "kind": "absolute", "value": {"counter": {"value": 1031.0}},
                "exemplars": [{"value": 1.0, "timestamp": "2024-11-26T09:23:35Z", "labels": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}}]})
     );
-    assert_eq!(metrics[2], json!({"name": "temperature", "tags": job, "timestamp": "2024-11-26T09:23:20Z", "kind": "absolute", "value": {"gauge": {"value": -3.5}}}));
+    assert_eq!(
+        metrics[2],
+        json!({"name": "temperature", "tags": job, "timestamp": "2024-11-26T09:23:20Z", "kind": "absolute", "value": {"gauge": {"value": -3.5}}})
+    );
     // Schema 0: (-1,-0.5] … then (1,2], (2,4], (8,16]; 2 + 1 + 3 + 4 + 2 = 12 = count.
-    let buckets = |pairs: &[(Value, u64)]| pairs.iter().map(|(upper, count)| json!({"upper_limit": upper, "count": count})).collect::<Vec<_>>();
+    let buckets =
+        |pairs: &[(Value, u64)]| pairs.iter().map(|(upper, count)| json!({"upper_limit": upper, "count": count})).collect::<Vec<_>>();
     assert_eq!(
         metrics[3]["value"],
         json!({"histogram": {"buckets": buckets(&[(json!(-0.5), 2), (json!(0.001), 1), (json!(2.0), 3), (json!(4.0), 4), (json!(16.0), 2), (Value::Null, 0)]), "count": 12, "sum": 50.0}})
     );
     assert_eq!(metrics[3]["name"], "kong_latency_ms");
-    assert_eq!(metrics[4]["value"], json!({"histogram": {"buckets": buckets(&[(json!(0.1), 1), (json!(1.0), 3), (Value::Null, 1)]), "count": 5, "sum": 2.5}}));
+    assert_eq!(
+        metrics[4]["value"],
+        json!({"histogram": {"buckets": buckets(&[(json!(0.1), 1), (json!(1.0), 3), (Value::Null, 1)]), "count": 5, "sum": 2.5}})
+    );
 }
 
 #[test]
@@ -162,7 +197,8 @@ fn bad_remote_write_gets_the_right_status_and_the_server_goes_on() {
     use prost::Message;
     use tapline::prometheus::proto::{v1, Sample};
     let port = free_port();
-    let mut pipeline = Pipeline::start(&(remote_write_source(port) + "max_body_bytes = 262144\nmax_decompressed_bytes = 1048576\n" + &file_sink("rw")));
+    let mut pipeline =
+        Pipeline::start(&(remote_write_source(port) + "max_body_bytes = 262144\nmax_decompressed_bytes = 1048576\n" + &file_sink("rw")));
     listening(port);
     let request = |labels: &[(&str, &str)]| {
         let labels = labels.iter().map(|(n, v)| v1::Label { name: n.to_string(), value: v.to_string() }).collect();
@@ -202,7 +238,10 @@ fn bad_remote_write_gets_the_right_status_and_the_server_goes_on() {
     assert!(text.contains("max_decompressed_bytes"), "{text}");
     // What it does not speak: 415.
     assert_eq!(send(&good, &["Content-Type: application/json", "Content-Encoding: snappy"]).0, 415);
-    assert_eq!(send(&good, &["Content-Type: application/x-protobuf;proto=io.prometheus.write.v3.Request", "Content-Encoding: snappy"]).0, 415);
+    assert_eq!(
+        send(&good, &["Content-Type: application/x-protobuf;proto=io.prometheus.write.v3.Request", "Content-Encoding: snappy"]).0,
+        415
+    );
     assert_eq!(send(&good, &["Content-Type: application/x-protobuf", "Content-Encoding: zstd"]).0, 415);
     assert_eq!(request_to(port, "/api/v1/query"), 404);
     // Still serving; DeepFlow's path too.
@@ -217,7 +256,11 @@ fn bad_remote_write_gets_the_right_status_and_the_server_goes_on() {
 /// The OTLP metrics fixture, its times moved to now (Prometheus refuses old samples).
 fn otlp_metrics_now() -> Vec<u8> {
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap().to_string();
-    std::fs::read_to_string(here("tests/fixtures/otlp/metrics.json")).unwrap().replace("1732613060000000000", &now).replace("1732613000000000000", &now).into_bytes()
+    std::fs::read_to_string(here("tests/fixtures/otlp/metrics.json"))
+        .unwrap()
+        .replace("1732613060000000000", &now)
+        .replace("1732613000000000000", &now)
+        .into_bytes()
 }
 
 fn otlp_to_remote_write(otlp: u16, endpoint: &str, extra: &str) -> String {
@@ -230,7 +273,8 @@ fn otlp_to_remote_write(otlp: u16, endpoint: &str, extra: &str) -> String {
 #[test]
 fn the_sink_writes_to_prometheus_which_answers_the_same_values() {
     let (otlp, port) = (free_port(), free_port());
-    let mut pipeline = Pipeline::start(&otlp_to_remote_write(otlp, &format!("http://127.0.0.1:{port}/api/v1/write"), "batch.timeout_secs = 0.2\n"));
+    let mut pipeline =
+        Pipeline::start(&otlp_to_remote_write(otlp, &format!("http://127.0.0.1:{port}/api/v1/write"), "batch.timeout_secs = 0.2\n"));
     listening(otlp);
     // Sent before Prometheus is up: the sink retries until it is.
     assert_eq!(post(otlp, "/v1/metrics", &otlp_metrics_now(), &["Content-Type: application/json"]).status, 200);
@@ -264,7 +308,11 @@ fn samples_prometheus_refuses_are_counted_not_retried() {
     assert_eq!(post(otlp, "/v1/metrics", &otlp_metrics_now(), &["Content-Type: application/json"]).status, 200);
     wait_for("the samples in Prometheus", Duration::from_secs(60), || value("http_requests").is_some());
     // The same series from 2024: out of order for Prometheus, a 400.
-    assert_eq!(post(otlp, "/v1/metrics", &std::fs::read(here("tests/fixtures/otlp/metrics.json")).unwrap(), &["Content-Type: application/json"]).status, 200);
+    assert_eq!(
+        post(otlp, "/v1/metrics", &std::fs::read(here("tests/fixtures/otlp/metrics.json")).unwrap(), &["Content-Type: application/json"])
+            .status,
+        200
+    );
     std::thread::sleep(Duration::from_secs(3));
     let log = pipeline.stop();
     assert_eq!(totals(&log, "rw", "component_discarded_events_total"), 6, "{log}");
@@ -281,8 +329,14 @@ fn prometheus_scrapes_the_exporter_and_reads_the_values_back() {
          # The fixture's samples are from 2024: let Prometheus stamp them when it scrapes.\nsuppress_timestamp = true\n"
     ));
     listening(otlp);
-    assert_eq!(post(otlp, "/v1/metrics", &std::fs::read(here("tests/fixtures/otlp/metrics.json")).unwrap(), &["Content-Type: application/json"]).status, 200);
-    let prometheus = Prometheus::start(&format!("scrape_configs:\n  - job_name: tapline\n    static_configs:\n      - targets: ['127.0.0.1:{exporter}']\n"));
+    assert_eq!(
+        post(otlp, "/v1/metrics", &std::fs::read(here("tests/fixtures/otlp/metrics.json")).unwrap(), &["Content-Type: application/json"])
+            .status,
+        200
+    );
+    let prometheus = Prometheus::start(&format!(
+        "scrape_configs:\n  - job_name: tapline\n    static_configs:\n      - targets: ['127.0.0.1:{exporter}']\n"
+    ));
     let value = |query: &str| -> Option<f64> { prometheus.query(query, None).first().and_then(|r| r["value"][1].as_str()?.parse().ok()) };
     // Prometheus asks for OpenMetrics: the counter's sample is `…_total`, bounds are written `10.0`.
     wait_for("Prometheus to scrape the exporter", Duration::from_secs(60), || value("shop_http_requests_total").is_some());
@@ -308,8 +362,13 @@ fn prometheus_scrapes_the_exporter_and_reads_the_values_back() {
 #[test]
 fn the_sink_authenticates_and_a_refusal_is_final() {
     let (otlp, guarded) = (free_port(), free_port());
-    let mut config = format!("[sources.guarded]\ntype = \"prometheus_remote_write\"\naddress = \"127.0.0.1:{guarded}\"\nauth.token = \"s3cret\"\n");
-    config += &otlp_to_remote_write(otlp, &format!("http://127.0.0.1:{guarded}/api/v1/write"), "auth.strategy = \"bearer\"\nauth.token = \"s3cret\"\ntenant_id = \"kong\"\n");
+    let mut config =
+        format!("[sources.guarded]\ntype = \"prometheus_remote_write\"\naddress = \"127.0.0.1:{guarded}\"\nauth.token = \"s3cret\"\n");
+    config += &otlp_to_remote_write(
+        otlp,
+        &format!("http://127.0.0.1:{guarded}/api/v1/write"),
+        "auth.strategy = \"bearer\"\nauth.token = \"s3cret\"\ntenant_id = \"kong\"\n",
+    );
     config += &format!("[sinks.wrong]\ntype = \"prometheus_remote_write\"\ninputs = [\"otel.metrics\"]\nendpoint = \"http://127.0.0.1:{guarded}/api/v1/write\"\nauth.strategy = \"basic\"\nauth.user = \"kong\"\nauth.password = \"nope\"\n");
     config += &file_sink("guarded");
     let mut pipeline = Pipeline::start(&config);
@@ -400,14 +459,22 @@ fn red_serves_kong_plugin_metrics_that_kong_dashboard_queries_read() {
     entries.push(unrouted);
     assert_eq!(post(http_log, "/", &serde_json::to_vec(&entries).unwrap(), &["Content-Type: application/json"]).status, 200);
 
-    let prometheus = Prometheus::start(&format!("scrape_configs:\n  - job_name: kong\n    static_configs:\n      - targets: ['127.0.0.1:{exporter}']\n"));
+    let prometheus = Prometheus::start(&format!(
+        "scrape_configs:\n  - job_name: kong\n    static_configs:\n      - targets: ['127.0.0.1:{exporter}']\n"
+    ));
     let value = |query: &str| -> Option<f64> { prometheus.query(query, None).first().and_then(|r| r["value"][1].as_str()?.parse().ok()) };
     wait_for("Prometheus to scrape Kong's metrics", Duration::from_secs(60), || value("sum(kong_http_requests_total)") == Some(6.0));
     // The plugin's label set, exactly (plus Prometheus's job and instance).
     let labels = |name: &str| -> Vec<String> {
         let series = prometheus.query(name, None);
         assert!(!series.is_empty(), "{name}");
-        let mut keys: Vec<String> = series[0]["metric"].as_object().unwrap().keys().filter(|k| !["__name__", "job", "instance", "le"].contains(&k.as_str())).cloned().collect();
+        let mut keys: Vec<String> = series[0]["metric"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| !["__name__", "job", "instance", "le"].contains(&k.as_str()))
+            .cloned()
+            .collect();
         keys.sort();
         keys
     };
@@ -416,7 +483,12 @@ fn red_serves_kong_plugin_metrics_that_kong_dashboard_queries_read() {
         assert_eq!(labels(histogram), ["route", "service", "workspace"], "{histogram}");
     }
     assert_eq!(labels("kong_bandwidth_bytes"), ["consumer", "direction", "route", "service", "workspace"]);
-    assert_eq!(value(r#"kong_http_requests_total{service="orders",route="orders-route",code="200",source="service",workspace="default",consumer="mobile-app"}"#), Some(4.0));
+    assert_eq!(
+        value(
+            r#"kong_http_requests_total{service="orders",route="orders-route",code="200",source="service",workspace="default",consumer="mobile-app"}"#
+        ),
+        Some(4.0)
+    );
     assert_eq!(value(r#"kong_http_requests_total{service="users",code="401",source="kong"}"#), Some(1.0));
     // The dashboard's panels: error share, latency percentiles from the buckets, bandwidth.
     assert_eq!(value(r#"sum(kong_http_requests_total{code=~"5.."}) / sum(kong_http_requests_total)"#), Some(1.0 / 6.0));
@@ -444,16 +516,17 @@ fn red_exemplars_reach_prometheus() {
     listening(http_log);
     let base: Value = serde_json::from_slice(&std::fs::read(here("tests/fixtures/kong/kong3_single.json")).unwrap()).unwrap();
     let now = chrono::Utc::now().timestamp_millis();
-    let entries: Vec<Value> = [(20, "0af7651916cd43dd8448eb211c80319c"), (450, "4bf92f3577b34da6a3ce929d0e0e4736"), (90, "00000000000000000000000000000abc")]
-        .iter()
-        .map(|(ms, trace)| {
-            let mut e = base.clone();
-            e["latencies"]["request"] = json!(ms);
-            e["trace_id"] = json!({"w3c": trace});
-            e["started_at"] = json!(now);
-            e
-        })
-        .collect();
+    let entries: Vec<Value> =
+        [(20, "0af7651916cd43dd8448eb211c80319c"), (450, "4bf92f3577b34da6a3ce929d0e0e4736"), (90, "00000000000000000000000000000abc")]
+            .iter()
+            .map(|(ms, trace)| {
+                let mut e = base.clone();
+                e["latencies"]["request"] = json!(ms);
+                e["trace_id"] = json!({"w3c": trace});
+                e["started_at"] = json!(now);
+                e
+            })
+            .collect();
     assert_eq!(post(http_log, "/", &serde_json::to_vec(&entries).unwrap(), &["Content-Type: application/json"]).status, 200);
     let prometheus = Prometheus::start_on(
         free_port(),
@@ -464,7 +537,14 @@ fn red_exemplars_reach_prometheus() {
         let end = chrono::Utc::now().timestamp() + 60;
         let out = std::process::Command::new("curl")
             .args(["-sS", "-G", &format!("http://127.0.0.1:{}/api/v1/query_exemplars", prometheus.port)])
-            .args(["--data-urlencode", "query=http_request_duration_seconds_bucket", "--data-urlencode", &format!("start={}", end - 600), "--data-urlencode", &format!("end={end}")])
+            .args([
+                "--data-urlencode",
+                "query=http_request_duration_seconds_bucket",
+                "--data-urlencode",
+                &format!("start={}", end - 600),
+                "--data-urlencode",
+                &format!("end={end}"),
+            ])
             .output()
             .unwrap();
         let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();

@@ -94,7 +94,10 @@ fn every_example_validates() {
         let out = bin().args(["validate", "--no-environment", "--config"]).arg(&path).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         // A build without some cargo feature (not CI's: it builds them all) cannot run every example.
-        if !out.status.success() && stderr.contains("is not in this build of tapline") && !cfg!(all(feature = "ebpf", feature = "kafka", feature = "kubernetes", feature = "otlp")) {
+        if !out.status.success()
+            && stderr.contains("is not in this build of tapline")
+            && !cfg!(all(feature = "ebpf", feature = "kafka", feature = "kubernetes", feature = "otlp"))
+        {
             continue;
         }
         assert!(out.status.success(), "{}:\n{stderr}", path.display());
@@ -109,9 +112,18 @@ fn invalid_configs_give_precise_errors() {
     for entry in std::fs::read_dir(here("tests/topology/invalid")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        let expect = text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).unwrap_or_else(|| panic!("{} lacks `# expect:`", path.display()));
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} lacks `# expect:`", path.display()));
         let (place, message) = expect.split_at(expect.find(": ").unwrap());
-        let out = bin().args(["validate", "--no-environment", "--config"]).arg(&path).env("TAPLINE_TEST_NEWLINE", "1\n[sinks.x]").output().unwrap();
+        let out = bin()
+            .args(["validate", "--no-environment", "--config"])
+            .arg(&path)
+            .env("TAPLINE_TEST_NEWLINE", "1\n[sinks.x]")
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(78), "{}: {stderr}", path.display());
         let wanted = format!("{}:{place}: error{message}", path.display());

@@ -8,8 +8,8 @@
 //! are reported at once, not retried.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -18,11 +18,11 @@ use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
+use crate::component::{with_causes, BufferReceiver, Reporter, Result, SinkConfig, SinkContext, Task};
+use crate::event::{Event, EventData, EventStatus, Kinds, RequestRecord, Value};
 use crate::net::client::{gzip, http_client, Backoff, ClientAuth, Compression, RequestConfig};
 use crate::net::tls::ClientTls;
 use crate::sinks::util::{sleep_until, start, BatchConfig, BatchLimits, Healthcheck};
-use crate::component::{with_causes, BufferReceiver, Reporter, Result, SinkConfig, SinkContext, Task};
-use crate::event::{Event, EventData, EventStatus, Kinds, RequestRecord, Value};
 use crate::telemetry::ComponentMetrics;
 use crate::template::Template;
 
@@ -132,7 +132,14 @@ impl SinkConfig for ClickHouseConfig {
         let client = http_client(Duration::from_secs(self.request.timeout_secs.max(1)), self.tls.ca_pem()?.as_deref())?;
         let batch = self.batch.limits(BATCH_DEFAULTS)?;
         let SinkContext { id, input, metrics } = cx;
-        let writer = Writer { config: self.clone(), batch, client, report: Reporter { id, metrics }, server: Server::default(), created: Default::default() };
+        let writer = Writer {
+            config: self.clone(),
+            batch,
+            client,
+            report: Reporter { id, metrics },
+            server: Server::default(),
+            created: Default::default(),
+        };
         Ok(Box::pin(run(writer, table, input)))
     }
 }
@@ -248,8 +255,12 @@ impl Writer {
     /// One event as one row in the configured format.
     fn encode(&self, event: &Event) -> Result<Vec<u8>, String> {
         match (self.config.format, &event.data) {
-            (Format::JsonEachRow, EventData::Span(span)) if self.config.schema == Some(Schema::Span) => Ok(schema::span_row(span, self.server)),
-            (Format::JsonEachRow, EventData::Metric(metric)) if self.config.schema == Some(Schema::Metric) => Ok(schema::metric_row(metric, self.server)),
+            (Format::JsonEachRow, EventData::Span(span)) if self.config.schema == Some(Schema::Span) => {
+                Ok(schema::span_row(span, self.server))
+            }
+            (Format::JsonEachRow, EventData::Metric(metric)) if self.config.schema == Some(Schema::Metric) => {
+                Ok(schema::metric_row(metric, self.server))
+            }
             (Format::JsonEachRow, _) => encode_row(event, self.server),
             (Format::RowBinary, EventData::Record(record)) => {
                 let mut row = Vec::with_capacity(256);
@@ -269,7 +280,11 @@ impl Writer {
                 let body = response.text().await.unwrap_or_default();
                 Err(format!("ClickHouse at {} answered {status} to `SELECT 1`: {}", self.config.endpoint, body.trim()))
             }
-            Err(e) => Err(format!("ClickHouse at {} is unreachable: {} (set healthcheck.enabled = false to start anyway)", self.config.endpoint, with_causes(&e))),
+            Err(e) => Err(format!(
+                "ClickHouse at {} is unreachable: {} (set healthcheck.enabled = false to start anyway)",
+                self.config.endpoint,
+                with_causes(&e)
+            )),
         }
     }
 
@@ -323,7 +338,9 @@ impl Writer {
                 let create_database = format!("CREATE DATABASE IF NOT EXISTS {}", quote_identifier(&self.config.database));
                 let (database, server) = (&self.config.database, self.server);
                 let (ddl, columns) = match schema {
-                    Schema::RequestRecord => (schema::request_record_table_sql(database, table, server), schema::request_record_columns(server)),
+                    Schema::RequestRecord => {
+                        (schema::request_record_table_sql(database, table, server), schema::request_record_columns(server))
+                    }
                     Schema::Span => (schema::span_table_sql(database, table, server), schema::span_columns(server)),
                     Schema::Metric => (schema::metric_table_sql(database, table, server), schema::metric_columns(server)),
                 };
@@ -530,7 +547,11 @@ fn classify(status: u16, body: &str) -> Refusal {
     const DATA: &[u32] = &[6, 16, 25, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 349];
     // UNKNOWN_TABLE, UNKNOWN_DATABASE, UNKNOWN_USER, WRONG_PASSWORD, READONLY, ACCESS_DENIED, AUTHENTICATION_FAILED.
     const PERMANENT: &[u32] = &[60, 81, 164, 192, 193, 497, 516];
-    let code = body.trim_start().strip_prefix("Code: ").and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()).and_then(|n| n.parse::<u32>().ok());
+    let code = body
+        .trim_start()
+        .strip_prefix("Code: ")
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u32>().ok());
     match (code, status) {
         (Some(c), _) if DATA.contains(&c) => Refusal::Data,
         (Some(c), _) if PERMANENT.contains(&c) => Refusal::Permanent,
@@ -582,20 +603,33 @@ mod tests {
     #[test]
     fn records_are_written_from_the_struct_with_clickhouse_time() {
         let (old, modern) = (OLD, MODERN);
-        let record = RequestRecord { time: "2024-11-26T09:23:20.121Z".parse().unwrap(), service: Some("orders".into()), status: Some(200), ..Default::default() };
+        let record = RequestRecord {
+            time: "2024-11-26T09:23:20.121Z".parse().unwrap(),
+            service: Some("orders".into()),
+            status: Some(200),
+            ..Default::default()
+        };
         let row = String::from_utf8(encode_row(&Event::record(record.clone()), modern).unwrap()).unwrap();
         assert!(row.starts_with("{\"time\":\"2024-11-26 09:23:20.121\",\"observation_point\":\"gateway\""), "{row}");
         let parsed: serde_json::Value = serde_json::from_str(&row).unwrap();
         let mut expected = serde_json::to_value(&record).unwrap();
         expected["time"] = "2024-11-26 09:23:20.121".into();
         assert_eq!(parsed, expected);
-        assert!(String::from_utf8(encode_row(&Event::record(record.clone()), old).unwrap()).unwrap().starts_with("{\"time\":\"2024-11-26 09:23:20\","));
+        assert!(String::from_utf8(encode_row(&Event::record(record.clone()), old).unwrap())
+            .unwrap()
+            .starts_with("{\"time\":\"2024-11-26 09:23:20\","));
         // Tags: a map where the server has `Map`, two arrays before.
-        let tagged = Event::record(RequestRecord { tags: [("team".to_string(), "pay".to_string()), ("zone".to_string(), "a".to_string())].into(), ..record });
+        let tagged = Event::record(RequestRecord {
+            tags: [("team".to_string(), "pay".to_string()), ("zone".to_string(), "a".to_string())].into(),
+            ..record
+        });
         let row: serde_json::Value = serde_json::from_slice(&encode_row(&tagged, modern).unwrap()).unwrap();
         assert_eq!(row["tags"], serde_json::json!({"team": "pay", "zone": "a"}));
         let row: serde_json::Value = serde_json::from_slice(&encode_row(&tagged, old).unwrap()).unwrap();
-        assert_eq!((&row["tags_keys"], &row["tags_values"], row.get("tags")), (&serde_json::json!(["team", "zone"]), &serde_json::json!(["pay", "a"]), None));
+        assert_eq!(
+            (&row["tags_keys"], &row["tags_values"], row.get("tags")),
+            (&serde_json::json!(["team", "zone"]), &serde_json::json!(["pay", "a"]), None)
+        );
         assert_eq!(row["time"], "2024-11-26 09:23:20");
     }
 

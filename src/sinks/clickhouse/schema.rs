@@ -27,11 +27,19 @@ impl Server {
     }
 
     fn time(self) -> &'static str {
-        if self.datetime64 { "DateTime64(3)" } else { "DateTime" }
+        if self.datetime64 {
+            "DateTime64(3)"
+        } else {
+            "DateTime"
+        }
     }
 
     fn label(self) -> &'static str {
-        if self.datetime64 { "LowCardinality(String)" } else { "String" }
+        if self.datetime64 {
+            "LowCardinality(String)"
+        } else {
+            "String"
+        }
     }
 
     /// A string map column: `Map`, or two parallel arrays `NAME_keys`/`NAME_values`.
@@ -45,7 +53,11 @@ impl Server {
 
     /// A time as `DateTime`/`DateTime64(3)` read it in JSONEachRow without settings.
     pub fn time_text(self, t: DateTime<Utc>) -> String {
-        if self.datetime64 { t.format("%Y-%m-%d %H:%M:%S%.3f").to_string() } else { t.format("%Y-%m-%d %H:%M:%S").to_string() }
+        if self.datetime64 {
+            t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+        } else {
+            t.format("%Y-%m-%d %H:%M:%S").to_string()
+        }
     }
 
     /// Insert a string map into a JSON row, in this server's layout.
@@ -483,7 +495,12 @@ mod tests {
         let mut out = Vec::new();
         write_string(&"x".repeat(200), &mut out);
         assert_eq!(&out[..2], &[0xc8, 0x01]);
-        let record = RequestRecord { time: DateTime::from_timestamp(1_732_613_000, 121_000_000).unwrap(), protocol: "http".into(), status: Some(200), ..Default::default() };
+        let record = RequestRecord {
+            time: DateTime::from_timestamp(1_732_613_000, 121_000_000).unwrap(),
+            protocol: "http".into(),
+            status: Some(200),
+            ..Default::default()
+        };
         let mut old = Vec::new();
         write_row_binary(&record, Server::default(), &mut old);
         assert_eq!(&old[..4], &1_732_613_000u32.to_le_bytes());
@@ -498,7 +515,11 @@ mod tests {
         assert_eq!(&old[old.len() - 5..], &[0, 1, 1, 0, 0]);
         let mut tls = Vec::new();
         let tags = [("team".to_string(), "pay".to_string())].into();
-        write_row_binary(&RequestRecord { tls: true, error: Some("timeout".into()), tags, ..record }, Server { datetime64: true, map: true }, &mut tls);
+        write_row_binary(
+            &RequestRecord { tls: true, error: Some("timeout".into()), tags, ..record },
+            Server { datetime64: true, map: true },
+            &mut tls,
+        );
         assert_eq!(&tls[tls.len() - 21..], b"\x01\x00\x07timeout\x01\x01\x04team\x03pay");
     }
 }

@@ -264,9 +264,12 @@ mod tests {
 
     #[test]
     fn pipelined_messages_in_one_payload() {
-        let requests = parse(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /c?q HTTP/1.1\r\n\r\n");
+        let requests =
+            parse(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /c?q HTTP/1.1\r\n\r\n");
         assert_eq!(requests.iter().map(|m| request(m).1).collect::<Vec<_>>(), ["/a", "/b", "/c"]);
-        let responses = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\nHTTP/1.1 500 Oops\r\n\r\n");
+        let responses = parse(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\nHTTP/1.1 500 Oops\r\n\r\n",
+        );
         assert_eq!(responses.iter().map(status).collect::<Vec<_>>(), [200, 404, 500]);
         // A chunked body's end is unknown: what follows is not looked at.
         let after_chunked = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n");
@@ -327,7 +330,9 @@ mod tests {
         let alphabet = b"GET HTTP/1.1 200\r\n: Content-Length: 9 chunked ?/\x00\xff";
         for _ in 0..20_000 {
             let len = (next() % 96) as usize;
-            let mut payload: Vec<u8> = (0..len).map(|_| if next() % 2 == 0 { alphabet[(next() % alphabet.len() as u64) as usize] } else { next() as u8 }).collect();
+            let mut payload: Vec<u8> = (0..len)
+                .map(|_| if next() % 2 == 0 { alphabet[(next() % alphabet.len() as u64) as usize] } else { next() as u8 })
+                .collect();
             if next() % 2 == 0 {
                 let start: &[u8] = if next() % 2 == 0 { b"GET / HTTP/1.1\r\n" } else { b"HTTP/1.1 200 OK\r\n" };
                 payload.splice(0..0, start.iter().copied());

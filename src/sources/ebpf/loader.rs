@@ -25,10 +25,16 @@ const RAW_TRACEPOINTS: &[(&str, &str)] = &[
 ];
 
 /// Program name → OpenSSL function; `ssl_exit_probe` catches the return of all four.
-const SSL_ENTRIES: &[(&str, &str)] = &[("ssl_write_enter", "SSL_write"), ("ssl_write_ex_enter", "SSL_write_ex"), ("ssl_read_enter", "SSL_read"), ("ssl_read_ex_enter", "SSL_read_ex")];
+const SSL_ENTRIES: &[(&str, &str)] = &[
+    ("ssl_write_enter", "SSL_write"),
+    ("ssl_write_ex_enter", "SSL_write_ex"),
+    ("ssl_read_enter", "SSL_read"),
+    ("ssl_read_ex_enter", "SSL_read_ex"),
+];
 
 /// Where Debian and most distributions keep OpenSSL 3.
-const SSL_LIBRARY_PATHS: &[&str] = &["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3", "/usr/lib64/libssl.so.3", "/usr/lib/libssl.so.3"];
+const SSL_LIBRARY_PATHS: &[&str] =
+    &["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3", "/usr/lib64/libssl.so.3", "/usr/lib/libssl.so.3"];
 
 pub struct Options {
     pub payload_size: u32,
@@ -116,7 +122,8 @@ pub fn load(options: &Options) -> Result<Capture> {
     }
 
     for (program, tracepoint) in RAW_TRACEPOINTS {
-        let raw: &mut RawTracePoint = ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().context(*program)?;
+        let raw: &mut RawTracePoint =
+            ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().context(*program)?;
         raw.load().with_context(|| format!("the kernel refused {program}"))?;
         raw.attach(tracepoint).with_context(|| format!("attaching to raw tracepoint {tracepoint}"))?;
     }
@@ -136,12 +143,14 @@ pub fn load(options: &Options) -> Result<Capture> {
     }
 
     let ring = RingBuf::try_from(ebpf.take_map("events").ok_or("no `events` map")?).context("the `events` ring buffer")?;
-    let drops = Drops { per_cpu: PerCpuArray::try_from(ebpf.take_map("drops").ok_or("no `drops` map")?).context("the `drops` map")?, reported: 0 };
+    let drops =
+        Drops { per_cpu: PerCpuArray::try_from(ebpf.take_map("drops").ok_or("no `drops` map")?).context("the `drops` map")?, reported: 0 };
     Ok(Capture { ebpf, ring, drops, ssl_libraries })
 }
 
 fn load_uprobe(ebpf: &mut Ebpf, program: &str) -> Result<()> {
-    let probe: &mut UProbe = ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().context(program.to_string())?;
+    let probe: &mut UProbe =
+        ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().context(program.to_string())?;
     probe.load().with_context(|| format!("the kernel refused {program}"))
 }
 
@@ -164,12 +173,14 @@ fn check_privileges() -> Result<()> {
     const CAP_PERFMON: u32 = 38;
     const CAP_BPF: u32 = 39;
     let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let effective = status.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).unwrap_or(0);
+    let effective =
+        status.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).unwrap_or(0);
     let has = |cap: u32| effective & (1 << cap) != 0;
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
         return Ok(());
     }
-    let missing: Vec<&str> = [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")].into_iter().filter(|(cap, _)| !has(*cap)).map(|(_, name)| name).collect();
+    let missing: Vec<&str> =
+        [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")].into_iter().filter(|(cap, _)| !has(*cap)).map(|(_, name)| name).collect();
     Err(Error::new(format!(
         "the ebpf source needs root, or the capabilities CAP_BPF and CAP_PERFMON (missing: {}); run tapline as root, or grant them: setcap cap_bpf,cap_perfmon+ep $(which tapline)",
         missing.join(", ")

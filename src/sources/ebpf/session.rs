@@ -99,7 +99,14 @@ impl Sessions {
             Some(partial) => {
                 let mut payload = partial.payload;
                 payload.extend_from_slice(event.payload);
-                let joined = Event { payload: &payload, bytes: partial.bytes.saturating_add(event.bytes), tcp_seq: partial.tcp_seq, syscall_trace_id: partial.syscall_trace_id, tid: partial.tid, ..event.clone() };
+                let joined = Event {
+                    payload: &payload,
+                    bytes: partial.bytes.saturating_add(event.bytes),
+                    tcp_seq: partial.tcp_seq,
+                    syscall_trace_id: partial.syscall_trace_id,
+                    tid: partial.tid,
+                    ..event.clone()
+                };
                 self.on_event(&joined, partial.wall_ns)
             }
             None => self.on_event(event, wall_ns),
@@ -136,10 +143,14 @@ impl Sessions {
         // whole (readers often read a few bytes first): wait for the next read.
         let complete: u64 = messages[..messages.len() - 1].iter().filter_map(Message::total_len).sum();
         let cut_at = (start + complete) as usize;
-        if messages.last().is_some_and(|m| m.headers().header_len.is_none()) && event.payload.len() == event.bytes as usize && event.payload.len() - cut_at < MAX_PARTIAL {
+        if messages.last().is_some_and(|m| m.headers().header_len.is_none())
+            && event.payload.len() == event.bytes as usize
+            && event.payload.len() - cut_at < MAX_PARTIAL
+        {
             messages.pop();
             let (payload, bytes) = (event.payload[cut_at..].to_vec(), event.bytes - cut_at as u32);
-            session.partial[way] = Some(Partial { payload, bytes, wall_ns, tcp_seq: event.tcp_seq, syscall_trace_id: event.syscall_trace_id, tid: event.tid });
+            session.partial[way] =
+                Some(Partial { payload, bytes, wall_ns, tcp_seq: event.tcp_seq, syscall_trace_id: event.syscall_trace_id, tid: event.tid });
         }
         // Sizes of the messages before the last are known (parsing stops at
         // an unknown one): the last one starts after them.
@@ -163,7 +174,9 @@ impl Sessions {
             }
             if message.is_request() {
                 session.on_request(message, event, wall_ns, size.unwrap_or(first_bytes), size.is_some(), &mut out);
-            } else if let Some(open) = session.on_response(message, event, wall_ns, size.unwrap_or(first_bytes), &mut self.unmatched_responses) {
+            } else if let Some(open) =
+                session.on_response(message, event, wall_ns, size.unwrap_or(first_bytes), &mut self.unmatched_responses)
+            {
                 if size.is_some() || open.chunked && chunked_end_seen(event) {
                     out.push(open.record);
                 } else {
@@ -474,8 +487,14 @@ mod tests {
     #[test]
     fn pipelining() {
         let requests = b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n";
-        let paths = |records: &[RequestRecord]| records.iter().map(|r| (r.path.clone().unwrap(), r.status.unwrap(), r.duration_us.unwrap())).collect::<Vec<_>>();
-        let responses = [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(), b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(), b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec()];
+        let paths = |records: &[RequestRecord]| {
+            records.iter().map(|r| (r.path.clone().unwrap(), r.status.unwrap(), r.duration_us.unwrap())).collect::<Vec<_>>()
+        };
+        let responses = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ];
 
         // Responses in separate events.
         let mut sessions = Sessions::default();
@@ -498,7 +517,14 @@ mod tests {
         // Reads that cut across messages: the end of one body, then the next response.
         let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Egress, requests), T0);
-        let stream = [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".as_slice(), b"hello", b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\n", b"gone.", b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"].concat();
+        let stream = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".as_slice(),
+            b"hello",
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\n",
+            b"gone.",
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+        ]
+        .concat();
         let mut records = Vec::new();
         // "…he" | "llo" + the 404's headers + "go" | "ne." + the 500.
         for (n, read) in [&stream[..40], &stream[40..90], &stream[90..]].into_iter().enumerate() {
@@ -521,18 +547,23 @@ mod tests {
         let [record] = records.as_slice() else { panic!("one record: {records:?}") };
         // Times and sequence numbers are those of the reads that started each message.
         assert_eq!((record.path.as_deref(), record.status, record.duration_us), (Some("/slow"), Some(200), Some(3000)));
-        assert_eq!((record.request_id.as_deref(), record.tcp_seq_request, record.request_size, record.response_size), (Some("r-1"), Some(700), Some(request.len() as u64), Some(response.len() as u64)));
+        assert_eq!(
+            (record.request_id.as_deref(), record.tcp_seq_request, record.request_size, record.response_size),
+            (Some("r-1"), Some(700), Some(request.len() as u64), Some(response.len() as u64))
+        );
     }
 
     #[test]
     fn statuses() {
         let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Ingress, b"GET /missing HTTP/1.1\r\n\r\n"), T0);
-        let not_found = sessions.on_data(&data(Direction::Egress, b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"), T0 + MS);
+        let not_found =
+            sessions.on_data(&data(Direction::Egress, b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"), T0 + MS);
         sessions.on_data(&data(Direction::Ingress, b"GET /broken HTTP/1.1\r\n\r\n"), T0 + 2 * MS);
         // An interim response does not answer the request.
         assert!(sessions.on_data(&data(Direction::Egress, b"HTTP/1.1 100 Continue\r\n\r\n"), T0 + 3 * MS).is_empty());
-        let error = sessions.on_data(&data(Direction::Egress, b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"), T0 + 4 * MS);
+        let error =
+            sessions.on_data(&data(Direction::Egress, b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"), T0 + 4 * MS);
         assert_eq!((not_found[0].status, not_found[0].path.as_deref()), (Some(404), Some("/missing")));
         assert_eq!((error[0].status, error[0].path.as_deref(), error[0].duration_us), (Some(500), Some("/broken"), Some(2000)));
         assert_eq!(sessions.unmatched_responses, 0);
@@ -546,7 +577,10 @@ mod tests {
         sessions.on_data(&Event { bytes: 5000, ..data(Direction::Egress, payload) }, T0);
         let records = sessions.on_data(&data(Direction::Ingress, &ok("[]")), T0 + MS);
         let record = &records[0];
-        assert_eq!((record.path.as_deref(), record.query.as_deref(), record.host.as_deref()), (Some("/search"), Some("q=shoes"), Some("shop")));
+        assert_eq!(
+            (record.path.as_deref(), record.query.as_deref(), record.host.as_deref()),
+            (Some("/search"), Some("q=shoes"), Some("shop"))
+        );
         assert_eq!((record.request_id.as_deref(), record.request_size), (Some("cut-1"), Some(5000)));
     }
 
@@ -577,7 +611,8 @@ mod tests {
         // Known-length bodies are not counted twice.
         let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Egress, b"GET / HTTP/1.1\r\n\r\n"), T0);
-        let records = sessions.on_data(&Event { bytes: 40, ..data(Direction::Ingress, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n") }, T0 + MS);
+        let records =
+            sessions.on_data(&Event { bytes: 40, ..data(Direction::Ingress, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n") }, T0 + MS);
         assert!(sessions.on_data(&data(Direction::Ingress, b"{}"), T0 + 2 * MS).is_empty());
         assert_eq!(records[0].response_size, Some(40));
 
@@ -632,7 +667,10 @@ mod tests {
         for n in 0..MAX_PENDING + 2 {
             timed_out.extend(sessions.on_data(&data(Direction::Egress, format!("GET /{n} HTTP/1.1\r\n\r\n").as_bytes()), T0 + n as u64));
         }
-        assert_eq!(timed_out.iter().map(|r| (r.path.as_deref().unwrap(), r.error.as_deref().unwrap())).collect::<Vec<_>>(), [("/0", "timeout"), ("/1", "timeout")]);
+        assert_eq!(
+            timed_out.iter().map(|r| (r.path.as_deref().unwrap(), r.error.as_deref().unwrap())).collect::<Vec<_>>(),
+            [("/0", "timeout"), ("/1", "timeout")]
+        );
         let records = sessions.on_data(&data(Direction::Ingress, &ok("")), T0 + MS);
         assert_eq!(records[0].path.as_deref(), Some("/2"));
     }
@@ -658,9 +696,15 @@ mod tests {
             sessions.on_data(&data(Direction::Ingress, response), T0 + MS).pop().unwrap()
         };
         let b3 = exchange(b"GET / HTTP/1.1\r\nb3: 80F198EE56343BA864FE8B2A57D3EFF7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90\r\n\r\n", &ok(""));
-        assert_eq!((b3.trace_id.as_deref(), b3.parent_span_id.as_deref()), (Some("80f198ee56343ba864fe8b2a57d3eff7"), Some("e457b5a2e4d86bd1")));
+        assert_eq!(
+            (b3.trace_id.as_deref(), b3.parent_span_id.as_deref()),
+            (Some("80f198ee56343ba864fe8b2a57d3eff7"), Some("e457b5a2e4d86bd1"))
+        );
         let multi = exchange(b"GET / HTTP/1.1\r\nX-B3-TraceId: 463ac35c9f6413ad\r\nX-B3-SpanId: a2fb4a1d1a96d312\r\n\r\n", &ok(""));
-        assert_eq!((multi.trace_id.as_deref(), multi.parent_span_id.as_deref()), (Some("0000000000000000463ac35c9f6413ad"), Some("a2fb4a1d1a96d312")));
+        assert_eq!(
+            (multi.trace_id.as_deref(), multi.parent_span_id.as_deref()),
+            (Some("0000000000000000463ac35c9f6413ad"), Some("a2fb4a1d1a96d312"))
+        );
         let bad = exchange(b"GET / HTTP/1.1\r\ntraceparent: 00-nothex-b7ad6b7169203331-01\r\nb3: 0\r\n\r\n", &ok(""));
         assert_eq!((bad.trace_id, bad.parent_span_id, bad.span_id), (None, None, None));
         // x-request-id first, then x-kong-request-id, then the response's.
@@ -706,7 +750,14 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let pieces: [&[u8]; 6] = [b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n", b"HTTP/1.1 100 Continue\r\n\r\n", b"Transfer-Encoding: chunked\r\n", b"0\r\n\r\n", b"\x16\x03\x01"];
+        let pieces: [&[u8]; 6] = [
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"0\r\n\r\n",
+            b"\x16\x03\x01",
+        ];
         let mut sessions = Sessions::default();
         for n in 0..20_000u64 {
             let mut payload = pieces[(next() % pieces.len() as u64) as usize].to_vec();

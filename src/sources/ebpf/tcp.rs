@@ -67,7 +67,9 @@ impl TcpStats {
                 latency.sum += seconds;
                 self.count("tcp_connects_total", series);
             }
-            Kind::ConnectFailed => self.count("tcp_connect_failures_total", Series { process_name: Some(event.comm.to_string()), server: ends.remote }),
+            Kind::ConnectFailed => {
+                self.count("tcp_connect_failures_total", Series { process_name: Some(event.comm.to_string()), server: ends.remote })
+            }
             Kind::Data => {
                 if !self.sockets.contains_key(&event.socket) {
                     // A connection opened before the capture started: the lower port is the server's.
@@ -112,7 +114,10 @@ impl TcpStats {
     pub fn flush(&mut self, out: &mut Vec<Metric>) {
         let now = Utc::now();
         let tagged = |metric: Metric, series: &Series| {
-            let metric = metric.with_tag("server_ip", series.server.0.to_string()).with_tag("server_port", series.server.1.to_string()).with_timestamp(now);
+            let metric = metric
+                .with_tag("server_ip", series.server.0.to_string())
+                .with_tag("server_port", series.server.1.to_string())
+                .with_timestamp(now);
             match &series.process_name {
                 Some(name) => metric.with_tag("process_name", name.clone()),
                 None => metric,
@@ -123,9 +128,17 @@ impl TcpStats {
         }
         for (series, latency) in std::mem::take(&mut self.latencies) {
             let bounds = LATENCY_BOUNDS.iter().copied().chain([f64::INFINITY]);
-            let buckets: Vec<Bucket> = bounds.zip(&latency.counts).map(|(upper_limit, count)| Bucket { upper_limit, count: *count }).collect();
+            let buckets: Vec<Bucket> =
+                bounds.zip(&latency.counts).map(|(upper_limit, count)| Bucket { upper_limit, count: *count }).collect();
             let count = latency.counts.iter().sum();
-            out.push(tagged(Metric::new("tcp_connect_duration_seconds", MetricKind::Incremental, MetricValue::Histogram { buckets, count, sum: latency.sum }), &series));
+            out.push(tagged(
+                Metric::new(
+                    "tcp_connect_duration_seconds",
+                    MetricKind::Incremental,
+                    MetricValue::Histogram { buckets, count, sum: latency.sum },
+                ),
+                &series,
+            ));
         }
     }
 }
@@ -185,7 +198,9 @@ mod tests {
         assert_eq!(retransmits.value, MetricValue::Counter { value: 2.0 });
         assert_eq!(retransmits.tags.get("process_name").map(String::as_str), Some("curl"));
         assert_eq!(find(&metrics, "tcp_resets_received_total").value, MetricValue::Counter { value: 1.0 });
-        let MetricValue::Histogram { buckets, count, sum } = &find(&metrics, "tcp_connect_duration_seconds").value else { panic!("a histogram") };
+        let MetricValue::Histogram { buckets, count, sum } = &find(&metrics, "tcp_connect_duration_seconds").value else {
+            panic!("a histogram")
+        };
         assert_eq!(*count, 2);
         assert!((sum - 0.0023).abs() < 1e-12, "{sum}");
         assert_eq!(buckets.iter().find(|b| b.upper_limit == 0.0005).unwrap().count, 1);

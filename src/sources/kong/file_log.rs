@@ -58,7 +58,8 @@ impl SourceConfig for KongFileLogConfig {
 
     fn build(&self, cx: SourceContext) -> Result<Task> {
         let keep_raw = self.keep_raw;
-        let decode: tail::LineDecoder = Arc::new(move |line, _path| Ok(super::decode(line, keep_raw)?.into_iter().map(Event::record).collect()));
+        let decode: tail::LineDecoder =
+            Arc::new(move |line, _path| Ok(super::decode(line, keep_raw)?.into_iter().map(Event::record).collect()));
         let data_dir = cx.data_dir.clone();
         tail::start(self.options(), data_dir, decode, cx)
     }

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, Kinds};
 use crate::net::server::ServerAuth;
-use crate::sources::util::http::{BodyDecoder, ServerOptions};
 use crate::net::tls::ServerTls;
+use crate::sources::util::http::{BodyDecoder, ServerOptions};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +62,8 @@ impl SourceConfig for KongHttpLogConfig {
 
     fn build(&self, cx: SourceContext) -> Result<Task> {
         let keep_raw = self.keep_raw;
-        let decode: BodyDecoder = Arc::new(move |body, _request| Ok(super::decode(body, keep_raw)?.into_iter().map(Event::record).collect()));
+        let decode: BodyDecoder =
+            Arc::new(move |body, _request| Ok(super::decode(body, keep_raw)?.into_iter().map(Event::record).collect()));
         crate::sources::util::http::serve(self.options(), decode, cx)
     }
 }

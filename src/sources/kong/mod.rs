@@ -54,7 +54,25 @@ fn json_error(e: &serde_json::Error) -> String {
 pub fn normalize(entry: KongEntry) -> RequestRecord {
     let us = |ms: Option<f64>| ms.filter(|v| *v >= 0.0).map(|v| (v * 1000.0).round() as u64);
     let count = |v: Option<f64>| v.filter(|v| *v >= 0.0).map(|v| v as u64);
-    let KongEntry { request, response, upstream_status, latencies, tries, route, service, consumer, client_ip, started_at, source, workspace, workspace_name, trace_id, correlation_id, session, .. } = entry;
+    let KongEntry {
+        request,
+        response,
+        upstream_status,
+        latencies,
+        tries,
+        route,
+        service,
+        consumer,
+        client_ip,
+        started_at,
+        source,
+        workspace,
+        workspace_name,
+        trace_id,
+        correlation_id,
+        session,
+        ..
+    } = entry;
     let request = request.unwrap_or_default();
     let response = response.unwrap_or_default();
 

@@ -22,8 +22,8 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use super::{grpc_code, Ingest};
-use crate::otlp::{logs, metrics, rpc, traces, Signal};
 use crate::net::server::{authorize, Refusal};
+use crate::otlp::{logs, metrics, rpc, traces, Signal};
 use crate::telemetry::ComponentMetrics;
 
 #[derive(Clone)]
@@ -36,10 +36,23 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
     let metrics = ingest.metrics.clone();
     let services = Services { ingest };
     tonic::service::Routes::new(
-        TraceServiceServer::new(services.clone()).accept_compressed(CompressionEncoding::Gzip).send_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit),
+        TraceServiceServer::new(services.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(limit),
     )
-    .add_service(MetricsServiceServer::new(services.clone()).accept_compressed(CompressionEncoding::Gzip).send_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit))
-    .add_service(LogsServiceServer::new(services).accept_compressed(CompressionEncoding::Gzip).send_compressed(CompressionEncoding::Gzip).max_decoding_message_size(limit))
+    .add_service(
+        MetricsServiceServer::new(services.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(limit),
+    )
+    .add_service(
+        LogsServiceServer::new(services)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(limit),
+    )
     .into_axum_router()
     .layer(axum::middleware::map_response_with_state(metrics, count_refusals))
 }

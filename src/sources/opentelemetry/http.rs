@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use super::{grpc_code, Ingest};
+use crate::net::server::{authorize, method_not_allowed, read_body, Refusal};
 use crate::otlp::rpc::RpcStatus;
 use crate::otlp::{logs, metrics, traces, Encoding, Signal};
-use crate::net::server::{authorize, method_not_allowed, read_body, Refusal};
 use crate::telemetry::ComponentMetrics;
 
 struct Server {
@@ -61,9 +61,19 @@ async fn receive(State(server): State<Arc<Server>>, method: Method, uri: Uri, he
 }
 
 impl Server {
-    async fn handle(&self, method: Method, uri: &Uri, headers: &HeaderMap, encoding: Option<Encoding>, body: Body) -> Result<Response, Refusal> {
+    async fn handle(
+        &self,
+        method: Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        encoding: Option<Encoding>,
+        body: Body,
+    ) -> Result<Response, Refusal> {
         let Some(signal) = signal(uri.path()) else {
-            return Err(Refusal::new(StatusCode::NOT_FOUND, format!("no OTLP endpoint at {}: use /v1/traces, /v1/metrics or /v1/logs", uri.path())));
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("no OTLP endpoint at {}: use /v1/traces, /v1/metrics or /v1/logs", uri.path()),
+            ));
         };
         if method != Method::POST {
             return Err(method_not_allowed(&method, "POST"));
@@ -71,7 +81,10 @@ impl Server {
         authorize(self.ingest.auth.as_ref(), headers)?;
         let Some(encoding) = encoding else {
             let given = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Type must be application/x-protobuf or application/json, not `{given}`")));
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Type must be application/x-protobuf or application/json, not `{given}`"),
+            ));
         };
         let (sent, body) = read_body(body, headers, self.max_body_bytes, self.ingest.max_decompressed_bytes).await?;
         let bad = |e: String| {

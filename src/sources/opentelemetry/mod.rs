@@ -20,10 +20,10 @@ use serde::Deserialize;
 
 use crate::component::{OutputDef, Result, SourceConfig, SourceContext, SourceOutputs, Task};
 use crate::event::Kinds;
+use crate::net::server::{Listener, Refusal, ServerAuth};
+use crate::net::tls::ServerTls;
 use crate::otlp::{Decoded, Signal};
 use crate::sources::util::http::hand_on;
-use crate::net::server::{ServerAuth, Listener, Refusal};
-use crate::net::tls::ServerTls;
 use crate::telemetry::ComponentMetrics;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,7 +85,11 @@ impl HttpConfig {
 
 impl SourceConfig for OpenTelemetrySourceConfig {
     fn outputs(&self) -> Vec<OutputDef> {
-        vec![OutputDef::named(Signal::Traces.port(), Kinds::SPAN), OutputDef::named(Signal::Metrics.port(), Kinds::METRIC), OutputDef::named(Signal::Logs.port(), Kinds::LOG)]
+        vec![
+            OutputDef::named(Signal::Traces.port(), Kinds::SPAN),
+            OutputDef::named(Signal::Metrics.port(), Kinds::METRIC),
+            OutputDef::named(Signal::Logs.port(), Kinds::LOG),
+        ]
     }
 
     fn check(&self) -> Result<()> {
@@ -109,7 +113,13 @@ impl SourceConfig for OpenTelemetrySourceConfig {
         let grpc = self.grpc.enabled.then(|| Listener::bind(self.grpc.address, self.grpc.tls.as_ref())).transpose()?;
         let http = self.http.enabled.then(|| Listener::bind(self.http.address, self.http.tls.as_ref())).transpose()?;
         let SourceContext { id, out, shutdown, metrics, acknowledgements, .. } = cx;
-        let ingest = Arc::new(Ingest { out, metrics, acknowledgements, auth: self.auth.clone(), max_decompressed_bytes: self.max_decompressed_bytes });
+        let ingest = Arc::new(Ingest {
+            out,
+            metrics,
+            acknowledgements,
+            auth: self.auth.clone(),
+            max_decompressed_bytes: self.max_decompressed_bytes,
+        });
         let mut servers: Vec<Task> = Vec::new();
         if let Some(listener) = grpc {
             tracing::info!(component = %id, address = %self.grpc.address, scheme = listener.scheme(), "OTLP/gRPC listening");

@@ -19,7 +19,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::component::{Result, SourceContext, SourceOutputs, Task, attach_finalizers};
+use crate::component::{attach_finalizers, Result, SourceContext, SourceOutputs, Task};
 use crate::event::{BatchStatusReceiver, EventBatch, EventStatus};
 use crate::net::server::{authorize, method_not_allowed, read_body, Listener, Refusal, ServerAuth};
 use crate::net::tls::ServerTls;
@@ -93,7 +93,10 @@ impl Receiver {
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, Refusal> {
         let path_ok = if self.options.strict_path { uri.path() == self.options.path } else { uri.path().starts_with(&self.options.path) };
         if !path_ok {
-            return Err(Refusal::new(StatusCode::NOT_FOUND, format!("no log endpoint at {}; Kong's http_endpoint should end in {}", uri.path(), self.options.path)));
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("no log endpoint at {}; Kong's http_endpoint should end in {}", uri.path(), self.options.path),
+            ));
         }
         let allowed = match &self.options.method {
             Some(only) => method == *only,
@@ -107,7 +110,10 @@ impl Receiver {
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let media_type = content_type.split(';').next().unwrap_or("").trim();
         if !media_type.eq_ignore_ascii_case("application/json") {
-            return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("Content-Type must be application/json, not `{content_type}`")));
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Type must be application/json, not `{content_type}`"),
+            ));
         }
         let (raw_len, body) = read_body(body, &headers, self.options.max_body_bytes, self.options.max_decompressed_bytes).await?;
         let batch = (self.decode)(&body, &RequestParts { uri: &uri, headers: &headers }).map_err(|e| {
@@ -123,7 +129,13 @@ impl Receiver {
 /// Hand a decoded batch to the pipeline with `send` (a source's `try_send`):
 /// 503 when it is full; with acknowledgements, wait until it is delivered.
 /// Counts what was received.
-pub async fn hand_on(send: impl FnOnce(EventBatch) -> Result<(), EventBatch>, mut events: EventBatch, bytes: usize, metrics: &ComponentMetrics, acknowledgements: bool) -> Result<(), Refusal> {
+pub async fn hand_on(
+    send: impl FnOnce(EventBatch) -> Result<(), EventBatch>,
+    mut events: EventBatch,
+    bytes: usize,
+    metrics: &ComponentMetrics,
+    acknowledgements: bool,
+) -> Result<(), Refusal> {
     let count = events.len();
     if count == 0 {
         return Ok(());
@@ -149,7 +161,8 @@ pub async fn delivered(status: BatchStatusReceiver, metrics: &ComponentMetrics, 
             Ok(())
         }
         Ok(EventStatus::Errored) => Err(Refusal::retry_later("the entries were not delivered; retry")),
-        Ok(EventStatus::Rejected) | Err(_) => Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "a sink refused the entries; see tapline's log")),
+        Ok(EventStatus::Rejected) | Err(_) => {
+            Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "a sink refused the entries; see tapline's log"))
+        }
     }
 }
-

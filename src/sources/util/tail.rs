@@ -30,7 +30,6 @@ pub enum ReadFrom {
     End,
 }
 
-
 /// What to tail and how.
 #[derive(Debug, Clone)]
 pub struct TailOptions {
@@ -76,10 +75,7 @@ pub fn start(options: TailOptions, data_dir: Option<PathBuf>, decode: LineDecode
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::channel::<Chunk>(2);
     let mut tailer = Tailer::new(options, decode, checkpoints.positions(), cx.metrics.clone(), stop.clone());
-    std::thread::Builder::new()
-        .name(format!("tail-{}", cx.id))
-        .spawn(move || tailer.run(&tx))
-        .context("cannot start the file reader")?;
+    std::thread::Builder::new().name(format!("tail-{}", cx.id)).spawn(move || tailer.run(&tx)).context("cannot start the file reader")?;
     Ok(Box::pin(async move {
         let mut checkpoints = checkpoints;
         let mut shutdown = cx.shutdown.clone();
@@ -138,7 +134,14 @@ pub fn start(options: TailOptions, data_dir: Option<PathBuf>, decode: LineDecode
 }
 
 /// Save a settled batch's offsets; a failed batch's are not saved.
-fn settle(checkpoints: &mut Checkpoints, cx: &SourceContext, outcome: Option<EventStatus>, positions: Vec<Position>, count: usize, acknowledged: bool) {
+fn settle(
+    checkpoints: &mut Checkpoints,
+    cx: &SourceContext,
+    outcome: Option<EventStatus>,
+    positions: Vec<Position>,
+    count: usize,
+    acknowledged: bool,
+) {
     match outcome {
         Some(EventStatus::Delivered) => {
             if acknowledged {
@@ -264,7 +267,13 @@ struct Tailer {
 }
 
 impl Tailer {
-    fn new(config: TailOptions, decode: LineDecoder, saved: HashMap<FileKey, Position>, metrics: Arc<ComponentMetrics>, stop: Arc<AtomicBool>) -> Self {
+    fn new(
+        config: TailOptions,
+        decode: LineDecoder,
+        saved: HashMap<FileKey, Position>,
+        metrics: Arc<ComponentMetrics>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
         Tailer { config, decode, saved, watched: BTreeMap::new(), metrics, stop, first_scan: true }
     }
 
@@ -326,7 +335,16 @@ impl Tailer {
                         };
                         tracing::info!(path = %path.display(), offset, "tail: reading");
                         let head = (offset.min(HEAD), head_crc(&mut file, offset.min(HEAD)));
-                        let w = Watched { path, file, offset, head, partial: Vec::new(), skipping: false, found: true, last_data: Instant::now() };
+                        let w = Watched {
+                            path,
+                            file,
+                            offset,
+                            head,
+                            partial: Vec::new(),
+                            skipping: false,
+                            found: true,
+                            last_data: Instant::now(),
+                        };
                         self.watched.insert(key, w);
                     }
                     Err(e) => tracing::warn!(path = %path.display(), error = %e, "tail: cannot open"),
@@ -368,7 +386,10 @@ impl Tailer {
             return;
         }
         let mut buf = Vec::new();
-        let read = w.file.seek(SeekFrom::Start(w.offset + w.partial.len() as u64)).and_then(|_| (&mut w.file).take(CHUNK as u64).read_to_end(&mut buf));
+        let read = w
+            .file
+            .seek(SeekFrom::Start(w.offset + w.partial.len() as u64))
+            .and_then(|_| (&mut w.file).take(CHUNK as u64).read_to_end(&mut buf));
         if let Err(e) = read {
             ComponentMetrics::add(&self.metrics.errors, 1);
             tracing::error!(path = %w.path.display(), error = %e, "tail: read failed");

@@ -118,7 +118,9 @@ fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len = match len {
         None => max,
-        Some(len) => len.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| format!("`{text}`: the prefix length must be 0 to {max}"))?,
+        Some(len) => {
+            len.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| format!("`{text}`: the prefix length must be 0 to {max}"))?
+        }
     };
     Ok((ip, len))
 }
@@ -168,8 +170,8 @@ impl Prefixes {
 mod tests {
     use super::super::tests::{config, record, run, tags};
     use super::*;
-    use crate::event::RequestRecord;
     use crate::component::{Transform, TransformConfig};
+    use crate::event::RequestRecord;
 
     const NETWORKS: &str = "cidr,zone,team\n\
         10.0.0.0/8,corp,\n\
@@ -215,7 +217,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut t = table(dir.path(), "cidr,zone\n10.0.0.0/8,corp\n2001:db8::/32,v6\n", "columns = [\"zone\"]\nprefix = \"net_\"").unwrap();
         let event = |ip: Option<&str>| record(RequestRecord { server_ip: ip.map(str::to_string), ..Default::default() });
-        let (out, misses) = run(&mut t, vec![event(Some("10.9.9.9")), event(Some("11.0.0.1")), event(Some("not an ip")), event(None), event(Some("2001:db8::1"))]);
+        let (out, misses) = run(
+            &mut t,
+            vec![event(Some("10.9.9.9")), event(Some("11.0.0.1")), event(Some("not an ip")), event(None), event(Some("2001:db8::1"))],
+        );
         assert_eq!(tags(&out[0]), pairs(&[("net_zone", "corp")]));
         assert!(out[1..4].iter().all(|e| tags(e).is_empty()));
         assert_eq!(tags(&out[4]), pairs(&[("net_zone", "v6")]));
@@ -227,10 +232,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = format!("{}/n.csv", dir.path().display());
         let err = |text: &str, options: &str| table(dir.path(), text, options).err().unwrap().to_string();
-        assert_eq!(err("cidr,zone\n10.0.0.0/8,a\n10.0.0/8,b\n", ""), format!("table 1 (`cidr`): {file}: line 3: `10.0.0/8` is not a CIDR prefix (an IP address, then optionally / and a length)"));
-        assert_eq!(err("cidr,zone\n10.0.0.0/33,a\n", ""), format!("table 1 (`cidr`): {file}: line 2: `10.0.0.0/33`: the prefix length must be 0 to 32"));
-        assert_eq!(err("cidr,zone\n::/129,a\n", ""), format!("table 1 (`cidr`): {file}: line 2: `::/129`: the prefix length must be 0 to 128"));
-        assert_eq!(err("net,zone\n10.0.0.0/8,a\n", ""), format!("table 1 (`cidr`): {file}: cidr_column `cidr` is not in the file (it has: net, zone)"));
+        assert_eq!(
+            err("cidr,zone\n10.0.0.0/8,a\n10.0.0/8,b\n", ""),
+            format!("table 1 (`cidr`): {file}: line 3: `10.0.0/8` is not a CIDR prefix (an IP address, then optionally / and a length)")
+        );
+        assert_eq!(
+            err("cidr,zone\n10.0.0.0/33,a\n", ""),
+            format!("table 1 (`cidr`): {file}: line 2: `10.0.0.0/33`: the prefix length must be 0 to 32")
+        );
+        assert_eq!(
+            err("cidr,zone\n::/129,a\n", ""),
+            format!("table 1 (`cidr`): {file}: line 2: `::/129`: the prefix length must be 0 to 128")
+        );
+        assert_eq!(
+            err("net,zone\n10.0.0.0/8,a\n", ""),
+            format!("table 1 (`cidr`): {file}: cidr_column `cidr` is not in the file (it has: net, zone)")
+        );
         assert!(table(dir.path(), "net,zone\n10.0.0.0/8,a\n", "cidr_column = \"net\"").is_ok());
     }
 

@@ -62,7 +62,10 @@ impl Key {
         if pairs.is_empty() {
             return Err("`key` is empty: name at least one column".into());
         }
-        pairs.into_iter().map(|(column, field)| Ok((column.to_string(), FieldPath::parse(field).map_err(|e| format!("key `{column}`: {e}"))?))).collect()
+        pairs
+            .into_iter()
+            .map(|(column, field)| Ok((column.to_string(), FieldPath::parse(field).map_err(|e| format!("key `{column}`: {e}"))?)))
+            .collect()
     }
 }
 
@@ -73,7 +76,15 @@ impl FileTableConfig {
         let key_fields = key.into_iter().map(|(_, f)| f).collect();
         let mut file = TableFile::new(&self.path, self.format);
         let table = file.load(|data| Keyed::new(data, &key_columns, self.columns.as_deref(), &self.prefix))?;
-        Ok(FileTable { file, key_columns, key_fields, columns: self.columns.clone(), prefix: self.prefix.clone(), table, scratch: String::new() })
+        Ok(FileTable {
+            file,
+            key_columns,
+            key_fields,
+            columns: self.columns.clone(),
+            prefix: self.prefix.clone(),
+            table,
+            scratch: String::new(),
+        })
     }
 }
 
@@ -181,7 +192,13 @@ fn signature(path: &Path) -> std::io::Result<Signature> {
 
 impl TableFile {
     pub fn new(path: &Path, format: Option<Format>) -> TableFile {
-        let format = format.unwrap_or_else(|| if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) { Format::Json } else { Format::Csv });
+        let format = format.unwrap_or_else(|| {
+            if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+                Format::Json
+            } else {
+                Format::Csv
+            }
+        });
         TableFile { path: path.to_path_buf(), format, seen: Seen::Unsure, content: None }
     }
 
@@ -194,7 +211,11 @@ impl TableFile {
     }
 
     /// `None`: the same bytes as last time.
-    fn read<T>(&mut self, signature: std::io::Result<Signature>, index: impl FnOnce(Data) -> Result<T, String>) -> Result<Option<T>, String> {
+    fn read<T>(
+        &mut self,
+        signature: std::io::Result<Signature>,
+        index: impl FnOnce(Data) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
         let path = self.path.display();
         // Taken before reading: a change while reading shows at the next check.
         self.seen = match &signature {
@@ -316,14 +337,20 @@ impl Data {
         let rows = objects
             .into_iter()
             .enumerate()
-            .map(|(n, mut object)| DataRow { at: At::Object(n + 1), cells: columns.iter().map(|c| object.remove(c).and_then(|v| v.0)).collect() })
+            .map(|(n, mut object)| DataRow {
+                at: At::Object(n + 1),
+                cells: columns.iter().map(|c| object.remove(c).and_then(|v| v.0)).collect(),
+            })
             .collect();
         Ok(Data { columns, rows })
     }
 
     /// Where a column is.
     pub fn position(&self, column: &str, what: &str) -> Result<usize, String> {
-        self.columns.iter().position(|c| c == column).ok_or_else(|| format!("{what} `{column}` is not in the file (it has: {})", self.columns.join(", ")))
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .ok_or_else(|| format!("{what} `{column}` is not in the file (it has: {})", self.columns.join(", ")))
     }
 
     /// The columns to write (`wanted`, or every one not in `except`) and
@@ -346,7 +373,9 @@ impl Data {
 fn csv_error(e: csv::Error) -> String {
     let line = |pos: &Option<csv::Position>| pos.as_ref().map_or(0, |p| p.line());
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => format!("line {}: {len} fields where the header row has {expected_len}", line(pos)),
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+            format!("line {}: {len} fields where the header row has {expected_len}", line(pos))
+        }
         csv::ErrorKind::Utf8 { pos, err } => format!("line {}: invalid UTF-8 in field {}", line(pos), err.field() + 1),
         _ => e.to_string(),
     }
@@ -407,7 +436,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let csv = "# owners\nservice, team ,tier\norders,payments,1\n\"users, eu\",identity,\ncart,shop,2\norders,payments-2,1\n";
         let mut t = table(dir.path(), "s.csv", csv, "key = [\"service\"]").unwrap();
-        let (out, misses) = run(&mut t, vec![service("orders"), service("users, eu"), service("unknown"), record(RequestRecord::default())]);
+        let (out, misses) =
+            run(&mut t, vec![service("orders"), service("users, eu"), service("unknown"), record(RequestRecord::default())]);
         assert_eq!(tags(&out[0]), vec![("team".into(), "payments-2".into()), ("tier".into(), "1".into())], "the last duplicate wins");
         assert_eq!(tags(&out[1]), vec![("team".into(), "identity".into())], "an empty cell is not written");
         assert!(tags(&out[2]).is_empty() && tags(&out[3]).is_empty());
@@ -421,10 +451,19 @@ mod tests {
             {"service": "orders", "route": "r1", "team": "payments", "tier": 1, "paged": true, "note": null},
             {"service": "orders", "route": "r2", "team": "checkout", "tier": 2.5}
         ]"#;
-        let mut t = table(dir.path(), "s.json", json, "key = [\"service\", \"route\"]\ncolumns = [\"team\", \"tier\", \"paged\", \"note\"]\nprefix = \"owner_\"").unwrap();
+        let mut t = table(
+            dir.path(),
+            "s.json",
+            json,
+            "key = [\"service\", \"route\"]\ncolumns = [\"team\", \"tier\", \"paged\", \"note\"]\nprefix = \"owner_\"",
+        )
+        .unwrap();
         let event = |route: &str| record(RequestRecord { service: Some("orders".into()), route: Some(route.into()), ..Default::default() });
         let (out, misses) = run(&mut t, vec![event("r1"), event("r2"), event("r3")]);
-        assert_eq!(tags(&out[0]), vec![("owner_paged".into(), "true".into()), ("owner_team".into(), "payments".into()), ("owner_tier".into(), "1".into())]);
+        assert_eq!(
+            tags(&out[0]),
+            vec![("owner_paged".into(), "true".into()), ("owner_team".into(), "payments".into()), ("owner_tier".into(), "1".into())]
+        );
         assert_eq!(tags(&out[1]), vec![("owner_team".into(), "checkout".into()), ("owner_tier".into(), "2.5".into())]);
         assert_eq!(misses, 1);
     }
@@ -460,7 +499,10 @@ mod tests {
         });
         let (out, misses) = run(&mut t, vec![event]);
         let EventData::Record(r) = &out[0].data else { unreachable!() };
-        assert_eq!((r.route.as_deref(), r.pod.as_deref(), r.tags.get("team").map(String::as_str)), (Some("/old"), Some("web-1"), Some("mine")));
+        assert_eq!(
+            (r.route.as_deref(), r.pod.as_deref(), r.tags.get("team").map(String::as_str)),
+            (Some("/old"), Some("web-1"), Some("mine"))
+        );
         assert_eq!(misses, 0, "a row was found: a hit even if nothing was new");
     }
 
@@ -469,18 +511,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().display();
         let err = |name: &str, text: &str, options: &str| table(dir.path(), name, text, options).err().unwrap().to_string();
-        assert_eq!(err("a.csv", "service,team\norders,a\nusers\n", "key = \"service\""), format!("table 1 (`file`): {path}/a.csv: line 3: 1 fields where the header row has 2"));
-        assert_eq!(err("b.csv", "service,team\norders,a\n", "key = \"svc\""), format!("table 1 (`file`): {path}/b.csv: key column `svc` is not in the file (it has: service, team)"));
-        assert_eq!(err("c.csv", "service,team\norders,a\n", "key = \"service\"\ncolumns = [\"tier\"]"), format!("table 1 (`file`): {path}/c.csv: column `tier` is not in the file (it has: service, team)"));
-        assert_eq!(err("d.csv", "service,team\n,a\n", "key = \"service\""), format!("table 1 (`file`): {path}/d.csv: line 2: the key column `service` is empty"));
-        assert_eq!(err("e.csv", "", "key = \"service\""), format!("table 1 (`file`): {path}/e.csv: the file is empty: a CSV table starts with a header row"));
+        assert_eq!(
+            err("a.csv", "service,team\norders,a\nusers\n", "key = \"service\""),
+            format!("table 1 (`file`): {path}/a.csv: line 3: 1 fields where the header row has 2")
+        );
+        assert_eq!(
+            err("b.csv", "service,team\norders,a\n", "key = \"svc\""),
+            format!("table 1 (`file`): {path}/b.csv: key column `svc` is not in the file (it has: service, team)")
+        );
+        assert_eq!(
+            err("c.csv", "service,team\norders,a\n", "key = \"service\"\ncolumns = [\"tier\"]"),
+            format!("table 1 (`file`): {path}/c.csv: column `tier` is not in the file (it has: service, team)")
+        );
+        assert_eq!(
+            err("d.csv", "service,team\n,a\n", "key = \"service\""),
+            format!("table 1 (`file`): {path}/d.csv: line 2: the key column `service` is empty")
+        );
+        assert_eq!(
+            err("e.csv", "", "key = \"service\""),
+            format!("table 1 (`file`): {path}/e.csv: the file is empty: a CSV table starts with a header row")
+        );
         assert_eq!(err("f.csv", "a,a\n", "key = \"a\""), format!("table 1 (`file`): {path}/f.csv: the header row names column `a` twice"));
         let e = err("g.json", "[{\"service\": \"a\"},\n {\"service\": {\"nested\": 1}}]", "key = \"service\"");
-        assert!(e.starts_with(&format!("table 1 (`file`): {path}/g.json: invalid type: map, expected a string, number, boolean or null at line 2")), "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "table 1 (`file`): {path}/g.json: invalid type: map, expected a string, number, boolean or null at line 2"
+            )),
+            "{e}"
+        );
         let e = err("h.json", "[{\"service\": \"a\"},\n", "key = \"service\"");
         assert!(e.contains("h.json: EOF while parsing a value at line 2"), "{e}");
-        assert_eq!(err("i.json", "[{\"team\": \"a\"}]", "key = \"service\""), format!("table 1 (`file`): {path}/i.json: key column `service` is not in the file (it has: team)"));
-        assert_eq!(err("j.json", "[{\"service\": \"a\"}, {\"team\": \"b\"}]", "key = \"service\""), format!("table 1 (`file`): {path}/j.json: object 2 of the array: the key column `service` is empty"));
+        assert_eq!(
+            err("i.json", "[{\"team\": \"a\"}]", "key = \"service\""),
+            format!("table 1 (`file`): {path}/i.json: key column `service` is not in the file (it has: team)")
+        );
+        assert_eq!(
+            err("j.json", "[{\"service\": \"a\"}, {\"team\": \"b\"}]", "key = \"service\""),
+            format!("table 1 (`file`): {path}/j.json: object 2 of the array: the key column `service` is empty")
+        );
         assert_eq!(err("k.csv", "service\n", "key = []"), "table 1 (`file`): `key` is empty: name at least one column");
         let e = err("l.txt", "{\"service\": 1}", "key = \"service\"\nformat = \"json\"");
         assert!(e.contains("expected a sequence at line 1 column 0 (a JSON table is an array of flat objects)"), "{e}");
@@ -491,7 +559,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.csv");
         std::fs::write(&path, "service,team\norders,payments\n").unwrap();
-        let mut table = FileTableConfig { path: path.clone(), format: None, key: Key::One("service".into()), columns: None, prefix: String::new() }.build().unwrap();
+        let mut table =
+            FileTableConfig { path: path.clone(), format: None, key: Key::One("service".into()), columns: None, prefix: String::new() }
+                .build()
+                .unwrap();
         assert_eq!(table.refresh(), Refresh::Unchanged);
         std::fs::write(&path, "service,team\norders,checkout\n").unwrap();
         assert_eq!(table.refresh(), Refresh::Reloaded);

@@ -13,7 +13,9 @@ pub struct HostTableConfig {}
 
 impl HostTableConfig {
     pub fn build(&self) -> Result<HostTable, String> {
-        let kernel = |name: &str| std::fs::read_to_string(format!("/proc/sys/kernel/{name}")).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let kernel = |name: &str| {
+            std::fs::read_to_string(format!("/proc/sys/kernel/{name}")).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        };
         let values = [
             ("host.name", kernel("hostname")),
             ("host.arch", Some(arch(std::env::consts::ARCH).to_string())),
@@ -55,15 +57,18 @@ impl Table for HostTable {
 mod tests {
     use super::super::tests::{config, run, tags};
     use super::*;
-    use crate::event::RequestRecord;
     use crate::component::TransformConfig;
+    use crate::event::RequestRecord;
 
     #[test]
     fn this_machine() {
         let mut t = config("[[tables]]\ntype = \"host\"\n").build().unwrap();
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
         let record = Event::record(RequestRecord { host: Some("api.example.com".into()), ..Default::default() });
-        let (out, misses) = run(&mut t, vec![record, Event::log(serde_json::json!({"host": {"name": "mine"}})), Event::log(serde_json::json!({"host": "web-1"}))]);
+        let (out, misses) = run(
+            &mut t,
+            vec![record, Event::log(serde_json::json!({"host": {"name": "mine"}})), Event::log(serde_json::json!({"host": "web-1"}))],
+        );
         assert_eq!(FieldPath::parse("host").unwrap().get(&out[2]).as_deref(), Some("web-1"), "{:?}", out[2].data);
         let tags = tags(&out[0]);
         let names: Vec<&str> = tags.iter().map(|(k, _)| k.as_str()).collect();

@@ -25,8 +25,8 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
 use super::Table;
-use crate::event::FieldPath;
 use crate::component::with_causes;
+use crate::event::FieldPath;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +45,6 @@ pub struct KubernetesConfig {
     #[serde(default = "crate::defaults::yes")]
     pub labels: bool,
 }
-
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -366,17 +365,15 @@ fn kube_config(path: Option<&Path>) -> Result<Config, String> {
     let not_ready = || "kubernetes: loading the kubeconfig did not finish at once".to_string();
     match path {
         Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| format!("kubernetes: kubeconfig {}: {e}", path.display()))?;
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| format!("kubernetes: kubeconfig {}: {e}", path.display()))?;
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .now_or_never()
                 .ok_or_else(not_ready)?
                 .map_err(|e| format!("kubernetes: kubeconfig {}: {e}", path.display()))
         }
-        None => Config::infer()
-            .now_or_never()
-            .ok_or_else(not_ready)?
-            .map_err(|e| format!("kubernetes: no kubeconfig set and none found: {e}")),
+        None => {
+            Config::infer().now_or_never().ok_or_else(not_ready)?.map_err(|e| format!("kubernetes: no kubeconfig set and none found: {e}"))
+        }
     }
 }
 
@@ -576,18 +573,21 @@ mod tests {
     fn fields_use_opentelemetry_names() {
         let checkout = owned_by("ReplicaSet", "checkout-7d4b9c8f6", json!({"pod-template-hash": "7d4b9c8f6", "app": "checkout"}));
         let fields: Vec<_> = checkout.fields().collect();
-        assert_eq!(fields, [
-            ("pod", "p"),
-            ("k8s.pod.name", "p"),
-            ("k8s.namespace.name", "shop"),
-            ("k8s.pod.uid", "u1"),
-            ("k8s.node.name", "node-a"),
-            ("k8s.workload.kind", "Deployment"),
-            ("k8s.workload.name", "checkout"),
-            ("k8s.deployment.name", "checkout"),
-            ("k8s.pod.label.app", "checkout"),
-            ("k8s.pod.label.pod-template-hash", "7d4b9c8f6"),
-        ]);
+        assert_eq!(
+            fields,
+            [
+                ("pod", "p"),
+                ("k8s.pod.name", "p"),
+                ("k8s.namespace.name", "shop"),
+                ("k8s.pod.uid", "u1"),
+                ("k8s.node.name", "node-a"),
+                ("k8s.workload.kind", "Deployment"),
+                ("k8s.workload.name", "checkout"),
+                ("k8s.deployment.name", "checkout"),
+                ("k8s.pod.label.app", "checkout"),
+                ("k8s.pod.label.pod-template-hash", "7d4b9c8f6"),
+            ]
+        );
         let labelled = pod("p", "u1", "10.0.0.1", json!({"metadata": {"labels": {"app": "x"}}}));
         let without_labels = PodMetadata::from_pod(&labelled, false).unwrap();
         assert!(without_labels.fields().all(|(name, _)| !name.starts_with("k8s.pod.label.")));

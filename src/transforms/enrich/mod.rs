@@ -75,7 +75,9 @@ impl TableConfig {
             #[cfg(feature = "kubernetes")]
             TableConfig::Kubernetes(c) => Box::new(c.build()?),
             #[cfg(not(feature = "kubernetes"))]
-            TableConfig::Kubernetes(_) => return Err("`kubernetes` tables are not in this build of tapline: build with the `kubernetes` feature".into()),
+            TableConfig::Kubernetes(_) => {
+                return Err("`kubernetes` tables are not in this build of tapline: build with the `kubernetes` feature".into())
+            }
         })
     }
 }
@@ -122,8 +124,14 @@ impl TransformConfig for EnrichConfig {
         if self.tables.is_empty() {
             return Err("`tables` is empty: give at least one table".into());
         }
-        let tables = self.tables.iter().enumerate().map(|(i, t)| t.build().map_err(|e| format!("table {} (`{}`): {e}", i + 1, t.kind()))).collect::<Result<Vec<_>, _>>()?;
-        let reload = (self.reload_interval_secs > 0 && tables.iter().any(|t| t.refreshes())).then(|| Duration::from_secs(self.reload_interval_secs));
+        let tables = self
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.build().map_err(|e| format!("table {} (`{}`): {e}", i + 1, t.kind())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let reload =
+            (self.reload_interval_secs > 0 && tables.iter().any(|t| t.refreshes())).then(|| Duration::from_secs(self.reload_interval_secs));
         Ok(Box::new(Enrich { tables, reload }))
     }
 }
@@ -228,7 +236,8 @@ pub(crate) mod tests {
         let err = toml_edit::de::from_str::<EnrichConfig>("[[tables]]\ntype = \"nope\"\n").unwrap_err().to_string();
         assert!(err.contains("unknown variant `nope`"), "{err}");
         assert_eq!(config("tables = []").build().err().unwrap().to_string(), "`tables` is empty: give at least one table");
-        let err = config("[[tables]]\ntype = \"file\"\npath = \"/nonexistent/t.csv\"\nkey = [\"service\"]\n").build().err().unwrap().to_string();
+        let err =
+            config("[[tables]]\ntype = \"file\"\npath = \"/nonexistent/t.csv\"\nkey = [\"service\"]\n").build().err().unwrap().to_string();
         assert!(err.starts_with("table 1 (`file`): cannot read /nonexistent/t.csv: "), "{err}");
     }
 
@@ -247,7 +256,8 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(transform.tick_interval(), Some(Duration::from_secs(5)));
         let log = Event::log(serde_json::json!({"message": "x"}));
-        let (out, misses) = run(&mut transform, vec![record(RequestRecord { service: Some("orders".into()), ..Default::default() }), log.clone()]);
+        let (out, misses) =
+            run(&mut transform, vec![record(RequestRecord { service: Some("orders".into()), ..Default::default() }), log.clone()]);
         assert_eq!(out.len(), 2);
         assert_eq!(tags(&out[0]), vec![("oncall".into(), "alice".into()), ("team".into(), "payments".into())]);
         assert_eq!(out[1].data, log.data, "untouched");

@@ -51,7 +51,9 @@ impl Table for ProcessTable {
             pid
         };
         let Some(info) = self.processes.get(pid) else { return false };
-        for (field, value) in [(&self.cmdline, &info.cmdline), (&self.process_name, &info.process_name), (&self.container_id, &info.container_id)] {
+        for (field, value) in
+            [(&self.cmdline, &info.cmdline), (&self.process_name, &info.process_name), (&self.container_id, &info.container_id)]
+        {
             if let Some(value) = value {
                 field.set_if_absent(event, value);
             }
@@ -64,8 +66,8 @@ impl Table for ProcessTable {
 mod tests {
     use super::super::tests::{config, run};
     use super::*;
-    use crate::event::{EventData, RequestRecord};
     use crate::component::TransformConfig;
+    use crate::event::{EventData, RequestRecord};
 
     #[test]
     fn a_pid_gets_its_command_line() {
