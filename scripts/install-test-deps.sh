@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# nginx, wrk and setpriv (util-linux): the real processes the eBPF tests watch.
-test_packages=(clickhouse-client clickhouse-server curl openssl procps prometheus time python3 nginx wrk util-linux)
+# nginx, wrk and setpriv (util-linux): the real processes the eBPF tests watch;
+# strace: the checkpoint test watches tapline sync its files.
+test_packages=(clickhouse-client clickhouse-server curl openssl procps prometheus time python3 nginx wrk util-linux strace)
 # pip for the python3 on the PATH (Debian's, unless another is first).
 python3 -m pip --version >/dev/null 2>&1 || test_packages+=(python3-pip)
 scripts/install-build-deps.sh "${test_packages[@]}"

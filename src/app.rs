@@ -78,6 +78,7 @@ pub async fn run(options: RunOptions) -> i32 {
         }
     };
     report(&config.warnings);
+    raise_open_files_limit();
     if let Some(dir) = &config.global.data_dir {
         if let Err(e) = std::fs::create_dir_all(dir) {
             eprintln!("error: cannot create data_dir {}: {e}", dir.display());
@@ -118,7 +119,8 @@ pub async fn run(options: RunOptions) -> i32 {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
-                tracing::info!("SIGHUP: reloading the config");
+                tracing::info!("SIGHUP: reloading the config and reopening output files");
+                crate::component::ask_to_reopen_files();
                 reload(&options.paths, &mut topology).await;
                 seen = fingerprint(&config_files(&options.paths));
             }
@@ -193,4 +195,27 @@ fn fingerprint(files: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
             (f.clone(), meta.as_ref().map_or(0, |m| m.len()), meta.and_then(|m| m.modified().ok()))
         })
         .collect()
+}
+
+/// Raise the soft limit of open files to the hard one: each receiver caps its
+/// connections (`limits.max_connections`), and those caps, not the process's
+/// limit (often 1024), must be what a flood of connections meets, or the next
+/// accept fails everywhere, `/health` included.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read or write the struct passed.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    match raised {
+        true if limit.rlim_cur < 4096 => tracing::warn!(
+            open_files = limit.rlim_cur,
+            "the open-files limit is low: receivers may run out of descriptors before their connection caps"
+        ),
+        true => tracing::debug!(open_files = limit.rlim_cur, "open-files limit"),
+        false => tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read or raise the open-files limit"),
+    }
 }

@@ -34,3 +34,10 @@ pub fn glob_minimum_cooldown_ms() -> u64 {
 pub fn rotate_wait_secs() -> u64 {
     10
 }
+
+/// With acknowledgements, how long an HTTP source waits for delivery before
+/// answering 503: below the usual senders' own timeouts (Kong's http-log and
+/// the OpenTelemetry SDKs: 10 s), so the sender hears back before giving up.
+pub fn ack_timeout_secs() -> f64 {
+    8.0
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::event::{Metric, MetricKind, MetricValue};
 
@@ -183,4 +183,38 @@ pub fn metric_events(namespace: &str) -> Vec<Metric> {
         }
     }
     metrics
+}
+
+/// At most one log line per `every` for each kind of message (a key: a
+/// status code, say), so that a flood of bad requests cannot flood the log;
+/// the lines held back are counted and the count goes with the next line.
+pub struct LogLimiter {
+    every: Duration,
+    /// Per key: when the last line was let through, and how many were held back since.
+    state: Mutex<BTreeMap<u32, (Instant, u64)>>,
+}
+
+impl LogLimiter {
+    pub fn new(every: Duration) -> Self {
+        LogLimiter { every, state: Mutex::default() }
+    }
+
+    /// `Some(lines held back since the last one)` when a line of this kind may be written now.
+    pub fn allow(&self, kind: u32) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.get_mut(&kind) {
+            Some((last, held_back)) if last.elapsed() < self.every => {
+                *held_back += 1;
+                None
+            }
+            Some((last, held_back)) => {
+                *last = Instant::now();
+                Some(std::mem::take(held_back))
+            }
+            None => {
+                state.insert(kind, (Instant::now(), 0));
+                Some(0)
+            }
+        }
+    }
 }

@@ -48,6 +48,20 @@ impl Template {
     }
 
     pub fn render(&self, event: &Event) -> Result<String, String> {
+        self.render_with(event, |value, out| out.push_str(value))
+    }
+
+    /// Render a file path: each field's value becomes at most one path
+    /// component (`/` and NUL become `_`, a value `.` or `..` becomes `_`),
+    /// so an event cannot make a path reach outside what the template names.
+    pub fn render_path(&self, event: &Event) -> Result<String, String> {
+        self.render_with(event, |value, out| match value {
+            "." | ".." => out.push('_'),
+            _ => out.extend(value.chars().map(|c| if c == '/' || c == '\0' { '_' } else { c })),
+        })
+    }
+
+    fn render_with(&self, event: &Event, mut insert: impl FnMut(&str, &mut String)) -> Result<String, String> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -56,9 +70,9 @@ impl Template {
                 }
                 Part::Text(text) => out.push_str(text),
                 Part::Field { path, written } => match field(event, path).as_deref() {
-                    Some(Value::Bytes(b)) => out.push_str(&String::from_utf8_lossy(b)),
+                    Some(Value::Bytes(b)) => insert(&String::from_utf8_lossy(b), &mut out),
                     Some(Value::Null) | None => return Err(format!("field `{written}` is missing")),
-                    Some(other) => out.push_str(&other.to_string_lossy()),
+                    Some(other) => insert(&other.to_string_lossy(), &mut out),
                 },
             }
         }
@@ -123,5 +137,17 @@ mod tests {
         assert!(t.render(&missing).unwrap_err().contains("service.name"));
         assert!(Template::parse("/x/%Q").is_err());
         assert!(Template::parse("/x/{{ a").is_err());
+    }
+
+    #[test]
+    fn a_path_cannot_be_steered_by_field_values() {
+        let t = Template::parse("/var/log/out/{{ service }}/{{ route }}.log").unwrap();
+        let event = |service: &str, route: &str| Event::log(Value::from(serde_json::json!({"service": service, "route": route})));
+        assert_eq!(t.render_path(&event("../../../tmp/x", "r")).unwrap(), "/var/log/out/.._.._.._tmp_x/r.log");
+        assert_eq!(t.render_path(&event("..", ".")).unwrap(), "/var/log/out/_/_.log");
+        assert_eq!(t.render_path(&event("a/b", "c\0d")).unwrap(), "/var/log/out/a_b/c_d.log");
+        assert_eq!(t.render_path(&event("orders", "v1..2")).unwrap(), "/var/log/out/orders/v1..2.log");
+        // Elsewhere (a topic, a table) values are inserted as they are.
+        assert_eq!(t.render(&event("a/b", "r")).unwrap(), "/var/log/out/a/b/r.log");
     }
 }

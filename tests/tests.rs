@@ -8,6 +8,7 @@ mod clickhouse;
 #[cfg(feature = "ebpf")]
 mod ebpf;
 mod enrich;
+mod faults;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod kong;

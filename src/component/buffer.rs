@@ -135,11 +135,24 @@ impl BufferSender {
 
 impl BufferReceiver {
     /// The next batch; `None` once every sender is gone and the buffer is empty.
+    /// Events of a batch their source withdrew (it answered the sender
+    /// "retry" after `ack_timeout_secs`) are dropped here, and counted as discarded.
     pub async fn recv(&mut self) -> Option<EventBatch> {
-        let (batch, _permit) = self.rx.recv().await?;
-        self.metrics.buffer_events.fetch_sub(batch.len() as u64, Ordering::Relaxed);
-        ComponentMetrics::add(&self.metrics.received_events, batch.len());
-        Some(batch)
+        loop {
+            let (mut batch, _permit) = self.rx.recv().await?;
+            self.metrics.buffer_events.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+            if batch.iter().any(|e| e.finalizers.is_withdrawn()) {
+                let before = batch.len();
+                batch.retain(|e| !e.finalizers.is_withdrawn());
+                ComponentMetrics::add(&self.metrics.discarded_events, before - batch.len());
+                tracing::debug!(component = %self.metrics.id, events = before - batch.len(), "dropped events their source withdrew");
+                if batch.is_empty() {
+                    continue;
+                }
+            }
+            ComponentMetrics::add(&self.metrics.received_events, batch.len());
+            return Some(batch);
+        }
     }
 }
 

@@ -19,13 +19,14 @@ mod transform;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use buffer::{BufferConfig, BufferReceiver, WhenFull};
 pub use error::{with_causes, Context, Error, Result};
 pub use output::OutputDef;
 pub use shutdown::ShutdownSignal;
 pub use sink::{Reporter, SinkConfig, SinkContext};
-pub use source::{attach_finalizers, SourceConfig, SourceContext, SourceOutputs};
+pub use source::{attach_finalizers, attach_withdrawable, SourceConfig, SourceContext, SourceOutputs};
 pub use transform::{Transform, TransformConfig, TransformOutput};
 
 /// A running component: ends with `Ok` when its input is drained or it was told to stop.
@@ -56,4 +57,18 @@ impl ComponentKind {
             ComponentKind::Sink => "sinks",
         }
     }
+}
+
+/// SIGHUP also asks components that write files to reopen them (as logrotate
+/// expects); each compares the count with the one it last acted on.
+static REOPEN_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// Ask every component that writes files to reopen them.
+pub fn ask_to_reopen_files() {
+    REOPEN_REQUESTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many times files were asked to be reopened.
+pub fn reopen_requests() -> u64 {
+    REOPEN_REQUESTS.load(Ordering::Relaxed)
 }

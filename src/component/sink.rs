@@ -16,6 +16,11 @@ pub trait SinkConfig: Debug + Send + Sync {
     fn check(&self) -> Result<()> {
         Ok(())
     }
+    /// Choices that work but are risky (secrets sent in the clear, a server
+    /// open to every address): `validate` and `run` print them.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
     fn build(&self, cx: SinkContext) -> Result<Task>;
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::output::{Fanout, OutputDef};
 use super::{Result, ShutdownSignal, Task};
-use crate::event::{BatchNotifier, BatchStatusReceiver, EventBatch, EventStatus, Finalizers};
+use crate::event::{BatchNotifier, BatchStatusReceiver, EventBatch, EventStatus, Finalizers, Withdraw};
 use crate::telemetry::ComponentMetrics;
 
 pub trait SourceConfig: Debug + Send + Sync {
@@ -21,6 +21,11 @@ pub trait SourceConfig: Debug + Send + Sync {
     /// Check what the source needs of this machine (`tapline validate` without `--no-environment`).
     fn check_environment(&self) -> Result<()> {
         Ok(())
+    }
+    /// Choices that work but are risky (a receiver open to every address
+    /// without auth or TLS): `validate` and `run` print them.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
     }
     fn build(&self, cx: SourceContext) -> Result<Task>;
 }
@@ -76,11 +81,18 @@ impl SourceOutputs {
 
 /// Make every event of the batch answer to one new notifier.
 pub fn attach_finalizers(batch: &mut EventBatch) -> BatchStatusReceiver {
+    attach_withdrawable(batch).0
+}
+
+/// `attach_finalizers`, and the handle that withdraws the batch when the
+/// source stops waiting for it.
+pub fn attach_withdrawable(batch: &mut EventBatch) -> (BatchStatusReceiver, Withdraw) {
     let (notifier, receiver) = BatchNotifier::new();
+    let withdraw = notifier.withdraw_handle();
     for event in batch.iter_mut() {
         event.finalizers = Finalizers::new(notifier.clone());
     }
-    receiver
+    (receiver, withdraw)
 }
 
 impl SourceContext {

@@ -300,6 +300,23 @@ impl Loader {
                     self.errors
                         .push(Diagnostic::error(format!("{} `{}` (type `{}`): {e}", c.kind.as_str(), c.id, c.type_name)).at(c.pos.clone()));
                 }
+                let warnings = match &c.config {
+                    ComponentConfig::Source(s) => s.warnings(),
+                    ComponentConfig::Sink(s) => s.warnings(),
+                    ComponentConfig::Transform(_) => Vec::new(),
+                };
+                for w in warnings {
+                    let at = c.pos.clone();
+                    self.config
+                        .warnings
+                        .push(Diagnostic::warning(format!("{} `{}` (type `{}`): {w}", c.kind.as_str(), c.id, c.type_name)).at(at));
+                }
+            }
+            if self.config.global.api.enabled && !crate::net::is_loopback(&self.config.global.api.address) {
+                self.config.warnings.push(Diagnostic::warning(format!(
+                    "the admin API listens on {} without auth: anyone who can reach it reads every component's counters; keep it on 127.0.0.1 or firewall it",
+                    self.config.global.api.address
+                )));
             }
         }
         if self.errors.is_empty() {

@@ -3,7 +3,7 @@
 //! event holds it; when the last copy is dropped, the source receives the worst
 //! status any sink reported.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -26,6 +26,19 @@ pub type BatchStatus = EventStatus;
 pub struct BatchNotifier {
     status: AtomicU8,
     sender: Mutex<Option<oneshot::Sender<BatchStatus>>>,
+    /// Set when the source gave up waiting and told its sender so: the
+    /// events are dropped wherever they wait, rather than delivered twice.
+    withdrawn: Arc<AtomicBool>,
+}
+
+/// Lets a source withdraw a batch it has stopped waiting for.
+#[derive(Debug, Clone)]
+pub struct Withdraw(Arc<AtomicBool>);
+
+impl Withdraw {
+    pub fn withdraw(&self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 pub type BatchStatusReceiver = oneshot::Receiver<BatchStatus>;
@@ -33,8 +46,17 @@ pub type BatchStatusReceiver = oneshot::Receiver<BatchStatus>;
 impl BatchNotifier {
     pub fn new() -> (Arc<BatchNotifier>, BatchStatusReceiver) {
         let (sender, receiver) = oneshot::channel();
-        let notifier = BatchNotifier { status: AtomicU8::new(EventStatus::Delivered as u8), sender: Mutex::new(Some(sender)) };
+        let notifier = BatchNotifier {
+            status: AtomicU8::new(EventStatus::Delivered as u8),
+            sender: Mutex::new(Some(sender)),
+            withdrawn: Arc::default(),
+        };
         (Arc::new(notifier), receiver)
+    }
+
+    /// A handle to withdraw this batch (it does not keep the notifier alive).
+    pub fn withdraw_handle(&self) -> Withdraw {
+        Withdraw(self.withdrawn.clone())
     }
 
     fn update(&self, status: EventStatus) {
@@ -83,6 +105,11 @@ impl Finalizers {
         }
     }
 
+    /// Whether a source withdrew the batch (any of them) this event belongs to.
+    pub fn is_withdrawn(&self) -> bool {
+        self.0.iter().any(|n| n.withdrawn.load(Ordering::Acquire))
+    }
+
     /// Take over another event's notifiers (when events are merged).
     pub fn merge(&mut self, other: Finalizers) {
         self.0.extend(other.0);
@@ -110,6 +137,17 @@ mod tests {
         b.update_status(EventStatus::Errored);
         drop(b);
         assert_eq!(receiver.await.unwrap(), EventStatus::Errored);
+    }
+
+    #[test]
+    fn a_withdrawn_batch_is_seen_by_its_events() {
+        let (notifier, _receiver) = BatchNotifier::new();
+        let withdraw = notifier.withdraw_handle();
+        let event = Finalizers::new(notifier);
+        assert!(!event.is_withdrawn());
+        withdraw.withdraw();
+        assert!(event.is_withdrawn());
+        assert!(!Finalizers::default().is_withdrawn());
     }
 
     #[tokio::test]

@@ -16,6 +16,26 @@ pub struct Metric {
     /// Example observations (a trace id among their labels), as Prometheus and OTLP carry them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exemplars: Vec<Exemplar>,
+    /// Set on a series that is one part of a Prometheus classic histogram or
+    /// summary received series by series (remote write): its family, so that
+    /// an exposition can put the family back together under one `# TYPE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+}
+
+/// The classic histogram or summary a series belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Family {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FamilyKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FamilyKind {
+    Histogram,
+    Summary,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,7 +95,16 @@ pub struct Quantile {
 
 impl Metric {
     pub fn new(name: impl Into<String>, kind: MetricKind, value: MetricValue) -> Self {
-        Metric { name: name.into(), namespace: None, tags: BTreeMap::new(), timestamp: None, kind, value, exemplars: Vec::new() }
+        Metric {
+            name: name.into(),
+            namespace: None,
+            tags: BTreeMap::new(),
+            timestamp: None,
+            kind,
+            value,
+            exemplars: Vec::new(),
+            family: None,
+        }
     }
 
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {

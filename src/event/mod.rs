@@ -10,8 +10,8 @@ mod record;
 mod span;
 
 pub use field::FieldPath;
-pub use finalization::{BatchNotifier, BatchStatus, BatchStatusReceiver, EventStatus, Finalizers};
-pub use metric::{Bucket, Exemplar, Metric, MetricKind, MetricValue, Quantile};
+pub use finalization::{BatchNotifier, BatchStatus, BatchStatusReceiver, EventStatus, Finalizers, Withdraw};
+pub use metric::{Bucket, Exemplar, Family, FamilyKind, Metric, MetricKind, MetricValue, Quantile};
 pub use record::{FieldRef, ObservationPoint, RequestRecord, SignalSource};
 pub use span::{parse_traceparent, Span, SpanEvent, SpanKind, SpanLink, SpanStatus, StatusCode};
 pub use vrl::value::{KeyString, ObjectMap, Value};

@@ -137,4 +137,82 @@ impl ClientAuth {
             ClientAuth::Bearer { token } => request.bearer_auth(token),
         }
     }
+
+    /// The `Authorization` value (for transports other than reqwest: gRPC metadata), marked sensitive.
+    pub fn header_value(&self) -> Result<reqwest::header::HeaderValue, reqwest::header::InvalidHeaderValue> {
+        use base64::Engine as _;
+        let text = match self {
+            ClientAuth::Basic { user, password } => {
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+            }
+            ClientAuth::Bearer { token } => format!("Bearer {token}"),
+        };
+        let mut value = reqwest::header::HeaderValue::from_str(&text)?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+/// `url` with the password of its userinfo replaced by `***`, for logs and
+/// error messages. Text that is not a URL is returned as it is.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The one rule for credentials in an HTTP sink's URL: they are taken out of
+/// it (so no request, log or error carries them) and used as basic auth when
+/// the sink's `auth` is not set; with `auth` set, `auth` wins (and the config
+/// check warns, see `url_credentials_warning`). Returns the URL without them.
+pub fn take_url_credentials(url: &str, auth: Option<&ClientAuth>) -> (String, Option<ClientAuth>) {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else { return (url.to_string(), auth.cloned()) };
+    if parsed.username().is_empty() && parsed.password().is_none() {
+        return (url.to_string(), auth.cloned());
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let from_url = ClientAuth::Basic { user: decode(parsed.username()), password: decode(parsed.password().unwrap_or("")) };
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    // `Url` adds a `/` to a bare host: keep the URL as written otherwise.
+    let mut bare = parsed.to_string();
+    if !url.ends_with('/') && parsed.path() == "/" && parsed.query().is_none() {
+        bare.pop();
+    }
+    (bare, Some(auth.cloned().unwrap_or(from_url)))
+}
+
+/// Whether a URL carries credentials (`user:password@`).
+pub fn has_credentials(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+}
+
+/// The config warning for a URL with credentials while `auth` is set too.
+pub fn url_credentials_warning(option: &str, url: &str, auth: Option<&ClientAuth>) -> Option<String> {
+    (has_credentials(url) && auth.is_some())
+        .then(|| format!("`{option}` holds credentials and `auth` is set: `auth` is used, the URL's credentials are ignored"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        assert_eq!(redact_url("http://kong:s3cret@ch:8123/"), "http://kong:***@ch:8123/");
+        assert_eq!(redact_url("http://ch:8123"), "http://ch:8123");
+        let (url, auth) = take_url_credentials("https://kong:s%40cret@ch:8443", None);
+        assert_eq!(url, "https://ch:8443");
+        assert_eq!(auth, Some(ClientAuth::Basic { user: "kong".into(), password: "s@cret".into() }));
+        let configured = ClientAuth::Bearer { token: "t".into() };
+        let (url, auth) = take_url_credentials("http://u:p@h:1/api/v1/write", Some(&configured));
+        assert_eq!((url.as_str(), auth), ("http://h:1/api/v1/write", Some(configured.clone())));
+        assert!(url_credentials_warning("endpoint", "http://u:p@h:1", Some(&configured)).is_some());
+        assert!(url_credentials_warning("endpoint", "http://u:p@h:1", None).is_none());
+        assert_eq!(take_url_credentials("http://h:1/x", None), ("http://h:1/x".to_string(), None));
+    }
 }

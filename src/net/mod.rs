@@ -15,3 +15,30 @@ pub enum AuthStrategy {
     Basic,
     Bearer,
 }
+
+/// Whether only this machine can reach `address` (`127.0.0.1:…`, `[::1]:…`,
+/// `localhost:…`): what the warnings about open receivers look at.
+pub fn is_loopback(address: &str) -> bool {
+    match address.parse::<std::net::SocketAddr>() {
+        Ok(address) => address.ip().is_loopback(),
+        Err(_) => address.rsplit_once(':').is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+    }
+}
+
+/// The warning for a server others can reach on `address` with no auth (so
+/// anyone who can reach it `can` …), or with auth but no TLS (the credentials
+/// then cross the network in the clear).
+pub fn exposure_warning(address: std::net::SocketAddr, auth: bool, tls: bool, can: &str) -> Option<String> {
+    if address.ip().is_loopback() {
+        return None;
+    }
+    match (auth, tls) {
+        (false, _) => Some(format!(
+            "listens on {address} without `auth`: anyone who can reach the port can {can} (set `auth` and `tls`, or listen on 127.0.0.1)"
+        )),
+        (true, false) => {
+            Some(format!("listens on {address} with `auth` but without `tls`: the credentials cross the network in the clear"))
+        }
+        (true, true) => None,
+    }
+}

@@ -15,7 +15,7 @@ use std::sync::{RwLock, RwLockReadGuard};
 
 use chrono::{DateTime, Utc};
 
-use crate::event::{Bucket, Event, EventBatch, Exemplar, Metric, MetricKind, MetricValue};
+use crate::event::{Bucket, Event, EventBatch, Exemplar, Family, FamilyKind, Metric, MetricKind, MetricValue};
 use proto::{v1, v2, Count, Histogram, ZeroCount, TYPE_COUNTER, TYPE_GAUGE, TYPE_HISTOGRAM, TYPE_SUMMARY};
 
 /// Prometheus's staleness marker: a NaN that means "this series ended".
@@ -70,6 +70,28 @@ fn counter_by_type(name: &str, type_of: impl Fn(&str) -> Option<i32>) -> bool {
         .any(|suffix| name.strip_suffix(suffix).and_then(&type_of).is_some_and(|t| t == TYPE_HISTOGRAM || t == TYPE_SUMMARY))
 }
 
+/// The classic family kind of a metadata type.
+fn family_kind(metric_type: Option<i32>) -> Option<FamilyKind> {
+    match metric_type {
+        Some(TYPE_HISTOGRAM) => Some(FamilyKind::Histogram),
+        Some(TYPE_SUMMARY) => Some(FamilyKind::Summary),
+        _ => None,
+    }
+}
+
+/// The classic histogram or summary a series is part of, given the type of
+/// the family it belongs to and that family's name: `F_bucket`, `F_sum`,
+/// `F_count` of either, or `F` itself (a quantile) of a summary.
+fn classic_family(name: &str, family: &str, kind: FamilyKind) -> Option<Family> {
+    let part = match name.strip_prefix(family)? {
+        "_bucket" => kind == FamilyKind::Histogram,
+        "_sum" | "_count" => true,
+        "" => kind == FamilyKind::Summary,
+        _ => false,
+    };
+    part.then(|| Family { name: family.to_string(), kind })
+}
+
 pub fn decode_v1(request: v1::WriteRequest, types: &Types) -> Result<Decoded, String> {
     types.learn(&request.metadata);
     let known = types.known();
@@ -77,13 +99,20 @@ pub fn decode_v1(request: v1::WriteRequest, types: &Types) -> Result<Decoded, St
     for series in request.timeseries {
         let labels: Vec<(String, String)> = series.labels.into_iter().map(|l| (l.name, l.value)).collect();
         let (name, tags) = split_labels(labels)?;
-        let counter = counter_by_type(&name, |family| known.get(family).copied());
+        let type_of = |family: &str| known.get(family).copied();
+        let counter = counter_by_type(&name, type_of);
+        // 1.0 metadata is by family name: try the name, then without its suffix.
+        let stem = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s));
+        let family = [Some(name.as_str()), stem]
+            .into_iter()
+            .flatten()
+            .find_map(|f| family_kind(type_of(f)).and_then(|kind| classic_family(&name, f, kind)));
         let exemplars = series
             .exemplars
             .into_iter()
             .map(|e| exemplar(e.value, e.timestamp, e.labels.into_iter().map(|l| (l.name, l.value)).collect()))
             .collect();
-        push_series(&mut out, name, tags, counter, series.samples, series.histograms, exemplars)?;
+        push_series(&mut out, Series { name, tags, counter, family }, series.samples, series.histograms, exemplars)?;
     }
     Ok(out)
 }
@@ -107,11 +136,14 @@ pub fn decode_v2(request: v2::Request) -> Result<Decoded, String> {
         // 2.0 gives the family's type on each series, a histogram's `_bucket` series included.
         let family_type = series.metadata.as_ref().map(|m| m.r#type);
         let counter = counter_by_type(&name, |_| family_type);
+        // The type is that of the series' family: `F_sum`'s is F's.
+        let stem = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
+        let family = family_kind(family_type).and_then(|kind| classic_family(&name, stem, kind));
         let mut exemplars = Vec::with_capacity(series.exemplars.len());
         for e in &series.exemplars {
             exemplars.push(exemplar(e.value, e.timestamp, pairs(&e.labels_refs)?));
         }
-        push_series(&mut out, name, tags, counter, series.samples, series.histograms, exemplars)?;
+        push_series(&mut out, Series { name, tags, counter, family }, series.samples, series.histograms, exemplars)?;
     }
     Ok(out)
 }
@@ -153,11 +185,17 @@ fn exemplar(value: f64, timestamp: i64, labels: Vec<(String, String)>) -> Exempl
 
 /// One event per sample and per native histogram; the series' exemplars go
 /// with its last event, which also takes the name and tags without a copy.
-fn push_series(
-    out: &mut Decoded,
+/// One series: its name and labels, what its samples are, and the classic family it is part of.
+struct Series {
     name: String,
     tags: BTreeMap<String, String>,
     counter: bool,
+    family: Option<Family>,
+}
+
+fn push_series(
+    out: &mut Decoded,
+    Series { name, tags, counter, family }: Series,
     samples: Vec<proto::Sample>,
     histograms: Vec<Histogram>,
     exemplars: Vec<Exemplar>,
@@ -190,6 +228,7 @@ fn push_series(
         metric.tags = tags;
         metric.timestamp = timestamp;
         metric.exemplars = exemplars;
+        metric.family = family.clone();
         Event::metric(metric)
     };
     for point in points {

@@ -23,7 +23,7 @@ use rdkafka::ClientContext;
 use serde::Deserialize;
 
 use crate::codec::{Encoding, EncodingCodec};
-use crate::component::{Context, Result, SinkConfig, SinkContext, Task};
+use crate::component::{Error, Result, SinkConfig, SinkContext, Task};
 use crate::event::{Event, EventData, Kinds, Value};
 use crate::sinks::util::{BatchConfig, Healthcheck};
 use crate::telemetry::ComponentMetrics;
@@ -181,6 +181,19 @@ impl KafkaConfig {
         }
         config
     }
+
+    /// `text` (a librdkafka message) without the values of secret properties.
+    fn redact(&self, text: &str) -> String {
+        let secret = |key: &str| ["password", "secret", "key.pem", "token"].iter().any(|s| key.contains(s));
+        let sasl = self.sasl.as_ref().and_then(|s| s.password.as_deref());
+        let key_pass = self.tls.as_ref().and_then(|t| t.key_pass.as_deref());
+        let options = self.librdkafka_options.iter().filter(|(key, _)| secret(key)).map(|(_, value)| value.as_str());
+        sasl.into_iter()
+            .chain(key_pass)
+            .chain(options)
+            .filter(|v| !v.is_empty())
+            .fold(text.to_string(), |text, value| text.replace(value, "***"))
+    }
 }
 
 impl SinkConfig for KafkaConfig {
@@ -209,15 +222,30 @@ impl SinkConfig for KafkaConfig {
         if matches!(self.batch.timeout_secs, Some(secs) if !(0.0..=900.0).contains(&secs)) {
             return Err("`batch.timeout_secs` must be between 0 and 900".into());
         }
-        // librdkafka checks each property's name and value as it is set.
-        self.client_config().create_native_config().context("librdkafka refuses the configuration")?;
+        // librdkafka checks each property's name and value as it is set; its message quotes the value.
+        self.client_config()
+            .create_native_config()
+            .map_err(|e| Error::new(format!("librdkafka refuses the configuration: {}", self.redact(&e.to_string()))))?;
         Ok(())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let sasl = self.sasl.as_ref().filter(|s| s.enabled);
+        let tls = self.tls.as_ref().is_some_and(|t| t.enabled);
+        match sasl.and_then(|s| s.mechanism.as_deref()) {
+            Some(mechanism) if !tls && mechanism.eq_ignore_ascii_case("PLAIN") => {
+                vec!["`sasl.mechanism = \"PLAIN\"` without `tls.enabled`: the password crosses the network in the clear".into()]
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn build(&self, cx: SinkContext) -> Result<Task> {
         let context = KafkaContext { component: cx.id.clone(), metrics: cx.metrics.clone(), logged: Default::default() };
-        let producer: FutureProducer<KafkaContext> =
-            self.client_config().create_with_context(context).context("cannot create the Kafka producer")?;
+        let producer: FutureProducer<KafkaContext> = self
+            .client_config()
+            .create_with_context(context)
+            .map_err(|e| Error::new(format!("cannot create the Kafka producer: {}", self.redact(&e.to_string()))))?;
         let headers =
             self.headers.iter().map(|(name, value)| Ok((name.clone(), Template::parse(value)?))).collect::<Result<_, String>>()?;
         let sink = Kafka {

@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use reqwest::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use serde::Deserialize;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
@@ -29,7 +29,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::component::{with_causes, Context, Reporter, Result, SinkConfig, SinkContext, Task};
 use crate::event::{Event, EventData, Kinds};
-use crate::net::client::{gzip, header_map, http_client, Backoff, Compression, RequestConfig};
+use crate::net::client::{
+    gzip, has_credentials, header_map, http_client, redact_url, take_url_credentials, Backoff, Compression, RequestConfig,
+};
 use crate::net::tls::ClientTls;
 use crate::otlp::rpc::{retry_delay, RpcStatus};
 use crate::otlp::{logs, metrics, traces, Encoding, Signal};
@@ -98,9 +100,10 @@ impl SinkConfig for OpenTelemetrySinkConfig {
     fn check(&self) -> Result<()> {
         let endpoints = [Some(&self.endpoint), self.traces_endpoint.as_ref(), self.metrics_endpoint.as_ref(), self.logs_endpoint.as_ref()];
         for url in endpoints.into_iter().flatten() {
-            let parsed: axum::http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+            let shown = redact_url(url);
+            let parsed: axum::http::Uri = url.parse().map_err(|e| format!("`{shown}` is not a URL: {e}"))?;
             if !matches!(parsed.scheme_str(), Some("http" | "https")) {
-                return Err(format!("`{url}`: the endpoint must start with http:// or https://").into());
+                return Err(format!("`{shown}`: the endpoint must start with http:// or https://").into());
             }
         }
         if self.protocol == Protocol::Grpc
@@ -115,9 +118,26 @@ impl SinkConfig for OpenTelemetrySinkConfig {
         Ok(())
     }
 
+    fn warnings(&self) -> Vec<String> {
+        let authorized = self.headers.keys().any(|k| k.eq_ignore_ascii_case("authorization"));
+        if authorized && has_credentials(&self.endpoint) {
+            return vec![
+                "`endpoint` holds credentials and `headers.authorization` is set: the header is used, the URL's credentials are ignored"
+                    .into(),
+            ];
+        }
+        Vec::new()
+    }
+
     fn build(&self, cx: SinkContext) -> Result<Task> {
-        let config = self.clone();
-        let headers = self.http_headers()?;
+        let mut config = self.clone();
+        let mut headers = self.http_headers()?;
+        // Credentials in the URL are basic auth unless `headers` authorize already (see `take_url_credentials`).
+        let (endpoint, from_url) = take_url_credentials(&self.endpoint, None);
+        config.endpoint = endpoint;
+        if let Some(auth) = from_url.filter(|_| !headers.contains_key(AUTHORIZATION)) {
+            headers.insert(AUTHORIZATION, auth.header_value().map_err(|e| format!("`endpoint` credentials: {e}"))?);
+        }
         let timeout = Duration::from_secs(self.request.timeout_secs.max(1));
         let ca = self.tls.ca_pem()?;
         let batch = self.batch.limits(BatchLimits::EVENTS_AND_TIME)?;

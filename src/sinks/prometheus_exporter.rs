@@ -21,8 +21,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::component::{Result, SinkConfig, SinkContext, Task};
-use crate::event::{Bucket, EventData, Exemplar, Kinds, Metric, MetricKind, MetricValue, Quantile};
-use crate::net::server::{authorize, Listener, Refusal, ServerAuth};
+use crate::event::{Bucket, EventData, Exemplar, Family, FamilyKind, Kinds, Metric, MetricKind, MetricValue, Quantile};
+use crate::net::exposure_warning;
+use crate::net::server::{authorize, Keepalive, Listener, Refusal, ServerAuth, ServerLimits};
 use crate::net::tls::ServerTls;
 use crate::prometheus::{format_float, full_name, sanitize};
 
@@ -47,6 +48,9 @@ pub struct PrometheusExporterConfig {
     /// the text format 0.0.4, as Kong's plugin does (OpenMetrics would store a
     /// counter such as `kong_bandwidth_bytes` as `kong_bandwidth_bytes_total`).
     pub openmetrics: bool,
+    /// Connections, timeouts and memory (see `net::server::ServerLimits`).
+    pub limits: ServerLimits,
+    pub keepalive: Keepalive,
 }
 
 /// Vector's defaults.
@@ -63,6 +67,8 @@ impl Default for PrometheusExporterConfig {
             tls: None,
             suppress_timestamp: false,
             openmetrics: true,
+            limits: ServerLimits::default(),
+            keepalive: Keepalive::default(),
         }
     }
 }
@@ -84,14 +90,20 @@ impl SinkConfig for PrometheusExporterConfig {
             return Err("`quantiles` must be between 0 and 1".into());
         }
         self.tls.as_ref().map_or(Ok(()), ServerTls::check)?;
+        self.limits.check()?;
         Ok(())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let tls = self.tls.as_ref().is_some_and(|t| t.enabled);
+        exposure_warning(self.address, self.auth.is_some(), tls, "read every metric it serves").into_iter().collect()
     }
 
     fn build(&self, mut cx: SinkContext) -> Result<Task> {
         // Bind now if the port is free; else (a reload: the sink this one
         // replaces still serves there until it has drained) a little later.
         let bound = Listener::bind(self.address, self.tls.as_ref());
-        let (address, tls) = (self.address, self.tls.clone());
+        let (address, tls, limits, keepalive) = (self.address, self.tls.clone(), self.limits.clone(), self.keepalive.clone());
         let store = Arc::new(Mutex::new(Store::new(self.clone())));
         let scrapes = Arc::new(Scrapes { store: store.clone(), auth: self.auth.clone(), openmetrics: self.openmetrics });
         let app = Router::new().route("/metrics", get(scrape)).with_state(scrapes);
@@ -103,7 +115,7 @@ impl SinkConfig for PrometheusExporterConfig {
             };
             tracing::info!(component = %cx.id, %address, path = "/metrics", scheme = listener.scheme(), "listening");
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let serving = listener.serve(app, async move {
+            let serving = listener.serve(app, &limits, &keepalive, cx.metrics.clone(), async move {
                 let _ = stopped.await;
             });
             let receiving = async move {
@@ -198,6 +210,55 @@ type Labels = BTreeMap<String, String>;
 pub struct Store {
     config: PrometheusExporterConfig,
     families: BTreeMap<String, BTreeMap<Labels, Series>>,
+    /// Classic histograms and summaries received series by series (remote
+    /// write): their latest parts, by family and labels (without `le` or `quantile`).
+    classic: BTreeMap<(String, Labels), Parts>,
+}
+
+/// The parts of one classic histogram or summary series.
+#[derive(Default)]
+struct Parts {
+    /// (`le`, cumulative count), as received.
+    buckets: Vec<(f64, f64)>,
+    quantiles: Vec<Quantile>,
+    sum: f64,
+    count: f64,
+}
+
+impl Parts {
+    fn set(list: &mut Vec<(f64, f64)>, key: f64, value: f64) {
+        match list.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = value,
+            None => list.push((key, value)),
+        }
+    }
+
+    /// The family's value from its parts: a histogram with non-cumulative
+    /// buckets (as events hold them), or a summary.
+    fn value(&self, kind: FamilyKind) -> MetricValue {
+        let count = self.count.max(0.0).round() as u64;
+        match kind {
+            FamilyKind::Histogram => {
+                let mut cumulative: Vec<(f64, f64)> = self.buckets.iter().copied().filter(|(le, _)| le.is_finite()).collect();
+                cumulative.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut below = 0.0;
+                let buckets = cumulative
+                    .into_iter()
+                    .map(|(upper_limit, total)| {
+                        let count = (total - below).max(0.0).round() as u64;
+                        below = total;
+                        Bucket { upper_limit, count }
+                    })
+                    .collect();
+                MetricValue::Histogram { buckets, count, sum: self.sum }
+            }
+            FamilyKind::Summary => {
+                let mut quantiles = self.quantiles.clone();
+                quantiles.sort_by(|a, b| a.quantile.total_cmp(&b.quantile));
+                MetricValue::Summary { quantiles, count, sum: self.sum }
+            }
+        }
+    }
 }
 
 struct Series {
@@ -213,11 +274,14 @@ struct Series {
 
 impl Store {
     pub fn new(config: PrometheusExporterConfig) -> Self {
-        Store { config, families: BTreeMap::new() }
+        Store { config, families: BTreeMap::new(), classic: BTreeMap::new() }
     }
 
     /// Fold one metric into its series, as of `now`.
     pub fn insert(&mut self, metric: &Metric, now: Instant) {
+        if let (Some(family), MetricValue::Counter { value } | MetricValue::Gauge { value }) = (&metric.family, &metric.value) {
+            return self.insert_part(metric, family, *value, now);
+        }
         let value = match &metric.value {
             MetricValue::Distribution { samples } if !self.config.distributions_as_summaries => histogram_of(samples, &self.config.buckets),
             MetricValue::Histogram { buckets, count, sum } => {
@@ -229,12 +293,50 @@ impl Store {
             value => value.clone(),
         };
         let name = full_name(metric, self.config.default_namespace.as_deref());
+        let labels: Labels = metric.tags.iter().map(|(k, v)| (sanitize(k, false), v.clone())).collect();
+        self.put(name, labels, value, metric, now);
+    }
+
+    /// One part of a classic histogram or summary: kept, and the family's
+    /// value rebuilt from its latest parts, so that it is served as one family.
+    fn insert_part(&mut self, metric: &Metric, family: &Family, value: f64, now: Instant) {
+        let mut labels: Labels = metric.tags.iter().map(|(k, v)| (sanitize(k, false), v.clone())).collect();
+        let mut bound = |label: &str| labels.remove(label).and_then(|v| v.parse::<f64>().ok());
+        let (le, quantile) = (bound("le"), bound("quantile"));
+        let mut named = Metric::new(family.name.clone(), metric.kind, MetricValue::Gauge { value });
+        named.namespace.clone_from(&metric.namespace);
+        let name = full_name(&named, self.config.default_namespace.as_deref());
+        let parts = self.classic.entry((name.clone(), labels.clone())).or_default();
+        match (metric.name.strip_prefix(family.name.as_str()).unwrap_or_default(), le, quantile) {
+            ("_bucket", Some(le), _) => Parts::set(&mut parts.buckets, le, value),
+            ("", _, Some(quantile)) => match parts.quantiles.iter_mut().find(|q| q.quantile == quantile) {
+                Some(q) => q.value = value,
+                None => parts.quantiles.push(Quantile { quantile, value }),
+            },
+            ("_sum", ..) => parts.sum = value,
+            ("_count", ..) => parts.count = value,
+            // Not a part after all: served as it came.
+            _ => {
+                let name = full_name(metric, self.config.default_namespace.as_deref());
+                let labels = metric.tags.iter().map(|(k, v)| (sanitize(k, false), v.clone())).collect();
+                return self.put(name, labels, metric.value.clone(), metric, now);
+            }
+        }
+        let value = parts.value(family.kind);
+        // Parts stored on their own before the metadata said what they are.
+        for suffix in ["_bucket", "_sum", "_count"] {
+            self.families.remove(&format!("{name}{suffix}"));
+        }
+        self.put(name, labels, value, &Metric { kind: MetricKind::Absolute, ..metric.clone() }, now);
+    }
+
+    /// Store `value` (of `metric`) in the series `name{labels}`.
+    fn put(&mut self, name: String, labels: Labels, value: MetricValue, metric: &Metric, now: Instant) {
         let family = self.families.entry(name).or_default();
         // A family has one type: a metric of another type starts it afresh.
         if family.values().next().is_some_and(|s| type_name(&s.value) != type_name(&value)) {
             family.clear();
         }
-        let labels: Labels = metric.tags.iter().map(|(k, v)| (sanitize(k, false), v.clone())).collect();
         match family.get_mut(&labels) {
             Some(series) => {
                 merge(&mut series.value, value, metric.kind);
@@ -257,6 +359,8 @@ impl Store {
             family.retain(|_, series| fresh(series, now, period));
         }
         self.families.retain(|_, family| !family.is_empty());
+        let families = &self.families;
+        self.classic.retain(|(name, labels), _| families.get(name).is_some_and(|f| f.contains_key(labels)));
     }
 
     fn flush_period(&self) -> Duration {

@@ -16,7 +16,9 @@ use serde::Deserialize;
 
 use crate::component::{with_causes, Reporter, Result, SinkConfig, SinkContext, Task};
 use crate::event::{Event, EventData, Kinds, Metric, MetricKind, MetricValue};
-use crate::net::client::{header_map, http_client, Backoff, ClientAuth, RequestConfig};
+use crate::net::client::{
+    header_map, http_client, redact_url, take_url_credentials, url_credentials_warning, Backoff, ClientAuth, RequestConfig,
+};
 use crate::net::tls::ClientTls;
 use crate::prometheus::{encode_v1, full_name};
 use crate::sinks::util::{run_batches, BatchConfig, BatchLimits};
@@ -57,23 +59,30 @@ impl SinkConfig for PrometheusRemoteWriteSinkConfig {
     }
 
     fn check(&self) -> Result<()> {
-        let url: axum::http::Uri = self.endpoint.parse().map_err(|e| format!("`endpoint` `{}` is not a URL: {e}", self.endpoint))?;
+        let shown = redact_url(&self.endpoint);
+        let url: axum::http::Uri = self.endpoint.parse().map_err(|e| format!("`endpoint` `{shown}` is not a URL: {e}"))?;
         if !matches!(url.scheme_str(), Some("http" | "https")) {
-            return Err(format!("`endpoint` `{}` must start with http:// or https://", self.endpoint).into());
+            return Err(format!("`endpoint` `{shown}` must start with http:// or https://").into());
         }
         self.batch.limits(BatchLimits::EVENTS_AND_TIME)?;
         self.headers()?;
         Ok(())
     }
 
+    fn warnings(&self) -> Vec<String> {
+        url_credentials_warning("endpoint", &self.endpoint, self.auth.as_ref()).into_iter().collect()
+    }
+
     fn build(&self, cx: SinkContext) -> Result<Task> {
         let client = http_client(Duration::from_secs(self.request.timeout_secs.max(1)), self.tls.ca_pem()?.as_deref())?;
         let headers = self.headers()?;
         let batch = self.batch.limits(BatchLimits::EVENTS_AND_TIME)?;
+        let (endpoint, auth) = take_url_credentials(&self.endpoint, self.auth.as_ref());
         let SinkContext { id, input, metrics } = cx;
-        let writer = Arc::new(Writer { config: self.clone(), client, headers, report: Reporter { id, metrics }, totals: Mutex::default() });
+        let report = Reporter { id, metrics };
+        let writer = Arc::new(Writer { config: self.clone(), endpoint, auth, client, headers, report, totals: Mutex::default() });
         Ok(Box::pin(async move {
-            tracing::info!(component = %writer.report.id, endpoint = %writer.config.endpoint, "sending remote write");
+            tracing::info!(component = %writer.report.id, endpoint = %writer.endpoint, "sending remote write");
             let concurrency = writer.config.request.concurrency;
             run_batches(input, batch, concurrency, |event| writer.accepts(event).then_some(()), |(), events| writer.clone().flush(events))
                 .await;
@@ -84,6 +93,9 @@ impl SinkConfig for PrometheusRemoteWriteSinkConfig {
 
 struct Writer {
     config: PrometheusRemoteWriteSinkConfig,
+    /// `endpoint` without credentials; those are in `auth` (see `take_url_credentials`).
+    endpoint: String,
+    auth: Option<ClientAuth>,
     client: reqwest::Client,
     headers: HeaderMap,
     report: Reporter,
@@ -144,8 +156,8 @@ impl Writer {
         let mut backoff = Backoff::new(&self.config.request);
         let mut attempt: u64 = 0;
         loop {
-            let mut request = self.client.post(&self.config.endpoint).headers(self.headers.clone()).body(body.clone());
-            if let Some(auth) = &self.config.auth {
+            let mut request = self.client.post(&self.endpoint).headers(self.headers.clone()).body(body.clone());
+            if let Some(auth) = &self.auth {
                 request = auth.apply(request);
             }
             let (error, after) = match request.send().await {

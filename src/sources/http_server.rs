@@ -12,7 +12,8 @@ use serde::Deserialize;
 use crate::codec::{Decoding, DecodingCodec};
 use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, Kinds, ObjectMap, Value};
-use crate::net::server::ServerAuth;
+use crate::net::exposure_warning;
+use crate::net::server::{Keepalive, ServerAuth, ServerLimits};
 use crate::net::tls::ServerTls;
 use crate::sources::util::http::{BodyDecoder, RequestParts, ServerOptions};
 
@@ -45,6 +46,15 @@ pub struct HttpServerConfig {
     pub max_body_bytes: usize,
     #[serde(default = "crate::defaults::max_decompressed_bytes")]
     pub max_decompressed_bytes: usize,
+    /// Connections, timeouts and memory (see `net::server::ServerLimits`).
+    #[serde(default)]
+    pub limits: ServerLimits,
+    /// Vector's `keepalive.max_connection_age_secs` and its jitter.
+    #[serde(default)]
+    pub keepalive: Keepalive,
+    /// With acknowledgements, the longest wait for delivery before a 503.
+    #[serde(default = "crate::defaults::ack_timeout_secs")]
+    pub ack_timeout_secs: f64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -89,6 +99,9 @@ impl HttpServerConfig {
             max_decompressed_bytes: self.max_decompressed_bytes,
             auth: self.auth.clone(),
             tls: self.tls.clone(),
+            limits: self.limits.clone(),
+            keepalive: self.keepalive.clone(),
+            ack_timeout_secs: self.ack_timeout_secs,
         })
     }
 
@@ -116,6 +129,11 @@ impl SourceConfig for HttpServerConfig {
             return Err("set `decoding` or the older `encoding`, not both".into());
         }
         self.options()?.check()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let tls = self.tls.as_ref().is_some_and(|t| t.enabled);
+        exposure_warning(self.address, self.auth.is_some(), tls, "send events").into_iter().collect()
     }
 
     fn build(&self, cx: SourceContext) -> Result<Task> {

@@ -11,10 +11,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use prost::Message;
@@ -22,7 +24,10 @@ use serde::Deserialize;
 
 use crate::component::{OutputDef, Result, SourceConfig, SourceContext, SourceOutputs, Task};
 use crate::event::Kinds;
-use crate::net::server::{authorize, method_not_allowed, read_raw, Listener, Refusal, ServerAuth};
+use crate::net::exposure_warning;
+use crate::net::server::{
+    authorize, content_type, method_not_allowed, read_raw, InFlight, Keepalive, Listener, Refusal, ServerAuth, ServerLimits,
+};
 use crate::net::tls::ServerTls;
 use crate::prometheus::proto::{v1, v2};
 use crate::prometheus::{decode_v1, decode_v2, Types};
@@ -49,6 +54,14 @@ pub struct PrometheusRemoteWriteSourceConfig {
     pub max_decompressed_bytes: usize,
     pub auth: Option<ServerAuth>,
     pub tls: Option<ServerTls>,
+    /// Connections, timeouts and memory (see `net::server::ServerLimits`).
+    #[serde(default)]
+    pub limits: ServerLimits,
+    #[serde(default)]
+    pub keepalive: Keepalive,
+    /// With acknowledgements, the longest wait for delivery before a 503.
+    #[serde(default = "crate::defaults::ack_timeout_secs")]
+    pub ack_timeout_secs: f64,
 }
 
 fn default_path() -> String {
@@ -70,17 +83,27 @@ impl SourceConfig for PrometheusRemoteWriteSourceConfig {
             max_decompressed_bytes: self.max_decompressed_bytes,
             auth: self.auth.clone(),
             tls: self.tls.clone(),
+            limits: self.limits.clone(),
+            keepalive: self.keepalive.clone(),
+            ack_timeout_secs: self.ack_timeout_secs,
         };
         options.check()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let tls = self.tls.as_ref().is_some_and(|t| t.enabled);
+        exposure_warning(self.address, self.auth.is_some(), tls, "write samples").into_iter().collect()
     }
 
     fn build(&self, cx: SourceContext) -> Result<Task> {
         let listener = Listener::bind(self.address, self.tls.as_ref())?;
         let SourceContext { id, out, mut shutdown, metrics, acknowledgements, .. } = cx;
         tracing::info!(component = %id, address = %self.address, path = %self.path, scheme = listener.scheme(), "remote write listening");
-        let receiver = Arc::new(Receiver { config: self.clone(), out, metrics, acknowledgements, types: Types::default() });
+        let acks = acknowledgements.then(|| Duration::from_secs_f64(self.ack_timeout_secs));
+        let receiver = Arc::new(Receiver { config: self.clone(), out, metrics: metrics.clone(), acks, types: Types::default() });
         let app = Router::new().fallback(receive).with_state(receiver);
-        Ok(Box::pin(async move { listener.serve(app, async move { shutdown.triggered().await }).await }))
+        let (limits, keepalive) = (self.limits.clone(), self.keepalive.clone());
+        Ok(Box::pin(async move { listener.serve(app, &limits, &keepalive, metrics, async move { shutdown.triggered().await }).await }))
     }
 }
 
@@ -88,7 +111,8 @@ struct Receiver {
     config: PrometheusRemoteWriteSourceConfig,
     out: SourceOutputs,
     metrics: Arc<ComponentMetrics>,
-    acknowledgements: bool,
+    /// With acknowledgements: how long to wait for delivery.
+    acks: Option<Duration>,
     types: Types,
 }
 
@@ -99,21 +123,20 @@ enum Version {
     V2,
 }
 
-async fn receive(State(receiver): State<Arc<Receiver>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    match receiver.handle(method, uri, headers, body).await {
+async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    match receiver.handle(parts, body).await {
         Ok(response) => response,
+        // The server logs the refusal, rate-limited.
         Err(refusal) => {
             ComponentMetrics::add(&receiver.metrics.errors, 1);
-            if refusal.status == StatusCode::BAD_REQUEST {
-                tracing::warn!(component = %receiver.metrics.id, error = %refusal.message, "remote write refused");
-            }
             refusal.into_response()
         }
     }
 }
 
 fn version(headers: &HeaderMap) -> Result<Version, Refusal> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = content_type(headers)?;
     let mut parts = content_type.split(';').map(str::trim);
     let media_type = parts.next().unwrap_or("");
     let proto = parts.find_map(|p| p.strip_prefix("proto=")).map(|p| p.trim_matches('"'));
@@ -128,7 +151,8 @@ fn version(headers: &HeaderMap) -> Result<Version, Refusal> {
 }
 
 impl Receiver {
-    async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, Refusal> {
+    async fn handle(&self, parts: Parts, body: Body) -> Result<Response, Refusal> {
+        let Parts { method, uri, headers, extensions, .. } = parts;
         if uri.path() != self.config.path && uri.path() != DEEPFLOW_PATH {
             return Err(Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -147,8 +171,8 @@ impl Receiver {
                 format!("Content-Encoding `{encoding}` is not supported: remote write is snappy (block format)"),
             ));
         }
-        let raw = read_raw(body, self.config.max_body_bytes).await?;
-        let body = self.unsnappy(&raw)?;
+        let raw = read_raw(body, &headers, self.config.max_body_bytes).await?;
+        let body = self.unsnappy(&raw, extensions.get::<InFlight>())?;
         let decoded = match version {
             Version::V1 => v1::WriteRequest::decode(&body[..])
                 .map_err(|e| format!("invalid remote write 1.0 protobuf: {e}"))
@@ -159,7 +183,7 @@ impl Receiver {
         }
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e))?;
         let written = [("samples", decoded.samples), ("histograms", decoded.histograms), ("exemplars", decoded.exemplars)];
-        hand_on(|events| self.out.try_send(events), decoded.events, raw.len(), &self.metrics, self.acknowledgements).await?;
+        hand_on(|events| self.out.try_send(events), decoded.events, raw.len(), &self.metrics, self.acks).await?;
         let mut response = StatusCode::NO_CONTENT.into_response();
         for (what, count) in written {
             let name = format!("x-prometheus-remote-write-{what}-written");
@@ -172,7 +196,7 @@ impl Receiver {
 
     /// Undo the snappy block format, refusing to grow past the limit (the
     /// block states its length up front) and framed snappy (a common mistake).
-    fn unsnappy(&self, raw: &[u8]) -> Result<Vec<u8>, Refusal> {
+    fn unsnappy(&self, raw: &[u8], in_flight: Option<&InFlight>) -> Result<Vec<u8>, Refusal> {
         if raw.starts_with(FRAMED_SNAPPY) {
             return Err(Refusal::new(StatusCode::BAD_REQUEST, "the body is framed snappy; remote write uses the snappy block format"));
         }
@@ -184,6 +208,9 @@ impl Receiver {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body larger than max_decompressed_bytes ({limit} bytes) once decompressed ({length} bytes)"),
             ));
+        }
+        if let Some(held) = in_flight {
+            held.take(length)?;
         }
         snap::raw::Decoder::new()
             .decompress_vec(raw)

@@ -213,6 +213,22 @@ fn an_unreachable_server_fails_the_healthcheck_clearly() {
     assert!(stderr.contains(&format!("ClickHouse at http://127.0.0.1:{port} is unreachable")), "{stderr}");
 }
 
+/// Credentials in the endpoint and `auth` both set: `auth` is what is sent
+/// (the URL's are dropped, with a warning), and no log carries the URL's password.
+#[test]
+fn auth_wins_over_credentials_in_the_endpoint() {
+    let Some(url) = clickhouse() else { return };
+    let db = database(&url, "urlauth");
+    query(&url, &format!("CREATE TABLE {db}.requests {TABLE}"));
+    let dir = tempfile::tempdir().unwrap();
+    let with_userinfo = url.replacen("://", "://nosuchuser:wrongPassw0rd@", 1);
+    let config = pipeline(&with_userinfo, &db, "requests", "auth.user = \"default\"\nauth.password = \"\"");
+    let stderr = run(&config, &line(0, "orders", json!(200)), dir.path());
+    assert_eq!(rows(&url, &format!("SELECT request_id FROM {db}.requests")).len(), 1, "{stderr}");
+    assert!(stderr.contains("`endpoint` holds credentials and `auth` is set"), "{stderr}");
+    assert!(!stderr.contains("wrongPassw0rd"), "{stderr}");
+}
+
 /// Over https, trusting the server's self-signed certificate through
 /// `tls.ca_file` (scripts/clickhouse.sh makes both); without it, the
 /// healthcheck says the certificate is the problem.

@@ -195,3 +195,43 @@ pub fn request(port: u16, method: &str, path: &str, body: &[u8], headers: &[&str
         body: std::fs::read(&out_file).unwrap_or_default(),
     }
 }
+
+/// Whether this test can run as root (to mount, trace, load eBPF); `why`
+/// says what for. In CI, which runs as root, not being root is a failure.
+pub fn root(why: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if !is_root {
+        assert!(std::env::var_os("CI").is_none(), "{why}, and CI runs as root: run the tests as root");
+        eprintln!("skipped: {why}");
+    }
+    is_root
+}
+
+/// A Kong file-log / http-log entry whose request id is `line-{n}`, as one line.
+pub fn kong_line(n: usize) -> String {
+    format!("{{\"request\":{{\"id\":\"line-{n}\",\"method\":\"GET\",\"uri\":\"/orders/{n}\",\"size\":\"120\"}},\"response\":{{\"status\":200,\"size\":900}},\"latencies\":{{\"kong\":1,\"proxy\":5,\"request\":6}},\"service\":{{\"name\":\"orders\"}},\"started_at\":1732613000000}}\n")
+}
+
+/// Append the entries `lines` to a file, as Kong's file-log would.
+pub fn append(path: &Path, lines: std::ops::Range<usize>) {
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    for chunk in lines.collect::<Vec<_>>().chunks(500) {
+        let text: String = chunk.iter().map(|n| kong_line(*n)).collect();
+        file.write_all(text.as_bytes()).unwrap();
+    }
+}
+
+/// How many times each `line-N` request id was written to `out` (complete lines only).
+pub fn id_counts(out: &Path) -> std::collections::BTreeMap<usize, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for record in read_json(out) {
+        let id = record["request_id"]
+            .as_str()
+            .and_then(|id| id.strip_prefix("line-"))
+            .and_then(|n| n.parse().ok())
+            .expect("a line-N request id");
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}

@@ -15,15 +15,8 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use serde_json::Value;
 
-/// Whether this test can run; in CI a missing privilege is a failure.
 fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let is_root = unsafe { libc::geteuid() } == 0;
-    if !is_root {
-        assert!(std::env::var_os("CI").is_none(), "the eBPF tests need root, and CI runs as root: run them as root");
-        eprintln!("skipped: the eBPF tests need root (CAP_BPF, CAP_PERFMON)");
-    }
-    is_root
+    crate::common::root("the eBPF tests need root (CAP_BPF, CAP_PERFMON)")
 }
 
 /// A pipeline capturing `ports`: records to `records.json`, TCP metrics to `tcp.json`.

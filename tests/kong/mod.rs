@@ -241,18 +241,6 @@ fn records_reach_remap_as_fields() {
 
 // --- kong_file_log ---
 
-fn kong_line(n: usize) -> String {
-    format!("{{\"request\":{{\"id\":\"line-{n}\",\"method\":\"GET\",\"uri\":\"/orders/{n}\",\"size\":\"120\"}},\"response\":{{\"status\":200,\"size\":900}},\"latencies\":{{\"kong\":1,\"proxy\":5,\"request\":6}},\"service\":{{\"name\":\"orders\"}},\"started_at\":1732613000000}}\n")
-}
-
-fn append(path: &Path, lines: std::ops::Range<usize>) {
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-    for chunk in lines.collect::<Vec<_>>().chunks(500) {
-        let text: String = chunk.iter().map(|n| kong_line(*n)).collect();
-        file.write_all(text.as_bytes()).unwrap();
-    }
-}
-
 fn file_log_config(dir: &Path, out: &Path, extra: &str) -> String {
     format!(
         "data_dir = \"{data}\"\n[api]\nenabled = false\n\

@@ -132,6 +132,47 @@ fn prometheus_remote_writes_what_it_scrapes_and_tapline_agrees() {
     assert_eq!(totals(&log, "rw", "component_errors_total"), 0);
 }
 
+/// Summaries and classic histograms arrive series by series; the exporter
+/// serves each as one family again, which promtool accepts.
+#[test]
+fn remote_written_summaries_and_histograms_are_served_as_families() {
+    let (rw, exporter) = (free_port(), free_port());
+    let mut pipeline = Pipeline::start(
+        &(remote_write_source(rw)
+            + &format!("[sinks.prom]\ntype = \"prometheus_exporter\"\ninputs = [\"rw\"]\naddress = \"127.0.0.1:{exporter}\"\nopenmetrics = false\n")),
+    );
+    listening(rw);
+    let _prometheus = Prometheus::start(&format!(
+        "scrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['SELF']\n\
+         remote_write:\n  - url: http://127.0.0.1:{rw}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n    metadata_config:\n      send_interval: 1s\n"
+    ));
+    let exposition =
+        || http_get(exporter, "/metrics").and_then(|r| r.split_once("\r\n\r\n").map(|(_, body)| body.to_string())).unwrap_or_default();
+    wait_for("the families", Duration::from_secs(90), || {
+        let text = exposition();
+        text.contains("# TYPE go_gc_duration_seconds summary") && text.contains("# TYPE prometheus_http_request_duration_seconds histogram")
+    });
+    let text = exposition();
+    assert!(text.contains("go_gc_duration_seconds{") && text.contains("quantile=\"0.5\""), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("prometheus_http_request_duration_seconds_bucket{") && l.contains("le=\"+Inf\"")), "{text}");
+    for orphan in ["# TYPE go_gc_duration_seconds_sum", "# TYPE prometheus_http_request_duration_seconds_bucket"] {
+        assert!(!text.contains(orphan), "a part is served as a family of its own: {orphan}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("metrics.txt"), &text).unwrap();
+    let checked = Command::new("sh")
+        .arg("-c")
+        .arg(format!("promtool check metrics < {}", dir.path().join("metrics.txt").display()))
+        .output()
+        .unwrap();
+    let problems = String::from_utf8_lossy(&checked.stdout).to_string() + &String::from_utf8_lossy(&checked.stderr);
+    // What a part served on its own draws: `_sum`/`_count`/`_bucket` suffixes, `le` or `quantile` labels elsewhere.
+    let misplaced: Vec<&str> = problems.lines().filter(|l| l.contains("non-histogram") || l.contains("non-summary")).collect();
+    assert!(misplaced.is_empty(), "promtool: {misplaced:?}");
+    assert_ne!(checked.status.code(), Some(1), "promtool refused the exposition:\n{problems}");
+    pipeline.stop();
+}
+
 #[test]
 fn remote_write_2_decodes_with_symbols_and_native_histograms() {
     let dir = tempfile::tempdir().unwrap();

@@ -106,6 +106,24 @@ fn every_example_validates() {
     assert!(checked >= 1);
 }
 
+/// Without acknowledgements, an HTTP source's 200 means "in memory" (a crash
+/// loses it): every Kong example turns them on.
+#[test]
+fn every_kong_example_asks_for_acknowledgements() {
+    for entry in std::fs::read_dir(here("config/examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !(text.contains("\"kong_http_log\"") || text.contains("\"kong_file_log\"")) {
+            continue;
+        }
+        let on = text.lines().any(|l| l.trim() == "acknowledgements = true" || l.trim() == "acknowledgements.enabled = true");
+        assert!(on, "{} reads Kong's logs without acknowledgements", path.display());
+    }
+}
+
 #[test]
 fn invalid_configs_give_precise_errors() {
     let mut checked = 0;

@@ -20,7 +20,9 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::component::{with_causes, BufferReceiver, Reporter, Result, SinkConfig, SinkContext, Task};
 use crate::event::{Event, EventData, EventStatus, Kinds, RequestRecord, Value};
-use crate::net::client::{gzip, http_client, Backoff, ClientAuth, Compression, RequestConfig};
+use crate::net::client::{
+    gzip, http_client, redact_url, take_url_credentials, url_credentials_warning, Backoff, ClientAuth, Compression, RequestConfig,
+};
 use crate::net::tls::ClientTls;
 use crate::sinks::util::{sleep_until, start, BatchConfig, BatchLimits, Healthcheck};
 use crate::telemetry::ComponentMetrics;
@@ -108,7 +110,7 @@ impl SinkConfig for ClickHouseConfig {
 
     fn check(&self) -> Result<()> {
         if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
-            return Err(format!("`endpoint` must be an http:// or https:// URL, not `{}`", self.endpoint).into());
+            return Err(format!("`endpoint` must be an http:// or https:// URL, not `{}`", redact_url(&self.endpoint)).into());
         }
         if matches!(self.auth, Some(ClientAuth::Bearer { .. })) {
             return Err("ClickHouse takes basic auth: `auth.user` and `auth.password`".into());
@@ -127,13 +129,20 @@ impl SinkConfig for ClickHouseConfig {
         Ok(())
     }
 
+    fn warnings(&self) -> Vec<String> {
+        url_credentials_warning("endpoint", &self.endpoint, self.auth.as_ref()).into_iter().collect()
+    }
+
     fn build(&self, cx: SinkContext) -> Result<Task> {
         let table = Template::parse(&self.table).map_err(|e| format!("`table`: {e}"))?;
         let client = http_client(Duration::from_secs(self.request.timeout_secs.max(1)), self.tls.ca_pem()?.as_deref())?;
         let batch = self.batch.limits(BATCH_DEFAULTS)?;
+        let (endpoint, auth) = take_url_credentials(&self.endpoint, self.auth.as_ref());
         let SinkContext { id, input, metrics } = cx;
         let writer = Writer {
             config: self.clone(),
+            endpoint,
+            auth,
             batch,
             client,
             report: Reporter { id, metrics },
@@ -147,6 +156,9 @@ impl SinkConfig for ClickHouseConfig {
 /// What sends batches: shared by the inserts running at once (`request.concurrency`).
 struct Writer {
     config: ClickHouseConfig,
+    /// `endpoint` without credentials; those are in `auth` (see `take_url_credentials`).
+    endpoint: String,
+    auth: Option<ClientAuth>,
     batch: BatchLimits,
     client: reqwest::Client,
     report: Reporter,
@@ -272,24 +284,24 @@ impl Writer {
     }
 
     async fn healthcheck(&self) -> Result<(), String> {
-        let request = self.authorized(self.client.get(format!("{}/?query=SELECT%201", self.config.endpoint.trim_end_matches('/'))));
+        let request = self.authorized(self.client.get(format!("{}/?query=SELECT%201", self.endpoint.trim_end_matches('/'))));
         match request.send().await {
             Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => {
                 let status = response.status();
                 let body = response.text().await.unwrap_or_default();
-                Err(format!("ClickHouse at {} answered {status} to `SELECT 1`: {}", self.config.endpoint, body.trim()))
+                Err(format!("ClickHouse at {} answered {status} to `SELECT 1`: {}", self.endpoint, body.trim()))
             }
             Err(e) => Err(format!(
                 "ClickHouse at {} is unreachable: {} (set healthcheck.enabled = false to start anyway)",
-                self.config.endpoint,
+                self.endpoint,
                 with_causes(&e)
             )),
         }
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.config.auth {
+        match &self.auth {
             Some(auth) => auth.apply(request),
             None => request,
         }
@@ -297,8 +309,8 @@ impl Writer {
 
     /// Run one statement; its answer, or why it failed.
     async fn statement(&self, sql: &str) -> Result<String, String> {
-        let request = self.authorized(self.client.post(format!("{}/", self.config.endpoint.trim_end_matches('/')))).body(sql.to_string());
-        let response = request.send().await.map_err(|e| format!("ClickHouse at {}: {e}", self.config.endpoint))?;
+        let request = self.authorized(self.client.post(format!("{}/", self.endpoint.trim_end_matches('/')))).body(sql.to_string());
+        let response = request.send().await.map_err(|e| format!("ClickHouse at {}: {e}", self.endpoint))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if status.is_success() {
@@ -391,7 +403,7 @@ impl Writer {
             Format::RowBinary => "RowBinary",
         };
         let query = format!("INSERT INTO {}.{} FORMAT {format}", quote_identifier(&self.config.database), quote_identifier(table));
-        let mut url = format!("{}/?query={}", self.config.endpoint.trim_end_matches('/'), percent_encode(&query));
+        let mut url = format!("{}/?query={}", self.endpoint.trim_end_matches('/'), percent_encode(&query));
         if self.config.skip_unknown_fields {
             url.push_str("&input_format_skip_unknown_fields=1");
         }

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
 use crate::event::{Event, Kinds};
-use crate::net::server::ServerAuth;
+use crate::net::exposure_warning;
+use crate::net::server::{Keepalive, ServerAuth, ServerLimits};
 use crate::net::tls::ServerTls;
 use crate::sources::util::http::{BodyDecoder, ServerOptions};
 
@@ -31,6 +32,14 @@ pub struct KongHttpLogConfig {
     pub max_decompressed_bytes: usize,
     pub auth: Option<ServerAuth>,
     pub tls: Option<ServerTls>,
+    /// Connections, timeouts and memory (see `net::server::ServerLimits`).
+    #[serde(default)]
+    pub limits: ServerLimits,
+    #[serde(default)]
+    pub keepalive: Keepalive,
+    /// With acknowledgements, the longest wait for delivery before a 503.
+    #[serde(default = "crate::defaults::ack_timeout_secs")]
+    pub ack_timeout_secs: f64,
     /// Keep the entry as Kong sent it in the record's `raw` field.
     #[serde(default)]
     pub keep_raw: bool,
@@ -47,6 +56,9 @@ impl KongHttpLogConfig {
             max_decompressed_bytes: self.max_decompressed_bytes,
             auth: self.auth.clone(),
             tls: self.tls.clone(),
+            limits: self.limits.clone(),
+            keepalive: self.keepalive.clone(),
+            ack_timeout_secs: self.ack_timeout_secs,
         }
     }
 }
@@ -58,6 +70,11 @@ impl SourceConfig for KongHttpLogConfig {
 
     fn check(&self) -> Result<()> {
         self.options().check()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let tls = self.tls.as_ref().is_some_and(|t| t.enabled);
+        exposure_warning(self.address, self.auth.is_some(), tls, "send log entries").into_iter().collect()
     }
 
     fn build(&self, cx: SourceContext) -> Result<Task> {

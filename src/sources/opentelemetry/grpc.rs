@@ -22,9 +22,9 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use super::{grpc_code, Ingest};
-use crate::net::server::{authorize, Refusal};
+use crate::net::server::{authorize, BodyLimit, Refusal};
 use crate::otlp::{logs, metrics, rpc, traces, Signal};
-use crate::telemetry::ComponentMetrics;
+use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 #[derive(Clone)]
 struct Services {
@@ -54,19 +54,32 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
             .max_decoding_message_size(limit),
     )
     .into_axum_router()
-    .layer(axum::middleware::map_response_with_state(metrics, count_refusals))
+    .layer(axum::middleware::map_response_with_state(Arc::new((metrics, LogLimiter::new(Duration::from_secs(10)))), count_refusals))
 }
 
-/// Count every refused call, tonic's own (undecodable, too large) and ours:
-/// a call that fails before answering carries its status in the headers.
-/// tonic says OUT_OF_RANGE for a message over the limit, which OTLP clients
-/// retry: it becomes RESOURCE_EXHAUSTED without a retry delay, which they do not.
-async fn count_refusals(State(metrics): State<Arc<ComponentMetrics>>, mut response: axum::response::Response) -> axum::response::Response {
+/// Count every refused call, tonic's own (undecodable, too large) and ours,
+/// and log it (rate-limited): a call that fails before answering carries its
+/// status in the headers. tonic says OUT_OF_RANGE for a message over the
+/// limit, which OTLP clients retry: it becomes RESOURCE_EXHAUSTED without a
+/// retry delay, which they do not. A body cut short by the receiver's byte
+/// budget (tonic says UNKNOWN) becomes UNAVAILABLE, which they retry.
+async fn count_refusals(
+    State(watch): State<Arc<(Arc<ComponentMetrics>, LogLimiter)>>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let (metrics, log) = &*watch;
     if let Some(status) = Status::from_header_map(response.headers()).filter(|s| s.code() != tonic::Code::Ok) {
         ComponentMetrics::add(&metrics.errors, 1);
-        tracing::warn!(component = %metrics.id, code = ?status.code(), message = status.message(), "OTLP/gRPC call refused");
-        if status.code() == tonic::Code::OutOfRange {
-            response.headers_mut().insert("grpc-status", axum::http::HeaderValue::from(tonic::Code::ResourceExhausted as i32));
+        if let Some(suppressed) = log.allow(status.code() as u32) {
+            tracing::warn!(component = %metrics.id, code = ?status.code(), message = status.message(), suppressed, "OTLP/gRPC call refused");
+        }
+        let code = match status.code() {
+            tonic::Code::OutOfRange => Some(tonic::Code::ResourceExhausted),
+            tonic::Code::Unknown if status.message().contains(&BodyLimit::Busy.to_string()) => Some(tonic::Code::Unavailable),
+            _ => None,
+        };
+        if let Some(code) = code {
+            response.headers_mut().insert("grpc-status", axum::http::HeaderValue::from(code as i32));
         }
     }
     response

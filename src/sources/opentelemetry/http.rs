@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use super::{grpc_code, Ingest};
-use crate::net::server::{authorize, method_not_allowed, read_body, Refusal};
+use crate::net::server::{authorize, content_type, method_not_allowed, read_body, InFlight, Refusal};
 use crate::otlp::rpc::RpcStatus;
 use crate::otlp::{logs, metrics, traces, Encoding, Signal};
 use crate::telemetry::ComponentMetrics;
@@ -35,7 +36,7 @@ fn signal(path: &str) -> Option<Signal> {
 }
 
 fn encoding(headers: &HeaderMap) -> Option<Encoding> {
-    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let content_type = content_type(headers).ok()?;
     let media_type = content_type.split(';').next()?.trim();
     if media_type.eq_ignore_ascii_case("application/x-protobuf") || media_type.eq_ignore_ascii_case("application/protobuf") {
         Some(Encoding::Protobuf)
@@ -46,10 +47,12 @@ fn encoding(headers: &HeaderMap) -> Option<Encoding> {
     }
 }
 
-async fn receive(State(server): State<Arc<Server>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn receive(State(server): State<Arc<Server>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Parts { method, uri, headers, extensions, .. } = parts;
     // The answer's encoding is the request's; protobuf when that is unknown.
     let encoding = encoding(&headers);
-    match server.handle(method, &uri, &headers, encoding, body).await {
+    match server.handle(method, &uri, &headers, extensions.get::<InFlight>(), encoding, body).await {
         Ok(response) => response,
         Err(refusal) => {
             ComponentMetrics::add(&server.ingest.metrics.errors, 1);
@@ -66,6 +69,7 @@ impl Server {
         method: Method,
         uri: &Uri,
         headers: &HeaderMap,
+        in_flight: Option<&InFlight>,
         encoding: Option<Encoding>,
         body: Body,
     ) -> Result<Response, Refusal> {
@@ -80,17 +84,15 @@ impl Server {
         }
         authorize(self.ingest.auth.as_ref(), headers)?;
         let Some(encoding) = encoding else {
-            let given = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let given = content_type(headers)?;
             return Err(Refusal::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("Content-Type must be application/x-protobuf or application/json, not `{given}`"),
             ));
         };
-        let (sent, body) = read_body(body, headers, self.max_body_bytes, self.ingest.max_decompressed_bytes).await?;
-        let bad = |e: String| {
-            tracing::warn!(component = %self.ingest.metrics.id, error = %e, bytes = body.len(), "OTLP request refused");
-            Refusal::new(StatusCode::BAD_REQUEST, e)
-        };
+        let (sent, body) = read_body(body, headers, in_flight, self.max_body_bytes, self.ingest.max_decompressed_bytes).await?;
+        // The server logs the refusal, rate-limited.
+        let bad = |e: String| Refusal::new(StatusCode::BAD_REQUEST, e);
         let (decoded, answer) = match signal {
             Signal::Traces => {
                 let decoded = traces::decode(encoding.decode(&body).map_err(bad)?);

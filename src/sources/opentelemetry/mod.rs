@@ -14,17 +14,19 @@ mod http;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::component::{OutputDef, Result, SourceConfig, SourceContext, SourceOutputs, Task};
 use crate::event::Kinds;
-use crate::net::server::{Listener, Refusal, ServerAuth};
+use crate::net::exposure_warning;
+use crate::net::server::{Keepalive, Listener, Refusal, ServerAuth, ServerLimits};
 use crate::net::tls::ServerTls;
 use crate::otlp::{Decoded, Signal};
-use crate::sources::util::http::hand_on;
-use crate::telemetry::ComponentMetrics;
+use crate::sources::util::http::{check_ack_timeout, hand_on};
+use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +40,15 @@ pub struct OpenTelemetrySourceConfig {
     pub max_decompressed_bytes: usize,
     /// Credentials every request must carry (`authorization` header or metadata).
     pub auth: Option<ServerAuth>,
+    /// Connections, timeouts and memory, for each of the two servers (see `net::server::ServerLimits`).
+    #[serde(default)]
+    pub limits: ServerLimits,
+    #[serde(default)]
+    pub keepalive: Keepalive,
+    /// With acknowledgements, the longest wait for delivery before a refusal
+    /// (503 / UNAVAILABLE, so the SDK retries).
+    #[serde(default = "crate::defaults::ack_timeout_secs")]
+    pub ack_timeout_secs: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,7 +116,19 @@ impl SourceConfig for OpenTelemetrySourceConfig {
         for tls in [&self.grpc.tls, &self.http.tls].into_iter().flatten() {
             tls.check()?;
         }
-        Ok(())
+        self.limits.check()?;
+        check_ack_timeout(self.ack_timeout_secs)
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let servers = [(self.grpc.enabled, self.grpc.address, &self.grpc.tls), (self.http.enabled, self.http.address, &self.http.tls)];
+        servers
+            .into_iter()
+            .filter(|(enabled, _, _)| *enabled)
+            .filter_map(|(_, address, tls)| {
+                exposure_warning(address, self.auth.is_some(), tls.as_ref().is_some_and(|t| t.enabled), "send telemetry")
+            })
+            .collect()
     }
 
     fn build(&self, cx: SourceContext) -> Result<Task> {
@@ -115,21 +138,28 @@ impl SourceConfig for OpenTelemetrySourceConfig {
         let SourceContext { id, out, shutdown, metrics, acknowledgements, .. } = cx;
         let ingest = Arc::new(Ingest {
             out,
-            metrics,
-            acknowledgements,
+            metrics: metrics.clone(),
+            acks: acknowledgements.then(|| Duration::from_secs_f64(self.ack_timeout_secs)),
             auth: self.auth.clone(),
             max_decompressed_bytes: self.max_decompressed_bytes,
+            invalid_log: LogLimiter::new(Duration::from_secs(10)),
         });
         let mut servers: Vec<Task> = Vec::new();
         if let Some(listener) = grpc {
             tracing::info!(component = %id, address = %self.grpc.address, scheme = listener.scheme(), "OTLP/gRPC listening");
-            let mut stop = shutdown.clone();
-            servers.push(Box::pin(listener.serve(grpc::router(ingest.clone()), async move { stop.triggered().await })));
+            let (mut stop, metrics, limits, keepalive) = (shutdown.clone(), metrics.clone(), self.limits.clone(), self.keepalive.clone());
+            let router = grpc::router(ingest.clone());
+            servers.push(Box::pin(async move {
+                listener.serve(router, &limits, &keepalive, metrics, async move { stop.triggered().await }).await
+            }));
         }
         if let Some(listener) = http {
             tracing::info!(component = %id, address = %self.http.address, scheme = listener.scheme(), "OTLP/HTTP listening");
-            let mut stop = shutdown.clone();
-            servers.push(Box::pin(listener.serve(http::router(ingest, self.http.max_body_bytes), async move { stop.triggered().await })));
+            let (mut stop, metrics, limits, keepalive) = (shutdown.clone(), metrics.clone(), self.limits.clone(), self.keepalive.clone());
+            let router = http::router(ingest, self.http.max_body_bytes);
+            servers.push(Box::pin(async move {
+                listener.serve(router, &limits, &keepalive, metrics, async move { stop.triggered().await }).await
+            }));
         }
         Ok(Box::pin(async move { futures_util::future::try_join_all(servers).await.map(|_| ()) }))
     }
@@ -139,9 +169,11 @@ impl SourceConfig for OpenTelemetrySourceConfig {
 struct Ingest {
     out: SourceOutputs,
     metrics: Arc<ComponentMetrics>,
-    acknowledgements: bool,
+    /// With acknowledgements: how long to wait for delivery.
+    acks: Option<Duration>,
     auth: Option<ServerAuth>,
     max_decompressed_bytes: usize,
+    invalid_log: LogLimiter,
 }
 
 impl Ingest {
@@ -151,9 +183,11 @@ impl Ingest {
         let Decoded { events, rejected, error } = decoded;
         if rejected > 0 {
             ComponentMetrics::add(&self.metrics.discarded_events, rejected as usize);
-            tracing::warn!(component = %self.metrics.id, rejected, items = signal.items(), error = error.as_deref().unwrap_or_default(), "refused invalid items (the sender is told in partial_success)");
+            if let Some(suppressed) = self.invalid_log.allow(signal as u32) {
+                tracing::warn!(component = %self.metrics.id, rejected, items = signal.items(), error = error.as_deref().unwrap_or_default(), suppressed, "refused invalid items (the sender is told in partial_success)");
+            }
         }
-        hand_on(|events| self.out.try_send_to(signal.port(), events), events, bytes, &self.metrics, self.acknowledgements).await
+        hand_on(|events| self.out.try_send_to(signal.port(), events), events, bytes, &self.metrics, self.acks).await
     }
 }
 

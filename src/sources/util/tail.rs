@@ -1,24 +1,35 @@
 //! Tailing files by glob, shared by `kong_file_log` and Vector's `file`.
-//! Files are known by device and inode, so a rename keeps its reader; a file
-//! that shrinks was copy-truncated and is read again from the start. Offsets
-//! are checkpointed in `data_dir` after each batch is handed on (with
-//! acknowledgements: once it is delivered), so a restart neither loses nor
-//! repeats lines.
+//! Files are known by device and inode, so a rename keeps its reader (also one
+//! made while tapline was down, if the file stayed in its directory); a file
+//! that shrinks was copy-truncated and is read again from the start.
+//!
+//! What is promised, with the offsets checkpointed in `data_dir`:
+//! - A line's offset is checkpointed only once every sink has settled it, so
+//!   `kill -9` loses nothing: at most the lines settled in the last second
+//!   (`SAVE_EVERY`) are read again. Checkpoints are written whole (temporary
+//!   file, fsync, rename, fsync of the directory); a failed save is counted.
+//! - With acknowledgements, only delivered lines are checkpointed: a failed
+//!   delivery rewinds every file to what was delivered, and the lines are read
+//!   and sent again after a growing pause (`RETRY_*`). Without, a sink that
+//!   gives up on lines has counted them as discarded, and reading goes on.
+//! - On shutdown, reading and sending stop at once; what was sent is awaited
+//!   and checkpointed as it settles.
+//! - A file rotated away is let go only once all of it was settled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::component::{Context, Result, SourceContext, Task};
-use crate::event::{Event, EventBatch, EventStatus};
+use crate::component::{attach_finalizers, Context, Error, Result, SourceContext, Task};
+use crate::event::{BatchStatusReceiver, Event, EventBatch, EventStatus};
 use crate::telemetry::ComponentMetrics;
 
 /// Where to start in a file seen for the first time at start-up.
@@ -65,105 +76,182 @@ const MAX_BATCH: usize = 1000;
 const CHUNK: usize = 1 << 20;
 /// Bytes hashed to tell a file from a new one that reuses its inode.
 const HEAD: u64 = 256;
+/// How stale a saved checkpoint may be: what `kill -9` can make read twice.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// The pause before lines whose delivery failed are read again, doubling up to the cap.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_CAP: Duration = Duration::from_secs(10);
+
+/// Own counters (`tapline_<name>` on /metrics).
+pub const REWINDS: &str = "tail_rewinds_total";
+pub const CHECKPOINT_SAVE_ERRORS: &str = "tail_checkpoint_save_errors_total";
+pub const LOST_FILES: &str = "tail_checkpointed_files_lost_total";
 
 /// Start tailing; checkpoints go to `<data_dir>/<source id>/checkpoints.json`.
-pub fn start(options: TailOptions, data_dir: Option<PathBuf>, decode: LineDecoder, mut cx: SourceContext) -> Result<Task> {
+pub fn start(options: TailOptions, data_dir: Option<PathBuf>, decode: LineDecoder, cx: SourceContext) -> Result<Task> {
     let data_dir = data_dir.ok_or("reading files needs `data_dir` (at the top of the config) for its checkpoints")?;
     let dir = data_dir.join(&cx.id);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let checkpoints = Checkpoints::load(dir.join("checkpoints.json"))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = mpsc::channel::<Chunk>(2);
-    let mut tailer = Tailer::new(options, decode, checkpoints.positions(), cx.metrics.clone(), stop.clone());
+    let checkpoints = Checkpoints::load(dir.join("checkpoints.json"), cx.metrics.clone())?;
+    let shared = Arc::new(Shared::default());
+    let (tx, rx) = mpsc::channel::<Chunk>(2);
+    let mut tailer = Tailer::new(options, decode, checkpoints.positions(), cx.metrics.clone(), shared.clone());
     std::thread::Builder::new().name(format!("tail-{}", cx.id)).spawn(move || tailer.run(&tx)).context("cannot start the file reader")?;
-    Ok(Box::pin(async move {
-        let mut checkpoints = checkpoints;
-        let mut shutdown = cx.shutdown.clone();
-        let mut last_write = Instant::now();
-        // With acknowledgements, a batch's offsets are saved once it is delivered, in order.
-        let mut awaiting = std::collections::VecDeque::new();
-        loop {
-            let next = tokio::select! {
-                next = rx.recv() => next,
-                _ = shutdown.triggered(), if !shutdown.is_triggered() => {
-                    // Stop reading; hand on what was read.
-                    stop.store(true, Ordering::Relaxed);
-                    rx.close();
-                    continue;
-                }
-            };
-            let Some(Chunk { mut batch, positions, bytes, forget }) = next else { break };
-            let count = batch.len();
-            ComponentMetrics::add(&cx.metrics.received_events, count);
-            ComponentMetrics::add(&cx.metrics.received_bytes, bytes);
-            let status = cx.finalize(&mut batch);
-            cx.out.send(batch).await;
-            checkpoints.forget(&forget);
-            awaiting.push_back((status, positions, count));
-            // Save offsets in order, each once its batch is settled.
-            while let Some((status, _, _)) = awaiting.front_mut() {
-                let outcome = match status {
-                    None => Some(crate::event::EventStatus::Delivered),
-                    Some(receiver) => match receiver.try_recv() {
-                        Ok(outcome) => Some(outcome),
-                        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => break,
-                        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => None,
-                    },
-                };
-                if let Some((status, positions, count)) = awaiting.pop_front() {
-                    settle(&mut checkpoints, &cx, outcome, positions, count, status.is_some());
-                }
-            }
-            if last_write.elapsed() > Duration::from_secs(1) {
-                checkpoints.save();
-                last_write = Instant::now();
-            }
-        }
-        for (status, positions, count) in awaiting {
-            let acknowledged = status.is_some();
-            let outcome = match status {
-                None => Some(crate::event::EventStatus::Delivered),
-                Some(receiver) => receiver.await.ok(),
-            };
-            settle(&mut checkpoints, &cx, outcome, positions, count, acknowledged);
-        }
-        cx.acknowledged_all().await;
-        checkpoints.save();
-        Ok(())
-    }))
+    Ok(Box::pin(run(rx, checkpoints, shared, cx)))
 }
 
-/// Save a settled batch's offsets; a failed batch's are not saved.
-fn settle(
-    checkpoints: &mut Checkpoints,
-    cx: &SourceContext,
-    outcome: Option<EventStatus>,
-    positions: Vec<Position>,
-    count: usize,
-    acknowledged: bool,
-) {
-    match outcome {
-        Some(EventStatus::Delivered) => {
-            if acknowledged {
-                ComponentMetrics::add(&cx.metrics.acknowledged_events, count);
+/// Between the reader thread and the async side.
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    /// Bumped by a failed delivery: chunks read before the rewind are stale.
+    generation: AtomicU64,
+    /// The rewind the reader must apply.
+    rewind: Mutex<Option<Rewind>>,
+    /// What was settled so far, per file: a file rotated away is closed only
+    /// once all of it is, so that a rewind finds it open.
+    settled: Mutex<HashMap<FileKey, u64>>,
+}
+
+/// Every file back to what was delivered: asked by a failed delivery, applied
+/// by the reader once `when` has come.
+struct Rewind {
+    generation: u64,
+    when: Instant,
+    delivered: HashMap<FileKey, u64>,
+}
+
+/// What the settler is told, in order.
+enum Settle {
+    /// A batch handed on, waiting for its outcome.
+    Sent { status: BatchStatusReceiver, ends: Vec<Position>, count: usize, generation: u64 },
+    /// Files whose checkpoints go.
+    Forget(Vec<FileKey>),
+}
+
+/// Hand chunks on until shutdown; a settler alongside checkpoints them in order.
+async fn run(mut rx: mpsc::Receiver<Chunk>, checkpoints: Checkpoints, shared: Arc<Shared>, cx: SourceContext) -> Result<()> {
+    let SourceContext { id, out, mut shutdown, metrics, acknowledgements, .. } = cx;
+    let (sent_tx, sent_rx) = mpsc::unbounded_channel::<Settle>();
+    let settler = settle_in_order(sent_rx, checkpoints, shared.clone(), metrics.clone(), id, acknowledgements);
+    let reading = async {
+        loop {
+            let chunk = tokio::select! {
+                biased;
+                _ = shutdown.triggered() => break,
+                next = rx.recv() => match next {
+                    Some(chunk) => chunk,
+                    None => break,
+                },
+            };
+            let Chunk { mut batch, ends, bytes, forget, generation } = chunk;
+            if !forget.is_empty() && sent_tx.send(Settle::Forget(forget)).is_err() {
+                break;
             }
-            checkpoints.update(positions);
+            if generation != shared.generation.load(Ordering::Acquire) || (batch.is_empty() && ends.is_empty()) {
+                continue; // read before a rewind (these lines come again), or nothing read
+            }
+            let count = batch.len();
+            ComponentMetrics::add(&metrics.received_events, count);
+            ComponentMetrics::add(&metrics.received_bytes, bytes);
+            // Always tracked: the checkpoint never passes a line no sink has settled.
+            let status = attach_finalizers(&mut batch);
+            let handed_on = tokio::select! {
+                biased;
+                // Unsent lines are not checkpointed: they are read again after a restart.
+                _ = shutdown.triggered() => false,
+                () = out.send(batch) => true,
+            };
+            if !handed_on || sent_tx.send(Settle::Sent { status, ends, count, generation }).is_err() {
+                break;
+            }
         }
-        _ => {
-            // Not saved: after a restart these lines are read again.
-            ComponentMetrics::add(&cx.metrics.errors, 1);
-            tracing::warn!(component = %cx.id, events = count, "a batch of lines was not delivered; they will be read again after a restart");
+        // Stop reading at once; downstream drains what it holds, and ends.
+        shared.stop.store(true, Ordering::Relaxed);
+        rx.close();
+        drop(out);
+        drop(sent_tx);
+    };
+    tokio::join!(reading, settler);
+    Ok(())
+}
+
+/// Take each sent batch's outcome in order: checkpoint what was settled (with
+/// acknowledgements: delivered), rewind on a failed delivery, save every
+/// `SAVE_EVERY` and at the end.
+async fn settle_in_order(
+    mut sent: mpsc::UnboundedReceiver<Settle>,
+    mut checkpoints: Checkpoints,
+    shared: Arc<Shared>,
+    metrics: Arc<ComponentMetrics>,
+    id: String,
+    acknowledgements: bool,
+) {
+    let mut save = tokio::time::interval(SAVE_EVERY);
+    save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retry = RETRY_FIRST;
+    loop {
+        let next = tokio::select! {
+            next = sent.recv() => next,
+            _ = save.tick() => {
+                checkpoints.save();
+                continue;
+            }
+        };
+        let (mut status, ends, count, generation) = match next {
+            None => break,
+            Some(Settle::Forget(keys)) => {
+                keys.iter().for_each(|key| checkpoints.forget(key));
+                continue;
+            }
+            Some(Settle::Sent { status, ends, count, generation }) => (status, ends, count, generation),
+        };
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut status => break outcome.unwrap_or(EventStatus::Errored),
+                _ = save.tick() => checkpoints.save(),
+            }
+        };
+        if generation != shared.generation.load(Ordering::Acquire) {
+            continue; // sent before a rewind: read and sent again since
         }
+        let delivered = outcome == EventStatus::Delivered;
+        if delivered || !acknowledgements {
+            if delivered && acknowledgements {
+                ComponentMetrics::add(&metrics.acknowledged_events, count);
+                retry = RETRY_FIRST;
+            }
+            let mut settled = shared.settled.lock().unwrap_or_else(|e| e.into_inner());
+            for end in &ends {
+                settled.insert(end.key, end.offset);
+            }
+            drop(settled);
+            checkpoints.update(ends);
+            continue;
+        }
+        // Not delivered: every file goes back to what was delivered, after a pause.
+        ComponentMetrics::add(&metrics.errors, 1);
+        metrics.add_own(REWINDS, 1);
+        tracing::warn!(component = %id, events = count, ?outcome, retry_in = ?retry, "lines were not delivered; reading them again from the last delivered line");
+        let delivered: HashMap<FileKey, u64> = checkpoints.positions.iter().map(|(key, p)| (*key, p.offset)).collect();
+        let next_generation = generation + 1;
+        *shared.rewind.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Rewind { generation: next_generation, when: Instant::now() + retry, delivered });
+        shared.generation.store(next_generation, Ordering::Release);
+        retry = (retry * 2).min(RETRY_CAP);
     }
+    checkpoints.save();
 }
 
 /// What the reader thread hands over: records and the offsets they end at.
 struct Chunk {
     batch: EventBatch,
-    positions: Vec<Position>,
+    ends: Vec<Position>,
     bytes: usize,
-    /// Files gone for good: drop their checkpoints.
+    /// Files done with (all settled) or gone: drop their checkpoints.
     forget: Vec<FileKey>,
+    /// The rewinds the reader had applied when it read this.
+    generation: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -189,10 +277,11 @@ struct Checkpoints {
     path: PathBuf,
     positions: BTreeMap<FileKey, Position>,
     dirty: bool,
+    metrics: Arc<ComponentMetrics>,
 }
 
 impl Checkpoints {
-    fn load(path: PathBuf) -> Result<Self, String> {
+    fn load(path: PathBuf, metrics: Arc<ComponentMetrics>) -> Result<Self> {
         let positions = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<Vec<Position>>(&bytes)
                 .map_err(|e| format!("checkpoint file {} is unreadable ({e}); move it away to start over", path.display()))?
@@ -200,9 +289,9 @@ impl Checkpoints {
                 .map(|p| (p.key, p))
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return Err(Error::caused_by(format!("cannot read {}", path.display()), e)),
         };
-        Ok(Checkpoints { path, positions, dirty: false })
+        Ok(Checkpoints { path, positions, dirty: false, metrics })
     }
 
     fn positions(&self) -> HashMap<FileKey, Position> {
@@ -216,27 +305,41 @@ impl Checkpoints {
         }
     }
 
-    fn forget(&mut self, keys: &[FileKey]) {
-        for key in keys {
-            self.dirty |= self.positions.remove(key).is_some();
-        }
+    fn forget(&mut self, key: &FileKey) {
+        self.dirty |= self.positions.remove(key).is_some();
     }
 
-    /// Write to a temporary file, then rename: a crash never leaves half a checkpoint.
+    /// Write a temporary file, fsync it, rename it over the old one and fsync
+    /// the directory: a crash or a power loss leaves the old checkpoint or
+    /// the new one, never a torn or empty one. A failed save is counted, and
+    /// leaves nothing behind; the next save tries again.
     fn save(&mut self) {
         if !self.dirty {
             return;
         }
-        let all: Vec<&Position> = self.positions.values().collect();
         let temporary = self.path.with_extension("json.tmp");
-        let written = serde_json::to_vec_pretty(&all)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&temporary, bytes))
-            .and_then(|_| std::fs::rename(&temporary, &self.path));
-        match written {
+        match self.write(&temporary) {
             Ok(()) => self.dirty = false,
-            Err(e) => tracing::error!(path = %self.path.display(), error = %e, "cannot save checkpoints"),
+            Err(e) => {
+                let _ = std::fs::remove_file(&temporary);
+                ComponentMetrics::add(&self.metrics.errors, 1);
+                self.metrics.add_own(CHECKPOINT_SAVE_ERRORS, 1);
+                tracing::error!(component = %self.metrics.id, path = %self.path.display(), error = %e, "cannot save checkpoints; lines may be read twice after a restart");
+            }
         }
+    }
+
+    fn write(&self, temporary: &Path) -> std::io::Result<()> {
+        let all: Vec<&Position> = self.positions.values().collect();
+        let bytes = serde_json::to_vec_pretty(&all).map_err(std::io::Error::other)?;
+        let mut file = File::create(temporary)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(temporary, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     }
 }
 
@@ -254,6 +357,8 @@ struct Watched {
     /// Still found by the globs at the last scan.
     found: bool,
     last_data: Instant,
+    /// Where reading began: a rewind goes back here when nothing was delivered yet.
+    opened_at: u64,
 }
 
 struct Tailer {
@@ -262,8 +367,12 @@ struct Tailer {
     saved: HashMap<FileKey, Position>,
     watched: BTreeMap<FileKey, Watched>,
     metrics: Arc<ComponentMetrics>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     first_scan: bool,
+    /// The last rewind applied: chunks carry it.
+    generation: u64,
+    /// Checkpointed files found gone at start: their checkpoints go.
+    lost: Vec<FileKey>,
 }
 
 impl Tailer {
@@ -272,20 +381,24 @@ impl Tailer {
         decode: LineDecoder,
         saved: HashMap<FileKey, Position>,
         metrics: Arc<ComponentMetrics>,
-        stop: Arc<AtomicBool>,
+        shared: Arc<Shared>,
     ) -> Self {
-        Tailer { config, decode, saved, watched: BTreeMap::new(), metrics, stop, first_scan: true }
+        Tailer { config, decode, saved, watched: BTreeMap::new(), metrics, shared, first_scan: true, generation: 0, lost: Vec::new() }
     }
 
     fn run(&mut self, tx: &mpsc::Sender<Chunk>) {
         let cooldown = Duration::from_millis(self.config.glob_minimum_cooldown_ms.max(10));
         let mut last_scan: Option<Instant> = None;
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            if !self.apply_rewind() {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
             if last_scan.is_none_or(|t| t.elapsed() >= cooldown) {
                 self.scan();
                 last_scan = Some(Instant::now());
             }
-            let mut chunk = Chunk { batch: Vec::new(), positions: Vec::new(), bytes: 0, forget: self.retire() };
+            let mut chunk = Chunk { batch: Vec::new(), ends: Vec::new(), bytes: 0, forget: self.retire(), generation: self.generation };
             let keys: Vec<FileKey> = self.watched.keys().copied().collect();
             for key in keys {
                 if chunk.batch.len() >= MAX_BATCH {
@@ -293,7 +406,7 @@ impl Tailer {
                 }
                 self.read(key, &mut chunk);
             }
-            let idle = chunk.batch.is_empty() && chunk.positions.is_empty();
+            let idle = chunk.batch.is_empty() && chunk.ends.is_empty();
             if !(idle && chunk.forget.is_empty()) && tx.blocking_send(chunk).is_err() {
                 return;
             }
@@ -303,13 +416,36 @@ impl Tailer {
         }
     }
 
+    /// Apply a rewind asked for by a failed delivery, once its pause is over:
+    /// every file goes back to what was delivered (or to where reading began).
+    /// `false` while the pause lasts.
+    fn apply_rewind(&mut self) -> bool {
+        let mut asked = self.shared.rewind.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(Rewind { generation, when, delivered }) = asked.as_ref() else { return true };
+        if Instant::now() < *when {
+            return false;
+        }
+        for (key, w) in self.watched.iter_mut() {
+            let len = w.file.metadata().map(|m| m.len()).unwrap_or(0);
+            // Past the end, the file was truncated since: start it over.
+            let offset = delivered.get(key).copied().unwrap_or(w.opened_at);
+            w.offset = if offset > len { 0 } else { offset };
+            w.partial.clear();
+            w.skipping = false;
+            tracing::info!(path = %w.path.display(), offset = w.offset, "tail: reading again from the last delivered line");
+        }
+        self.generation = *generation;
+        *asked = None;
+        true
+    }
+
     /// Open the files the globs name that are not open yet.
     fn scan(&mut self) {
         for w in self.watched.values_mut() {
             w.found = false;
         }
         let excludes: Vec<glob::Pattern> = self.config.exclude.iter().filter_map(|p| glob::Pattern::new(p).ok()).collect();
-        for pattern in &self.config.include {
+        for pattern in &self.config.include.clone() {
             let Ok(paths) = glob::glob(pattern) else { continue };
             for path in paths.flatten() {
                 if excludes.iter().any(|e| e.matches_path(&path)) {
@@ -327,48 +463,94 @@ impl Tailer {
                     continue;
                 }
                 match File::open(&path) {
-                    Ok(mut file) => {
+                    Ok(file) => {
                         let offset = match self.saved.remove(&key) {
-                            Some(saved) if saved.offset <= meta.len() && head_crc(&mut file, saved.head_len) == saved.head => saved.offset,
-                            _ if self.first_scan && self.config.read_from == ReadFrom::End => meta.len(),
-                            _ => 0,
+                            Some(saved) if saved.offset <= meta.len() && head_crc(&file, saved.head_len) == saved.head => saved.offset,
+                            Some(saved) => {
+                                // Same inode, other content: the checkpointed file was deleted and its inode reused.
+                                self.lost_file(&saved);
+                                0
+                            }
+                            None if self.first_scan && self.config.read_from == ReadFrom::End => meta.len(),
+                            None => 0,
                         };
                         tracing::info!(path = %path.display(), offset, "tail: reading");
-                        let head = (offset.min(HEAD), head_crc(&mut file, offset.min(HEAD)));
-                        let w = Watched {
-                            path,
-                            file,
-                            offset,
-                            head,
-                            partial: Vec::new(),
-                            skipping: false,
-                            found: true,
-                            last_data: Instant::now(),
-                        };
-                        self.watched.insert(key, w);
+                        self.watch(key, path, file, offset, true);
                     }
                     Err(e) => tracing::warn!(path = %path.display(), error = %e, "tail: cannot open"),
                 }
             }
         }
+        if self.first_scan {
+            self.find_renamed();
+        }
         self.first_scan = false;
     }
 
-    /// Close files renamed out of the globs or deleted, once idle for `rotate_wait_secs`.
+    fn watch(&mut self, key: FileKey, path: PathBuf, file: File, offset: u64, found: bool) {
+        // What comes before where reading begins is settled (checkpointed, or skipped on purpose).
+        self.shared.settled.lock().unwrap_or_else(|e| e.into_inner()).insert(key, offset);
+        let head = (offset.min(HEAD), head_crc(&file, offset.min(HEAD)));
+        let last_data = Instant::now();
+        let w = Watched { path, file, offset, head, partial: Vec::new(), skipping: false, found, last_data, opened_at: offset };
+        self.watched.insert(key, w);
+    }
+
+    /// Checkpointed files the globs no longer name were renamed (rotated) or
+    /// deleted while tapline was down. One still in its directory, found by
+    /// device and inode, is read to its end; the others are reported and
+    /// counted, and their checkpoints dropped.
+    fn find_renamed(&mut self) {
+        for (key, saved) in std::mem::take(&mut self.saved) {
+            let same_file = |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.dev() == key.dev && m.ino() == key.ino);
+            let renamed = saved
+                .path
+                .parent()
+                .and_then(|dir| std::fs::read_dir(dir).ok())
+                .and_then(|entries| entries.flatten().map(|e| e.path()).find(same_file));
+            let same_content =
+                |file: &File| file.metadata().is_ok_and(|m| saved.offset <= m.len()) && head_crc(file, saved.head_len) == saved.head;
+            let opened = renamed.and_then(|path| File::open(&path).ok().map(|file| (path, file)));
+            match opened.filter(|(_, file)| same_content(file)) {
+                Some((path, file)) => {
+                    tracing::info!(was = %saved.path.display(), path = %path.display(), offset = saved.offset, "tail: a checkpointed file was renamed while tapline was down; reading its rest");
+                    self.watch(key, path, file, saved.offset, false);
+                }
+                None => {
+                    self.lost_file(&saved);
+                    self.lost.push(key);
+                }
+            }
+        }
+    }
+
+    fn lost_file(&self, saved: &Position) {
+        self.metrics.add_own(LOST_FILES, 1);
+        tracing::warn!(path = %saved.path.display(), offset = saved.offset, "tail: a checkpointed file is gone (deleted, or moved out of its directory, while tapline was down): what was written to it after this offset, if anything, was not read");
+    }
+
+    /// Close files renamed out of the globs or deleted, once idle for
+    /// `rotate_wait_secs` and all settled (a rewind may need them). Returns
+    /// the files whose checkpoints go: those, and checkpointed files found gone.
     fn retire(&mut self) -> Vec<FileKey> {
         let wait = Duration::from_secs(self.config.rotate_wait_secs);
+        let mut settled = self.shared.settled.lock().unwrap_or_else(|e| e.into_inner());
         let gone: Vec<FileKey> = self
             .watched
             .iter()
-            .filter(|(_, w)| !w.found && w.last_data.elapsed() >= wait && w.partial.is_empty())
+            .filter(|(key, w)| {
+                !w.found && w.last_data.elapsed() >= wait && w.partial.is_empty() && settled.get(key).is_some_and(|s| *s >= w.offset)
+            })
             .map(|(k, _)| *k)
             .collect();
         for key in &gone {
+            settled.remove(key);
             if let Some(w) = self.watched.remove(key) {
                 tracing::info!(path = %w.path.display(), "tail: done with a rotated or deleted file");
             }
         }
-        gone
+        drop(settled);
+        gone.into_iter().chain(self.lost.drain(..)).collect()
     }
 
     fn read(&mut self, key: FileKey, chunk: &mut Chunk) {
@@ -437,9 +619,9 @@ impl Tailer {
         }
         if w.head.0 < w.offset.min(HEAD) {
             let len = w.offset.min(HEAD);
-            w.head = (len, head_crc(&mut w.file, len));
+            w.head = (len, head_crc(&w.file, len));
         }
-        chunk.positions.push(Position { key, path: w.path.clone(), offset: w.offset, head_len: w.head.0, head: w.head.1 });
+        chunk.ends.push(Position { key, path: w.path.clone(), offset: w.offset, head_len: w.head.0, head: w.head.1 });
     }
 }
 
@@ -464,7 +646,7 @@ fn emit(line: &[u8], path: &Path, offset: u64, decode: &LineDecoder, metrics: &C
 }
 
 /// CRC-32 of the first `len` bytes of a file (of fewer if it is shorter).
-fn head_crc(file: &mut File, len: u64) -> u32 {
+fn head_crc(mut file: &File, len: u64) -> u32 {
     let mut head = Vec::with_capacity(len as usize);
     match file.seek(SeekFrom::Start(0)).and_then(|_| file.take(len).read_to_end(&mut head)) {
         Ok(_) => crc32fast::hash(&head),
