@@ -676,12 +676,23 @@ pub fn content_type(headers: &HeaderMap) -> Result<&str, Refusal> {
     Ok(first)
 }
 
+/// A body declared too large but at most this is read and thrown away before
+/// the 413: closing with it unread makes the sender's kernel see a reset, and
+/// the sender never reads the answer.
+const MAX_DISCARDED_BODY: u64 = 8 << 20;
+
 /// Read the whole body as sent, at most `max_body` bytes: a larger
-/// `Content-Length` is refused (413) before a byte is read.
+/// `Content-Length` is refused (413) without keeping a byte (read and thrown
+/// away up to `MAX_DISCARDED_BODY`, not at all when the sender waits for
+/// `100 Continue`).
 pub async fn read_raw(body: Body, headers: &HeaderMap, max_body: usize) -> Result<Bytes, Refusal> {
     let too_large = || Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_body_bytes ({max_body} bytes)"));
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max_body as u64) {
+    if let Some(len) = declared.filter(|len| *len > max_body as u64) {
+        let waits = headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if len <= MAX_DISCARDED_BODY && !waits {
+            discard(body).await;
+        }
         return Err(too_large());
     }
     axum::body::to_bytes(body, max_body).await.map_err(|e| {
@@ -695,6 +706,12 @@ pub async fn read_raw(body: Body, headers: &HeaderMap, max_body: usize) -> Resul
             None => Refusal::new(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}")),
         }
     })
+}
+
+/// Read a body to its end, keeping nothing (its guard bounds the time).
+async fn discard(mut body: Body) {
+    use http_body_util::BodyExt;
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 /// Read the whole body (at most `max_body` bytes as sent) and undo its

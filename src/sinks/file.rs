@@ -6,8 +6,10 @@
 //! so no torn line is left for the next one to be glued to), and a failed
 //! write is counted and reported to the sources. A file deleted or renamed
 //! while open (logrotate's `create`) is noticed before the next write and the
-//! path opened again; SIGHUP reopens every file too. Values inserted in the
-//! path are made single path components (`Template::render_path`).
+//! path opened again; SIGHUP reopens every file too. A file that ends in a
+//! torn line when opened (tapline killed mid-write: that batch was never
+//! acknowledged, and comes again) is cut back to its last whole line. Values
+//! inserted in the path are made single path components (`Template::render_path`).
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -130,7 +132,11 @@ impl OpenFiles {
             if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
                 tokio::fs::create_dir_all(dir).await?;
             }
-            let file = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
+            let file = tokio::fs::OpenOptions::new().create(true).read(true).append(true).open(path).await?;
+            let torn = cut_torn_tail(file.try_clone().await?.into_std().await).await?;
+            if torn > 0 {
+                tracing::warn!(path, bytes = torn, "the file ended in a torn line (a write cut short by a crash); cut it off");
+            }
             let meta = file.metadata().await?;
             self.open.insert(path.to_string(), OpenFile { file, id: (meta.dev(), meta.ino()), last_write: Instant::now() });
         }
@@ -152,4 +158,32 @@ impl OpenFiles {
         open.last_write = Instant::now();
         Ok(())
     }
+}
+
+/// Cut a file back to just after its last newline; returns how many bytes went.
+async fn cut_torn_tail(file: std::fs::File) -> std::io::Result<u64> {
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let len = file.metadata()?.len();
+        let mut end = len;
+        let mut chunk = vec![0u8; 64 << 10];
+        while end > 0 {
+            let start = end.saturating_sub(chunk.len() as u64);
+            let piece = &mut chunk[..(end - start) as usize];
+            file.read_exact_at(piece, start)?;
+            if let Some(at) = piece.iter().rposition(|b| *b == b'\n') {
+                let keep = start + at as u64 + 1;
+                if keep < len {
+                    file.set_len(keep)?;
+                }
+                return Ok(len - keep);
+            }
+            end = start;
+        }
+        // Not one whole line: all of it is torn.
+        file.set_len(0)?;
+        Ok(len)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }

@@ -463,6 +463,8 @@ impl OwnClickHouse {
             ("CLICKHOUSE_DIR", dir.path().display().to_string()),
             ("CLICKHOUSE_HTTP_PORT", http.to_string()),
             ("CLICKHOUSE_TCP_PORT", free_port().to_string()),
+            // Its own HTTPS port too: two servers on one port (SO_REUSEPORT) share its clients.
+            ("CLICKHOUSE_HTTPS_PORT", free_port().to_string()),
         ];
         let server = OwnClickHouse { env, url: format!("http://127.0.0.1:{http}"), _dir: dir };
         server.script("start");

@@ -104,3 +104,19 @@ fn event_fields_cannot_steer_the_path_out_of_its_directory() {
         "a field made a directory"
     );
 }
+
+/// tapline killed in the middle of a write leaves a torn line; the batch was
+/// never acknowledged and comes again. The next start cuts the torn line off
+/// rather than gluing the next line to it.
+#[test]
+fn a_torn_line_left_by_a_crash_is_cut_off_before_the_next_write() {
+    let outside = tempfile::tempdir().unwrap();
+    let out = outside.path().join("out.jsonl");
+    let whole = kong_line(0);
+    std::fs::write(&out, format!("{{\"request_id\":\"line-7\"}}\n{}", &whole[..40])).unwrap();
+    let (mut pipeline, port) = pipeline(out.to_str().unwrap());
+    assert_eq!(post_entries(port, 1..3), 200);
+    assert_eq!(ids(&out), [1, 2, 7], "{:?}", std::fs::read_to_string(&out));
+    let log = pipeline.stop();
+    assert!(log.contains("the file ended in a torn line") && log.contains("bytes=40"), "{log}");
+}
