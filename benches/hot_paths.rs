@@ -193,7 +193,7 @@ fn otlp(c: &mut Criterion) {
     });
     group.bench_function("encode_100_spans", |b| b.iter(|| traces::encode(std::hint::black_box(&events)).encode_to_vec().len()));
     group.throughput(Throughput::Elements(1));
-    group.bench_function("record_to_span", |b| b.iter(|| traces::span_from_record(std::hint::black_box(&record))));
+    group.bench_function("record_to_span", |b| b.iter(|| Span::from_record(std::hint::black_box(&record))));
     group.finish();
 }
 
@@ -356,5 +356,95 @@ fn red(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, engine, remap, kong, clickhouse, kafka, otlp, ebpf, enrich, red);
+/// One request as eBPF sees it through a proxy: curl → nginx (server, and its
+/// call upstream, with the request id it injects) → a backend: four records.
+fn proxied_request(n: u64) -> [tapline::event::RequestRecord; 4] {
+    use tapline::event::{ObservationPoint as Point, RequestRecord, SignalSource};
+    let t0 = chrono::DateTime::from_timestamp_millis(1_767_225_600_000).unwrap();
+    let at = |us: u64| t0 + chrono::Duration::microseconds((n * 100 + us) as i64);
+    let id = format!("{n:032x}");
+    let record = |point, pid: u32, start_us: u64, duration_us: u64, seq: u64, syscalls: (u64, u64)| RequestRecord {
+        time: at(start_us),
+        observation_point: point,
+        signal_source: SignalSource::Ebpf,
+        protocol: "http".into(),
+        method: Some("GET".into()),
+        path: Some(format!("/orders/{}", n % 1000)),
+        status: Some(200),
+        duration_us: Some(duration_us),
+        host_name: Some("node-1".into()),
+        pid: Some(pid),
+        thread_id: Some(pid),
+        process_name: Some(["curl", "nginx", "orders"][(pid / 100 - 1) as usize].into()),
+        tcp_seq_request: Some(seq as u32),
+        tcp_seq_response: Some(seq as u32 + 7),
+        syscall_trace_id_request: Some(syscalls.0),
+        syscall_trace_id_response: Some(syscalls.1),
+        ..RequestRecord::default()
+    };
+    let ids = |mut r: RequestRecord, request: bool, response: bool| {
+        (r.request_id, r.response_request_id) = (request.then(|| id.clone()), response.then(|| id.clone()));
+        r
+    };
+    [
+        record(Point::ClientProcess, 100, 0, 10_000, n * 2, (n * 10, n * 10 + 1)),
+        ids(record(Point::ServerProcess, 200, 100, 9_800, n * 2, (n * 10 + 2, n * 10 + 3)), false, true),
+        ids(record(Point::ClientProcess, 200, 500, 9_000, n * 2 + 1, (n * 10 + 2, n * 10 + 3)), true, false),
+        ids(record(Point::ServerProcess, 300, 600, 8_800, n * 2 + 1, (n * 10 + 5, n * 10 + 5)), true, false),
+    ]
+}
+
+fn proxied_requests(from: u64, count: u64) -> EventBatch {
+    (from..from + count).flat_map(proxied_request).map(Event::record).collect()
+}
+
+/// Resident memory of this process, in bytes.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    statm.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
+}
+
+fn stitch(c: &mut Criterion) {
+    use tapline::transforms::stitch::StitchConfig;
+    const OPEN: u64 = 10_000;
+    const REQUESTS: u64 = 1_000;
+    // 10 000 traces held: past that the longest-idle one goes out as each new one comes.
+    let config: StitchConfig = toml_edit::de::from_str(&format!("max_traces = {OPEN}")).unwrap();
+    let mut transform = config.build().unwrap();
+    let mut out = TransformOutput::new(&config.outputs(tapline::event::Kinds::LOG));
+    transform.transform(proxied_requests(0, OPEN), &mut out);
+    let mut next = OPEN;
+    let mut group = c.benchmark_group("stitch");
+    group.throughput(Throughput::Elements(REQUESTS * 4));
+    group.bench_function("4k_records_with_10k_traces_open", |b| {
+        b.iter_batched(
+            || {
+                next += REQUESTS;
+                proxied_requests(next - REQUESTS, REQUESTS)
+            },
+            |batch| {
+                transform.transform(batch, &mut out);
+                out.counts.clear();
+                out.gauges.clear();
+                std::mem::take(&mut out.primary)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+
+    // Memory per held record: the resident growth while 100 000 records are held.
+    const HELD: u64 = 25_000;
+    let config: StitchConfig = toml_edit::de::from_str("late_cache_spans = 0").unwrap();
+    let mut transform = config.build().unwrap();
+    // The records are made after the first reading: what is held is them and stitch's own.
+    let before = rss_bytes();
+    for k in 0..HELD / 1000 {
+        transform.transform(proxied_requests(k * 1000, 1000), &mut out);
+    }
+    let held = out.gauges.iter().rev().find(|(name, _)| *name == "stitch_spans_held").map(|(_, v)| *v).unwrap();
+    eprintln!("stitch: {held} spans held ({} records): {} bytes resident per record", HELD * 4, (rss_bytes() - before) / (HELD * 4));
+}
+
+criterion_group!(benches, decode, engine, remap, kong, clickhouse, kafka, otlp, ebpf, enrich, red, stitch);
 criterion_main!(benches);

@@ -34,6 +34,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def main():
     port = int(sys.argv[1])
+    http.server.HTTPServer.request_queue_size = 128  # bursts of connections wait, not retry
     server = http.server.HTTPServer(("127.0.0.1", port), Handler)
     if "--tls" in sys.argv:
         cert, key = sys.argv[sys.argv.index("--tls") + 1 : sys.argv.index("--tls") + 3]

@@ -88,6 +88,11 @@ pub fn container_id(cgroup: &str) -> Option<String> {
     })
 }
 
+/// This machine's name, as the kernel knows it.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

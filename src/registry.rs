@@ -104,6 +104,7 @@ pub const TYPES: &[ComponentType] = &[
     transform::<transforms::red::RedConfig>("red", "RED metrics (requests, errors, duration histogram and quantiles) per service/route or span, per window; Kong's Prometheus names as an option"),
     transform::<transforms::remap::RemapConfig>("remap", "Reshapes events with a VRL program"),
     transform::<transforms::route::RouteConfig>("route", "Sends each event to the named outputs whose VRL condition it meets"),
+    transform::<transforms::stitch::StitchConfig>("stitch", "One trace per request: gateway logs, eBPF records and APM spans joined by verified relations, each span under its parent"),
     sink::<sinks::blackhole::BlackholeConfig>("blackhole", "Counts and discards events (for benchmarks and tests)"),
     sink::<sinks::clickhouse::ClickHouseConfig>("clickhouse", "Inserts logs and request records into ClickHouse over HTTP (JSONEachRow), isolating refused rows"),
     sink::<sinks::console::ConsoleConfig>("console", "Writes events to standard output or standard error"),

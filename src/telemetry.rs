@@ -25,9 +25,9 @@ pub struct ComponentMetrics {
     pub buffer_events: AtomicU64,
     /// Events whose delivery was confirmed back to this source.
     pub acknowledged_events: AtomicU64,
-    /// Counters only some component types have (`red_overflow_events_total`,
-    /// `enrich_misses_total` …), by name.
-    pub own: Mutex<BTreeMap<&'static str, u64>>,
+    /// Counters and gauges only some component types have
+    /// (`red_overflow_events_total`, `enrich_misses_total`, `stitch_traces_held` …), by name.
+    pub own: Mutex<BTreeMap<&'static str, (&'static str, u64)>>,
 }
 
 impl ComponentMetrics {
@@ -36,11 +36,17 @@ impl ComponentMetrics {
     }
 
     pub fn add_own(&self, name: &'static str, n: u64) {
-        *self.own.lock().unwrap_or_else(|e| e.into_inner()).entry(name).or_default() += n;
+        self.own.lock().unwrap_or_else(|e| e.into_inner()).entry(name).or_insert(("counter", 0)).1 += n;
     }
 
-    fn own_counters(&self) -> Vec<(&'static str, u64)> {
-        self.own.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(name, n)| (*name, *n)).collect()
+    /// Set one of the component's own gauges (what it holds now).
+    pub fn set_own_gauge(&self, name: &'static str, value: u64) {
+        self.own.lock().unwrap_or_else(|e| e.into_inner()).insert(name, ("gauge", value));
+    }
+
+    /// (name, `counter` or `gauge`, value) of the component's own metrics.
+    fn own_metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
+        self.own.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(name, (kind, n))| (*name, *kind, *n)).collect()
     }
 
     fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 8] {
@@ -120,14 +126,16 @@ pub fn prometheus_text() -> String {
             );
         }
     }
-    let mut own: BTreeMap<&'static str, Vec<(&ComponentMetrics, u64)>> = BTreeMap::new();
+    // Each component's own metrics, by name: (kind, the components' values).
+    type Series<'a> = (&'static str, Vec<(&'a ComponentMetrics, u64)>);
+    let mut own: BTreeMap<&'static str, Series> = BTreeMap::new();
     for c in &components {
-        for (name, value) in c.own_counters() {
-            own.entry(name).or_default().push((c, value));
+        for (name, kind, value) in c.own_metrics() {
+            own.entry(name).or_insert((kind, Vec::new())).1.push((c, value));
         }
     }
-    for (name, values) in own {
-        let _ = writeln!(out, "# TYPE tapline_{name} counter");
+    for (name, (kind, values)) in own {
+        let _ = writeln!(out, "# TYPE tapline_{name} {kind}");
         for (c, value) in values {
             let _ = writeln!(
                 out,
@@ -152,7 +160,7 @@ pub fn summary_lines() -> Vec<String> {
         .map(|c| {
             let mut counters: Vec<String> =
                 c.counters().iter().map(|(name, _, v)| format!("{name}={}", v.load(Ordering::Relaxed))).collect();
-            counters.extend(c.own_counters().iter().map(|(name, v)| format!("{name}={v}")));
+            counters.extend(c.own_metrics().iter().map(|(name, _, v)| format!("{name}={v}")));
             format!("{} {} ({}): {}", c.kind, c.id, c.type_name, counters.join(" "))
         })
         .collect()
@@ -166,7 +174,7 @@ pub fn metric_events(namespace: &str) -> Vec<Metric> {
             .with_namespace(namespace)
             .with_timestamp(now)];
     for c in snapshot() {
-        let own = c.own_counters().into_iter().map(|(name, n)| (name, "counter", n));
+        let own = c.own_metrics();
         for (name, kind, value) in
             c.counters().into_iter().map(|(name, kind, counter)| (name, kind, counter.load(Ordering::Relaxed))).chain(own)
         {

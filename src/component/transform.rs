@@ -44,6 +44,8 @@ pub struct TransformOutput {
     pub discarded: usize,
     /// The transform's own counters (see `ComponentMetrics::own`).
     pub counts: Vec<(&'static str, u64)>,
+    /// The transform's own gauges, as of now.
+    pub gauges: Vec<(&'static str, u64)>,
 }
 
 impl TransformOutput {
@@ -58,6 +60,12 @@ impl TransformOutput {
             Some((_, total)) => *total += n,
             None => self.counts.push((name, n)),
         }
+    }
+
+    /// Set one of the transform's own gauges.
+    pub fn gauge(&mut self, name: &'static str, value: u64) {
+        self.gauges.retain(|(known, _)| *known != name);
+        self.gauges.push((name, value));
     }
 
     pub fn push_named(&mut self, index: usize, event: Event) {

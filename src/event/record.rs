@@ -7,12 +7,12 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Value;
 
 /// Who saw the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObservationPoint {
     /// The API gateway (Kong's own log).
@@ -27,7 +27,7 @@ pub enum ObservationPoint {
 }
 
 /// Which signal it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SignalSource {
     #[default]
@@ -57,8 +57,10 @@ impl SignalSource {
     }
 }
 
-/// Field names are the record's contract: sinks write them as they are.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+/// Field names are the record's contract: sinks write them as they are, and
+/// a record written as JSON reads back the same (a capture replayed).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RequestRecord {
     /// When the request started.
     pub time: DateTime<Utc>,
@@ -93,8 +95,14 @@ pub struct RequestRecord {
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
     pub parent_span_id: Option<String>,
-    /// x-request-id / x-kong-request-id.
+    /// The request's id (x-request-id, x-kong-request-id) as the request
+    /// carried it; for a gateway, the id it gave the request (which it sends
+    /// upstream and answers with).
     pub request_id: Option<String>,
+    /// The id the response carried (eBPF), when a proxy on the way injected
+    /// one: a gateway's client-facing record shows it here, its upstream
+    /// call in `request_id`.
+    pub response_request_id: Option<String>,
     pub client_ip: Option<String>,
     pub client_port: Option<u16>,
     /// For a gateway: the upstream target of the last try.
@@ -104,6 +112,8 @@ pub struct RequestRecord {
     pub tries: u32,
     /// Kong's `source`: whether the answer came from `upstream` or from `kong` itself.
     pub response_source: Option<String>,
+    /// The machine the record was seen on (eBPF): syscall trace ids and pids are unique per host only.
+    pub host_name: Option<String>,
     pub pid: Option<u32>,
     pub thread_id: Option<u32>,
     pub process_name: Option<String>,
@@ -148,6 +158,21 @@ macro_rules! text_fields {
     };
 }
 impl RequestRecord {
+    /// An id for this record, the same every time it is computed for the same
+    /// record (what identifies it: who saw it, when, on which connection and
+    /// thread); `part` tells apart the spans one record makes (a gateway's
+    /// server span and its upstream call).
+    pub fn stable_id(&self, part: u8) -> [u8; 8] {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = rustc_hash::FxHasher::default();
+        (part, self.signal_source.as_str(), self.observation_point.as_str(), self.time.timestamp_nanos_opt()).hash(&mut hasher);
+        (&self.host_name, self.pid, self.thread_id, self.tcp_seq_request, self.tcp_seq_response).hash(&mut hasher);
+        (self.syscall_trace_id_request, self.syscall_trace_id_response, &self.request_id, &self.method, &self.path).hash(&mut hasher);
+        (&self.client_ip, self.client_port, &self.server_ip, self.server_port, self.duration_us).hash(&mut hasher);
+        // Zero is no id in OTLP.
+        hasher.finish().max(1).to_be_bytes()
+    }
+
     /// The record as a VRL object, for `remap` and conditions.
     pub fn to_value(&self) -> Value {
         super::serialize_to_value(self)
@@ -217,9 +242,11 @@ impl RequestRecord {
         span_id,
         parent_span_id,
         request_id,
+        response_request_id,
         client_ip,
         server_ip,
         response_source,
+        host_name,
         process_name,
         container_id,
         pod,

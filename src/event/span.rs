@@ -1,15 +1,18 @@
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::ObjectMap;
+use super::record::{ObservationPoint, RequestRecord, SignalSource};
+use super::{ObjectMap, Value};
 
-/// An OpenTelemetry span, plus the keys span stitching joins on.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+/// An OpenTelemetry span, plus the keys span stitching joins on. Written as
+/// JSON (ids in hex), it reads back the same.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Span {
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "hex", deserialize_with = "hex_in")]
     pub trace_id: [u8; 16],
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "hex", deserialize_with = "hex_in")]
     pub span_id: [u8; 8],
-    #[serde(serialize_with = "hex_opt")]
+    #[serde(serialize_with = "hex_opt", deserialize_with = "hex_in_opt")]
     pub parent_span_id: Option<[u8; 8]>,
     pub trace_state: String,
     pub name: String,
@@ -35,7 +38,7 @@ pub struct Span {
     pub request_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SpanKind {
     #[default]
@@ -60,13 +63,14 @@ impl SpanKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SpanStatus {
     pub code: StatusCode,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusCode {
     #[default]
@@ -85,7 +89,8 @@ impl StatusCode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SpanEvent {
     pub time_unix_nano: u64,
     pub name: String,
@@ -93,11 +98,12 @@ pub struct SpanEvent {
     pub dropped_attributes_count: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SpanLink {
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "hex", deserialize_with = "hex_in")]
     pub trace_id: [u8; 16],
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "hex", deserialize_with = "hex_in")]
     pub span_id: [u8; 8],
     pub trace_state: String,
     pub attributes: ObjectMap,
@@ -116,10 +122,137 @@ fn hex_opt<S: Serializer>(bytes: &Option<[u8; 8]>, s: S) -> Result<S::Ok, S::Err
     }
 }
 
+fn hex_in<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+    let text = String::deserialize(d)?;
+    const_hex::decode_to_array(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+}
+
+fn hex_in_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 8]>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(text) => const_hex::decode_to_array(&text).map(Some).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}"))),
+        None => Ok(None),
+    }
+}
+
 /// A W3C `traceparent` header, `00-<trace id>-<parent id>-<flags>` → (trace id, parent span id).
 pub fn parse_traceparent(value: &str) -> Option<(String, String)> {
     let mut parts = value.trim().split('-');
     let (_version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
     (hex(trace, 32) && hex(span, 16)).then(|| (trace.to_ascii_lowercase(), span.to_ascii_lowercase()))
+}
+
+impl Span {
+    /// A request record as the span its observer would have made: a server span
+    /// for a gateway, a server process or an app, a client span for a client
+    /// process. Attributes follow the HTTP semantic conventions; what they have
+    /// no name for goes under `tapline.`. A record without ids gets ids derived
+    /// from what identifies it, the same for the same record (`RequestRecord::stable_id`).
+    pub fn from_record(record: &RequestRecord) -> Span {
+        let kind = match record.observation_point {
+            ObservationPoint::ClientProcess => SpanKind::Client,
+            ObservationPoint::Gateway | ObservationPoint::ServerProcess | ObservationPoint::App => SpanKind::Server,
+        };
+        let start = record.time.timestamp_nanos_opt().unwrap_or_default().max(0) as u64;
+        let end = start + record.duration_us.unwrap_or_default() * 1000;
+        let method = record.method.as_deref().unwrap_or("HTTP");
+        let target = record.endpoint.as_deref().or(record.path.as_deref());
+        let name = match target {
+            Some(target) => format!("{method} {target}"),
+            None => method.to_owned(),
+        };
+        // Semantic conventions: 5xx is an error for a server, 4xx too for a client.
+        let failed = record.status.is_some_and(|s| s >= 500 || (kind == SpanKind::Client && s >= 400));
+        let status = if failed { SpanStatus { code: StatusCode::Error, message: String::new() } } else { SpanStatus::default() };
+
+        let mut attributes = ObjectMap::new();
+        let mut put = |key: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                attributes.insert(key.into(), value);
+            }
+        };
+        let text = |v: &Option<String>| v.as_ref().map(|s| Value::from(s.as_str()));
+        let int = |v: Option<u64>| v.map(|n| Value::Integer(n as i64));
+        put("http.request.method", text(&record.method));
+        put("url.path", text(&record.path));
+        put("url.query", text(&record.query));
+        put("server.address", text(&record.host));
+        put("http.route", text(&record.endpoint));
+        put("http.response.status_code", int(record.status.map(u64::from)));
+        put("http.request.body.size", int(record.request_size));
+        put("http.response.body.size", int(record.response_size));
+        put("network.protocol.name", Some(Value::from(record.protocol.as_str())).filter(|_| !record.protocol.is_empty()));
+        put("client.address", text(&record.client_ip));
+        put("client.port", int(record.client_port.map(u64::from)));
+        put("network.peer.address", text(&record.server_ip));
+        put("network.peer.port", int(record.server_port.map(u64::from)));
+        let header = |id: &Option<String>| id.as_ref().map(|id| Value::Array(vec![Value::from(id.as_str())]));
+        put("http.request.header.x-request-id", header(&record.request_id));
+        put("http.response.header.x-request-id", header(&record.response_request_id));
+        put("tapline.observation_point", Some(Value::from(record.observation_point.as_str())));
+        put("tapline.signal_source", Some(Value::from(record.signal_source.as_str())));
+        put("tapline.service", text(&record.service));
+        put("tapline.route", text(&record.route));
+        put("tapline.consumer", text(&record.consumer));
+        put("tapline.workspace", text(&record.workspace));
+        put("tapline.upstream_status", text(&record.upstream_status));
+        put("tapline.gateway_us", int(record.gateway_us));
+        put("tapline.upstream_us", int(record.upstream_us));
+        put("tapline.receive_us", int(record.receive_us));
+        put("tapline.response_source", text(&record.response_source));
+        for (key, value) in &record.tags {
+            attributes.insert(key.as_str().into(), Value::from(value.as_str()));
+        }
+
+        let mut resource = ObjectMap::new();
+        let service_name = match record.signal_source {
+            SignalSource::Kong => Some("kong".to_owned()),
+            SignalSource::Ebpf => record.process_name.clone(),
+            SignalSource::Otel => record.service.clone(),
+        };
+        for (key, value) in [
+            ("service.name", service_name.map(Value::from)),
+            ("host.name", text(&record.host_name)),
+            ("process.pid", record.pid.map(|p| Value::Integer(p.into()))),
+            ("process.executable.name", text(&record.process_name)),
+            ("container.id", text(&record.container_id)),
+            ("k8s.pod.name", text(&record.pod)),
+        ] {
+            if let Some(value) = value {
+                resource.insert(key.into(), value);
+            }
+        }
+        if let Some(thread) = record.thread_id {
+            attributes.insert("thread.id".into(), Value::Integer(thread.into()));
+        }
+
+        Span {
+            trace_id: record.trace_id.as_deref().and_then(from_hex).unwrap_or_else(|| trace_id_of(record.stable_id(0))),
+            span_id: record.span_id.as_deref().and_then(from_hex).unwrap_or_else(|| record.stable_id(0)),
+            parent_span_id: record.parent_span_id.as_deref().and_then(from_hex),
+            name,
+            kind,
+            start_time_unix_nano: start,
+            end_time_unix_nano: end,
+            status,
+            attributes,
+            resource,
+            scope_name: "tapline".into(),
+            scope_version: env!("CARGO_PKG_VERSION").into(),
+            request_id: record.request_id.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A 16-byte trace id spread from an 8-byte id (for a trace of one record).
+pub fn trace_id_of(id: [u8; 8]) -> [u8; 16] {
+    let mut trace = [0u8; 16];
+    trace[..8].copy_from_slice(&id);
+    trace[8..].copy_from_slice(&(u64::from_be_bytes(id).rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15).to_be_bytes());
+    trace
+}
+
+fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    const_hex::decode_to_array(text).ok()
 }

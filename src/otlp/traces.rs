@@ -3,11 +3,8 @@
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span as ProtoSpan, Status};
 
-use super::{attributes_to_map, from_hex, id, map_to_attributes, resource, resource_map, Decoded, Groups, Scope};
-use crate::event::{
-    Event, EventData, ObjectMap, ObservationPoint, RequestRecord, SignalSource, Span, SpanEvent, SpanKind, SpanLink, SpanStatus,
-    StatusCode, Value,
-};
+use super::{attributes_to_map, id, map_to_attributes, resource, resource_map, Decoded, Groups, Scope};
+use crate::event::{Event, EventData, ObjectMap, Span, SpanEvent, SpanKind, SpanLink, SpanStatus, StatusCode, Value};
 
 /// Spans with ids of the wrong length are refused (the spec calls them invalid).
 pub fn decode(request: ExportTraceServiceRequest) -> Decoded {
@@ -98,11 +95,17 @@ fn span_from_proto(proto: ProtoSpan, resource: &ObjectMap, scope: &Scope) -> Res
 
 /// The x-request-id that joins this span to gateway logs and network flows:
 /// Kong's OpenTelemetry plugin sets `kong.request.id`; instrumented apps may
-/// record the header (semantic conventions: a string array).
+/// record the header (semantic conventions: a string array; Python's
+/// instrumentations write the name with underscores).
 fn request_id(attributes: &ObjectMap) -> Option<String> {
-    ["kong.request.id", "http.request.header.x-request-id", "http.request.header.x-kong-request-id"].iter().find_map(|key| match attributes
-        .get(*key)?
-    {
+    const KEYS: [&str; 5] = [
+        "kong.request.id",
+        "http.request.header.x-request-id",
+        "http.request.header.x_request_id",
+        "http.request.header.x-kong-request-id",
+        "http.request.header.x_kong_request_id",
+    ];
+    KEYS.iter().find_map(|key| match attributes.get(*key)? {
         Value::Array(items) => items.first().map(|v| v.to_string_lossy().into_owned()),
         value => Some(value.to_string_lossy().into_owned()),
     })
@@ -153,7 +156,7 @@ pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> ExportTraceSer
     for event in events {
         match &event.data {
             EventData::Span(span) => push(&mut groups, span),
-            EventData::Record(record) => push(&mut groups, &span_from_record(record)),
+            EventData::Record(record) => push(&mut groups, &Span::from_record(record)),
             EventData::Log(_) | EventData::Metric(_) => {}
         }
     }
@@ -216,102 +219,5 @@ fn span_to_proto(span: &Span) -> ProtoSpan {
             .collect(),
         dropped_links_count: span.dropped_links_count,
         status: Some(Status { message: span.status.message.clone(), code: code_to_proto(span.status.code) as i32 }),
-    }
-}
-
-/// A request record as the span its observer would have made: a server span
-/// for a gateway, a server process or an app, a client span for a client
-/// process. Attributes follow the HTTP semantic conventions; what they have
-/// no name for goes under `tapline.`. A record without ids gets random ones.
-pub fn span_from_record(record: &RequestRecord) -> Span {
-    let kind = match record.observation_point {
-        ObservationPoint::ClientProcess => SpanKind::Client,
-        ObservationPoint::Gateway | ObservationPoint::ServerProcess | ObservationPoint::App => SpanKind::Server,
-    };
-    let start = record.time.timestamp_nanos_opt().unwrap_or_default().max(0) as u64;
-    let end = start + record.duration_us.unwrap_or_default() * 1000;
-    let method = record.method.as_deref().unwrap_or("HTTP");
-    let target = record.endpoint.as_deref().or(record.path.as_deref());
-    let name = match target {
-        Some(target) => format!("{method} {target}"),
-        None => method.to_owned(),
-    };
-    // Semantic conventions: 5xx is an error for a server, 4xx too for a client.
-    let failed = record.status.is_some_and(|s| s >= 500 || (kind == SpanKind::Client && s >= 400));
-    let status = if failed { SpanStatus { code: StatusCode::Error, message: String::new() } } else { SpanStatus::default() };
-
-    let mut attributes = ObjectMap::new();
-    let mut put = |key: &str, value: Option<Value>| {
-        if let Some(value) = value {
-            attributes.insert(key.into(), value);
-        }
-    };
-    let text = |v: &Option<String>| v.as_ref().map(|s| Value::from(s.as_str()));
-    let int = |v: Option<u64>| v.map(|n| Value::Integer(n as i64));
-    put("http.request.method", text(&record.method));
-    put("url.path", text(&record.path));
-    put("url.query", text(&record.query));
-    put("server.address", text(&record.host));
-    put("http.route", text(&record.endpoint));
-    put("http.response.status_code", int(record.status.map(u64::from)));
-    put("http.request.body.size", int(record.request_size));
-    put("http.response.body.size", int(record.response_size));
-    put("network.protocol.name", Some(Value::from(record.protocol.as_str())).filter(|_| !record.protocol.is_empty()));
-    put("client.address", text(&record.client_ip));
-    put("client.port", int(record.client_port.map(u64::from)));
-    put("network.peer.address", text(&record.server_ip));
-    put("network.peer.port", int(record.server_port.map(u64::from)));
-    put("http.request.header.x-request-id", record.request_id.as_ref().map(|id| Value::Array(vec![Value::from(id.as_str())])));
-    put("tapline.observation_point", Some(Value::from(record.observation_point.as_str())));
-    put("tapline.signal_source", Some(Value::from(record.signal_source.as_str())));
-    put("tapline.service", text(&record.service));
-    put("tapline.route", text(&record.route));
-    put("tapline.consumer", text(&record.consumer));
-    put("tapline.workspace", text(&record.workspace));
-    put("tapline.upstream_status", text(&record.upstream_status));
-    put("tapline.gateway_us", int(record.gateway_us));
-    put("tapline.upstream_us", int(record.upstream_us));
-    put("tapline.receive_us", int(record.receive_us));
-    put("tapline.response_source", text(&record.response_source));
-    for (key, value) in &record.tags {
-        attributes.insert(key.as_str().into(), Value::from(value.as_str()));
-    }
-
-    let mut resource = ObjectMap::new();
-    let service_name = match record.signal_source {
-        SignalSource::Kong => Some("kong".to_owned()),
-        SignalSource::Ebpf => record.process_name.clone(),
-        SignalSource::Otel => record.service.clone(),
-    };
-    for (key, value) in [
-        ("service.name", service_name.map(Value::from)),
-        ("process.pid", record.pid.map(|p| Value::Integer(p.into()))),
-        ("process.executable.name", text(&record.process_name)),
-        ("container.id", text(&record.container_id)),
-        ("k8s.pod.name", text(&record.pod)),
-    ] {
-        if let Some(value) = value {
-            resource.insert(key.into(), value);
-        }
-    }
-    if let Some(thread) = record.thread_id {
-        attributes.insert("thread.id".into(), Value::Integer(thread.into()));
-    }
-
-    Span {
-        trace_id: record.trace_id.as_deref().and_then(from_hex).unwrap_or_else(rand::random),
-        span_id: record.span_id.as_deref().and_then(from_hex).unwrap_or_else(rand::random),
-        parent_span_id: record.parent_span_id.as_deref().and_then(from_hex),
-        name,
-        kind,
-        start_time_unix_nano: start,
-        end_time_unix_nano: end,
-        status,
-        attributes,
-        resource,
-        scope_name: "tapline".into(),
-        scope_version: env!("CARGO_PKG_VERSION").into(),
-        request_id: record.request_id.clone(),
-        ..Default::default()
     }
 }

@@ -1,6 +1,6 @@
 //! `opentelemetry`: sends spans, metrics and logs to an OTLP receiver over
 //! gRPC or HTTP (protobuf or JSON). Request records go as spans (see
-//! `otlp::traces::span_from_record`), so Kong and eBPF data reach any OTLP
+//! `Span::from_record`), so Kong and eBPF data reach any OTLP
 //! backend.
 //!
 //! Each signal is batched apart. A failed request is retried as the OTLP

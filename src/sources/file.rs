@@ -70,7 +70,7 @@ impl SourceConfig for FileSourceConfig {
     }
 
     fn build(&self, cx: SourceContext) -> Result<Task> {
-        let host: Value = hostname().into();
+        let host: Value = crate::process::hostname().unwrap_or_default().into();
         let (file_key, host_key) = (self.file_key.clone(), self.host_key.clone());
         let decode: tail::LineDecoder = Arc::new(move |line, path| {
             let mut log = ObjectMap::new();
@@ -84,9 +84,4 @@ impl SourceConfig for FileSourceConfig {
         let data_dir = self.data_dir.clone().or_else(|| cx.data_dir.clone());
         tail::start(self.options(), data_dir, decode, cx)
     }
-}
-
-/// This machine's name, as the kernel knows it.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }

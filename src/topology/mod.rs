@@ -306,6 +306,9 @@ async fn send_results(out: &mut TransformOutput, fanouts: &BTreeMap<Option<Strin
     for (name, n) in out.counts.drain(..) {
         metrics.add_own(name, n);
     }
+    for (name, value) in out.gauges.drain(..) {
+        metrics.set_own_gauge(name, value);
+    }
     let results: Vec<_> = out.drain().collect();
     for (port, batch) in results {
         if let Some(fanout) = fanouts.get(&port) {

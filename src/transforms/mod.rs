@@ -6,4 +6,5 @@ pub mod filter;
 pub mod red;
 pub mod remap;
 pub mod route;
+pub mod stitch;
 pub mod util;

@@ -607,9 +607,13 @@ fn span_table_on_old_and_current_clickhouse() {
         start_time_unix_nano: 1_732_613_000_121_000_000,
         end_time_unix_nano: 1_732_613_000_154_500_000,
         status: SpanStatus { code: StatusCode::Error, message: "upstream 502".into() },
-        attributes: [("http.route".into(), VrlValue::from("/orders/{id}")), ("http.status_code".into(), VrlValue::Integer(502))]
-            .into_iter()
-            .collect(),
+        attributes: [
+            ("http.route".into(), VrlValue::from("/orders/{id}")),
+            ("http.status_code".into(), VrlValue::Integer(502)),
+            ("tapline.link".into(), VrlValue::from("tcp_seq")),
+        ]
+        .into_iter()
+        .collect(),
         resource: [("service.name".into(), VrlValue::from("orders"))].into_iter().collect(),
         request_id: Some("c3127a5c".into()),
         ..Default::default()
@@ -645,13 +649,14 @@ fn span_table_on_old_and_current_clickhouse() {
     on_current(&span_table_sql(&db, "spans", current_server));
     insert(&old, old_server);
     insert(&current.url, current_server);
-    let columns = "toString(toDateTime(time)), trace_id, span_id, parent_span_id, name, kind, service_name, duration_ns, status_code, status_message, request_id";
+    let columns =
+        "toString(toDateTime(time)), trace_id, span_id, parent_span_id, name, kind, service_name, duration_ns, status_code, status_message, request_id, link";
     let on_old = query(
         &old,
         &format!("SELECT {columns}, attributes_values[indexOf(attributes_keys, 'http.route')] FROM {db}.spans FORMAT TabSeparated"),
     );
     let expected = format!(
-        "2024-11-26 09:23:20\t{}\t{}\t{}\tGET /orders/{{id}}\tserver\torders\t33500000\terror\tupstream 502\tc3127a5c\t/orders/{{id}}\n",
+        "2024-11-26 09:23:20\t{}\t{}\t{}\tGET /orders/{{id}}\tserver\torders\t33500000\terror\tupstream 502\tc3127a5c\ttcp_seq\t/orders/{{id}}\n",
         "4b".repeat(16),
         "1a".repeat(8),
         "2c".repeat(8)

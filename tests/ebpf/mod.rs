@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use serde_json::Value;
 
+mod stitch;
+
 fn root() -> bool {
     crate::common::root("the eBPF tests need root (CAP_BPF, CAP_PERFMON)")
 }
@@ -220,6 +222,11 @@ fn https_through_openssl_is_seen_in_plaintext() {
 
 /// nginx (one process) with its own config, logs and pid file in `dir`, serving `server` on `port`.
 fn nginx(dir: &Path, port: u16, server: &str) -> Server {
+    nginx_with(dir, port, "", server)
+}
+
+/// nginx as above, with `http` added to its `http` block (upstreams, log formats).
+fn nginx_with(dir: &Path, port: u16, http: &str, server: &str) -> Server {
     let config = dir.join("nginx.conf");
     let prefix = dir.display();
     std::fs::write(
@@ -228,7 +235,7 @@ fn nginx(dir: &Path, port: u16, server: &str) -> Server {
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log {prefix}/access.log;\n  client_body_temp_path {prefix}/body;\n  proxy_temp_path {prefix}/proxy;\n\
-             fastcgi_temp_path {prefix}/fastcgi;\n  uwsgi_temp_path {prefix}/uwsgi;\n  scgi_temp_path {prefix}/scgi;\n\
+             fastcgi_temp_path {prefix}/fastcgi;\n  uwsgi_temp_path {prefix}/uwsgi;\n  scgi_temp_path {prefix}/scgi;\n  {http}\n\
              server {{\n    listen 127.0.0.1:{port};\n    {server}\n  }}\n}}\n"
         ),
     )

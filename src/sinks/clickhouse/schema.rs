@@ -139,12 +139,14 @@ const REQUEST_RECORD: &[(&str, Column)] = &[
     ("span_id", Column::Text),
     ("parent_span_id", Column::Text),
     ("request_id", Column::Text),
+    ("response_request_id", Column::Text),
     ("client_ip", Column::Text),
     ("client_port", Column::U16),
     ("server_ip", Column::Text),
     ("server_port", Column::U16),
     ("tries", Column::Count),
     ("response_source", Column::Text),
+    ("host_name", Column::Text),
     ("pid", Column::U32),
     ("thread_id", Column::U32),
     ("process_name", Column::Text),
@@ -177,7 +179,7 @@ fn text(v: &Option<String>) -> Option<&str> {
     v.as_deref()
 }
 
-fn record_fields(r: &RequestRecord) -> [Field<'_>; 44] {
+fn record_fields(r: &RequestRecord) -> [Field<'_>; 46] {
     [
         Field::Time(r.time),
         Field::Label(r.observation_point.as_str()),
@@ -204,12 +206,14 @@ fn record_fields(r: &RequestRecord) -> [Field<'_>; 44] {
         Field::Text(text(&r.span_id)),
         Field::Text(text(&r.parent_span_id)),
         Field::Text(text(&r.request_id)),
+        Field::Text(text(&r.response_request_id)),
         Field::Text(text(&r.client_ip)),
         Field::U16(r.client_port),
         Field::Text(text(&r.server_ip)),
         Field::U16(r.server_port),
         Field::Count(r.tries),
         Field::Text(text(&r.response_source)),
+        Field::Text(text(&r.host_name)),
         Field::U32(r.pid),
         Field::U32(r.thread_id),
         Field::Text(text(&r.process_name)),
@@ -282,6 +286,8 @@ pub fn span_columns(server: Server) -> Vec<String> {
         "    scope_name String".to_string(),
         "    scope_version String".to_string(),
         "    request_id String".to_string(),
+        // Why `stitch` chose the parent (`tapline.link`): "why is my trace broken" in one column.
+        format!("    link {label}"),
         server.map_columns("attributes"),
         server.map_columns("resource"),
         "    events String".to_string(),
@@ -338,6 +344,7 @@ pub fn span_row(span: &Span, server: Server) -> Vec<u8> {
     row.insert("scope_name".into(), json!(span.scope_name));
     row.insert("scope_version".into(), json!(span.scope_version));
     row.insert("request_id".into(), json!(span.request_id.as_deref().unwrap_or_default()));
+    row.insert("link".into(), json!(span.attributes.get("tapline.link").map(attribute_text).unwrap_or_default()));
     server.put_map(&mut row, "attributes", attribute_entries(&span.attributes));
     server.put_map(&mut row, "resource", attribute_entries(&span.resource));
     row.insert("events".into(), json!(ids.get("events").map(Json::to_string).unwrap_or_default()));

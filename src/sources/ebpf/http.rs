@@ -33,8 +33,8 @@ pub struct Headers {
     pub x_b3_traceid: Option<String>,
     pub x_b3_spanid: Option<String>,
     pub x_b3_parentspanid: Option<String>,
-    pub x_request_id: Option<String>,
-    pub x_kong_request_id: Option<String>,
+    /// The first of the request-id headers (in the order configured) present.
+    pub request_id: Option<String>,
     pub content_length: Option<u64>,
     /// `Transfer-Encoding: chunked`: the body's length is not in the headers.
     pub chunked: bool,
@@ -79,11 +79,17 @@ impl Message {
 /// then, while each one's end is known and inside the payload, those that
 /// follow it (pipelining). A payload that does not start with a request or
 /// status line (a body, TLS ciphertext, another protocol) yields none.
-pub fn parse(payload: &[u8]) -> Vec<Message> {
+/// The headers read as a request id when none are configured, preferred first.
+pub fn default_request_id_headers() -> Vec<String> {
+    vec!["x-request-id".into(), "x-kong-request-id".into()]
+}
+
+/// `request_ids`: the names of the headers that carry a request id, preferred first.
+pub fn parse(payload: &[u8], request_ids: &[String]) -> Vec<Message> {
     let mut messages = Vec::new();
     let mut at = 0;
     while at < payload.len() {
-        let Some(message) = parse_one(&payload[at..]) else { break };
+        let Some(message) = parse_one(&payload[at..], request_ids) else { break };
         let len = message.total_len();
         messages.push(message);
         match len {
@@ -94,17 +100,17 @@ pub fn parse(payload: &[u8]) -> Vec<Message> {
     messages
 }
 
-fn parse_one(buf: &[u8]) -> Option<Message> {
+fn parse_one(buf: &[u8], request_ids: &[String]) -> Option<Message> {
     if buf.starts_with(b"HTTP/") {
-        parse_response(buf, false)
+        parse_response(buf, false, request_ids)
     } else {
-        parse_request(buf, false)
+        parse_request(buf, false, request_ids)
     }
 }
 
 /// `truncated`: `buf` is the complete lines of a cut payload plus a blank
 /// line, so its length says nothing about the real header length.
-fn parse_request(buf: &[u8], truncated: bool) -> Option<Message> {
+fn parse_request(buf: &[u8], truncated: bool, request_ids: &[String]) -> Option<Message> {
     let mut small = [EMPTY_HEADER; 64];
     let mut large;
     let mut request = httparse::Request::new(&mut small);
@@ -118,18 +124,18 @@ fn parse_request(buf: &[u8], truncated: bool) -> Option<Message> {
     let header_len = match parsed.ok()? {
         Status::Complete(len) => (!truncated).then_some(len),
         Status::Partial if truncated => return None,
-        Status::Partial => return parse_request(&complete_lines(buf)?, true),
+        Status::Partial => return parse_request(&complete_lines(buf)?, true, request_ids),
     };
     let target = request.path?;
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path.to_string(), Some(query.to_string())),
         None => (target.to_string(), None),
     };
-    let (headers, host) = extract(request.headers, header_len);
+    let (headers, host) = extract(request.headers, header_len, request_ids);
     Some(Message::Request { method: request.method?.to_string(), path, query, version: request.version?, host, headers })
 }
 
-fn parse_response(buf: &[u8], truncated: bool) -> Option<Message> {
+fn parse_response(buf: &[u8], truncated: bool, request_ids: &[String]) -> Option<Message> {
     let mut small = [EMPTY_HEADER; 64];
     let mut large;
     let mut response = httparse::Response::new(&mut small);
@@ -142,9 +148,9 @@ fn parse_response(buf: &[u8], truncated: bool) -> Option<Message> {
     let header_len = match parsed.ok()? {
         Status::Complete(len) => (!truncated).then_some(len),
         Status::Partial if truncated => return None,
-        Status::Partial => return parse_response(&complete_lines(buf)?, true),
+        Status::Partial => return parse_response(&complete_lines(buf)?, true, request_ids),
     };
-    let (headers, _) = extract(response.headers, header_len);
+    let (headers, _) = extract(response.headers, header_len, request_ids);
     Some(Message::Response { status: response.code?, version: response.version?, headers })
 }
 
@@ -159,13 +165,22 @@ fn complete_lines(buf: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The headers we keep (the first of each name), and Host.
-fn extract(list: &[Header<'_>], header_len: Option<usize>) -> (Headers, Option<String>) {
+fn extract(list: &[Header<'_>], header_len: Option<usize>, request_ids: &[String]) -> (Headers, Option<String>) {
     let mut headers = Headers { header_len, ..Headers::default() };
     let mut host = None;
+    // The rank, in `request_ids`, of the request id kept.
+    let mut request_id_rank = usize::MAX;
     for header in list {
         // Made only for the headers kept: most are not.
         let value = || String::from_utf8_lossy(header.value).trim().to_string();
         let name = header.name;
+        if let Some(rank) = request_ids.iter().position(|id| name.eq_ignore_ascii_case(id)) {
+            if rank < request_id_rank && !header.value.is_empty() {
+                headers.request_id = Some(value());
+                request_id_rank = rank;
+            }
+            continue;
+        }
         let slot = if name.eq_ignore_ascii_case("host") {
             &mut host
         } else if name.eq_ignore_ascii_case("traceparent") {
@@ -178,10 +193,6 @@ fn extract(list: &[Header<'_>], header_len: Option<usize>) -> (Headers, Option<S
             &mut headers.x_b3_spanid
         } else if name.eq_ignore_ascii_case("x-b3-parentspanid") {
             &mut headers.x_b3_parentspanid
-        } else if name.eq_ignore_ascii_case("x-request-id") {
-            &mut headers.x_request_id
-        } else if name.eq_ignore_ascii_case("x-kong-request-id") {
-            &mut headers.x_kong_request_id
         } else if name.eq_ignore_ascii_case("content-length") {
             if headers.content_length.is_none() {
                 headers.content_length = value().parse().ok();
@@ -204,6 +215,10 @@ fn extract(list: &[Header<'_>], header_len: Option<usize>) -> (Headers, Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(payload: &[u8]) -> Vec<Message> {
+        super::parse(payload, &default_request_id_headers())
+    }
 
     fn request(message: &Message) -> (&str, &str, Option<&str>, Option<&str>) {
         match message {
@@ -228,8 +243,10 @@ mod tests {
         assert_eq!(request(&messages[0]), ("POST", "/orders/checkout", Some("dry_run=1&x=2"), Some("api.example.com")));
         let headers = messages[0].headers();
         assert_eq!(headers.traceparent.as_deref(), Some("00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"));
-        assert_eq!(headers.x_request_id.as_deref(), Some("req-1"));
-        assert_eq!(headers.x_kong_request_id.as_deref(), Some("kong-1"));
+        // Both sent: the first configured name wins.
+        assert_eq!(headers.request_id.as_deref(), Some("req-1"));
+        let kong_first = super::parse(payload, &["x-kong-request-id".to_string(), "x-request-id".to_string()]);
+        assert_eq!(kong_first[0].headers().request_id.as_deref(), Some("kong-1"));
         assert_eq!(headers.content_length, Some(5));
         assert_eq!(headers.header_len, Some(payload.len() - 5));
         assert_eq!(messages[0].total_len(), Some(payload.len() as u64));
@@ -282,7 +299,7 @@ mod tests {
     fn truncated_headers_keep_the_complete_lines() {
         let messages = parse(b"GET /search?q=1 HTTP/1.1\r\nHost: shop.local\r\nX-Request-Id: abc\r\nUser-Agent: curl/8.1");
         assert_eq!(request(&messages[0]), ("GET", "/search", Some("q=1"), Some("shop.local")));
-        assert_eq!(messages[0].headers().x_request_id.as_deref(), Some("abc"));
+        assert_eq!(messages[0].headers().request_id.as_deref(), Some("abc"));
         assert_eq!(messages[0].headers().header_len, None);
         assert_eq!(messages[0].total_len(), None);
         // The request line alone is enough.
@@ -303,7 +320,7 @@ mod tests {
         }
         payload.extend_from_slice(b"x-request-id: last\r\n\r\n");
         let messages = parse(&payload);
-        assert_eq!(messages[0].headers().x_request_id.as_deref(), Some("last"));
+        assert_eq!(messages[0].headers().request_id.as_deref(), Some("last"));
         assert_eq!(messages[0].headers().header_len, Some(payload.len()));
     }
 

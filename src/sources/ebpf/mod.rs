@@ -67,6 +67,10 @@ pub struct EbpfConfig {
     /// Size of the kernel → user ring buffer (a power of two, at least 4096).
     #[serde(default = "default_ring_buffer_bytes")]
     pub ring_buffer_bytes: u32,
+    /// The headers that carry a request id, preferred first (read on requests
+    /// into `request_id`, on responses into `response_request_id`).
+    #[serde(default = "http::default_request_id_headers")]
+    pub request_id_headers: Vec<String>,
     /// When the capture cannot start (no privileges, no BTF…): `continue` logs the
     /// error and lets the rest of the pipeline run; `fail` stops tapline from starting.
     #[serde(default)]
@@ -252,6 +256,8 @@ struct Tracker {
     sampled: u64,
     clock: Clock,
     sessions: Sessions,
+    /// This machine, on every record: syscall trace ids are unique per host only.
+    host_name: Option<String>,
     processes: Processes,
     tcp: tcp::TcpStats,
     records: Vec<RequestRecord>,
@@ -267,7 +273,8 @@ impl Tracker {
             sample_rate: config.sample_rate,
             sampled: 0,
             clock: Clock::now(),
-            sessions: Sessions::default(),
+            sessions: Sessions::new(config.request_id_headers.iter().map(|h| h.to_ascii_lowercase()).collect()),
+            host_name: crate::process::hostname(),
             processes: Processes::default(),
             tcp: tcp::TcpStats::new(config.protocols.contains(&Protocol::Tcp)),
             records: Vec::new(),
@@ -342,6 +349,7 @@ impl Tracker {
                 record.cmdline = info.cmdline.clone();
                 record.container_id = info.container_id.clone();
             }
+            record.host_name.clone_from(&self.host_name);
             self.records.push(record);
         }
     }

@@ -21,12 +21,20 @@ const TIMEOUT: &str = "timeout";
 const CLOSED: &str = "connection closed before a response";
 
 /// Every connection's state, keyed by (pid, kernel socket address).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sessions {
     sessions: FxHashMap<(u32, u64), Session>,
     /// Responses that came with no request pending (the request was before
     /// we started, or was not seen as HTTP).
     pub unmatched_responses: u64,
+    /// The headers that carry a request id, preferred first.
+    request_id_headers: Vec<String>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new(http::default_request_id_headers())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +89,10 @@ struct Open {
 }
 
 impl Sessions {
+    pub fn new(request_id_headers: Vec<String>) -> Self {
+        Sessions { sessions: FxHashMap::default(), unmatched_responses: 0, request_id_headers }
+    }
+
     /// Connections tracked.
     pub fn len(&self) -> usize {
         self.sessions.len()
@@ -128,7 +140,7 @@ impl Sessions {
             session.body_left[way] -= start;
         }
         let rest = event.payload.get(start as usize..).unwrap_or_default();
-        let mut messages = http::parse(rest);
+        let mut messages = http::parse(rest, &self.request_id_headers);
         if messages.is_empty() {
             // A continuation; a connection not known as HTTP gets no state.
             if let Some(session) = self.sessions.get_mut(&key) {
@@ -247,7 +259,7 @@ impl Session {
             request_size: Some(size),
             trace_id,
             parent_span_id,
-            request_id: headers.x_request_id.clone().or_else(|| headers.x_kong_request_id.clone()),
+            request_id: headers.request_id.clone(),
             client_ip: Some(client_ip),
             client_port: Some(client.1),
             server_ip: Some(server_ip),
@@ -281,7 +293,7 @@ impl Session {
         record.status = Some(*status);
         record.duration_us = Some(wall_ns.saturating_sub(pending.wall_ns) / 1000);
         record.response_size = Some(size);
-        record.request_id = record.request_id.or_else(|| headers.x_request_id.clone()).or_else(|| headers.x_kong_request_id.clone());
+        record.response_request_id.clone_from(&headers.request_id);
         record.tcp_seq_response = tcp_seq(event);
         record.syscall_trace_id_response = syscall_trace_id(event);
         Some(Open { record, chunked: headers.chunked })
@@ -707,13 +719,13 @@ mod tests {
         );
         let bad = exchange(b"GET / HTTP/1.1\r\ntraceparent: 00-nothex-b7ad6b7169203331-01\r\nb3: 0\r\n\r\n", &ok(""));
         assert_eq!((bad.trace_id, bad.parent_span_id, bad.span_id), (None, None, None));
-        // x-request-id first, then x-kong-request-id, then the response's.
+        // x-request-id first, then x-kong-request-id; the response's apart (a proxy injected it).
         let both = exchange(b"GET / HTTP/1.1\r\nx-kong-request-id: k\r\nx-request-id: r\r\n\r\n", &ok(""));
-        assert_eq!(both.request_id.as_deref(), Some("r"));
+        assert_eq!((both.request_id.as_deref(), both.response_request_id.as_deref()), (Some("r"), None));
         let kong = exchange(b"GET / HTTP/1.1\r\nx-kong-request-id: k\r\n\r\n", &ok(""));
         assert_eq!(kong.request_id.as_deref(), Some("k"));
         let from_response = exchange(b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 OK\r\nX-Kong-Request-Id: kr\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(from_response.request_id.as_deref(), Some("kr"));
+        assert_eq!((from_response.request_id.as_deref(), from_response.response_request_id.as_deref()), (None, Some("kr")));
     }
 
     #[test]

@@ -17,7 +17,7 @@ impl HostTableConfig {
             std::fs::read_to_string(format!("/proc/sys/kernel/{name}")).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
         };
         let values = [
-            ("host.name", kernel("hostname")),
+            ("host.name", crate::process::hostname()),
             ("host.arch", Some(arch(std::env::consts::ARCH).to_string())),
             ("os.type", kernel("ostype").map(|t| t.to_ascii_lowercase()).or_else(|| Some(std::env::consts::OS.to_string()))),
             ("os.version", kernel("osrelease")),

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# stitch benchmark, release build: LINES Kong entries (each its own trace: a
+# gateway span and its call upstream, two records' worth of spans), read by
+# kong_file_log, through
+#   1. nothing (the baseline: kong_file_log → blackhole),
+#   2. stitch with 10 000 traces open (past that the longest-idle goes out),
+#   3. stitch holding every entry (nothing goes out until the end): peak memory
+#      less the baseline's, per held entry;
+# then the transform alone (criterion, eBPF-shaped records, 10 000 traces open).
+# Usage: scripts/bench-stitch.sh [LINES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lines=${1:-1000000}
+cargo build --release --quiet
+work=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+bin=target/release/tapline
+source scripts/bench-lib.sh
+received() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' -v id="$1" '$0 ~ "^tapline_component_received_events_total\\{component_id=\"" id "\"" {print $2}'; }
+gauge() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' -v name="$1" '$0 ~ "^tapline_" name "\\{" {print $2}'; }
+
+# Every entry its own request: its own request id and W3C trace id; ten per millisecond.
+python3 - "$work/access.log" "$lines" <<'PY'
+import json, sys
+entry = json.load(open("tests/fixtures/kong/kong3_single.json"))
+start = entry["started_at"]
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        entry["request"]["id"] = "%032x" % i
+        entry["trace_id"]["w3c"] = "%032x" % (i + 1)
+        entry["started_at"] = start + i // 10
+        f.write(json.dumps(entry, separators=(",", ":")) + "\n")
+PY
+
+run() { # name config component max_traces expire_ms
+  rm -rf "$work/data"
+  export API_PORT=$(free_port) DATA_DIR="$work/data" LOG_FILE="$work/access.log" MAX_TRACES=$4 EXPIRE_MS=$5
+  start=$(date +%s.%N)
+  $bin run --config "$2" 2>"$work/$1.log" & pid=$!
+  until [ "$(received "$3" 2>/dev/null || echo 0)" = "$lines" ]; do sleep 0.05; done
+  end=$(date +%s.%N)
+  cpu=$(cpu_secs $pid); rss=$(peak_mib $pid); held=$(gauge stitch_spans_held || true)
+  kill $pid; wait $pid || true
+  report "$1" "$lines" "$(echo "$end - $start" | bc)" "$cpu" "$rss"
+}
+run "kong_file_log alone" benches/kong-file-log.toml out 1 1
+baseline=$rss
+run "stitch, 10k open" benches/stitch.toml stitch 10000 10000
+run "stitch, all held" benches/stitch.toml stitch $((lines + 1)) 600000
+awk -v rss="$rss" -v base="$baseline" -v n="$lines" -v held="$held" 'BEGIN {
+  printf "held: %d spans of %d entries; %.0f bytes per entry (%.0f per span) above the baseline\n", held, n, (rss - base) * 1048576 / n, (rss - base) * 1048576 / held }'
+
+cargo bench --quiet --bench hot_paths -- "stitch/" --warm-up-time 1 --measurement-time 5 2>&1 | grep -E "^stitch|thrpt|bytes resident"

@@ -1,0 +1,579 @@
+//! `stitch`: one trace per request, across gateway logs, eBPF records and APM
+//! spans, in the stream (DeepFlow's AutoTracing does it at query time).
+//!
+//! Every request record becomes a span (a gateway entry two: its server
+//! span and its call upstream); APM spans pass through with their ids. Nodes
+//! are grouped by verified relations only (`relate`): the same trace id, the
+//! TCP seq of one network hop, the syscall ids of one thread, a request id
+//! injected or passed through (joined when the group is emitted, so that a
+//! key seen on too many nodes, `max_key_fanout`, is dropped before it can
+//! merge unrelated requests). Two groups whose trace ids are disjoint are not
+//! merged. When emitted, a group gets its tree (`tree`, each stitched parent
+//! with its reason in `tapline.link`), one trace id (its only W3C one, else a
+//! generated one; originals in `tapline.original_trace_id`) and each span its
+//! self time.
+//!
+//! Memory is bounded, on event time: a group is emitted once idle for
+//! `expire_after_ms` (past `allowed_lateness_ms`), older than
+//! `max_trace_duration_ms`, at `max_spans_per_trace`, or, with `max_traces`
+//! held, the longest-idle one early (counted, never dropped); all at
+//! shutdown. A span arriving after its trace left joins it through a bounded
+//! cache of what was emitted (`late`), counted.
+
+mod late;
+mod node;
+mod relate;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+
+use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
+use crate::event::{trace_id_of, Event, EventBatch, Kinds, Span, SpanKind, Value};
+use late::LateCache;
+use node::{Input, Node, Origin, Part, Role};
+use relate::Tolerance;
+use tree::{Link, Parent};
+
+/// Own counters and gauges (`tapline_<name>` on /metrics).
+pub const TRACES_HELD: &str = "stitch_traces_held";
+pub const SPANS_HELD: &str = "stitch_spans_held";
+pub const LATE_CACHE_SPANS: &str = "stitch_late_cache_spans";
+pub const LATE_SPANS: &str = "stitch_late_spans_total";
+pub const KEYS_DROPPED: &str = "stitch_keys_dropped_total";
+pub const NOT_STITCHED: &str = "stitch_not_stitched_total";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StitchConfig {
+    /// A trace is emitted once no span joined it for this long (event time), as Vector's `reduce`.
+    pub expire_after_ms: u64,
+    /// How late (event time) a span may arrive and still find its trace open.
+    pub allowed_lateness_ms: u64,
+    /// A trace older than this is emitted, however busy.
+    pub max_trace_duration_ms: u64,
+    /// A trace with this many spans is emitted at once (DeepFlow's default).
+    pub max_spans_per_trace: usize,
+    /// Traces held at most; past it the longest-idle one is emitted early.
+    pub max_traces: usize,
+    /// A request id on more nodes than this (a constant header) stops being a join key.
+    pub max_key_fanout: usize,
+    /// How far apart a TCP hop's two ends may be seen, on one host (DeepFlow's 50 ms).
+    pub network_delay_ms: u64,
+    /// Added across hosts: their clocks' offset (DeepFlow's 10 ms).
+    pub clock_offset_ms: u64,
+    /// Emitted spans remembered for late ones to join.
+    pub late_cache_spans: usize,
+    /// Merge groups whose trace ids are disjoint when a relation says so (off, as in DeepFlow).
+    pub merge_disjoint_traces: bool,
+}
+
+impl Default for StitchConfig {
+    fn default() -> Self {
+        StitchConfig {
+            expire_after_ms: 10_000,
+            allowed_lateness_ms: 2_000,
+            max_trace_duration_ms: 60_000,
+            max_spans_per_trace: 1000,
+            max_traces: 100_000,
+            max_key_fanout: 16,
+            network_delay_ms: 50,
+            clock_offset_ms: 10,
+            late_cache_spans: 50_000,
+            merge_disjoint_traces: false,
+        }
+    }
+}
+
+impl TransformConfig for StitchConfig {
+    fn input_kinds(&self) -> Kinds {
+        Kinds::LOG.union(Kinds::SPAN)
+    }
+
+    fn outputs(&self, _input: Kinds) -> Vec<OutputDef> {
+        vec![OutputDef::default(Kinds::SPAN)]
+    }
+
+    fn build(&self) -> Result<Box<dyn Transform>> {
+        if self.expire_after_ms == 0
+            || self.max_trace_duration_ms == 0
+            || self.max_spans_per_trace == 0
+            || self.max_traces == 0
+            || self.max_key_fanout == 0
+        {
+            return Err(
+                "`expire_after_ms`, `max_trace_duration_ms`, `max_spans_per_trace`, `max_traces` and `max_key_fanout` must be positive"
+                    .into(),
+            );
+        }
+        Ok(Box::new(Stitch::new(self.clone())))
+    }
+}
+
+/// Why a trace was emitted, and the counter of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    Idle,
+    MaxDuration,
+    MaxSpans,
+    MaxTraces,
+    Shutdown,
+}
+
+impl Reason {
+    fn counter(self) -> &'static str {
+        match self {
+            Reason::Idle => "stitch_emitted_idle_total",
+            Reason::MaxDuration => "stitch_emitted_max_duration_total",
+            Reason::MaxSpans => "stitch_emitted_max_spans_total",
+            Reason::MaxTraces => "stitch_emitted_max_traces_total",
+            Reason::Shutdown => "stitch_emitted_shutdown_total",
+        }
+    }
+}
+
+struct Held {
+    node: Node,
+    group: u64,
+}
+
+/// Nodes joined so far into one trace.
+struct Group {
+    nodes: Vec<u64>,
+    /// The earliest start (event time, ns).
+    first: u64,
+    /// The event clock when a node last joined.
+    last: u64,
+    /// The distinct W3C trace ids among its nodes.
+    traces: Vec<[u8; 16]>,
+}
+
+/// The event clock: the newest event time seen, moving on with the wall
+/// clock while nothing new arrives; an event from the future counts as now.
+struct Clock {
+    newest: u64,
+    at: std::time::Instant,
+}
+
+impl Clock {
+    fn now(&self) -> u64 {
+        self.newest.saturating_add(self.at.elapsed().as_nanos() as u64)
+    }
+
+    fn see(&mut self, time: u64) {
+        let wall = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default().max(0) as u64;
+        let now = self.now();
+        if time.min(wall) > now {
+            self.newest = time.min(wall);
+            self.at = std::time::Instant::now();
+        }
+    }
+}
+
+pub struct Stitch {
+    config: StitchConfig,
+    tolerance: Tolerance,
+    held: FxHashMap<u64, Held>,
+    groups: FxHashMap<u64, Group>,
+    next_id: u64,
+    by_tcp: FxHashMap<u32, Vec<u64>>,
+    by_syscall: FxHashMap<(Option<Arc<str>>, u64), Vec<u64>>,
+    by_trace: FxHashMap<[u8; 16], u64>,
+    by_request_id: FxHashMap<Arc<str>, Vec<u64>>,
+    /// Request ids seen on too many nodes, newest last (bounded).
+    banned: BTreeSet<Arc<str>>,
+    banned_order: std::collections::VecDeque<Arc<str>>,
+    /// (last, group) and (first, group): what is due first comes first.
+    by_last: BTreeSet<(u64, u64)>,
+    by_first: BTreeSet<(u64, u64)>,
+    late: LateCache,
+    clock: Clock,
+}
+
+/// Request ids remembered as dropped (a constant header stays dropped).
+const BANNED_KEYS: usize = 65_536;
+
+impl Stitch {
+    pub fn new(config: StitchConfig) -> Self {
+        let ms = 1_000_000;
+        let tolerance =
+            Tolerance { same_host: config.network_delay_ms * ms, cross_host: (config.network_delay_ms + config.clock_offset_ms) * ms };
+        Stitch {
+            late: LateCache::new(config.late_cache_spans, config.max_key_fanout),
+            config,
+            tolerance,
+            held: FxHashMap::default(),
+            groups: FxHashMap::default(),
+            next_id: 0,
+            by_tcp: FxHashMap::default(),
+            by_syscall: FxHashMap::default(),
+            by_trace: FxHashMap::default(),
+            by_request_id: FxHashMap::default(),
+            banned: BTreeSet::new(),
+            banned_order: std::collections::VecDeque::new(),
+            by_last: BTreeSet::new(),
+            by_first: BTreeSet::new(),
+            clock: Clock { newest: 0, at: std::time::Instant::now() },
+        }
+    }
+
+    fn ms(&self, ms: u64) -> u64 {
+        ms * 1_000_000
+    }
+
+    /// Take one node in: a group of its own, then joined to every group it relates to.
+    fn ingest(&mut self, node: Node, out: &mut TransformOutput) {
+        self.clock.see(node.end);
+        let now = self.clock.now();
+        let (id, group) = (self.next_id, self.next_id);
+        self.next_id += 1;
+        let traces: Vec<[u8; 16]> = node.trace_id.into_iter().collect();
+        self.groups.insert(group, Group { nodes: vec![id], first: node.start, last: now, traces });
+        self.by_last.insert((now, group));
+        self.by_first.insert((node.start, group));
+        let mut related = Vec::new();
+        if let Some(trace) = node.trace_id {
+            match self.by_trace.get(&trace) {
+                Some(&other) => related.push(other),
+                None => {
+                    self.by_trace.insert(trace, group);
+                }
+            }
+        }
+        if node.origin == Origin::Ebpf {
+            if let Some(seq) = node.tcp_seq_request {
+                let entry = self.by_tcp.entry(seq).or_default();
+                related.extend(
+                    entry
+                        .iter()
+                        .filter_map(|m| self.held.get(m))
+                        .filter(|m| relate::tcp_seq(&node, &m.node, &self.tolerance))
+                        .map(|m| m.group),
+                );
+                entry.push(id);
+            }
+            if !node.is_leaf_server() {
+                for sid in [node.syscall_request, node.syscall_response].into_iter().flatten() {
+                    let entry = self.by_syscall.entry((node.host.clone(), sid)).or_default();
+                    related
+                        .extend(entry.iter().filter_map(|m| self.held.get(m)).filter(|m| relate::syscall(&node, &m.node)).map(|m| m.group));
+                    if !entry.contains(&id) {
+                        entry.push(id);
+                    }
+                }
+            }
+        }
+        for key in node.request_ids() {
+            if self.banned.contains(key) {
+                continue;
+            }
+            let entry = self.by_request_id.entry(key.clone()).or_default();
+            entry.push(id);
+            if entry.len() > self.config.max_key_fanout {
+                self.by_request_id.remove(key);
+                self.ban(key.clone());
+                out.count(KEYS_DROPPED, 1);
+            }
+        }
+        self.held.insert(id, Held { node, group });
+        let mut group = group;
+        for other in related {
+            group = self.merge(group, other);
+        }
+        if self.groups.get(&group).is_some_and(|g| g.nodes.len() >= self.config.max_spans_per_trace) {
+            self.emit(group, Reason::MaxSpans, out);
+        }
+        while self.groups.len() > self.config.max_traces {
+            let Some(&(_, oldest)) = self.by_last.iter().next() else { break };
+            self.emit(oldest, Reason::MaxTraces, out);
+        }
+    }
+
+    fn ban(&mut self, key: Arc<str>) {
+        if self.banned.insert(key.clone()) {
+            self.banned_order.push_back(key);
+        }
+        while self.banned_order.len() > BANNED_KEYS {
+            if let Some(oldest) = self.banned_order.pop_front() {
+                self.banned.remove(&oldest);
+            }
+        }
+    }
+
+    /// Join two groups (the smaller into the larger) unless their trace ids
+    /// are disjoint; returns the group that holds both (or `a`, unchanged).
+    fn merge(&mut self, a: u64, b: u64) -> u64 {
+        let (Some(ga), Some(gb)) = (self.groups.get(&a), self.groups.get(&b)) else { return a };
+        if a == b || !relate::compatible(&ga.traces, &gb.traces, self.config.merge_disjoint_traces) {
+            return a;
+        }
+        let (keep, gone) = if ga.nodes.len() >= gb.nodes.len() { (a, b) } else { (b, a) };
+        let Some(absorbed) = self.groups.remove(&gone) else { return keep };
+        self.by_last.remove(&(absorbed.last, gone));
+        self.by_first.remove(&(absorbed.first, gone));
+        for id in &absorbed.nodes {
+            if let Some(held) = self.held.get_mut(id) {
+                held.group = keep;
+            }
+        }
+        let Some(group) = self.groups.get_mut(&keep) else { return keep };
+        self.by_last.remove(&(group.last, keep));
+        self.by_first.remove(&(group.first, keep));
+        group.nodes.extend(absorbed.nodes);
+        group.first = group.first.min(absorbed.first);
+        group.last = group.last.max(absorbed.last);
+        for trace in absorbed.traces {
+            if !group.traces.contains(&trace) {
+                group.traces.push(trace);
+            }
+            self.by_trace.insert(trace, keep);
+        }
+        self.by_last.insert((group.last, keep));
+        self.by_first.insert((group.first, keep));
+        keep
+    }
+
+    /// Join by request id what relates to the group's nodes (see the module doc).
+    fn join_by_request_id(&mut self, mut group: u64) -> u64 {
+        let mut queue: Vec<u64> = self.groups.get(&group).map(|g| g.nodes.clone()).unwrap_or_default();
+        while let Some(id) = queue.pop() {
+            let Some(held) = self.held.get(&id) else { continue };
+            let mut others = Vec::new();
+            for key in held.node.request_ids() {
+                for m in self.by_request_id.get(key).into_iter().flatten() {
+                    let Some(other) = self.held.get(m) else { continue };
+                    if other.group != held.group && relate::request_id(&held.node, &other.node, &self.tolerance) {
+                        others.push(other.group);
+                    }
+                }
+            }
+            for other in others {
+                if other == group || !self.groups.contains_key(&other) {
+                    continue;
+                }
+                let newcomers = self.groups.get(&other).map(|g| g.nodes.clone()).unwrap_or_default();
+                let merged = self.merge(group, other);
+                let refused = merged == group && self.groups.contains_key(&other);
+                if !refused {
+                    queue.extend(newcomers);
+                    group = merged;
+                }
+            }
+        }
+        group
+    }
+
+    /// Emit a group's trace, unless joining by request id showed it is still busy.
+    fn emit(&mut self, group: u64, reason: Reason, out: &mut TransformOutput) {
+        let group = self.join_by_request_id(group);
+        let watermark = self.clock.now().saturating_sub(self.ms(self.config.allowed_lateness_ms));
+        if reason == Reason::Idle && self.groups.get(&group).is_some_and(|g| g.last + self.ms(self.config.expire_after_ms) > watermark) {
+            return;
+        }
+        let Some(taken) = self.groups.remove(&group) else { return };
+        self.by_last.remove(&(taken.last, group));
+        self.by_first.remove(&(taken.first, group));
+        for trace in &taken.traces {
+            if self.by_trace.get(trace) == Some(&group) {
+                self.by_trace.remove(trace);
+            }
+        }
+        let mut nodes: Vec<Node> = taken.nodes.iter().filter_map(|id| self.unindex(*id)).collect();
+        for node in &mut nodes {
+            node.drop_request_ids(|id| self.banned.contains(id));
+        }
+        nodes.sort_by_key(|n| (n.start, std::cmp::Reverse(n.duration())));
+        out.count(reason.counter(), 1);
+        self.write_trace(nodes, out);
+    }
+
+    /// Take a node out of the held set and the indexes.
+    fn unindex(&mut self, id: u64) -> Option<Node> {
+        let Held { node, .. } = self.held.remove(&id)?;
+        let drop_from = |list: &mut Vec<u64>| list.retain(|m| *m != id);
+        if let Some(seq) = node.tcp_seq_request {
+            if let Some(list) = self.by_tcp.get_mut(&seq) {
+                drop_from(list);
+                if list.is_empty() {
+                    self.by_tcp.remove(&seq);
+                }
+            }
+        }
+        for sid in [node.syscall_request, node.syscall_response].into_iter().flatten() {
+            let key = (node.host.clone(), sid);
+            if let Some(list) = self.by_syscall.get_mut(&key) {
+                drop_from(list);
+                if list.is_empty() {
+                    self.by_syscall.remove(&key);
+                }
+            }
+        }
+        for key in node.request_ids() {
+            if let Some(list) = self.by_request_id.get_mut(key) {
+                drop_from(list);
+                if list.is_empty() {
+                    self.by_request_id.remove(key);
+                }
+            }
+        }
+        Some(node)
+    }
+
+    /// The spans of one trace: tree, trace id, self times, and what was
+    /// emitted before (late spans join it).
+    fn write_trace(&mut self, nodes: Vec<Node>, out: &mut TransformOutput) {
+        let parents = tree::parents(&nodes, &self.tolerance);
+        let self_times = tree::self_times(&nodes, &parents);
+        let mut traces: Vec<[u8; 16]> = nodes.iter().filter_map(|n| n.trace_id).collect();
+        traces.sort_unstable();
+        traces.dedup();
+        // A root that relates to something emitted before: the trace is late, and
+        // joins it, unless the two carry trace ids the applications told apart.
+        let mut external: Vec<Option<([u8; 8], Link)>> = vec![None; nodes.len()];
+        let mut joined_trace = None;
+        for (n, node) in nodes.iter().enumerate() {
+            if parents[n].is_some() {
+                continue;
+            }
+            for emitted in self.late.candidates(node) {
+                let compatible =
+                    self.config.merge_disjoint_traces || emitted.made_up || traces.is_empty() || traces.contains(&emitted.trace_id);
+                if !compatible || joined_trace.is_some_and(|trace| trace != emitted.trace_id) {
+                    continue;
+                }
+                let link = late_link(&emitted.node, node, &self.tolerance);
+                if link.is_some() || (node.trace_id.is_some() && emitted.node.trace_id == node.trace_id) {
+                    joined_trace.get_or_insert(emitted.trace_id);
+                }
+                if let Some(link) = link {
+                    external[n] = Some((emitted.node.span_id, link));
+                    break;
+                }
+            }
+        }
+        let (trace_id, made_up) = match (joined_trace, traces.as_slice()) {
+            (Some(trace), _) => (trace, !traces.contains(&trace)),
+            (None, [only]) => (*only, false),
+            (None, _) => (trace_id_of(nodes.first().map(|n| n.span_id).unwrap_or([1; 8])), true),
+        };
+        if joined_trace.is_some() {
+            out.count(LATE_SPANS, nodes.len() as u64);
+        }
+        let span_ids: Vec<[u8; 8]> = nodes.iter().map(|n| n.span_id).collect();
+        for (n, node) in nodes.into_iter().enumerate() {
+            let (parent, link) = match (parents[n], external[n]) {
+                (Some(Parent::Node(p, link)), _) => (Some(span_ids[p]), link),
+                (None, Some((span, link))) => (Some(span), Some(link)),
+                (None, None) => (node.parent_span_id, None),
+            };
+            if let Some(link) = link {
+                out.count(link.counter(), 1);
+            }
+            let span = span_of(&node, trace_id, parent, link, self_times[n]);
+            out.primary.push(Event { data: crate::event::EventData::Span(Box::new(span)), finalizers: node.finalizers.clone() });
+            self.late.remember(node, trace_id, made_up);
+        }
+    }
+
+    fn report(&self, out: &mut TransformOutput) {
+        out.gauge(TRACES_HELD, self.groups.len() as u64);
+        out.gauge(SPANS_HELD, self.held.len() as u64);
+        out.gauge(LATE_CACHE_SPANS, self.late.len() as u64);
+    }
+}
+
+/// The link by which a late root goes under an emitted node.
+fn late_link(emitted: &Node, node: &Node, tolerance: &Tolerance) -> Option<Link> {
+    if emitted.role == Role::Client && node.role == Role::Server && relate::tcp_seq(emitted, node, tolerance) {
+        return Some(Link::TcpSeq);
+    }
+    if emitted.role == Role::Server && relate::syscall(emitted, node) {
+        return Some(Link::Syscall);
+    }
+    if node.parent_span_id.is_some() && node.parent_span_id == Some(emitted.span_id) {
+        return Some(Link::SpanId);
+    }
+    (relate::request_id(emitted, node, tolerance) && emitted.covers(node, tolerance.between(emitted, node))).then_some(Link::RequestId)
+}
+
+/// A node's span, in its trace.
+fn span_of(node: &Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: Option<Link>, self_time_ns: u64) -> Span {
+    let mut span = match &node.input {
+        Input::Span(span) => (**span).clone(),
+        Input::Record(record, part) => {
+            let mut span = Span::from_record(record);
+            if *part == Part::Upstream {
+                span.kind = SpanKind::Client;
+                span.name = format!("{} upstream", span.name);
+            }
+            span.start_time_unix_nano = node.start;
+            span.end_time_unix_nano = node.end;
+            span
+        }
+        Input::Emitted => Span::default(),
+    };
+    if span.trace_id != trace_id && span.trace_id != [0; 16] && node.trace_id.is_some() {
+        span.attributes.insert("tapline.original_trace_id".into(), Value::from(const_hex::encode(span.trace_id)));
+    }
+    span.trace_id = trace_id;
+    span.span_id = node.span_id;
+    span.parent_span_id = parent;
+    if let Some(link) = link {
+        span.attributes.insert("tapline.link".into(), Value::from(link.as_str()));
+    }
+    span.attributes.insert("tapline.self_time_us".into(), Value::Integer((self_time_ns / 1000) as i64));
+    span
+}
+
+impl Transform for Stitch {
+    fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
+        for event in batch {
+            match Node::from_event(event) {
+                Some(nodes) => {
+                    for node in nodes {
+                        self.ingest(node, out);
+                    }
+                }
+                None => {
+                    // A plain log or a metric: nothing to stitch. Counted, and dropped.
+                    out.count(NOT_STITCHED, 1);
+                    out.discarded += 1;
+                }
+            }
+        }
+        self.report(out);
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(Duration::from_millis(200))
+    }
+
+    fn tick(&mut self, last: bool, out: &mut TransformOutput) {
+        let now = self.clock.now();
+        if last {
+            let all: Vec<u64> = self.groups.keys().copied().collect();
+            for group in all {
+                self.emit(group, Reason::Shutdown, out);
+            }
+        }
+        let watermark = now.saturating_sub(self.ms(self.config.allowed_lateness_ms));
+        let idle_before = watermark.saturating_sub(self.ms(self.config.expire_after_ms));
+        let idle: Vec<u64> = self.by_last.iter().take_while(|(last, _)| *last <= idle_before).map(|(_, g)| *g).collect();
+        for group in idle {
+            self.emit(group, Reason::Idle, out);
+        }
+        let old_before = now.saturating_sub(self.ms(self.config.max_trace_duration_ms));
+        let old: Vec<u64> = self.by_first.iter().take_while(|(first, _)| *first <= old_before).map(|(_, g)| *g).collect();
+        for group in old {
+            self.emit(group, Reason::MaxDuration, out);
+        }
+        self.report(out);
+    }
+}

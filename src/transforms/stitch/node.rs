@@ -1,0 +1,249 @@
+//! What stitching knows of each span to be: a request record makes one (an
+//! eBPF record) or two (a gateway's entry: its server span and its call
+//! upstream); an APM span is one. A node keeps its input whole (the span is
+//! made only when its trace is emitted) and the keys the relations read.
+
+use std::sync::Arc;
+
+use crate::event::{Event, EventData, Finalizers, ObservationPoint, RequestRecord, SignalSource, Span, SpanKind, Value};
+
+/// Which end of a call a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+    /// An internal APM span, a producer, a consumer.
+    Other,
+}
+
+/// Who saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A process's socket, seen from the kernel.
+    Ebpf,
+    /// A gateway's own log (Kong's http-log or file-log).
+    Gateway,
+    /// An application's own span.
+    Apm,
+}
+
+/// Which of a record's spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Whole,
+    /// A gateway entry's server span: the request as the gateway received it.
+    Gateway,
+    /// A gateway entry's call upstream.
+    Upstream,
+}
+
+#[derive(Debug)]
+pub enum Input {
+    Record(Arc<RequestRecord>, Part),
+    Span(Box<Span>),
+    /// Emitted already: only the keys are kept (see `late`).
+    Emitted,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub input: Input,
+    pub role: Role,
+    pub origin: Origin,
+    /// The machine (eBPF records; APM spans by `host.name`): syscall ids and pids are per host.
+    pub host: Option<Arc<str>>,
+    pub pid: Option<u32>,
+    /// Unix nanoseconds.
+    pub start: u64,
+    pub end: u64,
+    /// The request id the request carried (`x_request_id_0` in DeepFlow's terms)
+    /// and the one its response carried (`x_request_id_1`).
+    pub request_id: Option<Arc<str>>,
+    pub response_request_id: Option<Arc<str>>,
+    /// A W3C trace id it carries (APM; a record that saw traceparent or b3).
+    pub trace_id: Option<[u8; 16]>,
+    /// Its own span id: the APM span's, or stable for a record.
+    pub span_id: [u8; 8],
+    /// APM: its parent. eBPF: the span id the request's traceparent named (the
+    /// caller's client span). Gateway upstream call: the gateway span.
+    pub parent_span_id: Option<[u8; 8]>,
+    pub tcp_seq_request: Option<u32>,
+    pub tcp_seq_response: Option<u32>,
+    pub syscall_request: Option<u64>,
+    pub syscall_response: Option<u64>,
+    /// What its record says of the request (none for an APM span), kept once emitted.
+    pub fingerprint: Option<Fingerprint>,
+    pub finalizers: Finalizers,
+}
+
+/// A record's protocol, method, path and status, hashed: the two ends of one
+/// hop must not disagree on them, and a late span is checked against an
+/// emitted node whose record is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub protocol: u64,
+    pub method: Option<u64>,
+    pub path: Option<u64>,
+    pub status: Option<u16>,
+}
+
+impl Fingerprint {
+    fn of(record: &RequestRecord) -> Self {
+        use std::hash::BuildHasher;
+        let hash = |text: &str| rustc_hash::FxBuildHasher.hash_one(text);
+        Fingerprint {
+            protocol: hash(&record.protocol),
+            method: record.method.as_deref().map(hash),
+            path: record.path.as_deref().map(hash),
+            status: record.status,
+        }
+    }
+
+    /// No field known on both sides differs.
+    pub fn agrees(&self, other: &Fingerprint) -> bool {
+        fn same<T: PartialEq>(x: Option<T>, y: Option<T>) -> bool {
+            x.is_none() || y.is_none() || x == y
+        }
+        self.protocol == other.protocol && same(self.method, other.method) && same(self.path, other.path) && same(self.status, other.status)
+    }
+}
+
+impl Node {
+    /// The nodes an event makes; `None` for what stitching does not take (a plain log, a metric).
+    pub fn from_event(event: Event) -> Option<Vec<Node>> {
+        let Event { data, finalizers } = event;
+        match data {
+            EventData::Record(record) => Some(from_record(Arc::from(record), finalizers)),
+            EventData::Span(span) => Some(vec![from_span(span, finalizers)]),
+            _ => None,
+        }
+    }
+
+    /// A server record that made no call downstream (its request and response
+    /// share one syscall trace id): its id joins nothing.
+    pub fn is_leaf_server(&self) -> bool {
+        self.role == Role::Server && self.syscall_request.is_some() && self.syscall_request == self.syscall_response
+    }
+
+    pub fn duration(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Whether this node's interval holds `other`'s, give or take `tolerance` ns.
+    pub fn covers(&self, other: &Node, tolerance: u64) -> bool {
+        self.start <= other.start.saturating_add(tolerance) && self.end.saturating_add(tolerance) >= other.end
+    }
+
+    /// Forget the request ids `dropped` names (a constant header): they join nothing, now or late.
+    pub fn drop_request_ids(&mut self, dropped: impl Fn(&Arc<str>) -> bool) {
+        for id in [&mut self.request_id, &mut self.response_request_id] {
+            if id.as_ref().is_some_and(&dropped) {
+                *id = None;
+            }
+        }
+    }
+
+    /// The ids it carries, either side, for joins by request id.
+    pub fn request_ids(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.request_id.iter().chain(self.response_request_id.iter().filter(|id| Some(*id) != self.request_id.as_ref()))
+    }
+}
+
+fn nanos(record: &RequestRecord) -> u64 {
+    record.time.timestamp_nanos_opt().unwrap_or_default().max(0) as u64
+}
+
+fn text(value: &Option<String>) -> Option<Arc<str>> {
+    value.as_deref().filter(|v| !v.is_empty()).map(Arc::from)
+}
+
+fn hex<const N: usize>(value: &Option<String>) -> Option<[u8; N]> {
+    value.as_deref().and_then(|v| const_hex::decode_to_array(v).ok())
+}
+
+fn from_record(record: Arc<RequestRecord>, finalizers: Finalizers) -> Vec<Node> {
+    let start = nanos(&record);
+    let end = start + record.duration_us.unwrap_or_default() * 1000;
+    let node = |part: Part, role: Role, origin: Origin| Node {
+        input: Input::Record(record.clone(), part),
+        role,
+        origin,
+        host: text(&record.host_name),
+        pid: record.pid,
+        start,
+        end,
+        request_id: text(&record.request_id),
+        response_request_id: text(&record.response_request_id),
+        trace_id: hex(&record.trace_id),
+        span_id: hex(&record.span_id).unwrap_or_else(|| record.stable_id(part as u8)),
+        parent_span_id: hex(&record.parent_span_id),
+        tcp_seq_request: record.tcp_seq_request,
+        tcp_seq_response: record.tcp_seq_response,
+        syscall_request: record.syscall_trace_id_request,
+        syscall_response: record.syscall_trace_id_response,
+        fingerprint: Some(Fingerprint::of(&record)),
+        finalizers: finalizers.clone(),
+    };
+    match (record.observation_point, record.signal_source) {
+        (ObservationPoint::Gateway, _) => {
+            // The gateway gives the request its id, answers with it and sends it
+            // upstream: the server span shows it on the response side, the call on the request side.
+            let mut server = node(Part::Gateway, Role::Server, Origin::Gateway);
+            server.response_request_id = server.request_id.take().or(server.response_request_id);
+            server.tcp_seq_request = None;
+            let mut upstream = node(Part::Upstream, Role::Client, Origin::Gateway);
+            upstream.response_request_id = None;
+            upstream.parent_span_id = Some(server.span_id);
+            upstream.trace_id = server.trace_id;
+            // The call upstream: after what the gateway did first, for as long as the upstream took.
+            let upstream_ns = record.upstream_us.unwrap_or_default() * 1000;
+            let before = record.gateway_us.unwrap_or_default() * 1000;
+            upstream.start = (start + before).min(end.saturating_sub(upstream_ns)).max(start);
+            upstream.end = upstream.start + upstream_ns;
+            if record.tries == 0 || record.upstream_us.is_none() {
+                // Kong answered alone: no call upstream.
+                return vec![server];
+            }
+            vec![server, upstream]
+        }
+        (ObservationPoint::ClientProcess, _) => vec![node(Part::Whole, Role::Client, Origin::Ebpf)],
+        (ObservationPoint::ServerProcess, SignalSource::Ebpf) => vec![node(Part::Whole, Role::Server, Origin::Ebpf)],
+        (ObservationPoint::ServerProcess | ObservationPoint::App, _) => vec![node(Part::Whole, Role::Server, Origin::Apm)],
+    }
+}
+
+fn from_span(span: Box<Span>, finalizers: Finalizers) -> Node {
+    let role = match span.kind {
+        SpanKind::Server => Role::Server,
+        SpanKind::Client => Role::Client,
+        _ => Role::Other,
+    };
+    let resource_text = |key: &str| match span.resource.get(key) {
+        Some(Value::Bytes(b)) => Some(Arc::from(String::from_utf8_lossy(b).as_ref())),
+        _ => None,
+    };
+    let pid = match span.resource.get("process.pid") {
+        Some(Value::Integer(pid)) => u32::try_from(*pid).ok(),
+        _ => None,
+    };
+    Node {
+        role,
+        origin: Origin::Apm,
+        host: resource_text("host.name"),
+        pid,
+        start: span.start_time_unix_nano,
+        end: span.end_time_unix_nano.max(span.start_time_unix_nano),
+        request_id: span.request_id.as_deref().map(Arc::from),
+        response_request_id: None,
+        trace_id: Some(span.trace_id).filter(|t| *t != [0; 16]),
+        span_id: span.span_id,
+        parent_span_id: span.parent_span_id,
+        tcp_seq_request: None,
+        tcp_seq_response: None,
+        syscall_request: None,
+        syscall_response: None,
+        fingerprint: None,
+        finalizers,
+        input: Input::Span(span),
+    }
+}
