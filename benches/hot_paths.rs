@@ -13,6 +13,10 @@ use tapline::event::{Event, EventBatch, Value};
 use tapline::telemetry;
 use tapline::transforms::remap::RemapConfig;
 
+// The allocator the binary uses: the costs measured here are the ones it has.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Kong 3.x http-log entry, as the plugin sends it.
 const KONG_LINE: &str = r#"{"request":{"id":"b7c1f0a2d4e64c0f9a1b2c3d4e5f6a7b","method":"GET","uri":"/orders/4711?expand=items","url":"https://api.example.com:443/orders/4711?expand=items","querystring":{"expand":"items"},"size":412,"headers":{"host":"api.example.com","user-agent":"okhttp/4.12.0","accept":"application/json","authorization":"REDACTED","x-request-id":"b7c1f0a2d4e64c0f9a1b2c3d4e5f6a7b"}},"upstream_uri":"/orders/4711?expand=items","upstream_status":"200","response":{"status":200,"size":2311,"headers":{"content-type":"application/json","content-length":"2311","x-kong-upstream-latency":"38","x-kong-proxy-latency":"2","via":"kong/3.6.1"}},"latencies":{"kong":2,"proxy":38,"request":41,"receive":1},"tries":[{"ip":"10.0.1.17","port":8080,"balancer_start":1732613000123,"balancer_latency":0}],"route":{"id":"5a7c0d7e-93a4-4d7b-9f51-0c4a1e2b3c4d","name":"orders-route","paths":["/orders"],"protocols":["http","https"],"strip_path":false,"preserve_host":false},"service":{"id":"0c7a2f6e-1b8d-4c3e-a5f4-9e8d7c6b5a41","name":"orders","host":"orders.default.svc.cluster.local","port":8080,"protocol":"http","path":"/","retries":5,"connect_timeout":60000},"consumer":{"id":"8f7e6d5c-4b3a-2918-0706-f5e4d3c2b1a0","username":"mobile-app"},"client_ip":"203.0.113.7","started_at":1732613000121,"source":"upstream","workspace":"9d8c7b6a-5f4e-3d2c-1b0a-99887766554f","workspace_name":"default","trace_id":{"w3c":"4bf92f3577b34da6a3ce929d0e0e4736"}}"#;
 

@@ -19,7 +19,7 @@ source scripts/bench-lib.sh
 received() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' -v id="$1" '$0 ~ "^tapline_component_received_events_total\\{component_id=\"" id "\"" {print $2}'; }
 gauge() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' -v name="$1" '$0 ~ "^tapline_" name "\\{" {print $2}'; }
 
-# Every entry its own request: its own request id and W3C trace id; ten per millisecond.
+# Every entry its own request: its own request id, W3C trace id and caller span; ten per millisecond.
 python3 - "$work/access.log" "$lines" <<'PY'
 import json, sys
 entry = json.load(open("tests/fixtures/kong/kong3_single.json"))
@@ -28,6 +28,7 @@ with open(sys.argv[1], "w") as f:
     for i in range(int(sys.argv[2])):
         entry["request"]["id"] = "%032x" % i
         entry["trace_id"]["w3c"] = "%032x" % (i + 1)
+        entry["request"]["headers"]["traceparent"] = "00-%032x-%016x-01" % (i + 1, i + 1)
         entry["started_at"] = start + i // 10
         f.write(json.dumps(entry, separators=(",", ":")) + "\n")
 PY

@@ -1,39 +1,46 @@
 //! What is remembered of emitted traces, so that a span arriving after its
 //! trace left still joins it (same trace id, and a parent where a relation
 //! says which): the emitted nodes, without their inputs, by the keys they can
-//! be found by. Bounded: the oldest are forgotten first.
+//! be found by. Bounded: the oldest are forgotten first, and a key on more
+//! than `max_key_fanout` remembered nodes (a constant header, a trace id
+//! every client sends) finds nothing, so that no lookup walks a long list.
+//!
+//! Keys are kept as hashes: a node found by a key is only a candidate, and
+//! every use checks the relation itself (`late_link`, trace ids).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
-use super::node::{Input, Node};
+use super::node::{key_hash, Input, Node};
 
-/// A join key of a node.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Key {
-    TcpSeq(u32),
-    Syscall(Option<Arc<str>>, u64),
-    RequestId(Arc<str>),
-    SpanId([u8; 8]),
-    TraceId([u8; 16]),
+/// The keys a node is remembered by: what a late node can name or share.
+fn keys_of_emitted(node: &Node) -> SmallVec<[u64; 8]> {
+    let mut keys = shared_keys(node);
+    keys.push(key_hash((3u8, node.span_id)));
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
-impl Key {
-    /// Every key a node can be found by.
-    pub fn of(node: &Node) -> Vec<Key> {
-        let mut keys = Vec::with_capacity(8);
-        keys.extend(node.tcp_seq_request.map(Key::TcpSeq));
-        for id in [node.syscall_request, node.syscall_response].into_iter().flatten() {
-            keys.push(Key::Syscall(node.host.clone(), id));
-        }
-        keys.extend(node.request_ids().cloned().map(Key::RequestId));
-        keys.push(Key::SpanId(node.span_id));
-        keys.extend(node.parent_span_id.map(Key::SpanId));
-        keys.extend(node.trace_id.map(Key::TraceId));
-        keys
+/// The keys a late node looks for: the ones it shares, and its parent's span id.
+fn keys_to_look_up(node: &Node) -> SmallVec<[u64; 8]> {
+    let mut keys = shared_keys(node);
+    keys.extend(node.parent_span_id.map(|span| key_hash((3u8, span))));
+    keys
+}
+
+/// TCP seq, syscall ids, request ids, trace id.
+fn shared_keys(node: &Node) -> SmallVec<[u64; 8]> {
+    let mut keys = SmallVec::new();
+    keys.extend(node.tcp_seq_request.map(|seq| key_hash((0u8, seq))));
+    for id in [node.syscall_request, node.syscall_response].into_iter().flatten() {
+        keys.push(node.syscall_key(id));
     }
+    keys.extend(node.request_ids().map(|id| key_hash((2u8, &**id))));
+    keys.extend(node.trace_id.map(|trace| key_hash((4u8, trace))));
+    keys
 }
 
 /// An emitted node and the trace it went out in.
@@ -44,19 +51,26 @@ pub struct Emitted {
     pub made_up: bool,
 }
 
+/// The remembered nodes with one key: how many, and the numbers of the first
+/// `max_key_fanout + 1` (past that the key finds nothing).
+#[derive(Default)]
+struct Holders {
+    count: usize,
+    numbers: SmallVec<[u64; 2]>,
+}
+
 pub struct LateCache {
     capacity: usize,
-    /// A request id on more emitted nodes than this joins nothing late.
     max_key_fanout: usize,
-    by_key: FxHashMap<Key, Vec<u64>>,
-    nodes: FxHashMap<u64, (Emitted, Vec<Key>)>,
-    order: VecDeque<u64>,
-    next: u64,
+    by_key: FxHashMap<u64, Holders>,
+    /// The emitted nodes remembered, oldest first; the front one is number `first`.
+    nodes: VecDeque<Emitted>,
+    first: u64,
 }
 
 impl LateCache {
     pub fn new(capacity: usize, max_key_fanout: usize) -> Self {
-        LateCache { capacity, max_key_fanout, by_key: FxHashMap::default(), nodes: FxHashMap::default(), order: VecDeque::new(), next: 0 }
+        LateCache { capacity, max_key_fanout, by_key: FxHashMap::default(), nodes: VecDeque::new(), first: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -70,45 +84,40 @@ impl LateCache {
         }
         node.input = Input::Emitted;
         node.finalizers = Default::default();
-        let keys = Key::of(&node);
-        let id = self.next;
-        self.next += 1;
-        for key in &keys {
-            self.by_key.entry(key.clone()).or_default().push(id);
-        }
-        self.nodes.insert(id, (Emitted { node, trace_id, made_up }, keys));
-        self.order.push_back(id);
-        while self.order.len() > self.capacity {
-            let Some(oldest) = self.order.pop_front() else { break };
-            self.forget(oldest);
-        }
-    }
-
-    fn forget(&mut self, id: u64) {
-        let Some((_, keys)) = self.nodes.remove(&id) else { return };
-        for key in keys {
-            if let Some(ids) = self.by_key.get_mut(&key) {
-                ids.retain(|known| *known != id);
-                if ids.is_empty() {
-                    self.by_key.remove(&key);
-                }
+        let number = self.first + self.nodes.len() as u64;
+        for key in keys_of_emitted(&node) {
+            let holders = self.by_key.entry(key).or_default();
+            holders.count += 1;
+            if holders.numbers.len() <= self.max_key_fanout {
+                holders.numbers.push(number);
             }
         }
+        self.nodes.push_back(Emitted { node, trace_id, made_up });
+        while self.nodes.len() > self.capacity {
+            let Some(oldest) = self.nodes.pop_front() else { break };
+            for key in keys_of_emitted(&oldest.node) {
+                if let Some(holders) = self.by_key.get_mut(&key) {
+                    holders.count -= 1;
+                    holders.numbers.retain(|n| *n != self.first);
+                    if holders.count == 0 {
+                        self.by_key.remove(&key);
+                    }
+                }
+            }
+            self.first += 1;
+        }
     }
 
-    /// The emitted nodes sharing a key with `node`.
+    /// The emitted nodes sharing a key with `node` (none by a key on too many).
     pub fn candidates(&self, node: &Node) -> Vec<&Emitted> {
-        let usable = |(key, ids): &(&Key, &Vec<u64>)| !matches!(key, Key::RequestId(_)) || ids.len() <= self.max_key_fanout;
-        let keys = Key::of(node);
-        let mut found: Vec<u64> = keys
+        let mut found: Vec<u64> = keys_to_look_up(node)
             .iter()
-            .filter_map(|key| self.by_key.get(key).map(|ids| (key, ids)))
-            .filter(usable)
-            .flat_map(|(_, ids)| ids)
+            .filter_map(|key| self.by_key.get(key).filter(|holders| holders.count <= self.max_key_fanout))
+            .flat_map(|holders| &holders.numbers)
             .copied()
             .collect();
         found.sort_unstable();
         found.dedup();
-        found.iter().filter_map(|id| self.nodes.get(id)).map(|(emitted, _)| emitted).collect()
+        found.iter().filter_map(|n| self.nodes.get(n.checked_sub(self.first)? as usize)).collect()
     }
 }

@@ -28,12 +28,13 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
+use smallvec::SmallVec;
 
 use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
 use crate::event::{trace_id_of, Event, EventBatch, Kinds, Span, SpanKind, Value};
@@ -146,7 +147,7 @@ struct Held {
 
 /// Nodes joined so far into one trace.
 struct Group {
-    nodes: Vec<u64>,
+    nodes: SmallVec<[u64; 4]>,
     /// The earliest start (event time, ns).
     first: u64,
     /// The event clock when a node last joined.
@@ -160,6 +161,8 @@ struct Group {
 struct Clock {
     newest: u64,
     at: std::time::Instant,
+    /// The wall clock (Unix ns) as of the batch in hand.
+    wall: u64,
 }
 
 impl Clock {
@@ -167,11 +170,15 @@ impl Clock {
         self.newest.saturating_add(self.at.elapsed().as_nanos() as u64)
     }
 
+    /// Read the wall clock, once a batch.
+    fn read_wall(&mut self) {
+        self.wall = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default().max(0) as u64;
+    }
+
     fn see(&mut self, time: u64) {
-        let wall = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default().max(0) as u64;
         let now = self.now();
-        if time.min(wall) > now {
-            self.newest = time.min(wall);
+        if time.min(self.wall) > now {
+            self.newest = time.min(self.wall);
             self.at = std::time::Instant::now();
         }
     }
@@ -183,16 +190,18 @@ pub struct Stitch {
     held: FxHashMap<u64, Held>,
     groups: FxHashMap<u64, Group>,
     next_id: u64,
-    by_tcp: FxHashMap<u32, Vec<u64>>,
-    by_syscall: FxHashMap<(Option<Arc<str>>, u64), Vec<u64>>,
+    by_tcp: FxHashMap<u32, SmallVec<[u64; 2]>>,
+    /// By `Node::syscall_key`.
+    by_syscall: FxHashMap<u64, SmallVec<[u64; 2]>>,
     by_trace: FxHashMap<[u8; 16], u64>,
-    by_request_id: FxHashMap<Arc<str>, Vec<u64>>,
+    by_request_id: FxHashMap<Arc<str>, SmallVec<[u64; 4]>>,
     /// Request ids seen on too many nodes, newest last (bounded).
     banned: BTreeSet<Arc<str>>,
-    banned_order: std::collections::VecDeque<Arc<str>>,
-    /// (last, group) and (first, group): what is due first comes first.
-    by_last: BTreeSet<(u64, u64)>,
-    by_first: BTreeSet<(u64, u64)>,
+    banned_order: VecDeque<Arc<str>>,
+    /// (last, group), oldest first: a group's `last` only grows, with the
+    /// event clock, so a newer entry goes at the back and the older one of the
+    /// same group is stale (skipped when it reaches the front).
+    idle_order: VecDeque<(u64, u64)>,
     late: LateCache,
     clock: Clock,
 }
@@ -217,10 +226,9 @@ impl Stitch {
             by_trace: FxHashMap::default(),
             by_request_id: FxHashMap::default(),
             banned: BTreeSet::new(),
-            banned_order: std::collections::VecDeque::new(),
-            by_last: BTreeSet::new(),
-            by_first: BTreeSet::new(),
-            clock: Clock { newest: 0, at: std::time::Instant::now() },
+            banned_order: VecDeque::new(),
+            idle_order: VecDeque::new(),
+            clock: Clock { newest: 0, at: std::time::Instant::now(), wall: 0 },
         }
     }
 
@@ -235,9 +243,8 @@ impl Stitch {
         let (id, group) = (self.next_id, self.next_id);
         self.next_id += 1;
         let traces: Vec<[u8; 16]> = node.trace_id.into_iter().collect();
-        self.groups.insert(group, Group { nodes: vec![id], first: node.start, last: now, traces });
-        self.by_last.insert((now, group));
-        self.by_first.insert((node.start, group));
+        self.groups.insert(group, Group { nodes: smallvec::smallvec![id], first: node.start, last: now, traces });
+        self.idle_order.push_back((now, group));
         let mut related = Vec::new();
         if let Some(trace) = node.trace_id {
             match self.by_trace.get(&trace) {
@@ -261,7 +268,7 @@ impl Stitch {
             }
             if !node.is_leaf_server() {
                 for sid in [node.syscall_request, node.syscall_response].into_iter().flatten() {
-                    let entry = self.by_syscall.entry((node.host.clone(), sid)).or_default();
+                    let entry = self.by_syscall.entry(node.syscall_key(sid)).or_default();
                     related
                         .extend(entry.iter().filter_map(|m| self.held.get(m)).filter(|m| relate::syscall(&node, &m.node)).map(|m| m.group));
                     if !entry.contains(&id) {
@@ -291,9 +298,24 @@ impl Stitch {
             self.emit(group, Reason::MaxSpans, out);
         }
         while self.groups.len() > self.config.max_traces {
-            let Some(&(_, oldest)) = self.by_last.iter().next() else { break };
+            let Some(oldest) = self.next_idle(u64::MAX) else { break };
             self.emit(oldest, Reason::MaxTraces, out);
         }
+    }
+
+    /// The longest-idle group, if it has been idle since `before` or longer;
+    /// stale entries are dropped on the way.
+    fn next_idle(&mut self, before: u64) -> Option<u64> {
+        while let Some(&(last, group)) = self.idle_order.front() {
+            if last > before {
+                return None;
+            }
+            self.idle_order.pop_front();
+            if self.groups.get(&group).is_some_and(|g| g.last == last) {
+                return Some(group);
+            }
+        }
+        None
     }
 
     fn ban(&mut self, key: Arc<str>) {
@@ -316,33 +338,30 @@ impl Stitch {
         }
         let (keep, gone) = if ga.nodes.len() >= gb.nodes.len() { (a, b) } else { (b, a) };
         let Some(absorbed) = self.groups.remove(&gone) else { return keep };
-        self.by_last.remove(&(absorbed.last, gone));
-        self.by_first.remove(&(absorbed.first, gone));
         for id in &absorbed.nodes {
             if let Some(held) = self.held.get_mut(id) {
                 held.group = keep;
             }
         }
         let Some(group) = self.groups.get_mut(&keep) else { return keep };
-        self.by_last.remove(&(group.last, keep));
-        self.by_first.remove(&(group.first, keep));
         group.nodes.extend(absorbed.nodes);
         group.first = group.first.min(absorbed.first);
-        group.last = group.last.max(absorbed.last);
+        if absorbed.last > group.last {
+            group.last = absorbed.last;
+            self.idle_order.push_back((group.last, keep));
+        }
         for trace in absorbed.traces {
             if !group.traces.contains(&trace) {
                 group.traces.push(trace);
             }
             self.by_trace.insert(trace, keep);
         }
-        self.by_last.insert((group.last, keep));
-        self.by_first.insert((group.first, keep));
         keep
     }
 
     /// Join by request id what relates to the group's nodes (see the module doc).
     fn join_by_request_id(&mut self, mut group: u64) -> u64 {
-        let mut queue: Vec<u64> = self.groups.get(&group).map(|g| g.nodes.clone()).unwrap_or_default();
+        let mut queue: SmallVec<[u64; 8]> = self.groups.get(&group).map(|g| g.nodes.iter().copied().collect()).unwrap_or_default();
         while let Some(id) = queue.pop() {
             let Some(held) = self.held.get(&id) else { continue };
             let mut others = Vec::new();
@@ -378,8 +397,6 @@ impl Stitch {
             return;
         }
         let Some(taken) = self.groups.remove(&group) else { return };
-        self.by_last.remove(&(taken.last, group));
-        self.by_first.remove(&(taken.first, group));
         for trace in &taken.traces {
             if self.by_trace.get(trace) == Some(&group) {
                 self.by_trace.remove(trace);
@@ -397,31 +414,14 @@ impl Stitch {
     /// Take a node out of the held set and the indexes.
     fn unindex(&mut self, id: u64) -> Option<Node> {
         let Held { node, .. } = self.held.remove(&id)?;
-        let drop_from = |list: &mut Vec<u64>| list.retain(|m| *m != id);
         if let Some(seq) = node.tcp_seq_request {
-            if let Some(list) = self.by_tcp.get_mut(&seq) {
-                drop_from(list);
-                if list.is_empty() {
-                    self.by_tcp.remove(&seq);
-                }
-            }
+            unlist(&mut self.by_tcp, &seq, id);
         }
         for sid in [node.syscall_request, node.syscall_response].into_iter().flatten() {
-            let key = (node.host.clone(), sid);
-            if let Some(list) = self.by_syscall.get_mut(&key) {
-                drop_from(list);
-                if list.is_empty() {
-                    self.by_syscall.remove(&key);
-                }
-            }
+            unlist(&mut self.by_syscall, &node.syscall_key(sid), id);
         }
         for key in node.request_ids() {
-            if let Some(list) = self.by_request_id.get_mut(key) {
-                drop_from(list);
-                if list.is_empty() {
-                    self.by_request_id.remove(key);
-                }
-            }
+            unlist(&mut self.by_request_id, key, id);
         }
         Some(node)
     }
@@ -489,6 +489,16 @@ impl Stitch {
     }
 }
 
+/// Take `id` off an index's list for `key`, and the list when it is left empty.
+fn unlist<K: std::hash::Hash + Eq, const N: usize>(index: &mut FxHashMap<K, SmallVec<[u64; N]>>, key: &K, id: u64) {
+    if let Some(list) = index.get_mut(key) {
+        list.retain(|m| *m != id);
+        if list.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
 /// The link by which a late root goes under an emitted node.
 fn late_link(emitted: &Node, node: &Node, tolerance: &Tolerance) -> Option<Link> {
     if emitted.role == Role::Client && node.role == Role::Server && relate::tcp_seq(emitted, node, tolerance) {
@@ -534,6 +544,7 @@ fn span_of(node: &Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: Optio
 
 impl Transform for Stitch {
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
+        self.clock.read_wall();
         for event in batch {
             match Node::from_event(event) {
                 Some(nodes) => {
@@ -565,12 +576,17 @@ impl Transform for Stitch {
         }
         let watermark = now.saturating_sub(self.ms(self.config.allowed_lateness_ms));
         let idle_before = watermark.saturating_sub(self.ms(self.config.expire_after_ms));
-        let idle: Vec<u64> = self.by_last.iter().take_while(|(last, _)| *last <= idle_before).map(|(_, g)| *g).collect();
-        for group in idle {
+        while let Some(group) = self.next_idle(idle_before) {
             self.emit(group, Reason::Idle, out);
         }
+        // Stale entries leave at the front; should they pile up behind a busy group, sweep them.
+        if self.idle_order.len() > 4 * self.groups.len() + 1024 {
+            let groups = &self.groups;
+            self.idle_order.retain(|(last, group)| groups.get(group).is_some_and(|g| g.last == *last));
+        }
+        // A scan of the groups, five times a second, rather than an index every node would update.
         let old_before = now.saturating_sub(self.ms(self.config.max_trace_duration_ms));
-        let old: Vec<u64> = self.by_first.iter().take_while(|(first, _)| *first <= old_before).map(|(_, g)| *g).collect();
+        let old: Vec<u64> = self.groups.iter().filter(|(_, g)| g.first <= old_before).map(|(id, _)| *id).collect();
         for group in old {
             self.emit(group, Reason::MaxDuration, out);
         }

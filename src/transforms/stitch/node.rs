@@ -89,8 +89,7 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     fn of(record: &RequestRecord) -> Self {
-        use std::hash::BuildHasher;
-        let hash = |text: &str| rustc_hash::FxBuildHasher.hash_one(text);
+        let hash = |text: &str| key_hash(text);
         Fingerprint {
             protocol: hash(&record.protocol),
             method: record.method.as_deref().map(hash),
@@ -143,10 +142,21 @@ impl Node {
         }
     }
 
+    /// A syscall trace id of its, as a key: the ids are unique on one host only.
+    pub fn syscall_key(&self, id: u64) -> u64 {
+        key_hash((1u8, self.host.as_deref(), id))
+    }
+
     /// The ids it carries, either side, for joins by request id.
     pub fn request_ids(&self) -> impl Iterator<Item = &Arc<str>> {
         self.request_id.iter().chain(self.response_request_id.iter().filter(|id| Some(*id) != self.request_id.as_ref()))
     }
+}
+
+/// A join key, hashed: what it finds is checked by a relation before it joins.
+pub fn key_hash(key: impl std::hash::Hash) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(key)
 }
 
 fn nanos(record: &RequestRecord) -> u64 {

@@ -361,6 +361,26 @@ fn a_span_arriving_after_its_trace_left_joins_it() {
     assert_eq!(counted(&late.counts, LATE_SPANS), 1);
 }
 
+/// A key on more emitted spans than `max_key_fanout` (here a TCP seq every
+/// connection reused) finds nothing late: no lookup walks a long list, and no
+/// late span picks one of many at random.
+#[test]
+fn a_late_key_on_too_many_emitted_spans_joins_nothing() {
+    for (emitted, joins) in [(3, true), (17, false)] {
+        let mut stitch = StitchConfig::default().build().unwrap();
+        let mut out = TransformOutput::default();
+        let clients: Vec<RequestRecord> = (0..emitted).map(|i| seq(client(1, i * 1000, 100), 7, 9)).collect();
+        stitch.transform(events(clients, vec![]), &mut out);
+        stitch.tick(true, &mut out);
+        let mut late = TransformOutput::default();
+        stitch.transform(events(vec![seq(server(2, (emitted - 1) * 1000 + 3, 95), 7, 9)], vec![]), &mut late);
+        stitch.tick(true, &mut late);
+        let EventData::Span(span) = &late.primary[0].data else { unreachable!() };
+        assert_eq!(span.parent_span_id.is_some(), joins, "{emitted} emitted: {span:#?}");
+        assert_eq!(counted(&late.counts, LATE_SPANS), u64::from(joins), "{emitted} emitted");
+    }
+}
+
 #[test]
 fn held_traces_stay_under_max_traces_and_none_is_dropped() {
     let config = StitchConfig { max_traces: 100, ..StitchConfig::default() };

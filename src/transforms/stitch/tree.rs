@@ -193,7 +193,7 @@ impl Tree<'_> {
                 continue;
             }
             let node = &self.nodes[n];
-            let best = (0..self.nodes.len()).filter(|&p| p != n && !self.descends_from(p, n) && fits(self, n, p)).min_by_key(|&p| {
+            let best = (0..self.nodes.len()).filter(|&p| p != n && fits(self, n, p) && !self.descends_from(p, n)).min_by_key(|&p| {
                 let candidate = &self.nodes[p];
                 match pick {
                     Pick::Nearest => candidate.start.abs_diff(node.start),
