@@ -132,12 +132,16 @@ impl OpenFiles {
             if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
                 tokio::fs::create_dir_all(dir).await?;
             }
-            let file = tokio::fs::OpenOptions::new().create(true).read(true).append(true).open(path).await?;
-            let torn = cut_torn_tail(file.try_clone().await?.into_std().await).await?;
-            if torn > 0 {
-                tracing::warn!(path, bytes = torn, "the file ended in a torn line (a write cut short by a crash); cut it off");
-            }
+            let file = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
             let meta = file.metadata().await?;
+            // A regular file only: a pipe or a device has no tail to cut (and opening
+            // a pipe to read would stop its writes from waiting for a reader).
+            if meta.is_file() && meta.len() > 0 {
+                let torn = cut_torn_tail(path.to_string()).await?;
+                if torn > 0 {
+                    tracing::warn!(path, bytes = torn, "the file ended in a torn line (a write cut short by a crash); cut it off");
+                }
+            }
             self.open.insert(path.to_string(), OpenFile { file, id: (meta.dev(), meta.ino()), last_write: Instant::now() });
         }
         let open = self.open.get_mut(path).ok_or_else(|| std::io::Error::other("file just opened"))?;
@@ -160,10 +164,11 @@ impl OpenFiles {
     }
 }
 
-/// Cut a file back to just after its last newline; returns how many bytes went.
-async fn cut_torn_tail(file: std::fs::File) -> std::io::Result<u64> {
+/// Cut a regular file back to just after its last newline; returns how many bytes went.
+async fn cut_torn_tail(path: String) -> std::io::Result<u64> {
     tokio::task::spawn_blocking(move || {
         use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
         let mut end = len;
         let mut chunk = vec![0u8; 64 << 10];

@@ -51,12 +51,13 @@ pub struct Emitted {
     pub made_up: bool,
 }
 
-/// The remembered nodes with one key: how many, and the numbers of the first
-/// `max_key_fanout + 1` (past that the key finds nothing).
+/// The remembered nodes with one key, by number: at most `max_key_fanout + 1`
+/// (past that the key finds nothing until the newest it turned away is
+/// forgotten). Numbers below `first` are forgotten nodes, left for `sweep`.
 #[derive(Default)]
 struct Holders {
-    count: usize,
     numbers: SmallVec<[u64; 2]>,
+    blocked_below: u64,
 }
 
 pub struct LateCache {
@@ -77,6 +78,11 @@ impl LateCache {
         self.nodes.len()
     }
 
+    #[cfg(test)]
+    pub fn keys_held(&self) -> usize {
+        self.by_key.len()
+    }
+
     /// Remember an emitted node (its input dropped), forgetting the oldest past the capacity.
     pub fn remember(&mut self, mut node: Node, trace_id: [u8; 16], made_up: bool) {
         if self.capacity == 0 {
@@ -84,35 +90,43 @@ impl LateCache {
         }
         node.input = Input::Emitted;
         node.finalizers = Default::default();
-        let number = self.first + self.nodes.len() as u64;
+        let (first, number) = (self.first, self.first + self.nodes.len() as u64);
         for key in keys_of_emitted(&node) {
             let holders = self.by_key.entry(key).or_default();
-            holders.count += 1;
+            holders.numbers.retain(|n| *n >= first);
             if holders.numbers.len() <= self.max_key_fanout {
                 holders.numbers.push(number);
+            } else {
+                holders.blocked_below = number + 1;
             }
         }
         self.nodes.push_back(Emitted { node, trace_id, made_up });
-        while self.nodes.len() > self.capacity {
-            let Some(oldest) = self.nodes.pop_front() else { break };
-            for key in keys_of_emitted(&oldest.node) {
-                if let Some(holders) = self.by_key.get_mut(&key) {
-                    holders.count -= 1;
-                    holders.numbers.retain(|n| *n != self.first);
-                    if holders.count == 0 {
-                        self.by_key.remove(&key);
-                    }
-                }
-            }
+        if self.nodes.len() > self.capacity {
+            self.nodes.pop_front();
             self.first += 1;
+            if self.first.is_multiple_of(self.capacity as u64) {
+                self.sweep();
+            }
         }
+    }
+
+    /// Drop the forgotten nodes' numbers and the keys left with none: once
+    /// per `capacity` forgotten, so the keys held stay under twice the live ones.
+    fn sweep(&mut self) {
+        let first = self.first;
+        self.by_key.retain(|_, holders| {
+            holders.numbers.retain(|n| *n >= first);
+            !holders.numbers.is_empty() || holders.blocked_below > first
+        });
     }
 
     /// The emitted nodes sharing a key with `node` (none by a key on too many).
     pub fn candidates(&self, node: &Node) -> Vec<&Emitted> {
         let mut found: Vec<u64> = keys_to_look_up(node)
             .iter()
-            .filter_map(|key| self.by_key.get(key).filter(|holders| holders.count <= self.max_key_fanout))
+            .filter_map(|key| self.by_key.get(key))
+            .filter(|holders| holders.blocked_below <= self.first)
+            .filter(|holders| holders.numbers.iter().filter(|n| **n >= self.first).count() <= self.max_key_fanout)
             .flat_map(|holders| &holders.numbers)
             .copied()
             .collect();

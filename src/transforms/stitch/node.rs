@@ -174,16 +174,19 @@ fn hex<const N: usize>(value: &Option<String>) -> Option<[u8; N]> {
 fn from_record(record: Arc<RequestRecord>, finalizers: Finalizers) -> Vec<Node> {
     let start = nanos(&record);
     let end = start + record.duration_us.unwrap_or_default() * 1000;
+    // Made once: a gateway entry's two nodes share them.
+    let (host, request_id, response_request_id) = (text(&record.host_name), text(&record.request_id), text(&record.response_request_id));
+    let fingerprint = Fingerprint::of(&record);
     let node = |part: Part, role: Role, origin: Origin| Node {
         input: Input::Record(record.clone(), part),
         role,
         origin,
-        host: text(&record.host_name),
+        host: host.clone(),
         pid: record.pid,
         start,
         end,
-        request_id: text(&record.request_id),
-        response_request_id: text(&record.response_request_id),
+        request_id: request_id.clone(),
+        response_request_id: response_request_id.clone(),
         trace_id: hex(&record.trace_id),
         span_id: hex(&record.span_id).unwrap_or_else(|| record.stable_id(part as u8)),
         parent_span_id: hex(&record.parent_span_id),
@@ -191,7 +194,7 @@ fn from_record(record: Arc<RequestRecord>, finalizers: Finalizers) -> Vec<Node> 
         tcp_seq_response: record.tcp_seq_response,
         syscall_request: record.syscall_trace_id_request,
         syscall_response: record.syscall_trace_id_response,
-        fingerprint: Some(Fingerprint::of(&record)),
+        fingerprint: Some(fingerprint),
         finalizers: finalizers.clone(),
     };
     match (record.observation_point, record.signal_source) {

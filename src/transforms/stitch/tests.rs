@@ -381,6 +381,22 @@ fn a_late_key_on_too_many_emitted_spans_joins_nothing() {
     }
 }
 
+/// The late cache keeps `late_cache_spans` spans, and the keys of at most
+/// twice as many (forgotten ones are swept in bulk).
+#[test]
+fn the_late_cache_stays_bounded() {
+    let mut stitch = Stitch::new(StitchConfig { late_cache_spans: 100, ..StitchConfig::default() });
+    let mut out = TransformOutput::default();
+    for chunk in 0..100u32 {
+        let records = (0..100).map(|i| seq(client(1, i64::from(chunk * 100 + i) * 1000, 10), chunk * 100 + i, 0)).collect();
+        stitch.transform(events(records, vec![]), &mut out);
+        stitch.tick(true, &mut out);
+        // Each client span is found by its TCP seq and its span id.
+        assert!(stitch.late.len() <= 100 && stitch.late.keys_held() <= 2 * 100 * 2, "{} keys", stitch.late.keys_held());
+    }
+    assert_eq!(out.primary.len(), 10_000);
+}
+
 #[test]
 fn held_traces_stay_under_max_traces_and_none_is_dropped() {
     let config = StitchConfig { max_traces: 100, ..StitchConfig::default() };
