@@ -15,6 +15,23 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps(entry, separators=(",", ":")) + "\n")
 PY
 }
+# Events component $1 has received, from the admin API on $API_PORT.
+received() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' -v id="$1" '$0 ~ "^tapline_component_received_events_total\\{component_id=\"" id "\"" {print $2}'; }
+# start_run NAME CONFIG COMPONENT: $bin on CONFIG (stderr in $work/NAME.log) until COMPONENT
+# has received $lines events; sets pid (still running), wall, cpu and rss.
+start_run() {
+  local start
+  start=$(date +%s.%N)
+  $bin run --config "$2" 2>"$work/$1.log" & pid=$!
+  until [ "$(received "$3" 2>/dev/null || echo 0)" = "$lines" ]; do sleep 0.05; done
+  wall=$(echo "$(date +%s.%N) - $start" | bc)
+  cpu=$(cpu_secs $pid); rss=$(peak_mib $pid)
+}
+# stop_run NAME: stop what start_run started and report it.
+stop_run() {
+  kill $pid; wait $pid || true
+  report "$1" "$lines" "$wall" "$cpu" "$rss"
+}
 # report NAME ENTRIES WALL CPU RSS: one line of rate, CPU-seconds per million and peak memory.
 report() {
   awk -v name="$1" -v n="$2" -v wall="$3" -v cpu="$4" -v rss="$5" 'BEGIN {

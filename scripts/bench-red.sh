@@ -15,7 +15,6 @@ work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 bin=target/release/tapline
 source scripts/bench-lib.sh
-received() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' -v id="$1" '$0 ~ "^tapline_component_received_events_total\\{component_id=\"" id "\"" {print $2}'; }
 
 python3 - "$work" "$lines" <<'PY'
 import json, sys
@@ -46,13 +45,8 @@ PY
 run() { # name config component
   rm -rf "$work/data"
   export API_PORT=$(free_port) DATA_DIR="$work/data" LOG_FILE="$work/access.log" TABLES="$work"
-  start=$(date +%s.%N)
-  $bin run --config "$2" 2>"$work/$1.log" & pid=$!
-  until [ "$(received "$3" 2>/dev/null || echo 0)" = "$lines" ]; do sleep 0.05; done
-  end=$(date +%s.%N)
-  cpu=$(cpu_secs $pid); rss=$(peak_mib $pid)
-  kill $pid; wait $pid || true
-  report "$1" "$lines" "$(echo "$end - $start" | bc)" "$cpu" "$rss"
+  start_run "$1" "$2" "$3"
+  stop_run "$1"
 }
 run "kong_file_log alone" benches/kong-file-log.toml out
 run "red, 10k series" benches/red.toml red

@@ -16,7 +16,6 @@ work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 bin=target/release/tapline
 source scripts/bench-lib.sh
-received() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' -v id="$1" '$0 ~ "^tapline_component_received_events_total\\{component_id=\"" id "\"" {print $2}'; }
 gauge() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' -v name="$1" '$0 ~ "^tapline_" name "\\{" {print $2}'; }
 
 # Every entry its own request: its own request id, W3C trace id and caller span; ten per millisecond.
@@ -36,13 +35,9 @@ PY
 run() { # name config component max_traces expire_ms
   rm -rf "$work/data"
   export API_PORT=$(free_port) DATA_DIR="$work/data" LOG_FILE="$work/access.log" MAX_TRACES=$4 EXPIRE_MS=$5
-  start=$(date +%s.%N)
-  $bin run --config "$2" 2>"$work/$1.log" & pid=$!
-  until [ "$(received "$3" 2>/dev/null || echo 0)" = "$lines" ]; do sleep 0.05; done
-  end=$(date +%s.%N)
-  cpu=$(cpu_secs $pid); rss=$(peak_mib $pid); held=$(gauge stitch_spans_held || true)
-  kill $pid; wait $pid || true
-  report "$1" "$lines" "$(echo "$end - $start" | bc)" "$cpu" "$rss"
+  start_run "$1" "$2" "$3"
+  held=$(gauge stitch_spans_held || true)
+  stop_run "$1"
 }
 run "kong_file_log alone" benches/kong-file-log.toml out 1 1
 baseline=$rss

@@ -253,6 +253,7 @@ pub fn trace_id_of(id: [u8; 8]) -> [u8; 16] {
     trace
 }
 
-fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+/// An id written in hex (trace, span), `None` unless exactly N bytes of it.
+pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     const_hex::decode_to_array(text).ok()
 }

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, In
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Serialize;
 
-use crate::event::{EventBatch, KeyString, ObjectMap, Value};
+use crate::event::{from_hex, EventBatch, KeyString, ObjectMap, Value};
 
 /// The events of one request, and the items refused (counted, with the first reason).
 #[derive(Debug, Default)]
@@ -228,10 +228,6 @@ fn id<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
 
 fn hex(bytes: &[u8]) -> String {
     const_hex::encode(bytes)
-}
-
-fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    const_hex::decode_to_array(text).ok()
 }
 
 #[cfg(test)]

@@ -467,7 +467,7 @@ impl Stitch {
             out.count(LATE_SPANS, nodes.len() as u64);
         }
         let span_ids: Vec<[u8; 8]> = nodes.iter().map(|n| n.span_id).collect();
-        for (n, node) in nodes.into_iter().enumerate() {
+        for (n, mut node) in nodes.into_iter().enumerate() {
             let (parent, link) = match (parents[n], external[n]) {
                 (Some(Parent::Node(p, link)), _) => (Some(span_ids[p]), link),
                 (None, Some((span, link))) => (Some(span), Some(link)),
@@ -476,8 +476,9 @@ impl Stitch {
             if let Some(link) = link {
                 out.count(link.counter(), 1);
             }
-            let span = span_of(&node, trace_id, parent, link, self_times[n]);
-            out.primary.push(Event { data: crate::event::EventData::Span(Box::new(span)), finalizers: node.finalizers.clone() });
+            let span = span_of(&mut node, trace_id, parent, link, self_times[n]);
+            let finalizers = std::mem::take(&mut node.finalizers);
+            out.primary.push(Event { data: crate::event::EventData::Span(span), finalizers });
             self.late.remember(node, trace_id, made_up);
         }
     }
@@ -513,13 +514,13 @@ fn late_link(emitted: &Node, node: &Node, tolerance: &Tolerance) -> Option<Link>
     (relate::request_id(emitted, node, tolerance) && emitted.covers(node, tolerance.between(emitted, node))).then_some(Link::RequestId)
 }
 
-/// A node's span, in its trace.
-fn span_of(node: &Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: Option<Link>, self_time_ns: u64) -> Span {
-    let mut span = match &node.input {
-        Input::Span(span) => (**span).clone(),
+/// A node's span, in its trace: its input is taken (an APM span is not copied).
+fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: Option<Link>, self_time_ns: u64) -> Box<Span> {
+    let mut span = match std::mem::replace(&mut node.input, Input::Emitted) {
+        Input::Span(span) => span,
         Input::Record(record, part) => {
-            let mut span = Span::from_record(record);
-            if *part == Part::Upstream {
+            let mut span = Box::new(Span::from_record(&record));
+            if part == Part::Upstream {
                 span.kind = SpanKind::Client;
                 span.name = format!("{} upstream", span.name);
             }
@@ -527,7 +528,7 @@ fn span_of(node: &Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: Optio
             span.end_time_unix_nano = node.end;
             span
         }
-        Input::Emitted => Span::default(),
+        Input::Emitted => Box::default(),
     };
     if span.trace_id != trace_id && span.trace_id != [0; 16] && node.trace_id.is_some() {
         span.attributes.insert("tapline.original_trace_id".into(), Value::from(const_hex::encode(span.trace_id)));

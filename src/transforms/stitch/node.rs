@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::event::{Event, EventData, Finalizers, ObservationPoint, RequestRecord, SignalSource, Span, SpanKind, Value};
+use crate::event::{from_hex, Event, EventData, Finalizers, ObservationPoint, RequestRecord, SignalSource, Span, SpanKind, Value};
 
 /// Which end of a call a node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +168,7 @@ fn text(value: &Option<String>) -> Option<Arc<str>> {
 }
 
 fn hex<const N: usize>(value: &Option<String>) -> Option<[u8; N]> {
-    value.as_deref().and_then(|v| const_hex::decode_to_array(v).ok())
+    value.as_deref().and_then(from_hex)
 }
 
 fn from_record(record: Arc<RequestRecord>, finalizers: Finalizers) -> Vec<Node> {
