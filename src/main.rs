@@ -1,13 +1,13 @@
 //! The command line. Everything it does lives in the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tapline::app::{self, exit, RunOptions};
 use tapline::component::ComponentKind;
-use tapline::config::ConfigPaths;
+use tapline::config::{ConfigPaths, INSTALLED_CONFIG_DIR};
 use tapline::registry;
 
 // glibc's malloc spends most of a busy pipeline's time on events that are
@@ -28,7 +28,7 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct ConfigArgs {
-    /// A config file (repeat to merge several). Without any, the embedded quickstart runs.
+    /// A config file (repeat to merge several). Without any: /etc/tapline/*.toml if there are any, else the embedded quickstart.
     #[arg(short, long = "config", value_name = "FILE")]
     config: Vec<PathBuf>,
     /// A directory whose *.toml files are all read.
@@ -37,8 +37,9 @@ struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// The paths given, else /etc/tapline's *.toml files, else none (the embedded quickstart).
     fn paths(&self) -> ConfigPaths {
-        ConfigPaths { files: self.config.clone(), dirs: self.config_dir.clone() }
+        ConfigPaths { files: self.config.clone(), dirs: self.config_dir.clone() }.or_installed(Path::new(INSTALLED_CONFIG_DIR))
     }
 }
 

@@ -130,7 +130,22 @@ pub struct ConfigPaths {
     pub dirs: Vec<PathBuf>,
 }
 
+/// Where an installed tapline finds its config when given none (as Vector reads /etc/vector).
+pub const INSTALLED_CONFIG_DIR: &str = "/etc/tapline";
+
 impl ConfigPaths {
+    /// These paths, or when there are none, `dir` if it holds a `*.toml` file
+    /// (an installed tapline); else none, and the embedded quickstart runs.
+    pub fn or_installed(self, dir: &Path) -> Self {
+        let has_toml = |dir: &Path| {
+            std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "toml")))
+        };
+        if self.files.is_empty() && self.dirs.is_empty() && has_toml(dir) {
+            return ConfigPaths { files: Vec::new(), dirs: vec![dir.to_path_buf()] };
+        }
+        self
+    }
+
     /// The files to read: `--config` ones in order, then `*.toml` of each
     /// `--config-dir` in name order.
     pub fn resolve(&self) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {

@@ -210,3 +210,19 @@ fn typed_condition() {
                 [sinks.o]\ntype = \"blackhole\"\ninputs = [\"f\"]\n";
     load_one(text).unwrap();
 }
+
+/// Given no paths, an installed tapline reads its directory's *.toml files;
+/// an empty or missing directory leaves none (the embedded quickstart), and
+/// paths given always win.
+#[test]
+fn without_paths_the_installed_directory_is_read_if_it_holds_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = ConfigPaths::default();
+    assert!(none.clone().or_installed(dir.path()).dirs.is_empty(), "an empty directory is not a config");
+    assert!(none.clone().or_installed(&dir.path().join("missing")).dirs.is_empty());
+    std::fs::write(dir.path().join("pipeline.toml"), GOOD).unwrap();
+    assert_eq!(none.clone().or_installed(dir.path()).dirs, vec![dir.path().to_path_buf()]);
+    let given = ConfigPaths { files: vec!["my.toml".into()], dirs: Vec::new() };
+    let kept = given.or_installed(dir.path());
+    assert_eq!((kept.files, kept.dirs), (vec![PathBuf::from("my.toml")], Vec::new()));
+}

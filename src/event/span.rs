@@ -149,6 +149,11 @@ impl Span {
     /// no name for goes under `tapline.`. A record without ids gets ids derived
     /// from what identifies it, the same for the same record (`RequestRecord::stable_id`).
     pub fn from_record(record: &RequestRecord) -> Span {
+        Self::from_record_with(record, [])
+    }
+
+    /// `from_record`, with more attributes (what stitching adds): one map built once.
+    pub fn from_record_with(record: &RequestRecord, more: impl IntoIterator<Item = (KeyString, Value)>) -> Span {
         let kind = match record.observation_point {
             ObservationPoint::ClientProcess => SpanKind::Client,
             ObservationPoint::Gateway | ObservationPoint::ServerProcess | ObservationPoint::App => SpanKind::Server,
@@ -157,10 +162,12 @@ impl Span {
         let end = start + record.duration_us.unwrap_or_default() * 1000;
         let method = record.method.as_deref().unwrap_or("HTTP");
         let target = record.endpoint.as_deref().or(record.path.as_deref());
-        let name = match target {
-            Some(target) => format!("{method} {target}"),
-            None => method.to_owned(),
-        };
+        let mut name = String::with_capacity(method.len() + 1 + target.map_or(0, str::len));
+        name.push_str(method);
+        if let Some(target) = target {
+            name.push(' ');
+            name.push_str(target);
+        }
         // Semantic conventions: 5xx is an error for a server, 4xx too for a client.
         let failed = record.status.is_some_and(|s| s >= 500 || (kind == SpanKind::Client && s >= 400));
         let status = if failed { SpanStatus { code: StatusCode::Error, message: String::new() } } else { SpanStatus::default() };
@@ -190,8 +197,8 @@ impl Span {
         let header = |id: &Option<String>| id.as_ref().map(|id| Value::Array(vec![Value::from(id.as_str())]));
         put("http.request.header.x-request-id", header(&record.request_id));
         put("http.response.header.x-request-id", header(&record.response_request_id));
-        put("tapline.observation_point", Some(Value::from(record.observation_point.as_str())));
-        put("tapline.signal_source", Some(Value::from(record.signal_source.as_str())));
+        put("tapline.observation_point", Some(Value::from_static_str(record.observation_point.as_str())));
+        put("tapline.signal_source", Some(Value::from_static_str(record.signal_source.as_str())));
         put("tapline.service", text(&record.service));
         put("tapline.route", text(&record.route));
         put("tapline.consumer", text(&record.consumer));
@@ -207,28 +214,30 @@ impl Span {
         if let Some(thread) = record.thread_id {
             attributes.push(("thread.id".into(), Value::Integer(thread.into())));
         }
+        attributes.extend(more);
 
-        let mut resource = ObjectMap::new();
         let service_name = match record.signal_source {
             SignalSource::Kong => Some("kong".to_owned()),
             SignalSource::Ebpf => record.process_name.clone(),
             SignalSource::Otel => record.service.clone(),
         };
-        for (key, value) in [
+        let resource = [
             ("service.name", service_name.map(Value::from)),
             ("host.name", text(&record.host_name)),
             ("process.pid", record.pid.map(|p| Value::Integer(p.into()))),
             ("process.executable.name", text(&record.process_name)),
             ("container.id", text(&record.container_id)),
             ("k8s.pod.name", text(&record.pod)),
-        ] {
-            if let Some(value) = value {
-                resource.insert(key.into(), value);
-            }
-        }
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.into(), value?)))
+        .collect();
+        let (trace_id, span_id) = (record.trace_id.as_deref().and_then(from_hex), record.span_id.as_deref().and_then(from_hex));
+        // Hashed once, and only when an id is missing.
+        let stable_id = if trace_id.is_none() || span_id.is_none() { record.stable_id(0) } else { [0; 8] };
         Span {
-            trace_id: record.trace_id.as_deref().and_then(from_hex).unwrap_or_else(|| trace_id_of(record.stable_id(0))),
-            span_id: record.span_id.as_deref().and_then(from_hex).unwrap_or_else(|| record.stable_id(0)),
+            trace_id: trace_id.unwrap_or_else(|| trace_id_of(stable_id)),
+            span_id: span_id.unwrap_or(stable_id),
             parent_span_id: record.parent_span_id.as_deref().and_then(from_hex),
             name,
             kind,

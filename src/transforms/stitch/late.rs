@@ -13,11 +13,13 @@ use std::collections::VecDeque;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use super::node::{key_hash, Input, Node};
+use super::node::{key_hash, Input, Node, Role};
 
-/// The keys a node is remembered by: what a late node can name or share.
+/// The keys a node is remembered by: what a late node can name or share. By
+/// role, as `late_link` reads them: a late server finds its caller's client
+/// end by TCP seq, a late call the server that made it by syscall ids.
 fn keys_of_emitted(node: &Node) -> SmallVec<[u64; 8]> {
-    let mut keys = shared_keys(node);
+    let mut keys = shared_keys(node, node.role == Role::Client, node.role == Role::Server);
     keys.push(key_hash((3u8, node.span_id)));
     keys.sort_unstable();
     keys.dedup();
@@ -26,17 +28,21 @@ fn keys_of_emitted(node: &Node) -> SmallVec<[u64; 8]> {
 
 /// The keys a late node looks for: the ones it shares, and its parent's span id.
 fn keys_to_look_up(node: &Node) -> SmallVec<[u64; 8]> {
-    let mut keys = shared_keys(node);
+    let mut keys = shared_keys(node, node.role == Role::Server, node.role == Role::Client);
     keys.extend(node.parent_span_id.map(|span| key_hash((3u8, span))));
     keys
 }
 
-/// TCP seq, syscall ids, request ids, trace id.
-fn shared_keys(node: &Node) -> SmallVec<[u64; 8]> {
+/// Request ids and trace id; TCP seq and syscall ids when asked.
+fn shared_keys(node: &Node, tcp: bool, syscall: bool) -> SmallVec<[u64; 8]> {
     let mut keys = SmallVec::new();
-    keys.extend(node.tcp_seq_request.map(|seq| key_hash((0u8, seq))));
-    for id in [node.syscall_request, node.syscall_response].into_iter().flatten() {
-        keys.push(node.syscall_key(id));
+    if tcp {
+        keys.extend(node.tcp_seq_request.map(|seq| key_hash((0u8, seq))));
+    }
+    if syscall {
+        for id in [node.syscall_request, node.syscall_response].into_iter().flatten() {
+            keys.push(node.syscall_key(id));
+        }
     }
     keys.extend(node.request_ids().map(|id| key_hash((2u8, &**id))));
     keys.extend(node.trace_id.map(|trace| key_hash((4u8, trace))));

@@ -34,10 +34,11 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
+use slab::Slab;
 use smallvec::SmallVec;
 
 use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
-use crate::event::{trace_id_of, Event, EventBatch, Kinds, Span, SpanKind, Value};
+use crate::event::{trace_id_of, Event, EventBatch, KeyString, Kinds, Span, SpanKind, Value};
 use late::LateCache;
 use node::{Input, Node, Origin, Part, Role};
 use relate::Tolerance;
@@ -147,7 +148,7 @@ struct Held {
 
 /// Nodes joined so far into one trace.
 struct Group {
-    nodes: SmallVec<[u64; 4]>,
+    nodes: SmallVec<[usize; 4]>,
     /// The earliest start (event time, ns).
     first: u64,
     /// The event clock when a node last joined.
@@ -187,14 +188,16 @@ impl Clock {
 pub struct Stitch {
     config: StitchConfig,
     tolerance: Tolerance,
-    held: FxHashMap<u64, Held>,
+    /// The nodes held, by node id (reused once a node leaves).
+    held: Slab<Held>,
     groups: FxHashMap<u64, Group>,
-    next_id: u64,
-    by_tcp: FxHashMap<u32, SmallVec<[u64; 2]>>,
+    /// The next group id: never reused, unlike node ids.
+    next_group: u64,
+    by_tcp: FxHashMap<u32, SmallVec<[usize; 2]>>,
     /// By `Node::syscall_key`.
-    by_syscall: FxHashMap<u64, SmallVec<[u64; 2]>>,
+    by_syscall: FxHashMap<u64, SmallVec<[usize; 2]>>,
     by_trace: FxHashMap<[u8; 16], u64>,
-    by_request_id: FxHashMap<Arc<str>, SmallVec<[u64; 4]>>,
+    by_request_id: FxHashMap<Arc<str>, SmallVec<[usize; 4]>>,
     /// Request ids seen on too many nodes, newest last (bounded).
     banned: BTreeSet<Arc<str>>,
     banned_order: VecDeque<Arc<str>>,
@@ -218,9 +221,9 @@ impl Stitch {
             late: LateCache::new(config.late_cache_spans, config.max_key_fanout),
             config,
             tolerance,
-            held: FxHashMap::default(),
+            held: Slab::new(),
             groups: FxHashMap::default(),
-            next_id: 0,
+            next_group: 0,
             by_tcp: FxHashMap::default(),
             by_syscall: FxHashMap::default(),
             by_trace: FxHashMap::default(),
@@ -236,16 +239,18 @@ impl Stitch {
         ms * 1_000_000
     }
 
-    /// Take one node in: a group of its own, then joined to every group it relates to.
-    fn ingest(&mut self, node: Node, out: &mut TransformOutput) {
+    /// Take one node in: a group of its own, then joined to every group it
+    /// relates to, and to `sibling`'s (the other node of the same record).
+    /// Returns its id.
+    fn ingest(&mut self, node: Node, sibling: Option<usize>, out: &mut TransformOutput) -> usize {
         self.clock.see(node.end);
         let now = self.clock.now();
-        let (id, group) = (self.next_id, self.next_id);
-        self.next_id += 1;
+        let (id, group) = (self.held.vacant_key(), self.next_group);
+        self.next_group += 1;
         let traces: Vec<[u8; 16]> = node.trace_id.into_iter().collect();
         self.groups.insert(group, Group { nodes: smallvec::smallvec![id], first: node.start, last: now, traces });
         self.idle_order.push_back((now, group));
-        let mut related = Vec::new();
+        let mut related: Vec<u64> = sibling.and_then(|s| self.held.get(s)).map(|s| s.group).into_iter().collect();
         if let Some(trace) = node.trace_id {
             match self.by_trace.get(&trace) {
                 Some(&other) => related.push(other),
@@ -260,7 +265,7 @@ impl Stitch {
                 related.extend(
                     entry
                         .iter()
-                        .filter_map(|m| self.held.get(m))
+                        .filter_map(|m| self.held.get(*m))
                         .filter(|m| relate::tcp_seq(&node, &m.node, &self.tolerance))
                         .map(|m| m.group),
                 );
@@ -269,8 +274,9 @@ impl Stitch {
             if !node.is_leaf_server() {
                 for sid in [node.syscall_request, node.syscall_response].into_iter().flatten() {
                     let entry = self.by_syscall.entry(node.syscall_key(sid)).or_default();
-                    related
-                        .extend(entry.iter().filter_map(|m| self.held.get(m)).filter(|m| relate::syscall(&node, &m.node)).map(|m| m.group));
+                    related.extend(
+                        entry.iter().filter_map(|m| self.held.get(*m)).filter(|m| relate::syscall(&node, &m.node)).map(|m| m.group),
+                    );
                     if !entry.contains(&id) {
                         entry.push(id);
                     }
@@ -289,7 +295,8 @@ impl Stitch {
                 out.count(KEYS_DROPPED, 1);
             }
         }
-        self.held.insert(id, Held { node, group });
+        let inserted = self.held.insert(Held { node, group });
+        debug_assert_eq!(inserted, id, "a node goes in at the key its indexes name");
         let mut group = group;
         for other in related {
             group = self.merge(group, other);
@@ -301,6 +308,7 @@ impl Stitch {
             let Some(oldest) = self.next_idle(u64::MAX) else { break };
             self.emit(oldest, Reason::MaxTraces, out);
         }
+        id
     }
 
     /// The longest-idle group, if it has been idle since `before` or longer;
@@ -339,7 +347,7 @@ impl Stitch {
         let (keep, gone) = if ga.nodes.len() >= gb.nodes.len() { (a, b) } else { (b, a) };
         let Some(absorbed) = self.groups.remove(&gone) else { return keep };
         for id in &absorbed.nodes {
-            if let Some(held) = self.held.get_mut(id) {
+            if let Some(held) = self.held.get_mut(*id) {
                 held.group = keep;
             }
         }
@@ -361,13 +369,13 @@ impl Stitch {
 
     /// Join by request id what relates to the group's nodes (see the module doc).
     fn join_by_request_id(&mut self, mut group: u64) -> u64 {
-        let mut queue: SmallVec<[u64; 8]> = self.groups.get(&group).map(|g| g.nodes.iter().copied().collect()).unwrap_or_default();
+        let mut queue: SmallVec<[usize; 8]> = self.groups.get(&group).map(|g| g.nodes.iter().copied().collect()).unwrap_or_default();
         while let Some(id) = queue.pop() {
-            let Some(held) = self.held.get(&id) else { continue };
+            let Some(held) = self.held.get(id) else { continue };
             let mut others = Vec::new();
             for key in held.node.request_ids() {
                 for m in self.by_request_id.get(key).into_iter().flatten() {
-                    let Some(other) = self.held.get(m) else { continue };
+                    let Some(other) = self.held.get(*m) else { continue };
                     if other.group != held.group && relate::request_id(&held.node, &other.node, &self.tolerance) {
                         others.push(other.group);
                     }
@@ -412,8 +420,8 @@ impl Stitch {
     }
 
     /// Take a node out of the held set and the indexes.
-    fn unindex(&mut self, id: u64) -> Option<Node> {
-        let Held { node, .. } = self.held.remove(&id)?;
+    fn unindex(&mut self, id: usize) -> Option<Node> {
+        let Held { node, .. } = self.held.try_remove(id)?;
         if let Some(seq) = node.tcp_seq_request {
             unlist(&mut self.by_tcp, &seq, id);
         }
@@ -491,7 +499,7 @@ impl Stitch {
 }
 
 /// Take `id` off an index's list for `key`, and the list when it is left empty.
-fn unlist<K: std::hash::Hash + Eq, const N: usize>(index: &mut FxHashMap<K, SmallVec<[u64; N]>>, key: &K, id: u64) {
+fn unlist<K: std::hash::Hash + Eq, const N: usize>(index: &mut FxHashMap<K, SmallVec<[usize; N]>>, key: &K, id: usize) {
     if let Some(list) = index.get_mut(key) {
         list.retain(|m| *m != id);
         if list.is_empty() {
@@ -516,13 +524,24 @@ fn late_link(emitted: &Node, node: &Node, tolerance: &Tolerance) -> Option<Link>
 
 /// A node's span, in its trace: its input is taken (an APM span is not copied).
 fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: Option<Link>, self_time_ns: u64) -> Box<Span> {
+    let mut stitched: SmallVec<[(KeyString, Value); 3]> = SmallVec::new();
+    if let Some(original) = node.trace_id.filter(|original| *original != trace_id) {
+        stitched.push(("tapline.original_trace_id".into(), Value::from(const_hex::encode(original))));
+    }
+    if let Some(link) = link {
+        stitched.push(("tapline.link".into(), Value::from_static_str(link.as_str())));
+    }
+    stitched.push(("tapline.self_time_us".into(), Value::Integer((self_time_ns / 1000) as i64)));
     let mut span = match std::mem::replace(&mut node.input, Input::Emitted) {
-        Input::Span(span) => span,
+        Input::Span(mut span) => {
+            span.attributes.extend(stitched);
+            span
+        }
         Input::Record(record, part) => {
-            let mut span = Box::new(Span::from_record(&record));
+            let mut span = Box::new(Span::from_record_with(&record, stitched));
             if part == Part::Upstream {
                 span.kind = SpanKind::Client;
-                span.name = format!("{} upstream", span.name);
+                span.name.push_str(" upstream");
             }
             span.start_time_unix_nano = node.start;
             span.end_time_unix_nano = node.end;
@@ -530,16 +549,9 @@ fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: O
         }
         Input::Emitted => Box::default(),
     };
-    if span.trace_id != trace_id && span.trace_id != [0; 16] && node.trace_id.is_some() {
-        span.attributes.insert("tapline.original_trace_id".into(), Value::from(const_hex::encode(span.trace_id)));
-    }
     span.trace_id = trace_id;
     span.span_id = node.span_id;
     span.parent_span_id = parent;
-    if let Some(link) = link {
-        span.attributes.insert("tapline.link".into(), Value::from(link.as_str()));
-    }
-    span.attributes.insert("tapline.self_time_us".into(), Value::Integer((self_time_ns / 1000) as i64));
     span
 }
 
@@ -549,8 +561,10 @@ impl Transform for Stitch {
         for event in batch {
             match Node::from_event(event) {
                 Some(nodes) => {
+                    let mut first = None;
                     for node in nodes {
-                        self.ingest(node, out);
+                        let id = self.ingest(node, first, out);
+                        first.get_or_insert(id);
                     }
                 }
                 None => {

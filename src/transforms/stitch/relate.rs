@@ -90,12 +90,10 @@ pub fn syscall(a: &Node, b: &Node) -> bool {
 /// Both carry request ids and none is the same: an event loop (nginx)
 /// serving many requests on one thread, where syscall ids alone mix them.
 fn ids_conflict(a: &Node, b: &Node) -> bool {
-    let (mut ids_a, mut ids_b) = (a.request_ids().peekable(), b.request_ids().peekable());
-    if ids_a.peek().is_none() || ids_b.peek().is_none() {
+    if a.request_ids().next().is_none() || b.request_ids().next().is_none() {
         return false;
     }
-    let ids_b: Vec<_> = ids_b.collect();
-    !ids_a.any(|id| ids_b.contains(&id))
+    !a.request_ids().any(|x| b.request_ids().any(|y| x == y))
 }
 
 /// The same request id: across sides always (a proxy injected it: its answer

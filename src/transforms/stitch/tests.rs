@@ -300,6 +300,19 @@ fn a_gateway_entry_is_two_spans_and_its_backend_joins_by_request_id() {
     assert_eq!(upstream.end_time_unix_nano - upstream.start_time_unix_nano, 90_000_000);
 }
 
+/// Kong before 3.5 logs no request id, and without tracing no trace id: the
+/// entry's two spans still make one trace, the call under the gateway's span.
+#[test]
+fn a_gateway_entry_without_ids_is_still_one_trace() {
+    let mut entry = gateway_entry("unused");
+    entry.request_id = None;
+    let (spans, counts) = run_with(StitchConfig::default(), events(vec![entry], vec![]));
+    assert_eq!((spans.len(), traces(&spans), counted(&counts, LATE_SPANS)), (2, 1, 0), "{spans:#?}");
+    let upstream = spans.iter().find(|s| s.name.ends_with("upstream")).unwrap();
+    let gateway = spans.iter().find(|s| !s.name.ends_with("upstream")).unwrap();
+    assert_eq!(upstream.parent_span_id, Some(gateway.span_id));
+}
+
 #[test]
 fn one_w3c_trace_id_is_kept_else_one_is_made_and_the_originals_kept() {
     let record = traceparent(server(80, 0, 10), 5, 6);
@@ -343,22 +356,27 @@ fn self_time_is_what_children_do_not_cover() {
 
 #[test]
 fn a_span_arriving_after_its_trace_left_joins_it() {
-    let mut stitch = StitchConfig::default().build().unwrap();
-    let mut out = TransformOutput::default();
-    let c = seq(client(1, 0, 100), 7, 9);
-    stitch.transform(events(vec![c], vec![]), &mut out);
-    stitch.tick(true, &mut out);
-    let emitted = match &out.primary[0].data {
-        EventData::Span(span) => (**span).clone(),
-        _ => unreachable!(),
-    };
-    let s = seq(server(2, 3, 95), 7, 9);
-    let mut late = TransformOutput::default();
-    stitch.transform(events(vec![s], vec![]), &mut late);
-    stitch.tick(true, &mut late);
-    let EventData::Span(span) = &late.primary[0].data else { unreachable!() };
-    assert!(is_child(span, &emitted, "tcp_seq"), "{span:#?}");
-    assert_eq!(counted(&late.counts, LATE_SPANS), 1);
+    // A server whose caller left, by TCP seq; a call whose server left, by syscall ids.
+    let cases = [
+        (seq(client(1, 0, 100), 7, 9), seq(server(2, 3, 95), 7, 9), "tcp_seq"),
+        (syscalls(server(2, 0, 100), 10, 11), syscalls(client(2, 20, 50), 10, 11), "syscall"),
+    ];
+    for (first, second, why) in cases {
+        let mut stitch = StitchConfig::default().build().unwrap();
+        let mut out = TransformOutput::default();
+        stitch.transform(events(vec![first], vec![]), &mut out);
+        stitch.tick(true, &mut out);
+        let emitted = match &out.primary[0].data {
+            EventData::Span(span) => (**span).clone(),
+            _ => unreachable!(),
+        };
+        let mut late = TransformOutput::default();
+        stitch.transform(events(vec![second], vec![]), &mut late);
+        stitch.tick(true, &mut late);
+        let EventData::Span(span) = &late.primary[0].data else { unreachable!() };
+        assert!(is_child(span, &emitted, why), "{span:#?}");
+        assert_eq!(counted(&late.counts, LATE_SPANS), 1);
+    }
 }
 
 /// A key on more emitted spans than `max_key_fanout` (here a TCP seq every

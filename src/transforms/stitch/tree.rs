@@ -2,6 +2,8 @@
 //! `../shared/reference/stitching.md` §4), each giving a parent only through a
 //! verified relation, and saying which (`tapline.link`).
 
+use smallvec::SmallVec;
+
 use super::node::{Node, Origin, Role};
 use super::relate::{self, Tolerance};
 
@@ -210,7 +212,7 @@ impl Tree<'_> {
 
 /// Each node's own time: its duration less the time its children cover.
 pub fn self_times(nodes: &[Node], parents: &[Option<Parent>]) -> Vec<u64> {
-    let mut children: Vec<Vec<(u64, u64)>> = vec![Vec::new(); nodes.len()];
+    let mut children: Vec<SmallVec<[(u64, u64); 4]>> = vec![SmallVec::new(); nodes.len()];
     for (n, parent) in parents.iter().enumerate() {
         if let Some(Parent::Node(p, _)) = parent {
             let (parent, child) = (&nodes[*p], &nodes[n]);
