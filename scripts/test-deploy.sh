@@ -90,6 +90,20 @@ for role in agent aggregator sidecar-example; do
   kubernetes-validate --strict --quiet "deploy/kubernetes/${role/sidecar-example/kong-sidecar}.yaml" || fail "kubernetes-validate deploy/kubernetes ($role)"
 done
 
+# Kong's plugins in the sidecar example point where the sidecar's pipeline listens and reads.
+python3 - "$chart/files/kong.yml" "$chart/files/kong-sidecar.toml" <<'PY' || fail "files/kong.yml does not match files/kong-sidecar.toml"
+import re, sys, tomllib, yaml
+from urllib.parse import urlsplit
+plugins = {p["name"]: p["config"] for p in yaml.safe_load(open(sys.argv[1]))["plugins"]}
+pipeline = tomllib.load(open(sys.argv[2], "rb"))
+default = lambda text: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
+http = pipeline["sources"]["kong_http"]
+url = urlsplit(plugins["http-log"]["http_endpoint"])
+assert f"{url.hostname}:{url.port}" == default(http["address"]) and url.path == http["path"], (url, http)
+log_dir = plugins["file-log"]["path"].rsplit("/", 1)[0]
+assert default(pipeline["sources"]["kong_file"]["include"][0]) == log_dir + "/*.log", log_dir
+PY
+
 step "systemd: systemd-analyze verify"
 root="$work/root"
 mkdir -p "$root"/{usr/bin,bin,etc/systemd/system,usr/lib/systemd}
