@@ -32,6 +32,8 @@ buildah "${STORAGE[@]}" bud --quiet --timestamp 0 \
   --label org.opencontainers.image.version="$version" \
   --label org.opencontainers.image.description="Observability pipeline for API gateways: Kong logs, eBPF traffic and APM spans in one trace" \
   -f "$context/Containerfile" -t "$image" -t localhost/tapline:latest "$context" >&2
+# The images these tags named before: gone, so repeated builds do not fill the store.
+buildah "${STORAGE[@]}" rmi --prune >/dev/null 2>&1 || true
 archive=target/image/tapline-$version.oci.tar
 rm -f "$archive"
 buildah "${STORAGE[@]}" push --quiet "$image" "oci-archive:$archive:tapline:$version" >&2

@@ -27,6 +27,7 @@ cleanup() {
   [ -n "${KEEP_WORK:-}" ] && echo "kept: $work" || rm -rf "$work"
 }
 trap cleanup EXIT
+"${PODMAN[@]}" rm -f tapline-agent-test >/dev/null 2>&1 || true # left by a run that was killed
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*"; }
 
