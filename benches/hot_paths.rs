@@ -81,7 +81,7 @@ fn remap(c: &mut Criterion) {
                 transform.transform(batch, &mut out);
                 std::mem::take(&mut out.primary)
             },
-            // The spans are freed after each run (untimed), as a sink frees them: their memory is used again.
+            // The output is freed after each run (untimed), as a sink frees it: its memory is used again.
             BatchSize::PerIteration,
         )
     });
@@ -311,7 +311,7 @@ fn enrich(c: &mut Criterion) {
                 out.counts.clear();
                 std::mem::take(&mut out.primary)
             },
-            // The spans are freed after each run (untimed), as a sink frees them: their memory is used again.
+            // The output is freed after each run (untimed), as a sink frees it: its memory is used again.
             BatchSize::PerIteration,
         )
     });
@@ -356,7 +356,7 @@ fn red(c: &mut Criterion) {
                 out.counts.clear();
                 std::mem::take(&mut out.primary)
             },
-            // The spans are freed after each run (untimed), as a sink frees them: their memory is used again.
+            // The output is freed after each run (untimed), as a sink frees it: its memory is used again.
             BatchSize::PerIteration,
         )
     });
@@ -435,7 +435,7 @@ fn stitch(c: &mut Criterion) {
                 out.gauges.clear();
                 std::mem::take(&mut out.primary)
             },
-            // The spans are freed after each run (untimed), as a sink frees them: their memory is used again.
+            // The output is freed after each run (untimed), as a sink frees it: its memory is used again.
             BatchSize::PerIteration,
         )
     });

@@ -7,10 +7,5 @@ PODMAN=(podman "${STORAGE[@]}" --runtime runc --cgroup-manager cgroupfs)
 ULIMITS=(--ulimit "nofile=$(($(ulimit -Hn) < 16384 ? $(ulimit -Hn) : 16384))" --ulimit nproc=4096:4096)
 
 install_container_tools() {
-  local missing=()
-  for tool in buildah podman runc; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-  if ((${#missing[@]})); then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-  fi
+  scripts/install-build-deps.sh buildah podman runc >&2
 }

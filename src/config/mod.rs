@@ -137,10 +137,7 @@ impl ConfigPaths {
     /// These paths, or when there are none, `dir` if it holds a `*.toml` file
     /// (an installed tapline); else none, and the embedded quickstart runs.
     pub fn or_installed(self, dir: &Path) -> Self {
-        let has_toml = |dir: &Path| {
-            std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "toml")))
-        };
-        if self.files.is_empty() && self.dirs.is_empty() && has_toml(dir) {
+        if self.files.is_empty() && self.dirs.is_empty() && toml_files(dir).is_ok_and(|found| !found.is_empty()) {
             return ConfigPaths { files: Vec::new(), dirs: vec![dir.to_path_buf()] };
         }
         self
@@ -151,13 +148,8 @@ impl ConfigPaths {
     pub fn resolve(&self) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
         let mut files = self.files.clone();
         for dir in &self.dirs {
-            let entries = std::fs::read_dir(dir)
-                .map_err(|e| vec![Diagnostic::error(format!("cannot read config directory {}: {e}", dir.display()))])?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-                .collect();
-            found.sort();
+            let found =
+                toml_files(dir).map_err(|e| vec![Diagnostic::error(format!("cannot read config directory {}: {e}", dir.display()))])?;
             if found.is_empty() {
                 return Err(vec![Diagnostic::error(format!("config directory {} holds no .toml file", dir.display()))]);
             }
@@ -165,6 +157,16 @@ impl ConfigPaths {
         }
         Ok(files)
     }
+}
+
+/// The `*.toml` files of a directory, in name order.
+fn toml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    found.sort();
+    Ok(found)
 }
 
 /// Load and check a config from files. `Err` holds every error found.

@@ -250,7 +250,7 @@ impl Stitch {
         let traces: Vec<[u8; 16]> = node.trace_id.into_iter().collect();
         self.groups.insert(group, Group { nodes: smallvec::smallvec![id], first: node.start, last: now, traces });
         self.idle_order.push_back((now, group));
-        let mut related: Vec<u64> = sibling.and_then(|s| self.held.get(s)).map(|s| s.group).into_iter().collect();
+        let mut related: SmallVec<[u64; 4]> = sibling.and_then(|s| self.held.get(s)).map(|s| s.group).into_iter().collect();
         if let Some(trace) = node.trace_id {
             match self.by_trace.get(&trace) {
                 Some(&other) => related.push(other),
