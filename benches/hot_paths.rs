@@ -31,6 +31,11 @@ fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(1));
     group.bench_function("kong_line_to_vrl_value", |b| b.iter(|| serde_json::from_str::<Value>(std::hint::black_box(KONG_LINE)).unwrap()));
+    // The codec `http_server` uses: a Kong batch of 100 entries, strings shared with the text.
+    let batch = format!("[{}]", vec![KONG_LINE; 100].join(","));
+    let json = tapline::codec::Decoding { codec: tapline::codec::DecodingCodec::Json };
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("kong_batch_json_codec", |b| b.iter(|| json.decode(std::hint::black_box(batch.as_bytes())).unwrap()));
     group.finish();
 }
 

@@ -11,7 +11,8 @@
 //!    another family;
 //! 5. shared code that knows no component: `net` (HTTP server and client,
 //!    TLS), the codecs `otlp` and `prometheus`, `codec`, `template`,
-//!    `process`, `defaults`;
+//!    `process`, `defaults`, `enrichment` (Vector's enrichment tables and
+//!    the VRL functions that read them);
 //! 6. the ground floor: the component contract (`component`), the event
 //!    model (`event`) and `telemetry`.
 
@@ -21,6 +22,7 @@ pub mod codec;
 pub mod component;
 pub mod config;
 pub mod defaults;
+pub mod enrichment;
 pub mod event;
 pub mod graph_view;
 pub mod net;

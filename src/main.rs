@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tapline::app::{self, exit, RunOptions};
 use tapline::component::ComponentKind;
-use tapline::config::{ConfigPaths, INSTALLED_CONFIG_DIR};
+use tapline::config::{ConfigPaths, Format, INSTALLED_CONFIG_DIR};
 use tapline::registry;
 
 // glibc's malloc spends most of a busy pipeline's time on events that are
@@ -28,16 +28,16 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct ConfigArgs {
-    /// A config file (repeat to merge several). Without any: /etc/tapline/*.toml if there are any, else the embedded quickstart.
+    /// A config file (repeat to merge several). TOML, YAML or JSON by extension. Without any: /etc/tapline's config files if there are any, else the embedded quickstart.
     #[arg(short, long = "config", value_name = "FILE")]
     config: Vec<PathBuf>,
-    /// A directory whose *.toml files are all read.
+    /// A directory whose config files (*.toml, *.yaml, *.yml, *.json) are all read.
     #[arg(long = "config-dir", value_name = "DIR")]
     config_dir: Vec<PathBuf>,
 }
 
 impl ConfigArgs {
-    /// The paths given, else /etc/tapline's *.toml files, else none (the embedded quickstart).
+    /// The paths given, else /etc/tapline's config files, else none (the embedded quickstart).
     fn paths(&self) -> ConfigPaths {
         ConfigPaths { files: self.config.clone(), dirs: self.config_dir.clone() }.or_installed(Path::new(INSTALLED_CONFIG_DIR))
     }
@@ -76,8 +76,35 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Show a config file in another format (TOML, YAML, JSON); comments are not carried.
+    Convert {
+        /// The file to convert; its format is chosen by its extension.
+        file: PathBuf,
+        /// The format to write.
+        #[arg(long, value_enum)]
+        to: ConvertTo,
+    },
+    /// Run a VRL program on JSON events, one per line, as `remap` runs it; prints each event after it.
+    Vrl {
+        /// The program's text.
+        #[arg(short = 'p', long, conflicts_with = "file", required_unless_present = "file")]
+        program: Option<String>,
+        /// A file holding the program.
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        /// The events (a JSON object per line); standard input when left out.
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+    },
     /// List the component types.
     List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ConvertTo {
+    Toml,
+    Yaml,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,6 +153,24 @@ fn main() -> ExitCode {
             }
         },
         Command::Test { config } => unit_tests(&config.paths()),
+        Command::Convert { file, to } => {
+            let to = match to {
+                ConvertTo::Toml => Format::Toml,
+                ConvertTo::Yaml => Format::Yaml,
+                ConvertTo::Json => Format::Json,
+            };
+            match tapline::config::convert(&file, to) {
+                Ok(text) => {
+                    print!("{text}");
+                    exit::OK
+                }
+                Err(error) => {
+                    app::report(&[error]);
+                    exit::CONFIG
+                }
+            }
+        }
+        Command::Vrl { program, file, input } => run_vrl(program, file, input),
         Command::List => {
             for kind in [ComponentKind::Source, ComponentKind::Transform, ComponentKind::Sink] {
                 println!("{}s:", kind.as_str());
@@ -161,6 +206,66 @@ fn validate(paths: &ConfigPaths, no_environment: bool) -> i32 {
     }
     println!("valid: {} component(s), {} warning(s)", config.components.len(), config.warnings.len());
     exit::OK
+}
+
+/// `tapline vrl`: each input line through the program; a line that is not a
+/// JSON object, or a run that fails, is reported on standard error and skipped.
+fn run_vrl(program: Option<String>, file: Option<PathBuf>, input: Option<PathBuf>) -> i32 {
+    let source = match (program, file) {
+        (Some(text), _) => text,
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return exit::CONFIG;
+            }
+        },
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let mut program = match tapline::transforms::util::VrlProgram::compile(&source, false) {
+        Ok(program) => program,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::CONFIG;
+        }
+    };
+    let reader: Box<dyn std::io::BufRead> = match &input {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return exit::CONFIG;
+            }
+        },
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut failed = 0;
+    for (number, line) in std::io::BufRead::lines(reader).enumerate() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut event = match serde_json::from_str::<tapline::event::Value>(&line) {
+            Ok(event @ tapline::event::Value::Object(_)) => event,
+            _ => {
+                eprintln!("line {}: not a JSON object", number + 1);
+                failed += 1;
+                continue;
+            }
+        };
+        match program.run(&mut event) {
+            Ok(_) => println!("{}", serde_json::to_string(&event).unwrap_or_default()),
+            Err(e) => {
+                eprintln!("line {}: {e}", number + 1);
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        exit::FAILURE
+    } else {
+        exit::OK
+    }
 }
 
 fn unit_tests(paths: &ConfigPaths) -> i32 {

@@ -81,7 +81,7 @@ impl Template {
 }
 
 /// A field of a log, or of a request record (read by name: no conversion).
-fn field<'a>(event: &'a Event, path: &OwnedValuePath) -> Option<Cow<'a, Value>> {
+pub fn field<'a>(event: &'a Event, path: &OwnedValuePath) -> Option<Cow<'a, Value>> {
     match &event.data {
         EventData::Log(log) => log.get(path).map(Cow::Borrowed),
         EventData::Record(record) => {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, lowest first.
 const LAYERS: &[&[&str]] = &[
     &["component", "event", "telemetry"],
-    &["net", "otlp", "prometheus", "codec", "template", "process", "defaults"],
+    &["net", "otlp", "prometheus", "codec", "template", "process", "defaults", "enrichment"],
     &["sources", "transforms", "sinks"],
     &["registry"],
     &["config", "topology"],

@@ -9,6 +9,7 @@ mod clickhouse;
 mod ebpf;
 mod enrich;
 mod faults;
+mod http_sink;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod kong;
@@ -18,4 +19,7 @@ mod layers;
 #[cfg(feature = "otlp")]
 mod otel;
 mod prometheus;
+mod socket_sink;
+mod syslog_socket;
 mod topology;
+mod transforms;

@@ -102,6 +102,17 @@ impl BufferSender {
         (events as u32).clamp(1, self.max_events)
     }
 
+    /// Take room for `events`, waiting for it (a drop_newest buffer never waits).
+    pub async fn reserve(&self, events: usize) -> Reservation {
+        match self.when_full {
+            WhenFull::Block => match self.space.clone().acquire_many_owned(self.needed(events)).await {
+                Ok(permit) => Reservation::Ready(permit),
+                Err(_) => Reservation::Drop,
+            },
+            WhenFull::DropNewest => self.try_reserve(events),
+        }
+    }
+
     /// Take room for `events` without waiting.
     pub fn try_reserve(&self, events: usize) -> Reservation {
         match self.space.clone().try_acquire_many_owned(self.needed(events)) {

@@ -4,8 +4,9 @@
 //! reload; the component only sends.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use super::buffer::{BufferSender, Reservation};
+use super::buffer::BufferSender;
 use crate::event::{EventBatch, Kinds};
 use crate::telemetry::ComponentMetrics;
 
@@ -73,15 +74,16 @@ impl Fanout {
         ComponentMetrics::add(&self.metrics.sent_events, len);
     }
 
-    /// Deliver to every target only if each has room now; else hand the
-    /// batch back untouched (an HTTP source then answers 503).
-    pub fn try_send(&self, batch: EventBatch) -> Result<(), EventBatch> {
+    /// Deliver to every target if each has room within `wait`; else hand the
+    /// batch back untouched, holding no room (an HTTP source then answers 503).
+    pub async fn send_within(&self, batch: EventBatch, wait: Duration) -> Result<(), EventBatch> {
         let targets = self.targets.get();
+        let deadline = tokio::time::Instant::now() + wait;
         let mut reservations = Vec::with_capacity(targets.len());
         for (_, target) in targets.iter() {
-            match target.try_reserve(batch.len()) {
-                Reservation::Full => return Err(batch),
-                ready_or_drop => reservations.push(ready_or_drop),
+            match tokio::time::timeout_at(deadline, target.reserve(batch.len())).await {
+                Ok(reservation) => reservations.push(reservation),
+                Err(_) => return Err(batch),
             }
         }
         let len = batch.len();

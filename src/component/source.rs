@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::output::{Fanout, OutputDef};
 use super::{Result, ShutdownSignal, Task};
@@ -55,10 +56,11 @@ impl SourceOutputs {
         }
     }
 
-    /// Send to the default output only if every reader has room now.
-    pub fn try_send(&self, batch: EventBatch) -> Result<(), EventBatch> {
+    /// Send to the default output if every reader has room within `wait`;
+    /// else get the batch back.
+    pub async fn send_within(&self, batch: EventBatch, wait: Duration) -> Result<(), EventBatch> {
         match self.ports.get(&None) {
-            Some(fanout) => fanout.try_send(batch),
+            Some(fanout) => fanout.send_within(batch, wait).await,
             None => Ok(()),
         }
     }
@@ -70,10 +72,10 @@ impl SourceOutputs {
         }
     }
 
-    /// Send to a named output only if every reader has room now.
-    pub fn try_send_to(&self, port: &str, batch: EventBatch) -> Result<(), EventBatch> {
+    /// Send to a named output if every reader has room within `wait`; else get the batch back.
+    pub async fn send_within_to(&self, port: &str, batch: EventBatch, wait: Duration) -> Result<(), EventBatch> {
         match self.ports.iter().find(|(name, _)| name.as_deref() == Some(port)) {
-            Some((_, fanout)) => fanout.try_send(batch),
+            Some((_, fanout)) => fanout.send_within(batch, wait).await,
             None => Ok(()),
         }
     }

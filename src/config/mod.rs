@@ -5,6 +5,7 @@
 
 mod diagnostic;
 mod env;
+pub mod format;
 mod graph;
 pub mod unit_test;
 
@@ -17,9 +18,11 @@ use serde::Deserialize;
 use toml_edit::{ImDocument, Item};
 
 pub use diagnostic::{Diagnostic, Pos, Severity};
+pub use format::Format;
 pub use graph::OutputId;
 
 use crate::component::{BufferConfig, ComponentKind, OutputDef};
+use crate::enrichment;
 use crate::registry::{self, ComponentConfig};
 
 /// The embedded default pipeline: runs with no file and no external service.
@@ -112,6 +115,8 @@ pub struct Config {
     pub global: GlobalOptions,
     pub components: BTreeMap<String, Component>,
     pub tests: Vec<unit_test::UnitTestDef>,
+    /// `[enrichment_tables.NAME]`, loaded.
+    pub enrichment_tables: enrichment::Tables,
     pub warnings: Vec<Diagnostic>,
     /// The files this config came from, for `--watch-config`.
     pub files: Vec<PathBuf>,
@@ -134,24 +139,27 @@ pub struct ConfigPaths {
 pub const INSTALLED_CONFIG_DIR: &str = "/etc/tapline";
 
 impl ConfigPaths {
-    /// These paths, or when there are none, `dir` if it holds a `*.toml` file
+    /// These paths, or when there are none, `dir` if it holds a config file
     /// (an installed tapline); else none, and the embedded quickstart runs.
     pub fn or_installed(self, dir: &Path) -> Self {
-        if self.files.is_empty() && self.dirs.is_empty() && toml_files(dir).is_ok_and(|found| !found.is_empty()) {
+        if self.files.is_empty() && self.dirs.is_empty() && config_files(dir).is_ok_and(|found| !found.is_empty()) {
             return ConfigPaths { files: Vec::new(), dirs: vec![dir.to_path_buf()] };
         }
         self
     }
 
-    /// The files to read: `--config` ones in order, then `*.toml` of each
-    /// `--config-dir` in name order.
+    /// The files to read: `--config` ones in order, then the config files
+    /// (`*.toml`, `*.yaml`, `*.yml`, `*.json`) of each `--config-dir` in name order.
     pub fn resolve(&self) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
         let mut files = self.files.clone();
         for dir in &self.dirs {
             let found =
-                toml_files(dir).map_err(|e| vec![Diagnostic::error(format!("cannot read config directory {}: {e}", dir.display()))])?;
+                config_files(dir).map_err(|e| vec![Diagnostic::error(format!("cannot read config directory {}: {e}", dir.display()))])?;
             if found.is_empty() {
-                return Err(vec![Diagnostic::error(format!("config directory {} holds no .toml file", dir.display()))]);
+                return Err(vec![Diagnostic::error(format!(
+                    "config directory {} holds no config file (.toml, .yaml, .yml or .json)",
+                    dir.display()
+                ))]);
             }
             files.extend(found);
         }
@@ -159,14 +167,36 @@ impl ConfigPaths {
     }
 }
 
-/// The `*.toml` files of a directory, in name order.
-fn toml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// The config files of a directory (by extension), in name order.
+fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .filter(|p| p.extension().and_then(|x| x.to_str()).is_some_and(|x| Format::EXTENSIONS.contains(&x)) && p.is_file())
         .collect();
     found.sort();
     Ok(found)
+}
+
+/// A config file written in another format (`tapline convert`): the same
+/// keys in the same order, `${VAR}` kept as written; comments are not carried.
+/// Only the syntax is checked (a file may be one part of a split config).
+pub fn convert(file: &Path, to: Format) -> Result<String, Diagnostic> {
+    let name: Arc<str> = Arc::from(file.display().to_string());
+    let text = std::fs::read_to_string(file).map_err(|e| Diagnostic::error(format!("cannot read config file {name}: {e}")))?;
+    let from = Format::of(file);
+    let toml = match from {
+        Format::Toml => text,
+        _ => {
+            format::to_toml(&text, from)
+                .map_err(|e| Diagnostic::error(e.message).at(Pos { file: name.clone(), line: e.at.line, column: e.at.column }))?
+                .toml
+        }
+    };
+    let doc = toml.parse::<toml_edit::DocumentMut>().map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        Diagnostic::error(format!("invalid {}: {}", from.name(), e.message().trim())).at(Pos::from_offset(&name, &toml, offset))
+    })?;
+    Ok(format::render(&doc, to))
 }
 
 /// Load and check a config from files. `Err` holds every error found.
@@ -200,7 +230,7 @@ struct Loader {
     global_set: BTreeMap<&'static str, Pos>,
 }
 
-const TOP_LEVEL: &[&str] = &["data_dir", "acknowledgements", "api", "sources", "transforms", "sinks", "tests"];
+const TOP_LEVEL: &[&str] = &["data_dir", "acknowledgements", "api", "enrichment_tables", "sources", "transforms", "sinks", "tests"];
 
 impl Loader {
     fn add_file(&mut self, name: &str, raw: &str, env: &dyn Fn(&str) -> Option<String>) {
@@ -214,16 +244,35 @@ impl Loader {
                 return;
             }
         };
-        let doc = match ImDocument::parse(text.as_str()) {
+        // YAML and JSON are read as the TOML they translate to, with positions mapped back.
+        let format = Format::of(Path::new(name));
+        let translated = match format {
+            Format::Toml => None,
+            _ => match format::to_toml(&text, format) {
+                Ok(translated) => Some(translated),
+                Err(e) => {
+                    self.errors.push(Diagnostic::error(e.message).at(Pos { file, line: e.at.line, column: e.at.column }));
+                    return;
+                }
+            },
+        };
+        let pos_of = |offset: usize| match &translated {
+            None => Pos::from_offset(&file, &text, offset),
+            Some(t) => {
+                let origin = t.origin(offset);
+                Pos { file: file.clone(), line: origin.line, column: origin.column }
+            }
+        };
+        let doc = match ImDocument::parse(translated.as_ref().map_or(text.as_str(), |t| t.toml.as_str())) {
             Ok(doc) => doc,
             Err(e) => {
                 let offset = e.span().map(|s| s.start).unwrap_or(0);
                 let message = e.message().trim().to_string();
-                self.errors.push(Diagnostic::error(format!("invalid TOML: {message}")).at(Pos::from_offset(&file, &text, offset)));
+                self.errors.push(Diagnostic::error(format!("invalid {}: {message}", format.name())).at(pos_of(offset)));
                 return;
             }
         };
-        let at = |span: Option<std::ops::Range<usize>>| Pos::from_offset(&file, &text, span.map(|s| s.start).unwrap_or(0));
+        let at = |span: Option<std::ops::Range<usize>>| pos_of(span.map(|s| s.start).unwrap_or(0));
         let root = doc.as_table();
         for (key, item) in root.iter() {
             let key_span = root.key(key).and_then(|k| k.span());
@@ -232,6 +281,7 @@ impl Loader {
                 "sources" => self.add_components(ComponentKind::Source, item, &at),
                 "transforms" => self.add_components(ComponentKind::Transform, item, &at),
                 "sinks" => self.add_components(ComponentKind::Sink, item, &at),
+                "enrichment_tables" => self.add_enrichment_tables(item, &at),
                 "tests" => match unit_test::parse(item) {
                     Ok(tests) => self.config.tests.extend(tests.into_iter().map(|t| t.at(pos.clone()))),
                     Err(e) => self.errors.push(de_error(e, &at)),
@@ -260,6 +310,30 @@ impl Loader {
                     Err(e) => self.errors.push(de_error(e, &at)),
                 },
                 other => self.errors.push(Diagnostic::unknown("top-level option", other, TOP_LEVEL).at(pos)),
+            }
+        }
+    }
+
+    /// Load each table now: the VRL programs compile against them.
+    fn add_enrichment_tables(&mut self, item: &Item, at: &dyn Fn(Option<std::ops::Range<usize>>) -> Pos) {
+        let Some(tables) = item.as_table_like() else {
+            self.errors.push(Diagnostic::error("`enrichment_tables` must be a table of tables").at(at(item.span())));
+            return;
+        };
+        for (name, table) in tables.iter() {
+            let pos = at(tables.key(name).and_then(|k| k.span()));
+            if self.config.enrichment_tables.contains_key(name) {
+                self.errors.push(Diagnostic::error(format!("enrichment table `{name}` is defined twice")).at(pos));
+                continue;
+            }
+            match deserialize::<enrichment::TableConfig>(table) {
+                Ok(config) => match config.load() {
+                    Ok(loaded) => {
+                        self.config.enrichment_tables.insert(name.to_string(), Arc::new(loaded));
+                    }
+                    Err(e) => self.errors.push(Diagnostic::error(format!("enrichment table `{name}`: {e}")).at(pos)),
+                },
+                Err(e) => self.errors.push(de_error(e, at).with_context(format!("in enrichment table `{name}`"))),
             }
         }
     }
@@ -310,7 +384,7 @@ impl Loader {
             for c in self.config.components.values() {
                 let checked = match &c.config {
                     ComponentConfig::Source(s) => s.check(),
-                    ComponentConfig::Transform(t) => t.build().map(|_| ()),
+                    ComponentConfig::Transform(t) => enrichment::with_tables(&self.config.enrichment_tables, || t.build()).map(|_| ()),
                     ComponentConfig::Sink(s) => s.check(),
                 };
                 if let Err(e) = checked {

@@ -123,7 +123,8 @@ impl UnitTestDef {
         let mut transforms: BTreeMap<String, (Box<dyn Transform>, TransformOutput)> = BTreeMap::new();
         for c in config.of_kind(ComponentKind::Transform) {
             if let ComponentConfig::Transform(t) = &c.config {
-                let built = t.build().map_err(|e| vec![format!("transform `{}`: {e}", c.id)])?;
+                let built = crate::enrichment::with_tables(&config.enrichment_tables, || t.build())
+                    .map_err(|e| vec![format!("transform `{}`: {e}", c.id)])?;
                 transforms.insert(c.id.clone(), (built, TransformOutput::new(&c.outputs())));
             }
         }

@@ -75,6 +75,16 @@ impl Backoff {
     }
 }
 
+/// How long a response's `Retry-After` asks to wait: seconds, or an HTTP date.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+}
+
 /// Configured headers as a header map; a bad name or value is a config error.
 pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<reqwest::header::HeaderMap, String> {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -90,13 +100,18 @@ pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Re
 
 /// An HTTP client for a sink: its timeout, and more CAs to trust (PEM).
 pub fn http_client(timeout: Duration, ca_pem: Option<&[u8]>) -> Result<reqwest::Client, Error> {
+    http_client_builder(timeout, ca_pem)?.build().context("cannot make an HTTP client")
+}
+
+/// `http_client`'s settings, for a sink that needs one more (its redirect policy).
+pub fn http_client_builder(timeout: Duration, ca_pem: Option<&[u8]>) -> Result<reqwest::ClientBuilder, Error> {
     let mut client = reqwest::Client::builder().timeout(timeout);
     if let Some(pem) = ca_pem {
         for certificate in reqwest::Certificate::from_pem_bundle(pem).context("tls.ca_file")? {
             client = client.add_root_certificate(certificate);
         }
     }
-    client.build().context("cannot make an HTTP client")
+    Ok(client)
 }
 
 /// Vector's `auth` of HTTP sinks: `user` + `password` (basic) or `token`

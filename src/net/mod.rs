@@ -42,3 +42,34 @@ pub fn exposure_warning(address: std::net::SocketAddr, auth: bool, tls: bool, ca
         (true, true) => None,
     }
 }
+
+/// Vector's `mode` of the socket source and sink (and of `syslog`).
+#[derive(Debug, Clone, Copy, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum SocketMode {
+    Tcp,
+    Udp,
+    /// `unix` is Vector's older name, and the syslog source's.
+    #[serde(alias = "unix")]
+    UnixStream,
+    UnixDatagram,
+}
+
+impl SocketMode {
+    pub fn is_stream(self) -> bool {
+        matches!(self, SocketMode::Tcp | SocketMode::UnixStream)
+    }
+
+    pub fn is_unix(self) -> bool {
+        matches!(self, SocketMode::UnixStream | SocketMode::UnixDatagram)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SocketMode::Tcp => "tcp",
+            SocketMode::Udp => "udp",
+            SocketMode::UnixStream => "unix_stream",
+            SocketMode::UnixDatagram => "unix_datagram",
+        }
+    }
+}

@@ -5,10 +5,12 @@ pub mod blackhole;
 pub mod clickhouse;
 pub mod console;
 pub mod file;
+pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "otlp")]
 pub mod opentelemetry;
 pub mod prometheus_exporter;
 pub mod prometheus_remote_write;
+pub mod socket;
 pub mod util;

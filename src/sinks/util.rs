@@ -86,20 +86,42 @@ impl BatchConfig {
 /// `None`), and hand each full or due batch to `flush`, up to `concurrency`
 /// at once (at the limit, reading waits: backpressure). Ends when the input does.
 pub async fn run_batches<K, F, W>(
-    mut input: BufferReceiver,
+    input: BufferReceiver,
     batch: BatchLimits,
     concurrency: usize,
-    mut key: impl FnMut(&Event) -> Option<K>,
+    key: impl FnMut(&Event) -> Option<K>,
     flush: F,
 ) where
-    K: Copy + PartialEq,
+    K: PartialEq,
     F: Fn(K, Vec<Event>) -> W,
     W: Future<Output = ()>,
 {
-    let timeout = batch.timeout;
+    let add = |events: &mut Vec<Event>, event| {
+        events.push(event);
+        events.len() >= batch.max_events
+    };
+    fill_batches(input, batch.timeout, concurrency, key, add, flush).await
+}
+
+/// `run_batches` for a sink that builds its batches its own way (encoding
+/// each event as it comes, say): `add` puts an event in its key's batch (a
+/// new one starts as `B::default()`) and says whether that batch is now full.
+pub async fn fill_batches<K, B, F, W>(
+    mut input: BufferReceiver,
+    timeout: Duration,
+    concurrency: usize,
+    mut key: impl FnMut(&Event) -> Option<K>,
+    mut add: impl FnMut(&mut B, Event) -> bool,
+    flush: F,
+) where
+    K: PartialEq,
+    B: Default,
+    F: Fn(K, B) -> W,
+    W: Future<Output = ()>,
+{
     let limit = concurrency.max(1);
     // Few keys (signals, one table): a list beats a map.
-    let mut pending: Vec<(K, Vec<Event>, Instant)> = Vec::new();
+    let mut pending: Vec<(K, B, Instant)> = Vec::new();
     let mut running = FuturesUnordered::new();
     loop {
         let deadline = pending.iter().map(|(_, _, since)| *since + timeout).min();
@@ -112,14 +134,13 @@ pub async fn run_batches<K, F, W>(
                         let index = match pending.iter().position(|(p, _, _)| *p == k) {
                             Some(index) => index,
                             None => {
-                                pending.push((k, Vec::new(), Instant::now()));
+                                pending.push((k, B::default(), Instant::now()));
                                 pending.len() - 1
                             }
                         };
-                        pending[index].1.push(event);
-                        if pending[index].1.len() >= batch.max_events {
-                            let (k, events, _) = pending.swap_remove(index);
-                            start(&mut running, limit, flush(k, events)).await;
+                        if add(&mut pending[index].1, event) {
+                            let (k, full, _) = pending.swap_remove(index);
+                            start(&mut running, limit, flush(k, full)).await;
                         }
                     }
                 }
@@ -127,14 +148,14 @@ pub async fn run_batches<K, F, W>(
             },
             _ = sleep_until(deadline) => {
                 while let Some(index) = pending.iter().position(|(_, _, since)| since.elapsed() >= timeout) {
-                    let (k, events, _) = pending.swap_remove(index);
-                    start(&mut running, limit, flush(k, events)).await;
+                    let (k, due, _) = pending.swap_remove(index);
+                    start(&mut running, limit, flush(k, due)).await;
                 }
             }
         }
     }
-    for (k, events, _) in pending {
-        start(&mut running, limit, flush(k, events)).await;
+    for (k, rest, _) in pending {
+        start(&mut running, limit, flush(k, rest)).await;
     }
     while running.next().await.is_some() {}
 }

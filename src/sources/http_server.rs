@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::codec::{Decoding, DecodingCodec};
 use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
-use crate::event::{Event, Kinds, ObjectMap, Value};
+use crate::event::{Event, KeyString, Kinds, Value};
 use crate::net::exposure_warning;
 use crate::net::server::{Keepalive, ServerAuth, ServerLimits};
 use crate::net::tls::ServerTls;
@@ -102,6 +102,7 @@ impl HttpServerConfig {
             limits: self.limits.clone(),
             keepalive: self.keepalive.clone(),
             ack_timeout_secs: self.ack_timeout_secs,
+            json_only: false,
         })
     }
 
@@ -146,10 +147,15 @@ impl SourceConfig for HttpServerConfig {
                 FramingMethod::NewlineDelimited => body.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).collect(),
             };
             let mut batch = Vec::new();
+            let common = config.common_fields(request);
+            let now = Value::Timestamp(chrono::Utc::now());
             for (index, frame) in frames.iter().enumerate() {
                 let objects = decoding.decode(frame).map_err(|e| if frames.len() > 1 { format!("line {}: {e}", index + 1) } else { e })?;
                 batch.extend(objects.into_iter().map(|mut log| {
-                    config.annotate(&mut log, request);
+                    for (key, value) in &common {
+                        log.insert(key.clone(), value.clone());
+                    }
+                    log.entry("timestamp".into()).or_insert_with(|| now.clone());
                     Event::log(Value::Object(log))
                 }));
             }
@@ -160,15 +166,14 @@ impl SourceConfig for HttpServerConfig {
 }
 
 impl HttpServerConfig {
-    /// Add what Vector adds: the path, the source type, the time, and the
-    /// headers and query parameters asked for (null when absent).
-    fn annotate(&self, log: &mut ObjectMap, request: &RequestParts) {
-        log.insert(self.path_key.as_str().into(), request.uri.path().into());
-        log.insert("source_type".into(), "http_server".into());
-        log.entry("timestamp".into()).or_insert_with(|| Value::Timestamp(chrono::Utc::now()));
+    /// What Vector adds to each event of a request (beside the time, where it
+    /// has none): the path, the source type, and the headers and query
+    /// parameters asked for (null when absent). Built once per request.
+    fn common_fields(&self, request: &RequestParts) -> Vec<(KeyString, Value)> {
+        let mut fields = vec![(self.path_key.as_str().into(), request.uri.path().into()), ("source_type".into(), "http_server".into())];
         for name in &self.headers {
             let value = request.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).map_or(Value::Null, Value::from);
-            log.insert(name.as_str().into(), value);
+            fields.push((name.as_str().into(), value));
         }
         for name in &self.query_parameters {
             let value = request
@@ -176,7 +181,8 @@ impl HttpServerConfig {
                 .query()
                 .and_then(|q| q.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| k == name).map(|(_, v)| v.to_string()))
                 .map_or(Value::Null, Value::from);
-            log.insert(name.as_str().into(), value);
+            fields.push((name.as_str().into(), value));
         }
+        fields
     }
 }

@@ -11,5 +11,7 @@ pub mod kong;
 #[cfg(feature = "otlp")]
 pub mod opentelemetry;
 pub mod prometheus_remote_write;
+pub mod socket;
 pub mod stdin;
+pub mod syslog;
 pub mod util;

@@ -31,7 +31,7 @@ use crate::net::server::{
 use crate::net::tls::ServerTls;
 use crate::prometheus::proto::{v1, v2};
 use crate::prometheus::{decode_v1, decode_v2, Types};
-use crate::sources::util::http::{hand_on, ServerOptions};
+use crate::sources::util::http::{hand_on, ServerOptions, ROOM_WAIT};
 use crate::telemetry::ComponentMetrics;
 
 /// DeepFlow's agent takes remote write here.
@@ -86,6 +86,7 @@ impl SourceConfig for PrometheusRemoteWriteSourceConfig {
             limits: self.limits.clone(),
             keepalive: self.keepalive.clone(),
             ack_timeout_secs: self.ack_timeout_secs,
+            json_only: false,
         };
         options.check()
     }
@@ -183,7 +184,7 @@ impl Receiver {
         }
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e))?;
         let written = [("samples", decoded.samples), ("histograms", decoded.histograms), ("exemplars", decoded.exemplars)];
-        hand_on(|events| self.out.try_send(events), decoded.events, raw.len(), &self.metrics, self.acks).await?;
+        hand_on(|events| self.out.send_within(events, ROOM_WAIT), decoded.events, raw.len(), &self.metrics, self.acks).await?;
         let mut response = StatusCode::NO_CONTENT.into_response();
         for (what, count) in written {
             let name = format!("x-prometheus-remote-write-{what}-written");

@@ -20,6 +20,7 @@ use crate::component::{
     ComponentKind, Error, Result, ShutdownSignal, SinkContext, SourceContext, SourceOutputs, Task, Transform, TransformOutput,
 };
 use crate::config::{Component, Config, GlobalOptions, OutputId};
+use crate::enrichment;
 use crate::registry::ComponentConfig;
 use crate::telemetry::{self, ComponentMetrics};
 
@@ -42,14 +43,21 @@ pub struct RunningTopology {
     global: GlobalOptions,
     /// Components whose task ended with an error (a sink whose healthcheck failed).
     failed: Arc<AtomicUsize>,
+    /// The enrichment tables the running programs were compiled against.
+    enrichment_tables: enrichment::Tables,
 }
 
 impl RunningTopology {
     /// Build and start every component. Fails, starting nothing, if a
     /// component cannot be built.
     pub fn start(config: &Config) -> Result<Self> {
-        let mut topology =
-            RunningTopology { running: BTreeMap::new(), retired: Vec::new(), global: config.global.clone(), failed: Default::default() };
+        let mut topology = RunningTopology {
+            running: BTreeMap::new(),
+            retired: Vec::new(),
+            global: config.global.clone(),
+            failed: Default::default(),
+            enrichment_tables: config.enrichment_tables.clone(),
+        };
         topology.apply(config)?;
         Ok(topology)
     }
@@ -61,13 +69,22 @@ impl RunningTopology {
         if config.global != self.global {
             return Err("global options (data_dir, acknowledgements, api) changed: restart tapline to apply them".into());
         }
+        // Programs compiled against changed enrichment tables are compiled again.
+        let tables_changed = config.enrichment_tables != self.enrichment_tables;
         // Compile the new and changed transforms before touching anything.
         for c in config.components.values() {
             if let ComponentConfig::Transform(t) = &c.config {
-                if self.changed(c) {
-                    t.build().map_err(|e| Error::caused_by(format!("transform `{}`", c.id), e))?;
+                if self.changed(c) || tables_changed {
+                    enrichment::with_tables(&config.enrichment_tables, || t.build())
+                        .map_err(|e| Error::caused_by(format!("transform `{}`", c.id), e))?;
                 }
             }
+        }
+        if tables_changed {
+            for running in self.running.values_mut().filter(|r| r.kind == ComponentKind::Transform) {
+                running.fingerprint = serde_json::Value::Null;
+            }
+            self.enrichment_tables = config.enrichment_tables.clone();
         }
         // A changed source must let go of what it holds (ports, files) before its successor starts.
         let stopping: Vec<String> = self
@@ -107,7 +124,8 @@ impl RunningTopology {
         let mut transforms = BTreeMap::new();
         for c in config.components.values().filter(|c| self.changed(c)) {
             if let ComponentConfig::Transform(t) = &c.config {
-                transforms.insert(c.id.clone(), t.build().map_err(|e| Error::caused_by(format!("transform `{}`", c.id), e))?);
+                let built = enrichment::with_tables(&config.enrichment_tables, || t.build());
+                transforms.insert(c.id.clone(), built.map_err(|e| Error::caused_by(format!("transform `{}`", c.id), e))?);
             }
         }
         for c in config.components.values().filter(|c| self.changed(c)) {

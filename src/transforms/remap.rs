@@ -5,7 +5,7 @@ use vrl::compiler::runtime::Terminate;
 
 use super::util::VrlProgram;
 use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
-use crate::event::{EventBatch, EventData, Kinds};
+use crate::event::{EventBatch, Kinds};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,14 +51,19 @@ impl TransformConfig for RemapConfig {
 
     fn build(&self) -> Result<Box<dyn Transform>> {
         let program = VrlProgram::compile(&self.program_text()?, false)?;
-        Ok(Box::new(Remap { keep_original: program.can_fail(), program, config: self.clone() }))
+        // As Vector: the event before the program is needed only if one that
+        // fails or aborts goes on (unchanged) rather than being dropped.
+        let info = program.info();
+        let keep_original = (info.fallible && (!self.drop_on_error || self.reroute_dropped))
+            || (info.abortable && (!self.drop_on_abort || self.reroute_dropped));
+        Ok(Box::new(Remap { keep_original, program, config: self.clone() }))
     }
 }
 
 struct Remap {
     program: VrlProgram,
     config: RemapConfig,
-    /// Keep a copy of each input only when the program can fail or abort.
+    /// Put an event that failed or aborted back as it came (see `build`).
     keep_original: bool,
 }
 
@@ -70,8 +75,8 @@ impl Transform for Remap {
                 out.primary.push(event);
                 continue;
             };
-            let original = self.keep_original.then(|| value.clone());
-            let (failed, drop) = match self.program.run(value) {
+            let run = if self.keep_original { self.program.run_or_restore(value) } else { self.program.run(value) };
+            let (failed, drop) = match run {
                 Ok(_) => {
                     out.primary.push(event);
                     continue;
@@ -83,9 +88,6 @@ impl Transform for Remap {
                     ("failed", self.config.drop_on_error)
                 }
             };
-            if let Some(original) = original {
-                event.data = EventData::Log(original);
-            }
             if self.config.reroute_dropped {
                 out.push_named(0, event);
             } else if drop {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::common::*;
 use serde_json::{json, Value};
 
-fn clickhouse() -> Option<String> {
+pub(crate) fn clickhouse() -> Option<String> {
     let url = std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".into());
     let up = Command::new("curl").args(["-sf", &format!("{url}/ping")]).output().map(|o| o.status.success()).unwrap_or(false);
     if up {
@@ -24,7 +24,7 @@ fn clickhouse() -> Option<String> {
 }
 
 /// Run one statement; panics on a ClickHouse error.
-fn query(url: &str, sql: &str) -> String {
+pub(crate) fn query(url: &str, sql: &str) -> String {
     let out = Command::new("curl").args(["-sS", "--fail-with-body", &format!("{url}/"), "--data-binary", sql]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{sql}: {text}");
@@ -36,7 +36,7 @@ fn rows(url: &str, sql: &str) -> Vec<Value> {
 }
 
 /// A fresh database per test, so tests can run side by side.
-fn database(url: &str, name: &str) -> String {
+pub(crate) fn database(url: &str, name: &str) -> String {
     let db = format!("tapline_{name}_{}", std::process::id());
     query(url, &format!("DROP DATABASE IF EXISTS {db}"));
     query(url, &format!("CREATE DATABASE {db}"));

@@ -226,3 +226,89 @@ fn events_without_the_key_pass_untouched_and_are_counted() {
     assert!(enriched.iter().all(|r| r.get("tags").is_none()));
     assert_eq!(totals(&log, "add_owner", "enrich_misses_total"), 6);
 }
+
+/// Vector's `[enrichment_tables]` with the two VRL functions, in a YAML config
+/// run by the binary: Kong entries get their service's owner from a CSV file;
+/// a reload after the file changed compiles the program against the new rows;
+/// a table that cannot load is a config error at its name.
+#[test]
+fn vector_enrichment_table_in_a_yaml_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("services.csv");
+    std::fs::write(&table, "service,team,tier\ncatalog,shop,2\ncart,checkout,1\n").unwrap();
+    let port = free_port();
+    let out = dir.path().join("out.jsonl");
+    let config = dir.path().join("vector.yaml");
+    let yaml = format!(
+        r#"api: {{enabled: false}}
+enrichment_tables:
+  services:
+    type: file
+    file:
+      path: {table}
+      encoding: {{type: csv}}
+    schema: {{tier: integer}}
+sources:
+  kong: {{type: http_server, address: "127.0.0.1:{port}", decoding: {{codec: json}}}}
+transforms:
+  owners:
+    type: remap
+    inputs: [kong]
+    source: |
+      row, err = get_enrichment_table_record("services", {{"service": .service.name}}, select: ["team", "tier"])
+      if err == null {{ .team = row.team; .tier = row.tier }} else {{ .team = "unknown" }}
+      . = {{"service": .service.name, "team": .team, "tier": .tier}}
+sinks:
+  out: {{type: file, inputs: [owners], path: "{out}", encoding: {{codec: json}}}}
+"#,
+        table = table.display(),
+        out = out.display()
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    let child = bin().args(["run", "--config"]).arg(&config).stderr(std::fs::File::create(&stderr_path).unwrap()).spawn().unwrap();
+    wait_listening(port);
+    let entries: Vec<Value> = serde_json::from_slice(&std::fs::read(here("tests/fixtures/kong/kong3_array5.json")).unwrap()).unwrap();
+    post_entries(port, &entries);
+    let first = wait_lines(&out, 5);
+    assert_eq!(
+        first,
+        [
+            json!({"service": "catalog", "team": "shop", "tier": 2}),
+            json!({"service": "catalog", "team": "shop", "tier": 2}),
+            json!({"service": "cart", "team": "checkout", "tier": 1}),
+            json!({"service": "cart", "team": "checkout", "tier": 1}),
+            json!({"service": "health", "team": "unknown", "tier": null}),
+        ]
+    );
+    // The file changes; SIGHUP reloads the config and, the table being new, the program.
+    std::fs::write(&table, "service,team,tier\ncatalog,storefront,3\ncart,checkout,1\nhealth,platform,0\n").unwrap();
+    signal(&child, "HUP");
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap();
+    wait_for("the reload", Duration::from_secs(30), || stderr().contains("reloaded"));
+    post_entries(port, &entries[..1]);
+    post_entries(port, &entries[4..]);
+    let all = wait_lines(&out, 7);
+    assert_eq!(
+        all[5..],
+        [json!({"service": "catalog", "team": "storefront", "tier": 3}), json!({"service": "health", "team": "platform", "tier": 0})]
+    );
+    signal(&child, "TERM");
+    assert!(wait(child, Duration::from_secs(60)).status.success(), "{}", stderr());
+
+    // A bad cell or a missing file: a config error naming the table's place.
+    std::fs::write(&table, "service,team,tier\ncatalog,shop,high\n").unwrap();
+    let validate = || bin().args(["validate", "--no-environment", "--config"]).arg(&config).output().unwrap();
+    let failed = validate();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(78), "{stderr}");
+    let wanted = format!(
+        "{}:3:3: error: enrichment table `services`: {}: line 2, column `tier`: `high` is not of type integer",
+        config.display(),
+        table.display()
+    );
+    assert!(stderr.contains(&wanted), "wanted {wanted}\ngot {stderr}");
+    std::fs::remove_file(&table).unwrap();
+    let stderr = String::from_utf8_lossy(&validate().stderr).to_string();
+    assert!(stderr.contains("enrichment table `services`: cannot read"), "{stderr}");
+}

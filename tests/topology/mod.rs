@@ -88,7 +88,7 @@ fn every_example_validates() {
     let mut checked = 0;
     for entry in std::fs::read_dir(here("config/examples")).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "toml") {
+        if path.extension().is_none_or(|e| !["toml", "yaml", "json"].contains(&e.to_str().unwrap_or(""))) {
             continue;
         }
         let out = bin().args(["validate", "--no-environment", "--config"]).arg(&path).output().unwrap();
@@ -149,6 +149,62 @@ fn invalid_configs_give_precise_errors() {
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} invalid configs");
+}
+
+/// JSON has no comments for `# expect:`: its errors are checked here.
+#[test]
+fn json_errors_say_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("{\n  \"sources\": {\n    \"kong\": {\"type\": \"demo\",}\n  }\n}\n", "3:29: error: invalid JSON: key must be a string"),
+        ("{\"sources\": {\"kong\": {\"type\": \"demo\"}},\n \"sinks\": {\"o\": {\"type\": \"blackhole\", \"inputs\": [\"kong\"], \"rate\": 1}}}\n", "2:59: error: unknown field `rate`"),
+        ("{\"sources\": {\"kong\": {\"type\": \"demo\"}},\n \"sinks\": {\"o\": {\"type\": \"blackhole\", \"inputs\": [\"knog\"]}}}\n", "2:50: error: unknown input of `o`: `knog`"),
+    ];
+    for (i, (text, wanted)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("{i}.json"));
+        std::fs::write(&path, text).unwrap();
+        let out = bin().args(["validate", "--no-environment", "--config"]).arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{stderr}");
+        assert!(stderr.contains(&format!("{}:{wanted}", path.display())), "wanted {wanted}, got: {stderr}");
+    }
+}
+
+/// `tapline convert` writes each format so that it reads back as the same
+/// config, and a directory of mixed formats merges.
+#[test]
+fn convert_round_trips_and_formats_mix_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let convert = |file: &std::path::Path, to: &str| {
+        let out = bin().args(["convert", "--to", to]).arg(file).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let graph = |file: &std::path::Path| {
+        let out = bin().args(["graph", "--config"]).arg(file).env("HTTP_ADDRESS", "127.0.0.1:1").output().unwrap();
+        assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let original = here("config/examples/vector-kong-http.toml");
+    let expected = graph(&original);
+    for to in ["yaml", "json", "toml"] {
+        let converted = dir.path().join(format!("converted.{to}"));
+        std::fs::write(&converted, convert(&original, to)).unwrap();
+        assert_eq!(graph(&converted), expected, "{to}");
+        let back = dir.path().join(format!("back-from-{to}.toml"));
+        std::fs::write(&back, convert(&converted, "toml")).unwrap();
+        assert_eq!(graph(&back), expected, "{to} back to toml");
+    }
+    let yaml = convert(&here("config/examples/vector-kong-http.toml"), "yaml");
+    assert!(yaml.contains("    source: |\n      .service_name = .service.name\n"), "{yaml}");
+
+    let mixed = tempfile::tempdir().unwrap();
+    std::fs::write(mixed.path().join("1-sources.yaml"), "sources:\n  kong:\n    type: demo\n").unwrap();
+    std::fs::write(mixed.path().join("2-sinks.json"), "{\"sinks\": {\"o\": {\"type\": \"blackhole\", \"inputs\": [\"kong\"]}}}").unwrap();
+    std::fs::write(mixed.path().join("3-api.toml"), "[api]\nenabled = false\n").unwrap();
+    let out = bin().args(["validate", "--no-environment", "--config-dir"]).arg(mixed.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid: 2 component(s)"));
 }
 
 #[test]
@@ -433,4 +489,26 @@ fn red_counts_every_request_of_a_kong_log() {
     assert!(server_errors > 100, "the stream has errors");
     assert_eq!(errors, server_errors as f64);
     assert_eq!(observed, records.iter().filter(|r| r["duration_us"].is_u64()).count() as u64);
+}
+
+/// `tapline vrl` runs a program on JSON lines as `remap` would, and says which lines failed.
+#[test]
+fn vrl_command_runs_a_program_on_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"status\": \"503\"}\nnot json\n{\"status\": \"x\"}\n\n{\"status\": \"200\"}\n").unwrap();
+    let out = bin()
+        .args(["vrl", "--program", ".status = to_int!(.status)\n.error = .status >= 500"])
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout, "{\"error\":true,\"status\":503}\n{\"error\":false,\"status\":200}\n", "{stderr}");
+    assert!(stderr.contains("line 2: not a JSON object") && stderr.contains("line 3: function call error"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1));
+    let bad = bin().args(["vrl", "--program", ".a = nope("]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid VRL program"));
 }

@@ -59,6 +59,7 @@ impl KongHttpLogConfig {
             limits: self.limits.clone(),
             keepalive: self.keepalive.clone(),
             ack_timeout_secs: self.ack_timeout_secs,
+            json_only: true,
         }
     }
 }

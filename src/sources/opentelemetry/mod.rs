@@ -25,7 +25,7 @@ use crate::net::exposure_warning;
 use crate::net::server::{Keepalive, Listener, Refusal, ServerAuth, ServerLimits};
 use crate::net::tls::ServerTls;
 use crate::otlp::{Decoded, Signal};
-use crate::sources::util::http::{check_ack_timeout, hand_on};
+use crate::sources::util::http::{check_ack_timeout, hand_on, ROOM_WAIT};
 use crate::telemetry::{ComponentMetrics, LogLimiter};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,7 +187,7 @@ impl Ingest {
                 tracing::warn!(component = %self.metrics.id, rejected, items = signal.items(), error = error.as_deref().unwrap_or_default(), suppressed, "refused invalid items (the sender is told in partial_success)");
             }
         }
-        hand_on(|events| self.out.try_send_to(signal.port(), events), events, bytes, &self.metrics, self.acks).await
+        hand_on(|events| self.out.send_within_to(signal.port(), events, ROOM_WAIT), events, bytes, &self.metrics, self.acks).await
     }
 }
 

@@ -4,12 +4,13 @@
 //!
 //! Answers, so that a sender such as Kong neither loses nor duplicates logs:
 //! - 200 once the batch is in the pipeline (with acknowledgements: once delivered);
-//! - 503 + `Retry-After` when the pipeline is full, or delivery failed: the sender retries;
+//! - 503 + `Retry-After` when the pipeline stayed full for `ROOM_WAIT`, or
+//!   delivery failed: the sender retries;
 //! - 400 for a body that cannot be decoded: the whole body is refused, none of
 //!   its entries enter the pipeline (the error says where);
 //! - 401 bad credentials, 404 other path, 405 other method, 408 a body too
 //!   slow to arrive, 413 too large (declared, sent or decompressed), 415 not
-//!   JSON or an unknown encoding, 400 two `Content-Type` headers;
+//!   JSON (`kong_http_log`) or an unknown encoding, 400 two `Content-Type` headers;
 //! - with acknowledgements, 503 when delivery took longer than
 //!   `ack_timeout_secs`: the batch is then withdrawn (dropped wherever it
 //!   waits, counted), so the sender's retry does not deliver it twice.
@@ -33,6 +34,12 @@ use crate::net::server::{
 use crate::net::tls::ServerTls;
 use crate::telemetry::ComponentMetrics;
 
+/// How long a decoded batch waits for room downstream before the answer is
+/// 503: a burst passes without the sender resending (and this receiver
+/// decoding) the body again, while the wait stays short of a sender's timeout
+/// (Kong's http-log: 10 s).
+pub const ROOM_WAIT: Duration = Duration::from_secs(1);
+
 /// Own counter of the HTTP sources: requests answered 503 because delivery
 /// took longer than `ack_timeout_secs` (their batches withdrawn).
 pub const ACK_TIMEOUTS: &str = "http_ack_timeouts_total";
@@ -53,6 +60,9 @@ pub struct ServerOptions {
     pub keepalive: Keepalive,
     /// With acknowledgements, how long a request waits for delivery.
     pub ack_timeout_secs: f64,
+    /// Refuse a body not declared `application/json` (415). Vector's
+    /// `http_server` takes any Content-Type; Kong always sends JSON.
+    pub json_only: bool,
 }
 
 impl ServerOptions {
@@ -138,7 +148,7 @@ impl Receiver {
         authorize(self.options.auth.as_ref(), &headers)?;
         let content_type = content_type(&headers)?;
         let media_type = content_type.split(';').next().unwrap_or("").trim();
-        if !media_type.eq_ignore_ascii_case("application/json") {
+        if self.options.json_only && !media_type.eq_ignore_ascii_case("application/json") {
             return Err(Refusal::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("Content-Type must be application/json, not `{content_type}`"),
@@ -151,17 +161,17 @@ impl Receiver {
         let batch =
             (self.decode)(&body, &RequestParts { uri: &uri, headers: &headers }).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e))?;
         let count = batch.len();
-        hand_on(|batch| self.out.try_send(batch), batch, raw_len, &self.metrics, self.acks).await?;
+        hand_on(|batch| self.out.send_within(batch, ROOM_WAIT), batch, raw_len, &self.metrics, self.acks).await?;
         Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], format!("{{\"accepted\":{count}}}")).into_response())
     }
 }
 
-/// Hand a decoded batch to the pipeline with `send` (a source's `try_send`):
-/// 503 when it is full. With acknowledgements (`acks`: how long to wait),
-/// wait until it is delivered; past the wait, withdraw it and answer 503.
-/// Counts what was received.
-pub async fn hand_on(
-    send: impl FnOnce(EventBatch) -> Result<(), EventBatch>,
+/// Hand a decoded batch to the pipeline with `send` (a source's
+/// `send_within`): 503 when it stays full. With acknowledgements (`acks`: how
+/// long to wait), wait until it is delivered; past the wait, withdraw it and
+/// answer 503. Counts what was received.
+pub async fn hand_on<Sent: std::future::Future<Output = Result<(), EventBatch>>>(
+    send: impl FnOnce(EventBatch) -> Sent,
     mut events: EventBatch,
     bytes: usize,
     metrics: &ComponentMetrics,
@@ -172,7 +182,7 @@ pub async fn hand_on(
         return Ok(());
     }
     let tracked = acks.map(|wait| (attach_withdrawable(&mut events), wait));
-    if send(events).is_err() {
+    if send(events).await.is_err() {
         return Err(Refusal::retry_later("the pipeline is full; retry later"));
     }
     ComponentMetrics::add(&metrics.received_events, count);
