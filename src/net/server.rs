@@ -724,7 +724,7 @@ pub async fn read_body(
     in_flight: Option<&InFlight>,
     max_body: usize,
     max_decompressed: usize,
-) -> Result<(usize, Vec<u8>), Refusal> {
+) -> Result<(usize, Bytes), Refusal> {
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity").trim().to_ascii_lowercase();
     if !matches!(encoding.as_str(), "identity" | "gzip" | "x-gzip") {
         return Err(Refusal::new(
@@ -734,7 +734,7 @@ pub async fn read_body(
     }
     let raw = read_raw(body, headers, max_body).await?;
     if encoding == "identity" {
-        return Ok((raw.len(), raw.to_vec()));
+        return Ok((raw.len(), raw));
     }
     let mut decoder = flate2::read::MultiGzDecoder::new(&raw[..]);
     let (mut out, mut piece) = (Vec::new(), vec![0u8; 64 << 10]);
@@ -754,7 +754,7 @@ pub async fn read_body(
         }
         out.extend_from_slice(&piece[..n]);
     }
-    Ok((raw.len(), out))
+    Ok((raw.len(), out.into()))
 }
 
 /// Compare secrets without leaking, through timing, how much of them matched.

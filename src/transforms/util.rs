@@ -13,6 +13,8 @@ use crate::event::{Event, EventData};
 pub struct VrlProgram {
     program: Program,
     runtime: Runtime,
+    /// For `run_or_restore`; kept between runs so its buffers are reused.
+    undo: UndoLog,
 }
 
 impl std::fmt::Debug for VrlProgram {
@@ -38,7 +40,7 @@ impl VrlProgram {
             vrl::compiler::compile_with_state(source, &functions, &state, config)
         }));
         match compiled {
-            Ok(Ok(result)) => Ok(VrlProgram { program: result.program, runtime: Runtime::default() }),
+            Ok(Ok(result)) => Ok(VrlProgram { program: result.program, runtime: Runtime::default(), undo: UndoLog::default() }),
             Ok(Err(diagnostics)) => Err(format!("invalid VRL program:\n{}", vrl::diagnostic::Formatter::new(source, diagnostics))),
             Err(panic) => {
                 let message = panic.downcast_ref::<String>().map(String::as_str).or(panic.downcast_ref::<&str>().copied());
@@ -68,12 +70,13 @@ impl VrlProgram {
     /// the log is played back on failure.
     pub fn run_or_restore(&mut self, value: &mut Value) -> Result<Value, Terminate> {
         let mut metadata = Value::Object(Default::default());
-        let mut target = UndoTarget { value, metadata: &mut metadata, secrets: Secrets::default(), undo: Vec::new() };
+        let mut target = UndoTarget { value, metadata: &mut metadata, secrets: Secrets::default(), undo: &mut self.undo };
         let result = self.runtime.resolve(&mut target, &self.program, &TimeZone::default());
         self.runtime.clear();
         if result.is_err() {
-            target.restore();
+            self.undo.restore(value);
         }
+        self.undo.clear();
         result
     }
 
@@ -100,22 +103,69 @@ struct UndoTarget<'a> {
     value: &'a mut Value,
     metadata: &'a mut Value,
     secrets: Secrets,
-    /// (path, what was there: `None` for nothing), oldest first.
-    undo: Vec<(OwnedValuePath, Option<Value>)>,
+    undo: &'a mut UndoLog,
 }
 
-impl UndoTarget<'_> {
-    fn restore(&mut self) {
-        while let Some((path, old)) = self.undo.pop() {
+/// The changes of one run, oldest first: each a path and what was there
+/// (`None` for nothing). The paths are written into buffers that outlive the
+/// run, so logging a change allocates nothing once they have grown.
+#[derive(Debug, Default)]
+struct UndoLog {
+    /// The field names of all logged paths, one after another.
+    names: String,
+    segments: Vec<LoggedSegment>,
+    /// Each change: its path (a range of `segments`) and the old value.
+    changes: Vec<(std::ops::Range<usize>, Option<Value>)>,
+}
+
+#[derive(Debug)]
+enum LoggedSegment {
+    /// A range of `UndoLog::names`.
+    Field(std::ops::Range<usize>),
+    Index(isize),
+}
+
+impl UndoLog {
+    fn log(&mut self, path: &[OwnedSegment], old: Option<Value>) {
+        let first = self.segments.len();
+        for segment in path {
+            self.segments.push(match segment {
+                OwnedSegment::Field(name) => {
+                    let start = self.names.len();
+                    self.names.push_str(name);
+                    LoggedSegment::Field(start..self.names.len())
+                }
+                OwnedSegment::Index(i) => LoggedSegment::Index(*i),
+            });
+        }
+        self.changes.push((first..self.segments.len(), old));
+    }
+
+    /// Play the changes back, newest first.
+    fn restore(&mut self, value: &mut Value) {
+        while let Some((segments, old)) = self.changes.pop() {
+            let path: Vec<OwnedSegment> = self.segments[segments]
+                .iter()
+                .map(|segment| match segment {
+                    LoggedSegment::Field(name) => OwnedSegment::Field(self.names[name.clone()].into()),
+                    LoggedSegment::Index(i) => OwnedSegment::Index(*i),
+                })
+                .collect();
             match old {
                 Some(old) => {
-                    self.value.insert(&path, old);
+                    value.insert(&path, old);
                 }
                 None => {
-                    self.value.remove(&path, false);
+                    value.remove(&path, false);
                 }
             }
         }
+    }
+
+    fn clear(&mut self) {
+        self.names.clear();
+        self.segments.clear();
+        self.changes.clear();
     }
 }
 
@@ -156,10 +206,6 @@ fn insert_point(root: &Value, path: &OwnedValuePath) -> InsertAt {
     InsertAt::Leaf
 }
 
-fn prefix(path: &OwnedValuePath, depth: usize) -> OwnedValuePath {
-    OwnedValuePath { segments: path.segments[..depth].to_vec() }
-}
-
 impl Target for UndoTarget<'_> {
     fn target_insert(&mut self, path: &OwnedTargetPath, value: Value) -> Result<(), String> {
         if path.prefix == PathPrefix::Metadata {
@@ -169,14 +215,14 @@ impl Target for UndoTarget<'_> {
         match insert_point(self.value, &path.path) {
             InsertAt::Leaf => {
                 let old = self.value.insert(&path.path, value);
-                self.undo.push((path.path.clone(), old));
+                self.undo.log(&path.path.segments, old);
             }
             InsertAt::Created(depth) => {
-                self.undo.push((prefix(&path.path, depth), None));
+                self.undo.log(&path.path.segments[..depth], None);
                 self.value.insert(&path.path, value);
             }
             InsertAt::Replaced(depth, old) => {
-                self.undo.push((prefix(&path.path, depth), Some(old)));
+                self.undo.log(&path.path.segments[..depth], Some(old));
                 self.value.insert(&path.path, value);
             }
         }
@@ -210,14 +256,13 @@ impl Target for UndoTarget<'_> {
             None
         };
         if let Some(keep) = keep {
-            let whole = prefix(&path.path, keep);
-            let old = self.value.get(&whole).cloned();
-            self.undo.push((whole, old));
+            let whole = &path.path.segments[..keep];
+            self.undo.log(whole, self.value.get(whole).cloned());
             return Ok(self.value.remove(&path.path, compact));
         }
         let removed = self.value.remove(&path.path, compact);
         if let Some(removed) = &removed {
-            self.undo.push((path.path.clone(), Some(removed.clone())));
+            self.undo.log(&path.path.segments, Some(removed.clone()));
         }
         Ok(removed)
     }

@@ -1,0 +1,466 @@
+//! JSON text to VRL values, the first cost of every generic log pipeline.
+//!
+//! Promises: the values are the ones VRL's own deserializer gives (numbers as
+//! VRL reads them: integers up to i64, others as floats), an error is
+//! serde_json's own message and position, and a string without escapes is
+//! not copied: it is a slice of one copy of its entry's text, so a value kept
+//! long holds its own entry's bytes only, not the whole body.
+//!
+//! Why a reader of its own: through serde's visitor, half of the decode went
+//! to dispatch per token and a UTF-8 check per string. This one reads a valid
+//! document in one pass (strings eight bytes at a time, UTF-8 checked only
+//! where a string is not plain ASCII, integers read as they are scanned); on
+//! anything it does not take it hands the whole text to serde_json, which
+//! gives the error (or, should the two ever disagree, the values).
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use crate::event::{KeyString, ObjectMap, Value};
+
+/// A JSON document read by `json_values`.
+#[derive(Debug, PartialEq)]
+pub enum JsonValues {
+    One(Value),
+    /// The elements of a top-level array.
+    Elements(Vec<Value>),
+}
+
+/// A JSON document as VRL values (a top-level array as its elements).
+pub fn json_values(text: &[u8]) -> Result<JsonValues, serde_json::Error> {
+    let is_array = text.iter().find(|b| !is_space(**b)) == Some(&b'[');
+    let read = if is_array {
+        // Cut the array into its elements' texts (a scan cheaper than a
+        // read), then read each from its own copy.
+        array_elements(text)
+            .and_then(|elements| {
+                elements.into_iter().map(|element| read_document(&Bytes::copy_from_slice(&text[element]))).collect::<Option<Vec<_>>>()
+            })
+            .map(JsonValues::Elements)
+    } else {
+        read_document(&Bytes::copy_from_slice(text)).map(JsonValues::One)
+    };
+    match read {
+        Some(values) => Ok(values),
+        None => Ok(match serde_json::from_slice::<Value>(text)? {
+            Value::Array(items) if is_array => JsonValues::Elements(items),
+            value => JsonValues::One(value),
+        }),
+    }
+}
+
+/// JSON's whitespace (RFC 8259 §2): not the form feed `is_ascii_whitespace` takes.
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Containers deeper than serde_json's limit are left to serde_json's error.
+const MAX_DEPTH: usize = 127;
+
+/// The one value `text` holds, or `None` when it is not valid JSON.
+fn read_document(text: &Bytes) -> Option<Value> {
+    let mut reader = Reader { text, bytes: text, at: 0 };
+    let value = reader.value(MAX_DEPTH)?;
+    reader.skip_space();
+    (reader.at == text.len()).then_some(value)
+}
+
+/// Where each element of a top-level JSON array is, found by tracking only
+/// strings and nesting (the read of each element checks the rest). `None`
+/// when the brackets do not balance or something follows the array.
+fn array_elements(text: &[u8]) -> Option<Vec<Range<usize>>> {
+    let skip_space = |mut at: usize| {
+        while text.get(at).is_some_and(|b| is_space(*b)) {
+            at += 1;
+        }
+        at
+    };
+    let mut at = skip_space(0) + 1; // past the `[`
+    let mut elements = Vec::new();
+    if text.get(skip_space(at)) == Some(&b']') {
+        at = skip_space(at) + 1;
+    } else {
+        loop {
+            let start = skip_space(at);
+            let mut depth = 0usize;
+            at = start;
+            let end = loop {
+                match *text.get(at)? {
+                    b'"' => {
+                        // To the closing quote, past each escaped character.
+                        at += 1;
+                        loop {
+                            at = skip_plain(text, at);
+                            match *text.get(at)? {
+                                b'"' => break,
+                                b'\\' => at += 2,
+                                _ => at += 1,
+                            }
+                        }
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' if depth > 0 => depth -= 1,
+                    b',' | b']' if depth == 0 => break at,
+                    _ => {}
+                }
+                at += 1;
+            };
+            let mut trimmed = end;
+            while trimmed > start && is_space(text[trimmed - 1]) {
+                trimmed -= 1;
+            }
+            elements.push(start..trimmed);
+            at = end + 1;
+            if text[end] == b']' {
+                break;
+            }
+        }
+    }
+    (skip_space(at) == text.len()).then_some(elements)
+}
+
+/// Past the bytes of a string that need no care: printable ASCII other than
+/// the quote and the backslash. Eight at a time while it can (SWAR).
+fn skip_plain(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Nonzero when some byte of `x` is below `n` (for bytes below 0x80).
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        if below(x ^ (ONES * u64::from(b'"')), 1) | below(x ^ (ONES * u64::from(b'\\')), 1) | below(x, 0x20) | (x & HIGH) != 0 {
+            break;
+        }
+        at += 8;
+    }
+    while bytes.get(at).is_some_and(|b| (0x20..0x80).contains(b) && *b != b'"' && *b != b'\\') {
+        at += 1;
+    }
+    at
+}
+
+/// A string as read: where its content is, and what it holds beside plain ASCII.
+struct StringSpan {
+    content: Range<usize>,
+    escaped: bool,
+    non_ascii: bool,
+}
+
+/// A position in a document's text.
+struct Reader<'a> {
+    text: &'a Bytes,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while self.peek().is_some_and(is_space) {
+            self.at += 1;
+        }
+    }
+
+    /// The value at the next non-space byte; `depth` containers may still open.
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        self.skip_space();
+        match self.peek()? {
+            b'"' => self.string().map(Value::String),
+            b'{' => self.object(depth.checked_sub(1)?),
+            b'[' => self.array(depth.checked_sub(1)?),
+            b't' => self.word(b"true", Value::Boolean(true)),
+            b'f' => self.word(b"false", Value::Boolean(false)),
+            b'n' => self.word(b"null", Value::Null),
+            _ => self.number(),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<Value> {
+        self.at += 1;
+        let mut object = ObjectMap::new();
+        self.skip_space();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(Value::Object(object));
+        }
+        loop {
+            self.skip_space();
+            let key = self.key()?;
+            self.skip_space();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.at += 1;
+            let value = self.value(depth)?;
+            // As serde_json into a map: the last of two equal keys stays.
+            object.insert(key, value);
+            self.skip_space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(Value::Object(object));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<Value> {
+        self.at += 1;
+        let mut items = Vec::new();
+        self.skip_space();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(Value::Array(items));
+        }
+        loop {
+            items.push(self.value(depth)?);
+            self.skip_space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(Value::Array(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn word(&mut self, word: &[u8], value: Value) -> Option<Value> {
+        self.bytes[self.at..].starts_with(word).then(|| {
+            self.at += word.len();
+            value
+        })
+    }
+
+    /// The string whose opening quote is next; `None` at a control character.
+    fn string_span(&mut self) -> Option<StringSpan> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.at + 1;
+        let (mut end, mut escaped, mut non_ascii) = (start, false, false);
+        loop {
+            end = skip_plain(self.bytes, end);
+            match *self.bytes.get(end)? {
+                b'"' => break,
+                // The escape itself is checked when the string is unescaped.
+                b'\\' => {
+                    escaped = true;
+                    end += 2;
+                }
+                0..=0x1f => return None,
+                _ => {
+                    non_ascii = true;
+                    end += 1;
+                }
+            }
+        }
+        self.at = end + 1;
+        Some(StringSpan { content: start..end, escaped, non_ascii })
+    }
+
+    /// An escaped string, quotes included, unescaped by serde_json (rare in logs).
+    fn unescape(&self, quoted: Range<usize>) -> Option<String> {
+        serde_json::from_slice(&self.bytes[quoted]).ok()
+    }
+
+    fn string(&mut self) -> Option<ByteString> {
+        let quote = self.at;
+        let span = self.string_span()?;
+        if span.escaped {
+            return self.unescape(quote..self.at).map(ByteString::from);
+        }
+        let content = self.text.slice(span.content);
+        if span.non_ascii {
+            return ByteString::try_from(content).ok();
+        }
+        // SAFETY: printable ASCII only (`skip_plain`), so UTF-8.
+        Some(unsafe { ByteString::from_bytes_unchecked(content) })
+    }
+
+    fn key(&mut self) -> Option<KeyString> {
+        let quote = self.at;
+        let span = self.string_span()?;
+        if span.escaped {
+            return self.unescape(quote..self.at).map(KeyString::from);
+        }
+        let content = &self.bytes[span.content];
+        if span.non_ascii {
+            return std::str::from_utf8(content).ok().map(KeyString::from);
+        }
+        // SAFETY: printable ASCII only (`skip_plain`), so UTF-8.
+        Some(KeyString::from(unsafe { std::str::from_utf8_unchecked(content) }))
+    }
+
+    /// A number as RFC 8259 §6 writes one: an integer that fits i64 as one,
+    /// any other as the nearest float (one too large for a float is an error,
+    /// as in serde_json).
+    fn number(&mut self) -> Option<Value> {
+        let bytes = self.bytes;
+        let start = self.at;
+        let negative = bytes[start] == b'-';
+        let mut end = start + usize::from(negative);
+        // The integer part, its magnitude kept while it fits.
+        let mut magnitude = Some(0u64);
+        match *bytes.get(end)? {
+            b'0' => end += 1,
+            b'1'..=b'9' => {
+                while let Some(digit) = bytes.get(end).filter(|b| b.is_ascii_digit()) {
+                    magnitude = magnitude.and_then(|m| m.checked_mul(10)?.checked_add(u64::from(digit - b'0')));
+                    end += 1;
+                }
+            }
+            _ => return None,
+        }
+        let digits_from = |mut at: usize| {
+            while bytes.get(at).is_some_and(u8::is_ascii_digit) {
+                at += 1;
+            }
+            at
+        };
+        let mut integer = true;
+        if bytes.get(end) == Some(&b'.') {
+            integer = false;
+            let fraction = digits_from(end + 1);
+            if fraction == end + 1 {
+                return None;
+            }
+            end = fraction;
+        }
+        if matches!(bytes.get(end), Some(b'e' | b'E')) {
+            integer = false;
+            let sign = end + 1 + usize::from(matches!(bytes.get(end + 1), Some(b'+' | b'-')));
+            end = digits_from(sign);
+            if end == sign {
+                return None;
+            }
+        }
+        self.at = end;
+        if integer {
+            // As serde_json: `-0` is the float -0.0.
+            let signed = magnitude.filter(|m| !negative || *m != 0);
+            let signed = signed.and_then(|m| if negative { 0i64.checked_sub_unsigned(m) } else { i64::try_from(m).ok() });
+            if let Some(signed) = signed {
+                return Some(Value::Integer(signed));
+            }
+        }
+        let float: f64 = std::str::from_utf8(&bytes[start..end]).ok()?.parse().ok()?;
+        float.is_finite().then(|| Value::from_f64_or_zero(float))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the reader takes `doc` itself (no fallback to serde_json).
+    fn read_alone(doc: &[u8]) -> bool {
+        let is_array = doc.iter().find(|b| !is_space(**b)) == Some(&b'[');
+        if is_array {
+            array_elements(doc)
+                .is_some_and(|elements| elements.into_iter().all(|e| read_document(&Bytes::copy_from_slice(&doc[e])).is_some()))
+        } else {
+            read_document(&Bytes::copy_from_slice(doc)).is_some()
+        }
+    }
+
+    /// The reader gives what VRL's own deserializer gives, by itself.
+    #[test]
+    fn json_values_match_vrls_own_decoding() {
+        let kong = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kong/kong3_single.json")).unwrap();
+        let documents: [&[u8]; 17] = [
+            br#"[{"a": "]\"}[{", "b": [1, [2, {"c": "\\"}]]}, "x,y" , 3 ]"#,
+            b"[\n]",
+            br#"[{"a": "x", "b": ["y", {"c": "z\u0041"}]}, {}, {"a": ""}, "top", [["n"]]]"#,
+            br#" [ ] "#,
+            br#"{"dup": 1, "b": 2, "dup": {"x": 3}, "a": 0}"#,
+            &kong,
+            br#"{"a": "plain", "b": "esc\"aped\n", "c": "", "d": [1, -2, 3.5, 18446744073709551615, true, null], "e": {"f": {}}}"#,
+            r#"{"unicode": "h\u00e9llo \u2603", "raw": "héllo ☃", "key\twith\tescapes": 1}"#.as_bytes(),
+            br#""""#,
+            b"[]",
+            b"  {\"trailing\": \"\"}  ",
+            b"[0, -0, -0.0, 1e2, 1E-2, 2.5e+3, 9223372036854775807, -9223372036854775808, 9223372036854775808]",
+            b"[-9223372036854775809, 123456789012345678901234567890, 0.1, 1.7976931348623157e308, 5e-324]",
+            br#"{"surrogates": "\ud83d\ude00", "\u0041key": "\/"}"#,
+            b"\t\r\n{\"a\"\t:\r\n[ true ,false,null ]}\n",
+            br#"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[{"deep": [[[[]]]]}]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"#,
+            b"42",
+        ];
+        for doc in documents {
+            assert!(read_alone(doc), "fell back on {}", String::from_utf8_lossy(doc));
+            let ours = match json_values(doc).unwrap() {
+                JsonValues::One(value) => value,
+                JsonValues::Elements(items) => Value::Array(items),
+            };
+            let theirs: Value = serde_json::from_slice(doc).unwrap();
+            assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(doc));
+            assert_eq!(serde_json::to_string(&ours).unwrap(), serde_json::to_string(&theirs).unwrap());
+        }
+        // Malformed documents give serde_json's own message and position.
+        let malformed: [&[u8]; 26] = [
+            b"{\"a\": 1} x",
+            b"[1] x",
+            b"[1,]",
+            b"[1 2]",
+            b"[[1],",
+            b"[\"unterminated",
+            b"[{\"a\": \"\xff\"}]",
+            b"{\"a\": \"\xc3\"}",
+            b"[{\"a\": 1},\n {\"b\": tru}]",
+            b"[\"a\\",
+            b"[\"bad \\x escape\"]",
+            b"{\"a\": \"\\ud800\"}",
+            b"{\"tab\": \"a\tb\"}",
+            b"[01]",
+            b"[-]",
+            b"[1.]",
+            b"[.5]",
+            b"[1e]",
+            b"[1e400]",
+            b"[+1]",
+            b"{\"a\" 1}",
+            b"{\"a\": 1,}",
+            b"{1: 2}",
+            b"[1]\x0c",
+            b"\x0c{}",
+            b"",
+        ];
+        for doc in malformed {
+            let ours = json_values(doc).unwrap_err().to_string();
+            let theirs = serde_json::from_slice::<serde_json::Value>(doc).unwrap_err().to_string();
+            assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(doc));
+        }
+        // Nesting past serde_json's limit: its error, not a deep recursion.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(json_values(deep.as_bytes()).unwrap_err().to_string().starts_with("recursion limit exceeded"));
+    }
+
+    /// A string shares its entry's copy of the text; an entry does not hold the body.
+    #[test]
+    fn strings_share_their_entrys_text() {
+        let body = br#"[{"a": "first"}, {"a": "second", "b": "third", "c": "esc\"aped"}]"#;
+        let JsonValues::Elements(items) = json_values(body).unwrap() else { panic!("an array has elements") };
+        let text_of = |item: &Value, key: &str| match &item.as_object().unwrap()[key] {
+            Value::String(s) => s.as_bytes().clone(),
+            other => panic!("{other:?}"),
+        };
+        let (second, third) = (text_of(&items[1], "a"), text_of(&items[1], "b"));
+        assert_eq!((&second[..], &third[..]), (&b"second"[..], &b"third"[..]));
+        // One copy of the entry's text: its strings lie as far apart as in the
+        // text, and neither points into the body.
+        let element = r#"{"a": "second", "b": "third""#;
+        assert_eq!(third.as_ptr() as usize - second.as_ptr() as usize, element.find("third").unwrap() - element.find("second").unwrap());
+        assert!(!body.as_ptr_range().contains(&second.as_ptr()));
+        assert_eq!(text_of(&items[1], "c"), &b"esc\"aped"[..]);
+        assert_eq!(text_of(&items[0], "a"), &b"first"[..]);
+    }
+}
