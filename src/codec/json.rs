@@ -2,9 +2,11 @@
 //!
 //! Promises: the values are the ones VRL's own deserializer gives (numbers as
 //! VRL reads them: integers up to i64, others as floats), an error is
-//! serde_json's own message and position, and a string without escapes is
-//! not copied: it is a slice of one copy of its entry's text, so a value kept
-//! long holds its own entry's bytes only, not the whole body.
+//! serde_json's own message and position, and the strings of an entry (each
+//! element of a top-level array, or the whole document) are copied side by
+//! side into one buffer of that entry, each a slice of it: one allocation per
+//! entry, not per string, and a value kept long holds its own entry's strings
+//! only, not the whole body.
 //!
 //! Why a reader of its own: through serde's visitor, half of the decode went
 //! to dispatch per token and a UTF-8 check per string. This one reads a valid
@@ -15,7 +17,7 @@
 
 use std::ops::Range;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::event::{KeyString, ObjectMap, Value};
@@ -31,23 +33,22 @@ pub enum JsonValues {
 /// A JSON document as VRL values (a top-level array as its elements).
 pub fn json_values(text: &[u8]) -> Result<JsonValues, serde_json::Error> {
     let is_array = text.iter().find(|b| !is_space(**b)) == Some(&b'[');
-    let read = if is_array {
-        // Cut the array into its elements' texts (a scan cheaper than a
-        // read), then read each from its own copy.
-        array_elements(text)
-            .and_then(|elements| {
-                elements.into_iter().map(|element| read_document(&Bytes::copy_from_slice(&text[element]))).collect::<Option<Vec<_>>>()
-            })
-            .map(JsonValues::Elements)
-    } else {
-        read_document(&Bytes::copy_from_slice(text)).map(JsonValues::One)
-    };
-    match read {
+    match read(text, is_array) {
         Some(values) => Ok(values),
         None => Ok(match serde_json::from_slice::<Value>(text)? {
             Value::Array(items) if is_array => JsonValues::Elements(items),
             value => JsonValues::One(value),
         }),
+    }
+}
+
+/// The document read by tapline's reader; `None` for what it does not take.
+fn read(text: &[u8], is_array: bool) -> Option<JsonValues> {
+    let mut reader = Reader { text, at: 0, strings: BytesMut::new(), kept: 0 };
+    if is_array {
+        reader.elements().map(JsonValues::Elements)
+    } else {
+        reader.document().map(JsonValues::One)
     }
 }
 
@@ -59,67 +60,11 @@ fn is_space(byte: u8) -> bool {
 /// Containers deeper than serde_json's limit are left to serde_json's error.
 const MAX_DEPTH: usize = 127;
 
-/// The one value `text` holds, or `None` when it is not valid JSON.
-fn read_document(text: &Bytes) -> Option<Value> {
-    let mut reader = Reader { text, bytes: text, at: 0 };
-    let value = reader.value(MAX_DEPTH)?;
-    reader.skip_space();
-    (reader.at == text.len()).then_some(value)
-}
+/// The strings buffer of a batch's first entry.
+const FIRST_BUFFER: usize = 1024;
 
-/// Where each element of a top-level JSON array is, found by tracking only
-/// strings and nesting (the read of each element checks the rest). `None`
-/// when the brackets do not balance or something follows the array.
-fn array_elements(text: &[u8]) -> Option<Vec<Range<usize>>> {
-    let skip_space = |mut at: usize| {
-        while text.get(at).is_some_and(|b| is_space(*b)) {
-            at += 1;
-        }
-        at
-    };
-    let mut at = skip_space(0) + 1; // past the `[`
-    let mut elements = Vec::new();
-    if text.get(skip_space(at)) == Some(&b']') {
-        at = skip_space(at) + 1;
-    } else {
-        loop {
-            let start = skip_space(at);
-            let mut depth = 0usize;
-            at = start;
-            let end = loop {
-                match *text.get(at)? {
-                    b'"' => {
-                        // To the closing quote, past each escaped character.
-                        at += 1;
-                        loop {
-                            at = skip_plain(text, at);
-                            match *text.get(at)? {
-                                b'"' => break,
-                                b'\\' => at += 2,
-                                _ => at += 1,
-                            }
-                        }
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' if depth > 0 => depth -= 1,
-                    b',' | b']' if depth == 0 => break at,
-                    _ => {}
-                }
-                at += 1;
-            };
-            let mut trimmed = end;
-            while trimmed > start && is_space(text[trimmed - 1]) {
-                trimmed -= 1;
-            }
-            elements.push(start..trimmed);
-            at = end + 1;
-            if text[end] == b']' {
-                break;
-            }
-        }
-    }
-    (skip_space(at) == text.len()).then_some(elements)
-}
+/// The least room a strings buffer is made with.
+const MIN_BUFFER: usize = 64;
 
 /// Past the bytes of a string that need no care: printable ASCII other than
 /// the quote and the backslash. Eight at a time while it can (SWAR).
@@ -148,16 +93,54 @@ struct StringSpan {
     non_ascii: bool,
 }
 
-/// A position in a document's text.
+/// A position in a document's text, and where the strings read go.
 struct Reader<'a> {
-    text: &'a Bytes,
-    bytes: &'a [u8],
+    text: &'a [u8],
     at: usize,
+    /// The buffer the current entry's strings are copied into, each one a
+    /// slice of it; a new one for each element of a top-level array.
+    strings: BytesMut,
+    /// The bytes of all strings copied so far.
+    kept: usize,
 }
 
 impl Reader<'_> {
+    /// The one value of a whole document.
+    fn document(&mut self) -> Option<Value> {
+        // A document's strings are no longer than its text.
+        self.strings = BytesMut::with_capacity(self.text.len());
+        let value = self.value(MAX_DEPTH)?;
+        self.skip_space();
+        (self.at == self.text.len()).then_some(value)
+    }
+
+    /// The elements of a document that is an array, each with its own
+    /// strings buffer so that an entry kept long holds its own bytes only.
+    fn elements(&mut self) -> Option<Vec<Value>> {
+        self.skip_space();
+        self.at += 1;
+        let mut elements = Vec::new();
+        self.skip_space();
+        let mut closed = self.peek()? == b']';
+        if closed {
+            self.at += 1;
+        }
+        // Entries of one batch are alike: each buffer is sized as the
+        // previous entry's strings were.
+        let mut last_size = FIRST_BUFFER;
+        while !closed {
+            self.strings = BytesMut::with_capacity(last_size);
+            let kept_before = self.kept;
+            elements.push(self.value(MAX_DEPTH - 1)?);
+            last_size = (self.kept - kept_before).max(MIN_BUFFER);
+            closed = self.closes_after_item(b']')?;
+        }
+        self.skip_space();
+        (self.at == self.text.len()).then_some(elements)
+    }
+
     fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
+        self.text.get(self.at).copied()
     }
 
     fn skip_space(&mut self) {
@@ -199,14 +182,8 @@ impl Reader<'_> {
             let value = self.value(depth)?;
             // As serde_json into a map: the last of two equal keys stays.
             object.insert(key, value);
-            self.skip_space();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    return Some(Value::Object(object));
-                }
-                _ => return None,
+            if self.closes_after_item(b'}')? {
+                return Some(Value::Object(object));
             }
         }
     }
@@ -221,20 +198,27 @@ impl Reader<'_> {
         }
         loop {
             items.push(self.value(depth)?);
-            self.skip_space();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b']' => {
-                    self.at += 1;
-                    return Some(Value::Array(items));
-                }
-                _ => return None,
+            if self.closes_after_item(b']')? {
+                return Some(Value::Array(items));
             }
         }
     }
 
+    /// After a container's item: past a `,` (false: another item follows) or
+    /// past the `close` bracket (true); `None` on anything else.
+    fn closes_after_item(&mut self, close: u8) -> Option<bool> {
+        self.skip_space();
+        let next = self.peek()?;
+        self.at += 1;
+        match next {
+            b',' => Some(false),
+            _ if next == close => Some(true),
+            _ => None,
+        }
+    }
+
     fn word(&mut self, word: &[u8], value: Value) -> Option<Value> {
-        self.bytes[self.at..].starts_with(word).then(|| {
+        self.text[self.at..].starts_with(word).then(|| {
             self.at += word.len();
             value
         })
@@ -248,8 +232,8 @@ impl Reader<'_> {
         let start = self.at + 1;
         let (mut end, mut escaped, mut non_ascii) = (start, false, false);
         loop {
-            end = skip_plain(self.bytes, end);
-            match *self.bytes.get(end)? {
+            end = skip_plain(self.text, end);
+            match *self.text.get(end)? {
                 b'"' => break,
                 // The escape itself is checked when the string is unescaped.
                 b'\\' => {
@@ -269,7 +253,7 @@ impl Reader<'_> {
 
     /// An escaped string, quotes included, unescaped by serde_json (rare in logs).
     fn unescape(&self, quoted: Range<usize>) -> Option<String> {
-        serde_json::from_slice(&self.bytes[quoted]).ok()
+        serde_json::from_slice(&self.text[quoted]).ok()
     }
 
     fn string(&mut self) -> Option<ByteString> {
@@ -278,12 +262,26 @@ impl Reader<'_> {
         if span.escaped {
             return self.unescape(quote..self.at).map(ByteString::from);
         }
-        let content = self.text.slice(span.content);
+        let content = &self.text[span.content];
         if span.non_ascii {
-            return ByteString::try_from(content).ok();
+            std::str::from_utf8(content).ok()?;
         }
-        // SAFETY: printable ASCII only (`skip_plain`), so UTF-8.
-        Some(unsafe { ByteString::from_bytes_unchecked(content) })
+        // SAFETY: checked just above, or printable ASCII only (`skip_plain`).
+        Some(unsafe { ByteString::from_bytes_unchecked(self.keep(content)) })
+    }
+
+    /// `content` copied into the entry's strings buffer (a new buffer when
+    /// it has no room left), as a slice of it.
+    fn keep(&mut self, content: &[u8]) -> Bytes {
+        if content.is_empty() {
+            return Bytes::new();
+        }
+        if self.strings.capacity() < content.len() {
+            self.strings = BytesMut::with_capacity(content.len().max(MIN_BUFFER));
+        }
+        self.strings.extend_from_slice(content);
+        self.kept += content.len();
+        self.strings.split().freeze()
     }
 
     fn key(&mut self) -> Option<KeyString> {
@@ -292,7 +290,7 @@ impl Reader<'_> {
         if span.escaped {
             return self.unescape(quote..self.at).map(KeyString::from);
         }
-        let content = &self.bytes[span.content];
+        let content = &self.text[span.content];
         if span.non_ascii {
             return std::str::from_utf8(content).ok().map(KeyString::from);
         }
@@ -304,7 +302,7 @@ impl Reader<'_> {
     /// any other as the nearest float (one too large for a float is an error,
     /// as in serde_json).
     fn number(&mut self) -> Option<Value> {
-        let bytes = self.bytes;
+        let bytes = self.text;
         let start = self.at;
         let negative = bytes[start] == b'-';
         let mut end = start + usize::from(negative);
@@ -363,13 +361,7 @@ mod tests {
 
     /// Whether the reader takes `doc` itself (no fallback to serde_json).
     fn read_alone(doc: &[u8]) -> bool {
-        let is_array = doc.iter().find(|b| !is_space(**b)) == Some(&b'[');
-        if is_array {
-            array_elements(doc)
-                .is_some_and(|elements| elements.into_iter().all(|e| read_document(&Bytes::copy_from_slice(&doc[e])).is_some()))
-        } else {
-            read_document(&Bytes::copy_from_slice(doc)).is_some()
-        }
+        read(doc, doc.iter().find(|b| !is_space(**b)) == Some(&b'[')).is_some()
     }
 
     /// The reader gives what VRL's own deserializer gives, by itself.
@@ -405,6 +397,11 @@ mod tests {
             assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(doc));
             assert_eq!(serde_json::to_string(&ours).unwrap(), serde_json::to_string(&theirs).unwrap());
         }
+        // Strings past a buffer's room: the second entry's outgrow the size
+        // the first one set, the third's fit again.
+        let growing = format!(r#"[{{"a": "x"}}, {{"b": "{}", "c": "{}", "d": ""}}, {{"e": "y"}}]"#, "l".repeat(3000), "m".repeat(100));
+        let JsonValues::Elements(items) = json_values(growing.as_bytes()).unwrap() else { panic!("an array has elements") };
+        assert_eq!(Value::Array(items), serde_json::from_str::<Value>(&growing).unwrap());
         // Malformed documents give serde_json's own message and position.
         let malformed: [&[u8]; 26] = [
             b"{\"a\": 1} x",
@@ -444,21 +441,20 @@ mod tests {
         assert!(json_values(deep.as_bytes()).unwrap_err().to_string().starts_with("recursion limit exceeded"));
     }
 
-    /// A string shares its entry's copy of the text; an entry does not hold the body.
+    /// An entry's strings lie side by side in one buffer of its own: not in
+    /// the body, not in another entry's buffer.
     #[test]
-    fn strings_share_their_entrys_text() {
+    fn strings_share_their_entrys_buffer() {
         let body = br#"[{"a": "first"}, {"a": "second", "b": "third", "c": "esc\"aped"}]"#;
         let JsonValues::Elements(items) = json_values(body).unwrap() else { panic!("an array has elements") };
         let text_of = |item: &Value, key: &str| match &item.as_object().unwrap()[key] {
             Value::String(s) => s.as_bytes().clone(),
             other => panic!("{other:?}"),
         };
-        let (second, third) = (text_of(&items[1], "a"), text_of(&items[1], "b"));
+        let (first, second, third) = (text_of(&items[0], "a"), text_of(&items[1], "a"), text_of(&items[1], "b"));
         assert_eq!((&second[..], &third[..]), (&b"second"[..], &b"third"[..]));
-        // One copy of the entry's text: its strings lie as far apart as in the
-        // text, and neither points into the body.
-        let element = r#"{"a": "second", "b": "third""#;
-        assert_eq!(third.as_ptr() as usize - second.as_ptr() as usize, element.find("third").unwrap() - element.find("second").unwrap());
+        assert_eq!(third.as_ptr() as usize, second.as_ptr() as usize + second.len());
+        assert_ne!(second.as_ptr() as usize, first.as_ptr() as usize + first.len());
         assert!(!body.as_ptr_range().contains(&second.as_ptr()));
         assert_eq!(text_of(&items[1], "c"), &b"esc\"aped"[..]);
         assert_eq!(text_of(&items[0], "a"), &b"first"[..]);
