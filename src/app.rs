@@ -103,7 +103,8 @@ pub async fn run(options: RunOptions) -> i32 {
             return exit::CONFIG;
         }
     };
-    tracing::info!(components = config.components.len(), "tapline started");
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(components = config.components.len(), threads, "tapline started");
 
     let (Ok(mut sigterm), Ok(mut sigint), Ok(mut sighup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))

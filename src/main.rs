@@ -55,6 +55,10 @@ enum Command {
         /// How long shutdown may take to drain events in flight.
         #[arg(long, default_value_t = 60)]
         graceful_shutdown_limit_secs: u64,
+        /// Threads that run the pipeline (default: the cores available,
+        /// cgroup CPU limits included). Vector's `--threads`.
+        #[arg(short, long, env = "TAPLINE_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
     },
     /// Check a config; exits non-zero on any error.
     Validate {
@@ -121,8 +125,12 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TAPLINE_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let code = match cli.command {
-        Command::Run { config, watch_config, graceful_shutdown_limit_secs } => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Command::Run { config, watch_config, graceful_shutdown_limit_secs, threads } => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = threads {
+                builder.worker_threads(threads.into());
+            }
+            let runtime = match builder.enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");

@@ -333,6 +333,44 @@ fn sigterm_drains_every_event_in_flight() {
     assert_eq!(totals(&stderr, "out", "component_sent_events_total"), generated);
 }
 
+#[test]
+fn threads_option_sets_the_workers_and_refuses_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let config = dir.path().join("p.toml");
+    let pipeline = format!(
+        "[api]\nenabled = false\n[sources.kong]\ntype = \"demo\"\n\
+         [sinks.out]\ntype = \"file\"\ninputs = [\"kong\"]\npath = \"{}\"\nencoding.codec = \"json\"\n",
+        out.display()
+    );
+    std::fs::write(&config, pipeline).unwrap();
+    for (flag, env, workers) in [(Some("3"), None, 3), (None, Some("1"), 1)] {
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = bin();
+        cmd.args(["run", "--config"]).arg(&config).stderr(Stdio::piped());
+        if let Some(n) = flag {
+            cmd.args(["--threads", n]);
+        }
+        if let Some(n) = env {
+            cmd.env("TAPLINE_THREADS", n);
+        }
+        let child = cmd.spawn().unwrap();
+        wait_for("events in the file", Duration::from_secs(30), || std::fs::metadata(&out).map(|m| m.len() > 1000).unwrap_or(false));
+        signal(&child, "TERM");
+        let output = wait(child, Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let started = stderr.lines().find(|l| l.contains("tapline started")).expect("a start line");
+        assert!(started.ends_with(&format!(" threads={workers}")), "{started}");
+    }
+    for args in [&["--threads", "0"][..], &["-t", "many"][..]] {
+        let output = bin().args(["run", "--config"]).arg(&config).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(stderr.contains(&format!("invalid value '{}' for '--threads <THREADS>'", args[1])), "{stderr}");
+    }
+}
+
 fn reload_config(path: &Path, out: &Path, version: &str, port: u16) {
     std::fs::write(
         path,
