@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -78,6 +78,11 @@ pub enum MetricValue {
     /// Raw samples with their sample rate.
     Distribution {
         samples: Vec<(f64, u32)>,
+    },
+    /// Distinct values (Vector's set). Incremental sets add up by union;
+    /// where a sink has no set type it writes the number of values, a gauge.
+    Set {
+        values: BTreeSet<String>,
     },
 }
 

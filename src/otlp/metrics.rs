@@ -347,6 +347,8 @@ fn metric_to_proto(metric: &Metric, attributes: Vec<KeyValue>) -> Option<ProtoMe
                 }],
             })
         }
+        // OTLP has no set: its number of values, as a gauge.
+        MetricValue::Set { values } => Data::Gauge(Gauge { data_points: vec![number(values.len() as f64)] }),
         MetricValue::Distribution { .. } => return None,
     };
     let name = match &metric.namespace {
@@ -386,5 +388,13 @@ mod tests {
         let Some(Data::Histogram(h)) = metric_to_proto(&metric, Vec::new()).and_then(|m| m.data) else { panic!("not a histogram") };
         assert_eq!(h.data_points[0].explicit_bounds, vec![10.0]);
         assert_eq!(h.data_points[0].bucket_counts, vec![2, 3]);
+    }
+
+    #[test]
+    fn a_set_is_a_gauge_of_its_size() {
+        let values = ["a", "b"].map(String::from).into();
+        let metric = Metric::new("users", MetricKind::Incremental, MetricValue::Set { values });
+        let Some(Data::Gauge(g)) = metric_to_proto(&metric, Vec::new()).and_then(|m| m.data) else { panic!("not a gauge") };
+        assert_eq!(g.data_points[0].value, Some(number_data_point::Value::AsDouble(2.0)));
     }
 }

@@ -400,6 +400,11 @@ pub fn encode_v1<'a>(metrics: impl IntoIterator<Item = &'a Metric>, default_name
                 push("_count", None, *count as f64);
                 TYPE_SUMMARY
             }
+            // Prometheus has no set: its number of values, as a gauge.
+            MetricValue::Set { values } => {
+                push("", None, values.len() as f64);
+                TYPE_GAUGE
+            }
             MetricValue::Distribution { .. } => continue,
         };
         families.insert(name, family_type);
@@ -496,6 +501,15 @@ mod tests {
         assert_eq!(format_float(1e6), "1e+06");
         assert_eq!(format_float(0.25), "0.25");
         assert_eq!(sanitize("9http.requests", true), "_9http_requests");
+    }
+
+    #[test]
+    fn a_set_is_written_as_a_gauge_of_its_size() {
+        let values = ["10.0.0.1", "10.0.0.2", "10.0.0.3"].map(String::from).into();
+        let clients = Metric::new("clients", MetricKind::Incremental, MetricValue::Set { values });
+        let request = encode_v1([&clients], None, 5);
+        assert_eq!(request.timeseries[0].samples[0].value, 3.0);
+        assert_eq!((request.metadata[0].metric_family_name.as_str(), request.metadata[0].r#type), ("clients", TYPE_GAUGE));
     }
 
     #[test]

@@ -375,7 +375,7 @@ fn fresh(series: &Series, now: Instant, period: Duration) -> bool {
 /// Add an incremental value to the stored one (counters, gauges, histograms
 /// with the same bounds, distributions); anything else replaces it.
 fn merge(stored: &mut MetricValue, new: MetricValue, kind: MetricKind) {
-    use MetricValue::{Counter, Distribution, Gauge, Histogram};
+    use MetricValue::{Counter, Distribution, Gauge, Histogram, Set};
     let added = kind == MetricKind::Incremental
         && match (&mut *stored, &new) {
             (Counter { value: a }, Counter { value: b }) | (Gauge { value: a }, Gauge { value: b }) => {
@@ -394,6 +394,10 @@ fn merge(stored: &mut MetricValue, new: MetricValue, kind: MetricKind) {
             }
             (Distribution { samples: a }, Distribution { samples: b }) => {
                 a.extend_from_slice(b);
+                true
+            }
+            (Set { values: a }, Set { values: b }) => {
+                a.extend(b.iter().cloned());
                 true
             }
             _ => false,
@@ -444,7 +448,8 @@ fn summarize(samples: &[(f64, u32)], quantiles: &[f64]) -> (Vec<Quantile>, u64, 
 fn type_name(value: &MetricValue) -> &'static str {
     match value {
         MetricValue::Counter { .. } => "counter",
-        MetricValue::Gauge { .. } => "gauge",
+        // Prometheus has no set: its number of values, as a gauge.
+        MetricValue::Gauge { .. } | MetricValue::Set { .. } => "gauge",
         MetricValue::Histogram { .. } => "histogram",
         MetricValue::Summary { .. } | MetricValue::Distribution { .. } => "summary",
     }
@@ -476,6 +481,7 @@ pub fn render(store: &Store, format: Format, now: Instant) -> String {
             let mut lines = Lines { out: &mut out, format, name: family_name, labels, timestamp, exemplar: None };
             match &series.value {
                 MetricValue::Counter { value } | MetricValue::Gauge { value } => lines.sample(suffix, None, format_float(*value)),
+                MetricValue::Set { values } => lines.sample("", None, values.len()),
                 MetricValue::Histogram { buckets, count, sum } => {
                     // Events count per bucket; Prometheus counts everything at or below each bound.
                     // An exemplar goes on the bucket its value falls in (OpenMetrics only).
@@ -668,6 +674,18 @@ mod tests {
                         rpc_seconds{method=\"get\",quantile=\"0.5\"} 0.2\nrpc_seconds{method=\"get\",quantile=\"0.99\"} 1.5\n\
                         rpc_seconds_sum{method=\"get\"} 30\nrpc_seconds_count{method=\"get\"} 20\n";
         assert_eq!(text(&[summary(10, 12.0), summary(20, 30.0)]), expected);
+    }
+
+    #[test]
+    fn incremental_sets_unite_and_show_their_size() {
+        let set = |kind, values: &[&str]| {
+            Metric::new("clients", kind, MetricValue::Set { values: values.iter().map(|v| v.to_string()).collect() })
+        };
+        let expected = |n| format!("# HELP clients clients\n# TYPE clients gauge\nclients {n}\n");
+        let incremental = [set(MetricKind::Incremental, &["a", "b"]), set(MetricKind::Incremental, &["b", "c"])];
+        assert_eq!(text(&incremental), expected(3));
+        // An absolute set replaces what was there.
+        assert_eq!(text(&[incremental[0].clone(), set(MetricKind::Absolute, &["z"])]), expected(1));
     }
 
     #[test]

@@ -282,6 +282,10 @@ fn add(value: &mut MetricValue, other: &MetricValue) -> bool {
             samples.extend_from_slice(more);
             true
         }
+        (MetricValue::Set { values }, MetricValue::Set { values: more }) => {
+            values.extend(more.iter().cloned());
+            true
+        }
         (MetricValue::Histogram { buckets, count, sum }, MetricValue::Histogram { buckets: more, count: more_count, sum: more_sum })
             if same_bounds(buckets, more) =>
         {
@@ -308,6 +312,10 @@ fn subtract(value: &mut MetricValue, other: &MetricValue) -> bool {
         }
         (MetricValue::Distribution { samples }, MetricValue::Distribution { samples: less }) => {
             samples.retain(|sample| !less.contains(sample));
+            true
+        }
+        (MetricValue::Set { values }, MetricValue::Set { values: less }) => {
+            values.retain(|value| !less.contains(value));
             true
         }
         (MetricValue::Histogram { buckets, count, sum }, MetricValue::Histogram { buckets: less, count: less_count, sum: less_sum })
@@ -457,6 +465,12 @@ mod tests {
             [histogram([5, 6], [0.5, f64::INFINITY]), distribution(vec![(1.0, 1), (2.0, 1), (3.0, 2)]), counter(Incremental, 1.0)]
         );
         assert_eq!(own(&out, "aggregate_failed_updates"), 1);
+
+        // Sets unite.
+        let set = |values: &[&str]| metric("u", Incremental, MetricValue::Set { values: values.iter().map(|v| v.to_string()).collect() });
+        let mut a = aggregate("Sum");
+        let (_, flushed, _) = interval(&mut a, vec![set(&["a", "b"]), set(&["b", "c"])]);
+        assert_eq!(flushed, [set(&["a", "b", "c"])]);
 
         let mut a = aggregate("Sum");
         let summary = |n| metric("s", Incremental, MetricValue::Summary { quantiles: vec![], count: n, sum: 1.0 });

@@ -400,6 +400,37 @@ fn prometheus_scrapes_the_exporter_and_reads_the_values_back() {
     pipeline.stop();
 }
 
+/// `log_to_metric`'s set, Vector's way to count distinct values: the exporter
+/// unites the sets of a series and serves their size, which Prometheus reads.
+#[test]
+fn prometheus_reads_a_set_as_its_number_of_values() {
+    let (http, exporter) = (free_port(), free_port());
+    let mut pipeline = Pipeline::start(&format!(
+        "[sources.kong]\ntype = \"http_server\"\naddress = \"127.0.0.1:{http}\"\ndecoding.codec = \"json\"\n\
+         [transforms.clients]\ntype = \"log_to_metric\"\ninputs = [\"kong\"]\n\
+         [[transforms.clients.metrics]]\ntype = \"set\"\nfield = \"client_ip\"\nname = \"clients\"\nnamespace = \"kong\"\ntags.service = \"{{{{ service.name }}}}\"\n\
+         [sinks.exporter]\ntype = \"prometheus_exporter\"\ninputs = [\"clients\"]\naddress = \"127.0.0.1:{exporter}\"\n"
+    ));
+    listening(http);
+    let entry = |ip: &str, service: &str| json!({"client_ip": ip, "service": {"name": service}, "response": {"status": 200}});
+    let batches = [
+        json!([entry("10.0.0.1", "orders"), entry("10.0.0.2", "orders"), entry("10.0.0.1", "orders"), entry("10.0.0.9", "users")]),
+        json!([entry("10.0.0.2", "orders"), entry("10.0.0.3", "orders"), entry("10.0.0.9", "users")]),
+    ];
+    for batch in batches {
+        assert_eq!(post(http, "/", batch.to_string().as_bytes(), &["Content-Type: application/json"]).status, 200);
+    }
+    let prometheus = Prometheus::start(&format!(
+        "scrape_configs:\n  - job_name: tapline\n    static_configs:\n      - targets: ['127.0.0.1:{exporter}']\n"
+    ));
+    let value = |query: &str| -> Option<f64> { prometheus.query(query, None).first().and_then(|r| r["value"][1].as_str()?.parse().ok()) };
+    wait_for("Prometheus to scrape the exporter", Duration::from_secs(60), || value("kong_clients").is_some());
+    assert_eq!(value(r#"kong_clients{service="orders"}"#), Some(3.0));
+    assert_eq!(value(r#"kong_clients{service="users"}"#), Some(1.0));
+    let log = pipeline.stop();
+    assert_eq!(totals(&log, "clients", "component_sent_events_total"), 7);
+}
+
 #[test]
 fn the_sink_authenticates_and_a_refusal_is_final() {
     let (otlp, guarded) = (free_port(), free_port());

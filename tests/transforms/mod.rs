@@ -69,6 +69,13 @@ name = "request_latency_ms"
 namespace = "kong"
 tags.service = "{{ service }}"
 
+[[transforms.kong_metrics.metrics]]
+type = "set"
+field = "status"
+name = "statuses"
+namespace = "kong"
+tags.service = "{{ service }}"
+
 [transforms.kong_metrics_hourly]
 type = "aggregate"
 inputs = ["kong_metrics"]
@@ -166,12 +173,12 @@ fn vector_transforms_in_a_kong_pipeline() {
     assert_eq!(counter("kong_services", "component_received_events_total"), 6);
     assert_eq!(counter("kong_services", "component_sent_events_total"), 2);
 
-    // log_to_metric: two metrics per entry; aggregate: one per series, at shutdown.
-    assert_eq!(counter("kong_metrics", "component_sent_events_total"), 12);
+    // log_to_metric: three metrics per entry; aggregate: one per series, at shutdown.
+    assert_eq!(counter("kong_metrics", "component_sent_events_total"), 18);
     assert_eq!(counter("kong_metrics", "component_errors_total"), 0);
-    assert_eq!(counter("kong_metrics_hourly", "aggregate_events_recorded_total"), 12);
+    assert_eq!(counter("kong_metrics_hourly", "aggregate_events_recorded_total"), 18);
     assert_eq!(counter("kong_metrics_hourly", "aggregate_flushes_total"), 1);
-    assert_eq!(counter("kong_metrics_hourly", "component_sent_events_total"), 6);
+    assert_eq!(counter("kong_metrics_hourly", "component_sent_events_total"), 8);
     let counted = |service: &str, status: &str, value: f64, last: i64| {
         json!({"name": "requests_total", "namespace": "kong", "tags": {"service": service, "status": status},
                "timestamp": time(last), "kind": "incremental", "value": {"counter": {"value": value}}})
@@ -181,14 +188,21 @@ fn vector_transforms_in_a_kong_pipeline() {
         json!({"name": "request_latency_ms", "namespace": "kong", "tags": {"service": service},
                "timestamp": time(last), "kind": "incremental", "value": {"distribution": {"samples": samples}}})
     };
+    // The statuses seen per service: the sets of each entry, united.
+    let statuses = |service: &str, values: &[&str], last: i64| {
+        json!({"name": "statuses", "namespace": "kong", "tags": {"service": service},
+               "timestamp": time(last), "kind": "incremental", "value": {"set": {"values": values}}})
+    };
     assert_eq!(
         read_json(&pipeline.path("metrics.json")),
         [
             counted("orders", "200", 3.0, 4),
             latencies("orders", &[10.0, 20.0, 30.0, 40.0], 4),
+            statuses("orders", &["200", "500"], 4),
             counted("orders", "500", 1.0, 3),
             counted("users", "200", 1.0, 1),
             latencies("users", &[5.0, 7.0], 2),
+            statuses("users", &["200", "503"], 2),
             counted("users", "503", 1.0, 2),
         ]
     );
