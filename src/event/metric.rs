@@ -78,12 +78,23 @@ pub enum MetricValue {
     /// Raw samples with their sample rate.
     Distribution {
         samples: Vec<(f64, u32)>,
+        statistic: Statistic,
     },
     /// Distinct values (Vector's set). Incremental sets add up by union;
     /// where a sink has no set type it writes the number of values, a gauge.
     Set {
         values: BTreeSet<String>,
     },
+}
+
+/// What a distribution's samples are meant to become (Vector's
+/// `statistic`): kept from `log_to_metric`'s `type`; the Prometheus sinks
+/// choose by their own options, as Vector's do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Statistic {
+    Histogram,
+    Summary,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

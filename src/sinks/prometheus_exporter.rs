@@ -283,7 +283,9 @@ impl Store {
             return self.insert_part(metric, family, *value, now);
         }
         let value = match &metric.value {
-            MetricValue::Distribution { samples } if !self.config.distributions_as_summaries => histogram_of(samples, &self.config.buckets),
+            MetricValue::Distribution { samples, .. } if !self.config.distributions_as_summaries => {
+                histogram_of(samples, &self.config.buckets)
+            }
             MetricValue::Histogram { buckets, count, sum } => {
                 // Sorted, so that summing them up gives cumulative counts.
                 let mut buckets = buckets.clone();
@@ -392,7 +394,7 @@ fn merge(stored: &mut MetricValue, new: MetricValue, kind: MetricKind) {
                 *a_sum += b_sum;
                 true
             }
-            (Distribution { samples: a }, Distribution { samples: b }) => {
+            (Distribution { samples: a, statistic: x }, Distribution { samples: b, statistic: y }) if x == y => {
                 a.extend_from_slice(b);
                 true
             }
@@ -502,7 +504,7 @@ pub fn render(store: &Store, format: Format, now: Instant) -> String {
                     lines.sample("_count", None, count);
                 }
                 MetricValue::Summary { quantiles, count, sum } => lines.summary(quantiles, *count, *sum),
-                MetricValue::Distribution { samples } => {
+                MetricValue::Distribution { samples, .. } => {
                     let (quantiles, count, sum) = summarize(samples, &store.config.quantiles);
                     lines.summary(&quantiles, count, sum);
                 }
@@ -591,7 +593,7 @@ mod tests {
     use super::*;
     use crate::component::attach_finalizers;
     use crate::component::buffer::{self, BufferConfig};
-    use crate::event::{Event, EventStatus};
+    use crate::event::{Event, EventStatus, Statistic};
 
     fn counter(name: &str, kind: MetricKind, value: f64) -> Metric {
         Metric::new(name, kind, MetricValue::Counter { value })
@@ -690,8 +692,9 @@ mod tests {
 
     #[test]
     fn distributions_become_histograms_or_summaries() {
-        let distribution =
-            |samples: Vec<(f64, u32)>| Metric::new("size_bytes", MetricKind::Incremental, MetricValue::Distribution { samples });
+        let distribution = |samples: Vec<(f64, u32)>| {
+            Metric::new("size_bytes", MetricKind::Incremental, MetricValue::Distribution { samples, statistic: Statistic::Histogram })
+        };
         let metrics = [distribution(vec![(50.0, 1), (150.0, 2)]), distribution(vec![(5000.0, 1), (100.0, 1)])];
         let config = PrometheusExporterConfig { buckets: vec![100.0, 1000.0], ..Default::default() };
         let now = Instant::now();
@@ -841,7 +844,7 @@ mod tests {
             Metric::new(
                 "response_size_bytes",
                 MetricKind::Incremental,
-                MetricValue::Distribution { samples: vec![(0.2, 2), (7.0, 1), (1e6, 1)] },
+                MetricValue::Distribution { samples: vec![(0.2, 2), (7.0, 1), (1e6, 1)], statistic: Statistic::Summary },
             ),
         ];
         store_of(PrometheusExporterConfig::default(), &metrics, Instant::now())

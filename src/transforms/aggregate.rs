@@ -278,7 +278,9 @@ fn add(value: &mut MetricValue, other: &MetricValue) -> bool {
             *value += more;
             true
         }
-        (MetricValue::Distribution { samples }, MetricValue::Distribution { samples: more }) => {
+        (MetricValue::Distribution { samples, statistic }, MetricValue::Distribution { samples: more, statistic: other })
+            if statistic == other =>
+        {
             samples.extend_from_slice(more);
             true
         }
@@ -310,7 +312,9 @@ fn subtract(value: &mut MetricValue, other: &MetricValue) -> bool {
             *value -= less;
             true
         }
-        (MetricValue::Distribution { samples }, MetricValue::Distribution { samples: less }) => {
+        (MetricValue::Distribution { samples, statistic }, MetricValue::Distribution { samples: less, statistic: other })
+            if statistic == other =>
+        {
             samples.retain(|sample| !less.contains(sample));
             true
         }
@@ -339,7 +343,7 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use super::*;
-    use crate::event::{BatchNotifier, Bucket, EventStatus};
+    use crate::event::{BatchNotifier, Bucket, EventStatus, Statistic};
 
     fn aggregate(mode: &str) -> Aggregate {
         Aggregate::new(&toml_edit::de::from_str(&format!("mode = \"{mode}\"")).unwrap())
@@ -442,7 +446,8 @@ mod tests {
             let buckets = bounds.iter().zip(counts).map(|(&upper_limit, count)| Bucket { upper_limit, count }).collect();
             metric("h", Incremental, MetricValue::Histogram { buckets, count: counts.iter().sum(), sum: 1.5 })
         };
-        let distribution = |samples: Vec<(f64, u32)>| metric("d", Incremental, MetricValue::Distribution { samples });
+        let distribution =
+            |samples: Vec<(f64, u32)>| metric("d", Incremental, MetricValue::Distribution { samples, statistic: Statistic::Histogram });
         let mut a = aggregate("Sum");
         let (passed, flushed, out) = interval(
             &mut a,
@@ -464,6 +469,14 @@ mod tests {
             flushed,
             [histogram([5, 6], [0.5, f64::INFINITY]), distribution(vec![(1.0, 1), (2.0, 1), (3.0, 2)]), counter(Incremental, 1.0)]
         );
+        assert_eq!(own(&out, "aggregate_failed_updates"), 1);
+
+        // Samples meant for a summary do not join those meant for a histogram.
+        let summary_samples =
+            metric("d", Incremental, MetricValue::Distribution { samples: vec![(9.0, 1)], statistic: Statistic::Summary });
+        let mut a = aggregate("Sum");
+        let (_, flushed, out) = interval(&mut a, vec![distribution(vec![(1.0, 1)]), summary_samples.clone()]);
+        assert_eq!(flushed, [summary_samples]);
         assert_eq!(own(&out, "aggregate_failed_updates"), 1);
 
         // Sets unite.

@@ -25,7 +25,7 @@ use vrl::path::OwnedValuePath;
 
 use super::util::value_path;
 use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
-use crate::event::{Event, EventBatch, EventData, Kinds, Metric, MetricKind, MetricValue, Value};
+use crate::event::{Event, EventBatch, EventData, Kinds, Metric, MetricKind, MetricValue, Statistic, Value};
 use crate::telemetry::LogLimiter;
 use crate::template::{self, Template};
 
@@ -119,7 +119,7 @@ enum Make {
     },
     Gauge,
     /// Histogram and summary: one sample of an incremental distribution.
-    Sample,
+    Sample(Statistic),
     /// The field's value, as text, in an incremental set.
     Set,
 }
@@ -151,7 +151,8 @@ impl Spec {
                 },
             },
             MetricType::Gauge => Make::Gauge,
-            MetricType::Histogram | MetricType::Summary => Make::Sample,
+            MetricType::Histogram => Make::Sample(Statistic::Histogram),
+            MetricType::Summary => Make::Sample(Statistic::Summary),
             MetricType::Set => Make::Set,
         };
         let template = |what: &str, text: &str| Template::parse(text).map_err(|e| format!("`{what}`: {e}"));
@@ -188,7 +189,7 @@ impl Spec {
         let (kind, value) = match self.make {
             Make::Counter { by_value, kind } => (kind, MetricValue::Counter { value: if by_value { number()? } else { 1.0 } }),
             Make::Gauge => (MetricKind::Absolute, MetricValue::Gauge { value: number()? }),
-            Make::Sample => (MetricKind::Incremental, MetricValue::Distribution { samples: vec![(number()?, 1)] }),
+            Make::Sample(statistic) => (MetricKind::Incremental, MetricValue::Distribution { samples: vec![(number()?, 1)], statistic }),
             Make::Set => (MetricKind::Incremental, MetricValue::Set { values: [value.to_string_lossy().into_owned()].into() }),
         };
         let name = self.name.render(event).map_err(|e| (Failure::Template, format!("`name`: {e}")))?;
@@ -392,17 +393,19 @@ mod tests {
 
     /// Vector's documented examples "Histogram distribution" and "Summary
     /// distribution": one sample (54.2, rate 1) of an incremental
-    /// distribution. tapline's distributions carry no statistic: a sink makes
-    /// them histograms (or summaries: `distributions_as_summaries`).
+    /// distribution, its statistic the metric's type.
     #[test]
     fn vector_examples_histogram_and_summary_distributions() {
-        for kind in ["histogram", "summary"] {
+        for (kind, statistic) in [("histogram", Statistic::Histogram), ("summary", Statistic::Summary)] {
             let mut t = transform(&format!(
                 "[[metrics]]\ntype = \"{kind}\"\nfield = \"time\"\nname = \"time_ms\"\ntags.status = \"{{{{status}}}}\"\ntags.host = \"{{{{host}}}}\""
             ));
             let (metrics, _) = run(&mut t, json!({"host": "10.22.11.222", "message": "Sent 200 in 54.2ms", "status": 200, "time": 54.2}));
-            let expected = Metric::new("time_ms", MetricKind::Incremental, MetricValue::Distribution { samples: vec![(54.2, 1)] });
-            assert_eq!(metrics, [tagged(expected, &[("status", "200"), ("host", "10.22.11.222")])], "{kind}");
+            let expected =
+                Metric::new("time_ms", MetricKind::Incremental, MetricValue::Distribution { samples: vec![(54.2, 1)], statistic });
+            assert_eq!(metrics, [tagged(expected.clone(), &[("status", "200"), ("host", "10.22.11.222")])], "{kind}");
+            let written = serde_json::to_value(expected).unwrap();
+            assert_eq!(written["value"]["distribution"]["statistic"], kind);
         }
     }
 
@@ -494,7 +497,7 @@ mod tests {
         }
         let (metrics, out) = run(&mut t, json!({"status": 200, "latency": "12.5"}));
         assert_eq!(metrics.len(), 2);
-        assert_eq!(metrics[1].value, MetricValue::Distribution { samples: vec![(12.5, 1)] });
+        assert_eq!(metrics[1].value, MetricValue::Distribution { samples: vec![(12.5, 1)], statistic: Statistic::Histogram });
         assert_eq!((out.errors, out.discarded), (0, 0));
     }
 

@@ -186,7 +186,7 @@ fn vector_transforms_in_a_kong_pipeline() {
     let latencies = |service: &str, samples: &[f64], last: i64| {
         let samples: Vec<Value> = samples.iter().map(|s| json!([s, 1])).collect();
         json!({"name": "request_latency_ms", "namespace": "kong", "tags": {"service": service},
-               "timestamp": time(last), "kind": "incremental", "value": {"distribution": {"samples": samples}}})
+               "timestamp": time(last), "kind": "incremental", "value": {"distribution": {"samples": samples, "statistic": "histogram"}}})
     };
     // The statuses seen per service: the sets of each entry, united.
     let statuses = |service: &str, values: &[&str], last: i64| {

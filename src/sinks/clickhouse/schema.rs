@@ -374,7 +374,7 @@ pub fn metric_row(metric: &Metric, server: Server) -> Vec<u8> {
             ("summary", 0.0, *count, *sum)
         }
         MetricValue::Set { values } => ("set", values.len() as f64, 0, 0.0),
-        MetricValue::Distribution { samples } => {
+        MetricValue::Distribution { samples, .. } => {
             let count = samples.iter().map(|(_, rate)| u64::from(*rate)).sum();
             let sum = samples.iter().map(|(v, rate)| v * f64::from(*rate)).sum();
             ("distribution", 0.0, count, sum)
