@@ -25,10 +25,10 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 use crate::codec::{Encoding, EncodingCodec, Framing};
-use crate::component::{with_causes, Context, Reporter, Result, SinkConfig, SinkContext, Task};
+use crate::component::{with_causes, Reporter, Result, SinkConfig, SinkContext, Task};
 use crate::event::{Event, EventStatus, Kinds};
 use crate::net::client::{
-    gzip, header_map, http_client_builder, redact_url, retry_after, take_url_credentials, url_credentials_warning, Backoff, ClientAuth,
+    gzip, header_map, http_client, redact_url, retry_after, take_url_credentials, url_credentials_warning, Backoff, ClientAuth,
     RequestConfig,
 };
 use crate::net::tls::ClientTls;
@@ -334,12 +334,8 @@ impl SinkConfig for HttpSinkConfig {
         let headers = self.headers(&layout)?;
         let batch = self.batch.limits(BATCH_DEFAULTS)?;
         let request = self.request.common.clone();
-        // As in Vector, a redirect is not followed (reqwest would turn a POST
-        // into a bodiless GET on a 302): a 3xx is a refusal.
-        let client = http_client_builder(Duration::from_secs(request.timeout_secs.max(1)), self.tls.ca_pem()?.as_deref())?
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .context("cannot make an HTTP client")?;
+        // A redirect is not followed: a 3xx is a refusal (see `http_client`).
+        let client = http_client(Duration::from_secs(request.timeout_secs.max(1)), self.tls.ca_pem()?.as_deref())?;
         // A fixed URI gives up its credentials to `auth` here; a rendered one
         // keeps them (reqwest sends them as basic auth), and is logged redacted.
         let (fixed, auth, template) = match self.uri()? {

@@ -4,7 +4,8 @@
 //! Remote write carries running totals: incremental counters and gauges are
 //! added up here into absolute values, per series. Retries as the spec says:
 //! 5xx, 429 and network errors, waiting at least a `Retry-After`; any other
-//! 4xx is final (the receiver will never take that data) and counted.
+//! 4xx, and a 3xx (redirects are not followed), is final (the receiver will
+//! never take that data) and counted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -172,8 +173,9 @@ impl Writer {
                         .map(Duration::from_secs);
                     let text: String = response.text().await.unwrap_or_default().trim().chars().take(300).collect();
                     let error = format!("HTTP {status}: {text}");
-                    // 4xx other than 429: the receiver will never take this data.
-                    if status.is_client_error() && status.as_u16() != 429 {
+                    // A redirect (not followed), or a 4xx other than 429: the
+                    // receiver will never take this data as it was sent.
+                    if status.is_redirection() || (status.is_client_error() && status.as_u16() != 429) {
                         return Err(error);
                     }
                     (error, after)

@@ -253,6 +253,37 @@ fn a_redirect_is_refused_not_followed() {
     assert!(log.contains("HTTP 302 Found"), "{log}");
 }
 
+/// The other sinks that POST over HTTP do not follow a redirect either: a
+/// followed 302 would end as a GET that a 200 answers, counted as delivered.
+#[test]
+fn the_other_http_sinks_refuse_redirects_too() {
+    let server =
+        Server::start(|_, r| if r.target.starts_with("/moved") { ok() } else { Reply::Answer(302, &[("Location", "/moved")], "") });
+    let retries = "request.retry_initial_backoff_secs = 0.05\nrequest.retry_max_duration_secs = 1";
+    let sinks = format!(
+        "[sinks.ch]\ntype = \"clickhouse\"\ninputs = [\"shape\"]\nendpoint = \"{uri}\"\ndatabase = \"db\"\ntable = \"t\"\nhealthcheck.enabled = false\nrequest.retry_attempts = 1\n\
+         [sinks.otlp]\ntype = \"opentelemetry\"\ninputs = [\"shape\"]\nprotocol = \"http/protobuf\"\nendpoint = \"{uri}\"\n{retries}\n\
+         [transforms.counted]\ntype = \"log_to_metric\"\ninputs = [\"shape\"]\n[[transforms.counted.metrics]]\ntype = \"counter\"\nfield = \"id\"\n\
+         [sinks.rw]\ntype = \"prometheus_remote_write\"\ninputs = [\"counted\"]\nendpoint = \"{uri}/api/v1/write\"\n{retries}\n",
+        uri = server.uri("")
+    );
+    let log = run(&sinks, &events(4));
+    let seen = server.seen();
+    assert!(seen.iter().all(|r| !r.target.starts_with("/moved") && r.method == "POST"), "{seen:?}");
+    for sink in ["ch", "otlp", "rw"] {
+        assert!(
+            seen.iter().any(|r| r.target.contains(match sink {
+                "ch" => "INSERT",
+                "otlp" => "/v1/logs",
+                _ => "/api/v1/write",
+            })),
+            "{sink}: {seen:?}"
+        );
+        assert_eq!(count(&log, sink, "component_sent_events_total"), 0, "{sink}: {log}");
+        assert_eq!(count(&log, sink, "component_discarded_events_total"), 4, "{sink}: {log}");
+    }
+}
+
 #[test]
 fn a_server_that_hangs_is_timed_out_and_retried() {
     let server = Server::start(|n, _| if n == 0 { Reply::Hang } else { ok() });
