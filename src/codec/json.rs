@@ -6,7 +6,7 @@
 //! element of a top-level array, or the whole document) are copied side by
 //! side into one buffer of that entry, each a slice of it: one allocation per
 //! entry, not per string, and a value kept long holds its own entry's strings
-//! only, not the whole body.
+//! only (and at most `MAX_ROOM` bytes it does not use), not the whole body.
 //!
 //! Why a reader of its own: through serde's visitor, half of the decode went
 //! to dispatch per token and a UTF-8 check per string. This one reads a valid
@@ -44,7 +44,8 @@ pub fn json_values(text: &[u8]) -> Result<JsonValues, serde_json::Error> {
 
 /// The document read by tapline's reader; `None` for what it does not take.
 fn read(text: &[u8], is_array: bool) -> Option<JsonValues> {
-    let mut reader = Reader { text, at: 0, strings: BytesMut::new(), kept: 0 };
+    let room = text.len().clamp(MIN_BUFFER, MAX_ROOM);
+    let mut reader = Reader { text, at: 0, strings: BytesMut::new(), room, kept: 0 };
     if is_array {
         reader.elements().map(JsonValues::Elements)
     } else {
@@ -65,6 +66,12 @@ const FIRST_BUFFER: usize = 1024;
 
 /// The least room a strings buffer is made with.
 const MIN_BUFFER: usize = 64;
+
+/// The most room a strings buffer is made with beyond the string that asks
+/// for it: an entry kept long holds at most this much it does not use,
+/// whatever came before it in the body (a huge entry does not size the
+/// buffers of the tiny ones after it).
+const MAX_ROOM: usize = 4096;
 
 /// Past the bytes of a string that need no care: printable ASCII other than
 /// the quote and the backslash. Eight at a time while it can (SWAR).
@@ -100,6 +107,8 @@ struct Reader<'a> {
     /// The buffer the current entry's strings are copied into, each one a
     /// slice of it; a new one for each element of a top-level array.
     strings: BytesMut,
+    /// The room a new strings buffer is made with (at least the string's length).
+    room: usize,
     /// The bytes of all strings copied so far.
     kept: usize,
 }
@@ -107,8 +116,6 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// The one value of a whole document.
     fn document(&mut self) -> Option<Value> {
-        // A document's strings are no longer than its text.
-        self.strings = BytesMut::with_capacity(self.text.len());
         let value = self.value(MAX_DEPTH)?;
         self.skip_space();
         (self.at == self.text.len()).then_some(value)
@@ -126,13 +133,14 @@ impl Reader<'_> {
             self.at += 1;
         }
         // Entries of one batch are alike: each buffer is sized as the
-        // previous entry's strings were.
+        // previous entry's strings were, within bounds.
         let mut last_size = FIRST_BUFFER;
         while !closed {
-            self.strings = BytesMut::with_capacity(last_size);
+            self.strings = BytesMut::new();
+            self.room = last_size.clamp(MIN_BUFFER, MAX_ROOM);
             let kept_before = self.kept;
             elements.push(self.value(MAX_DEPTH - 1)?);
-            last_size = (self.kept - kept_before).max(MIN_BUFFER);
+            last_size = self.kept - kept_before;
             closed = self.closes_after_item(b']')?;
         }
         self.skip_space();
@@ -277,7 +285,7 @@ impl Reader<'_> {
             return Bytes::new();
         }
         if self.strings.capacity() < content.len() {
-            self.strings = BytesMut::with_capacity(content.len().max(MIN_BUFFER));
+            self.strings = BytesMut::with_capacity(content.len().max(self.room));
         }
         self.strings.extend_from_slice(content);
         self.kept += content.len();
@@ -582,6 +590,13 @@ mod tests {
         assert_eq!(third.as_ptr() as usize, second.as_ptr() as usize + second.len());
         assert_ne!(second.as_ptr() as usize, first.as_ptr() as usize + first.len());
         assert!(!body.as_ptr_range().contains(&second.as_ptr()));
+
+        // A huge entry does not size the buffers of the tiny ones after it:
+        // their strings lie close together, not a huge buffer apart.
+        let huge_first = format!(r#"[{{"a": "{}"}}{}]"#, "h".repeat(4 << 20), r#", {"a": "x"}"#.repeat(3));
+        let JsonValues::Elements(after_huge) = json_values(huge_first.as_bytes()).unwrap() else { panic!("an array has elements") };
+        let (x1, x2) = (text_of(&after_huge[1], "a"), text_of(&after_huge[2], "a"));
+        assert!((x1.as_ptr() as usize).abs_diff(x2.as_ptr() as usize) < 1 << 20, "{:p} {:p}", x1.as_ptr(), x2.as_ptr());
         assert_eq!(text_of(&items[1], "c"), &b"esc\"aped"[..]);
         assert_eq!(text_of(&items[0], "a"), &b"first"[..]);
     }
