@@ -4,11 +4,11 @@
 //! VRL reads them: integers up to i64, others as floats), an error is
 //! serde_json's own message and position, and the strings of an entry (each
 //! element of a top-level array, or the whole document) are copied side by
-//! side into a buffer of that entry (usually one: a buffer is sized as the
-//! entry before needed, up to 4 KiB), each a slice of it: an allocation per
-//! entry, not per string, and a value kept
-//! long holds its own entry's strings only (and at most `MAX_ROOM` bytes it
-//! does not use), not the whole body.
+//! side into a buffer of that entry, each a slice of it (usually one buffer:
+//! each is sized as the entry before needed, up to `MAX_ROOM`). So an entry
+//! costs an allocation for its strings, not one per string, and a value kept
+//! long holds its own entry's strings only, and at most `MAX_ROOM` bytes it
+//! does not use, never the whole body.
 //!
 //! Why a reader of its own: through serde's visitor, half of the decode went
 //! to dispatch per token and a UTF-8 check per string. This one reads a valid
