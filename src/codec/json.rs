@@ -48,11 +48,15 @@ pub fn json_values(text: &[u8]) -> Result<JsonValues, serde_json::Error> {
 fn read(text: &[u8], is_array: bool) -> Option<JsonValues> {
     let room = text.len().clamp(MIN_BUFFER, MAX_ROOM);
     let mut reader = Reader { text, at: 0, strings: BytesMut::new(), room, kept: 0 };
-    if is_array {
-        reader.elements().map(JsonValues::Elements)
+    reader.skip_space();
+    let read = if is_array {
+        // The array itself is one of serde_json's levels.
+        JsonValues::Elements(reader.items(MAX_DEPTH - 1, true)?)
     } else {
-        reader.document().map(JsonValues::One)
-    }
+        JsonValues::One(reader.value(MAX_DEPTH)?)
+    };
+    reader.skip_space();
+    (reader.at == text.len()).then_some(read)
 }
 
 /// JSON's whitespace (RFC 8259 §2): not the form feed `is_ascii_whitespace` takes.
@@ -116,39 +120,6 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// The one value of a whole document.
-    fn document(&mut self) -> Option<Value> {
-        let value = self.value(MAX_DEPTH)?;
-        self.skip_space();
-        (self.at == self.text.len()).then_some(value)
-    }
-
-    /// The elements of a document that is an array, each with its own
-    /// strings buffer so that an entry kept long holds its own bytes only.
-    fn elements(&mut self) -> Option<Vec<Value>> {
-        self.skip_space();
-        self.at += 1;
-        let mut elements = Vec::new();
-        self.skip_space();
-        let mut closed = self.peek()? == b']';
-        if closed {
-            self.at += 1;
-        }
-        // Entries of one batch are alike: each buffer is sized as the
-        // previous entry's strings were, within bounds.
-        let mut last_size = FIRST_BUFFER;
-        while !closed {
-            self.strings = BytesMut::new();
-            self.room = last_size.clamp(MIN_BUFFER, MAX_ROOM);
-            let kept_before = self.kept;
-            elements.push(self.value(MAX_DEPTH - 1)?);
-            last_size = self.kept - kept_before;
-            closed = self.closes_after_item(b']')?;
-        }
-        self.skip_space();
-        (self.at == self.text.len()).then_some(elements)
-    }
-
     fn peek(&self) -> Option<u8> {
         self.text.get(self.at).copied()
     }
@@ -174,11 +145,8 @@ impl Reader<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Option<Value> {
-        self.at += 1;
         let mut object = ObjectMap::new();
-        self.skip_space();
-        if self.peek()? == b'}' {
-            self.at += 1;
+        if self.opens_empty(b'}')? {
             return Some(Value::Object(object));
         }
         loop {
@@ -199,19 +167,44 @@ impl Reader<'_> {
     }
 
     fn array(&mut self, depth: usize) -> Option<Value> {
-        self.at += 1;
+        self.items(depth, false).map(Value::Array)
+    }
+
+    /// The items of the array whose `[` is next. As `entries` (the elements
+    /// of a top-level array), each gets a strings buffer of its own, so that
+    /// an entry kept long holds its own bytes only.
+    fn items(&mut self, depth: usize, entries: bool) -> Option<Vec<Value>> {
         let mut items = Vec::new();
-        self.skip_space();
-        if self.peek()? == b']' {
-            self.at += 1;
-            return Some(Value::Array(items));
+        if self.opens_empty(b']')? {
+            return Some(items);
         }
+        // Entries of one batch are alike: each buffer is sized as the
+        // previous entry's strings were, within bounds.
+        let mut last_size = FIRST_BUFFER;
         loop {
+            if entries {
+                self.strings = BytesMut::new();
+                self.room = last_size.clamp(MIN_BUFFER, MAX_ROOM);
+            }
+            let kept_before = self.kept;
             items.push(self.value(depth)?);
+            last_size = self.kept - kept_before;
             if self.closes_after_item(b']')? {
-                return Some(Value::Array(items));
+                return Some(items);
             }
         }
+    }
+
+    /// Past a container's opening bracket; true, and past `close` too, when
+    /// the container is empty.
+    fn opens_empty(&mut self, close: u8) -> Option<bool> {
+        self.at += 1;
+        self.skip_space();
+        let empty = self.peek()? == close;
+        if empty {
+            self.at += 1;
+        }
+        Some(empty)
     }
 
     /// After a container's item: past a `,` (false: another item follows) or
