@@ -457,6 +457,33 @@ fn stitch(c: &mut Criterion) {
     }
     let held = out.gauges.iter().rev().find(|(name, _)| *name == "stitch_spans_held").map(|(_, v)| *v).unwrap();
     eprintln!("stitch: {held} spans held ({} records): {} bytes resident per record", HELD * 4, (rss_bytes() - before) / (HELD * 4));
+
+    // The same for Kong entries (each a gateway span and its call upstream),
+    // each its own request, as scripts/bench-stitch.sh makes them.
+    const KONG_HELD: u64 = 100_000;
+    let entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kong/kong3_single.json")).unwrap())
+            .unwrap();
+    let kong_entries = |from: u64| -> EventBatch {
+        (from..from + 1000)
+            .map(|i| {
+                let mut entry = entry.clone();
+                entry["request"]["id"] = format!("{i:032x}").into();
+                entry["trace_id"]["w3c"] = format!("{:032x}", i + 1).into();
+                entry["request"]["headers"]["traceparent"] = format!("00-{:032x}-{:016x}-01", i + 1, i + 1).into();
+                entry["started_at"] = (1_732_613_000_121 + i / 10).into();
+                let line = serde_json::to_vec(&entry).unwrap();
+                Event::record(tapline::sources::kong::decode(&line, false).unwrap().remove(0))
+            })
+            .collect()
+    };
+    let mut transform = config.build().unwrap();
+    let before = rss_bytes();
+    for k in 0..KONG_HELD / 1000 {
+        transform.transform(kong_entries(k * 1000), &mut out);
+    }
+    let held = out.gauges.iter().rev().find(|(name, _)| *name == "stitch_spans_held").map(|(_, v)| *v).unwrap();
+    eprintln!("stitch: {held} spans held ({KONG_HELD} Kong entries): {} bytes resident per entry", (rss_bytes() - before) / KONG_HELD);
 }
 
 criterion_group!(benches, decode, engine, remap, kong, clickhouse, kafka, otlp, ebpf, enrich, red, stitch);

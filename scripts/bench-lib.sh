@@ -4,6 +4,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 sent() { curl -s "127.0.0.1:$API_PORT/metrics" | awk -F' ' '/^tapline_component_sent_events_total\{component_id="out"/ {print $2}'; }
 cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 peak_mib() { awk '/VmHWM/ {print $2 / 1024}' "/proc/$1/status"; }
+rss_mib() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$1/status"; }
 # kong_log FILE LINES: a Kong file-log file of LINES copies of the 3.x fixture, request ids varied.
 kong_log() {
   python3 - "$1" "$2" <<'PY'

@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::record::{ObservationPoint, RequestRecord, SignalSource};
@@ -22,8 +24,9 @@ pub struct Span {
     pub status: SpanStatus,
     pub attributes: ObjectMap,
     pub resource: ObjectMap,
-    pub scope_name: String,
-    pub scope_version: String,
+    /// Static for the spans tapline makes: not an allocation each.
+    pub scope_name: Cow<'static, str>,
+    pub scope_version: Cow<'static, str>,
     pub scope_attributes: ObjectMap,
     pub events: Vec<SpanEvent>,
     pub links: Vec<SpanLink>,
@@ -149,11 +152,12 @@ impl Span {
     /// no name for goes under `tapline.`. A record without ids gets ids derived
     /// from what identifies it, the same for the same record (`RequestRecord::stable_id`).
     pub fn from_record(record: &RequestRecord) -> Span {
-        Self::from_record_with(record, [])
+        Self::from_record_with(Cow::Borrowed(record), [])
     }
 
-    /// `from_record`, with more attributes (what stitching adds): one map built once.
-    pub fn from_record_with(record: &RequestRecord, more: impl IntoIterator<Item = (KeyString, Value)>) -> Span {
+    /// `from_record`, with more attributes (what stitching adds): one map
+    /// built once. A record given whole gives its text to the span, uncopied.
+    pub fn from_record_with(record: Cow<'_, RequestRecord>, more: impl IntoIterator<Item = (KeyString, Value)>) -> Span {
         let kind = match record.observation_point {
             ObservationPoint::ClientProcess => SpanKind::Client,
             ObservationPoint::Gateway | ObservationPoint::ServerProcess | ObservationPoint::App => SpanKind::Server,
@@ -171,7 +175,35 @@ impl Span {
         // Semantic conventions: 5xx is an error for a server, 4xx too for a client.
         let failed = record.status.is_some_and(|s| s >= 500 || (kind == SpanKind::Client && s >= 400));
         let status = if failed { SpanStatus { code: StatusCode::Error, message: String::new() } } else { SpanStatus::default() };
+        let (trace_id, span_id) = (record.trace_id.as_deref().and_then(from_hex), record.span_id.as_deref().and_then(from_hex));
+        let parent_span_id = record.parent_span_id.as_deref().and_then(from_hex);
+        // Hashed once, and only when an id is missing.
+        let stable_id = if trace_id.is_none() || span_id.is_none() { record.stable_id(0) } else { [0; 8] };
+        let service_name = match record.signal_source {
+            SignalSource::Kong => Some("kong".to_owned()),
+            SignalSource::Ebpf => record.process_name.clone(),
+            SignalSource::Otel => record.service.clone(),
+        };
+        let (observation_point, signal_source) = (record.observation_point, record.signal_source);
 
+        // From here on a field is read once: taken from an owned record, copied from a borrowed one.
+        let mut record = record;
+        macro_rules! owned {
+            ($field:ident) => {
+                match &mut record {
+                    Cow::Owned(r) => r.$field.take(),
+                    Cow::Borrowed(r) => r.$field.clone(),
+                }
+            };
+        }
+        macro_rules! text {
+            ($field:ident) => {
+                match &mut record {
+                    Cow::Owned(r) => r.$field.take().map(Value::from),
+                    Cow::Borrowed(r) => r.$field.as_deref().map(Value::from),
+                }
+            };
+        }
         // Gathered, then sorted into the map at once: cheaper than an insert each.
         let mut attributes: Vec<(KeyString, Value)> = Vec::with_capacity(32 + record.tags.len());
         let mut put = |key: &str, value: Option<Value>| {
@@ -179,66 +211,62 @@ impl Span {
                 attributes.push((key.into(), value));
             }
         };
-        let text = |v: &Option<String>| v.as_ref().map(|s| Value::from(s.as_str()));
         let int = |v: Option<u64>| v.map(|n| Value::Integer(n as i64));
-        put("http.request.method", text(&record.method));
-        put("url.path", text(&record.path));
-        put("url.query", text(&record.query));
-        put("server.address", text(&record.host));
-        put("http.route", text(&record.endpoint));
-        put("http.response.status_code", int(record.status.map(u64::from)));
-        put("http.request.body.size", int(record.request_size));
-        put("http.response.body.size", int(record.response_size));
-        put("network.protocol.name", Some(Value::from(record.protocol.as_str())).filter(|_| !record.protocol.is_empty()));
-        put("client.address", text(&record.client_ip));
-        put("client.port", int(record.client_port.map(u64::from)));
-        put("network.peer.address", text(&record.server_ip));
-        put("network.peer.port", int(record.server_port.map(u64::from)));
         let header = |id: &Option<String>| id.as_ref().map(|id| Value::Array(vec![Value::from(id.as_str())]));
-        put("http.request.header.x-request-id", header(&record.request_id));
-        put("http.response.header.x-request-id", header(&record.response_request_id));
-        put("tapline.observation_point", Some(Value::from_static_str(record.observation_point.as_str())));
-        put("tapline.signal_source", Some(Value::from_static_str(record.signal_source.as_str())));
-        put("tapline.service", text(&record.service));
-        put("tapline.route", text(&record.route));
-        put("tapline.consumer", text(&record.consumer));
-        put("tapline.workspace", text(&record.workspace));
-        put("tapline.upstream_status", text(&record.upstream_status));
+        // In key order: the map is then built without reordering them.
+        put("client.address", text!(client_ip));
+        put("client.port", int(record.client_port.map(u64::from)));
+        put("http.request.body.size", int(record.request_size));
+        let request_id = owned!(request_id);
+        put("http.request.header.x-request-id", header(&request_id));
+        put("http.request.method", text!(method));
+        put("http.response.body.size", int(record.response_size));
+        put("http.response.header.x-request-id", owned!(response_request_id).map(|id| Value::Array(vec![Value::from(id)])));
+        put("http.response.status_code", int(record.status.map(u64::from)));
+        put("http.route", text!(endpoint));
+        put("network.peer.address", text!(server_ip));
+        put("network.peer.port", int(record.server_port.map(u64::from)));
+        let protocol = (!record.protocol.is_empty()).then(|| match &mut record {
+            Cow::Owned(r) => Value::from(std::mem::take(&mut r.protocol)),
+            Cow::Borrowed(r) => Value::from(r.protocol.as_str()),
+        });
+        put("network.protocol.name", protocol);
+        put("server.address", text!(host));
+        put("tapline.consumer", text!(consumer));
         put("tapline.gateway_us", int(record.gateway_us));
-        put("tapline.upstream_us", int(record.upstream_us));
+        put("tapline.observation_point", Some(Value::from_static_str(observation_point.as_str())));
         put("tapline.receive_us", int(record.receive_us));
-        put("tapline.response_source", text(&record.response_source));
+        put("tapline.response_source", text!(response_source));
+        put("tapline.route", text!(route));
+        put("tapline.service", text!(service));
+        put("tapline.signal_source", Some(Value::from_static_str(signal_source.as_str())));
+        put("tapline.upstream_status", text!(upstream_status));
+        put("tapline.upstream_us", int(record.upstream_us));
+        put("tapline.workspace", text!(workspace));
+        put("thread.id", record.thread_id.map(|thread| Value::Integer(thread.into())));
+        put("url.path", text!(path));
+        put("url.query", text!(query));
         for (key, value) in &record.tags {
             attributes.push((key.as_str().into(), Value::from(value.as_str())));
         }
-        if let Some(thread) = record.thread_id {
-            attributes.push(("thread.id".into(), Value::Integer(thread.into())));
-        }
         attributes.extend(more);
 
-        let service_name = match record.signal_source {
-            SignalSource::Kong => Some("kong".to_owned()),
-            SignalSource::Ebpf => record.process_name.clone(),
-            SignalSource::Otel => record.service.clone(),
-        };
+        let pid = record.pid;
         let resource = [
+            ("container.id", text!(container_id)),
+            ("host.name", text!(host_name)),
+            ("k8s.pod.name", text!(pod)),
+            ("process.executable.name", text!(process_name)),
+            ("process.pid", pid.map(|p| Value::Integer(p.into()))),
             ("service.name", service_name.map(Value::from)),
-            ("host.name", text(&record.host_name)),
-            ("process.pid", record.pid.map(|p| Value::Integer(p.into()))),
-            ("process.executable.name", text(&record.process_name)),
-            ("container.id", text(&record.container_id)),
-            ("k8s.pod.name", text(&record.pod)),
         ]
         .into_iter()
         .filter_map(|(key, value)| Some((key.into(), value?)))
         .collect();
-        let (trace_id, span_id) = (record.trace_id.as_deref().and_then(from_hex), record.span_id.as_deref().and_then(from_hex));
-        // Hashed once, and only when an id is missing.
-        let stable_id = if trace_id.is_none() || span_id.is_none() { record.stable_id(0) } else { [0; 8] };
         Span {
             trace_id: trace_id.unwrap_or_else(|| trace_id_of(stable_id)),
             span_id: span_id.unwrap_or(stable_id),
-            parent_span_id: record.parent_span_id.as_deref().and_then(from_hex),
+            parent_span_id,
             name,
             kind,
             start_time_unix_nano: start,
@@ -246,9 +274,9 @@ impl Span {
             status,
             attributes: attributes.into_iter().collect(),
             resource,
-            scope_name: "tapline".into(),
-            scope_version: env!("CARGO_PKG_VERSION").into(),
-            request_id: record.request_id.clone(),
+            scope_name: Cow::Borrowed("tapline"),
+            scope_version: Cow::Borrowed(env!("CARGO_PKG_VERSION")),
+            request_id,
             ..Default::default()
         }
     }

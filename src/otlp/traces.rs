@@ -72,8 +72,8 @@ fn span_from_proto(proto: ProtoSpan, resource: &ObjectMap, scope: &Scope) -> Res
         status: SpanStatus { code: code_from_proto(status.code), message: status.message },
         attributes,
         resource: resource.clone(),
-        scope_name: scope.name.clone(),
-        scope_version: scope.version.clone(),
+        scope_name: scope.name.clone().into(),
+        scope_version: scope.version.clone().into(),
         scope_attributes: scope.attributes.clone(),
         events: proto
             .events
@@ -177,7 +177,8 @@ pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> ExportTraceSer
 }
 
 fn push(groups: &mut Groups<ObjectMap, ProtoSpan>, span: &Span) {
-    let scope = Scope { name: span.scope_name.clone(), version: span.scope_version.clone(), attributes: span.scope_attributes.clone() };
+    let scope =
+        Scope { name: span.scope_name.to_string(), version: span.scope_version.to_string(), attributes: span.scope_attributes.clone() };
     groups.push(span.resource.clone(), scope, span_to_proto(span));
 }
 

@@ -20,7 +20,9 @@ use super::node::{key_hash, Input, Node, Role};
 /// end by TCP seq, a late call the server that made it by syscall ids.
 fn keys_of_emitted(node: &Node) -> SmallVec<[u64; 8]> {
     let mut keys = shared_keys(node, node.role == Role::Client, node.role == Role::Server);
-    keys.push(key_hash((3u8, node.span_id)));
+    if node.span_id_given {
+        keys.push(key_hash((3u8, node.span_id)));
+    }
     keys.sort_unstable();
     keys.dedup();
     keys

@@ -28,6 +28,7 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,8 +154,8 @@ struct Group {
     first: u64,
     /// The event clock when a node last joined.
     last: u64,
-    /// The distinct W3C trace ids among its nodes.
-    traces: Vec<[u8; 16]>,
+    /// The distinct W3C trace ids among its nodes (one, mostly).
+    traces: SmallVec<[[u8; 16]; 1]>,
 }
 
 /// The event clock: the newest event time seen, moving on with the wall
@@ -245,12 +246,23 @@ impl Stitch {
     fn ingest(&mut self, node: Node, sibling: Option<usize>, out: &mut TransformOutput) -> usize {
         self.clock.see(node.end);
         let now = self.clock.now();
-        let (id, group) = (self.held.vacant_key(), self.next_group);
-        self.next_group += 1;
-        let traces: Vec<[u8; 16]> = node.trace_id.into_iter().collect();
-        self.groups.insert(group, Group { nodes: smallvec::smallvec![id], first: node.start, last: now, traces });
-        self.idle_order.push_back((now, group));
-        let mut related: SmallVec<[u64; 4]> = sibling.and_then(|s| self.held.get(s)).map(|s| s.group).into_iter().collect();
+        let id = self.held.vacant_key();
+        let group = match sibling.and_then(|s| self.held.get(s)).map(|s| s.group) {
+            // The second node of a record goes straight into the first one's group.
+            Some(group) => {
+                self.join(group, id, &node, now);
+                group
+            }
+            None => {
+                let group = self.next_group;
+                self.next_group += 1;
+                let traces = node.trace_id.into_iter().collect();
+                self.groups.insert(group, Group { nodes: smallvec::smallvec![id], first: node.start, last: now, traces });
+                self.idle_order.push_back((now, group));
+                group
+            }
+        };
+        let mut related: SmallVec<[u64; 4]> = SmallVec::new();
         if let Some(trace) = node.trace_id {
             match self.by_trace.get(&trace) {
                 Some(&other) => related.push(other),
@@ -309,6 +321,20 @@ impl Stitch {
             self.emit(oldest, Reason::MaxTraces, out);
         }
         id
+    }
+
+    /// Add node `id` to a group.
+    fn join(&mut self, group: u64, id: usize, node: &Node, now: u64) {
+        let Some(g) = self.groups.get_mut(&group) else { return };
+        g.nodes.push(id);
+        g.first = g.first.min(node.start);
+        if now > g.last {
+            g.last = now;
+            self.idle_order.push_back((now, group));
+        }
+        if let Some(trace) = node.trace_id.filter(|trace| !g.traces.contains(trace)) {
+            g.traces.push(trace);
+        }
     }
 
     /// The longest-idle group, if it has been idle since `before` or longer;
@@ -525,11 +551,12 @@ fn late_link(emitted: &Node, node: &Node, tolerance: &Tolerance) -> Option<Link>
 /// A node's span, in its trace: its input is taken (an APM span is not copied).
 fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: Option<Link>, self_time_ns: u64) -> Box<Span> {
     let mut stitched: SmallVec<[(KeyString, Value); 3]> = SmallVec::new();
-    if let Some(original) = node.trace_id.filter(|original| *original != trace_id) {
-        stitched.push(("tapline.original_trace_id".into(), Value::from(const_hex::encode(original))));
-    }
+    // In key order, as the record's own attributes.
     if let Some(link) = link {
         stitched.push(("tapline.link".into(), Value::from_static_str(link.as_str())));
+    }
+    if let Some(original) = node.trace_id.filter(|original| *original != trace_id) {
+        stitched.push(("tapline.original_trace_id".into(), Value::from(const_hex::encode(original))));
     }
     stitched.push(("tapline.self_time_us".into(), Value::Integer((self_time_ns / 1000) as i64)));
     let mut span = match std::mem::replace(&mut node.input, Input::Emitted) {
@@ -538,7 +565,11 @@ fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: O
             span
         }
         Input::Record(record, part) => {
-            let mut span = Box::new(Span::from_record_with(&record, stitched));
+            // The last span of its record takes the record's text; the others copy it.
+            let mut span = Box::new(match Arc::try_unwrap(record) {
+                Ok(record) => Span::from_record_with(Cow::Owned(record), stitched),
+                Err(shared) => Span::from_record_with(Cow::Borrowed(&shared), stitched),
+            });
             if part == Part::Upstream {
                 span.kind = SpanKind::Client;
                 span.name.push_str(" upstream");

@@ -3,6 +3,7 @@
 //! upstream); an APM span is one. A node keeps its input whole (the span is
 //! made only when its trace is emitted) and the keys the relations read.
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use crate::event::{from_hex, Event, EventData, Finalizers, ObservationPoint, RequestRecord, SignalSource, Span, SpanKind, Value};
@@ -64,6 +65,9 @@ pub struct Node {
     pub trace_id: Option<[u8; 16]>,
     /// Its own span id: the APM span's, or stable for a record.
     pub span_id: [u8; 8],
+    /// Whether `span_id` came with its input (an APM span, a record that
+    /// carried one): a made-up id is named by no other span.
+    pub span_id_given: bool,
     /// APM: its parent. eBPF: the span id the request's traceparent named (the
     /// caller's client span). Gateway upstream call: the gateway span.
     pub parent_span_id: Option<[u8; 8]>,
@@ -78,30 +82,31 @@ pub struct Node {
 
 /// A record's protocol, method, path and status, hashed: the two ends of one
 /// hop must not disagree on them, and a late span is checked against an
-/// emitted node whose record is gone.
+/// emitted node whose record is gone. Zero is "not known" (a known text's
+/// hash is odd), so that every node holds it in 32 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
-    pub protocol: u64,
-    pub method: Option<u64>,
-    pub path: Option<u64>,
-    pub status: Option<u16>,
+    protocol: NonZeroU64,
+    method: u64,
+    path: u64,
+    status: u16,
 }
 
 impl Fingerprint {
     fn of(record: &RequestRecord) -> Self {
-        let hash = |text: &str| key_hash(text);
+        let hash = |text: &str| key_hash(text) | 1;
         Fingerprint {
-            protocol: hash(&record.protocol),
-            method: record.method.as_deref().map(hash),
-            path: record.path.as_deref().map(hash),
-            status: record.status,
+            protocol: NonZeroU64::new(hash(&record.protocol)).unwrap_or(NonZeroU64::MIN),
+            method: record.method.as_deref().map_or(0, hash),
+            path: record.path.as_deref().map_or(0, hash),
+            status: record.status.unwrap_or(0),
         }
     }
 
     /// No field known on both sides differs.
     pub fn agrees(&self, other: &Fingerprint) -> bool {
-        fn same<T: PartialEq>(x: Option<T>, y: Option<T>) -> bool {
-            x.is_none() || y.is_none() || x == y
+        fn same<T: PartialEq + Default>(x: T, y: T) -> bool {
+            x == T::default() || y == T::default() || x == y
         }
         self.protocol == other.protocol && same(self.method, other.method) && same(self.path, other.path) && same(self.status, other.status)
     }
@@ -112,7 +117,7 @@ impl Node {
     pub fn from_event(event: Event) -> Option<Vec<Node>> {
         let Event { data, finalizers } = event;
         match data {
-            EventData::Record(record) => Some(from_record(Arc::from(record), finalizers)),
+            EventData::Record(record) => Some(from_record(record, finalizers)),
             EventData::Span(span) => Some(vec![from_span(span, finalizers)]),
             _ => None,
         }
@@ -171,31 +176,40 @@ fn hex<const N: usize>(value: &Option<String>) -> Option<[u8; N]> {
     value.as_deref().and_then(from_hex)
 }
 
-fn from_record(record: Arc<RequestRecord>, finalizers: Finalizers) -> Vec<Node> {
+fn from_record(mut record: Box<RequestRecord>, finalizers: Finalizers) -> Vec<Node> {
     let start = nanos(&record);
     let end = start + record.duration_us.unwrap_or_default() * 1000;
     // Made once: a gateway entry's two nodes share them.
     let (host, request_id, response_request_id) = (text(&record.host_name), text(&record.request_id), text(&record.response_request_id));
     let fingerprint = Fingerprint::of(&record);
-    let node = |part: Part, role: Role, origin: Origin| Node {
-        input: Input::Record(record.clone(), part),
-        role,
-        origin,
-        host: host.clone(),
-        pid: record.pid,
-        start,
-        end,
-        request_id: request_id.clone(),
-        response_request_id: response_request_id.clone(),
-        trace_id: hex(&record.trace_id),
-        span_id: hex(&record.span_id).unwrap_or_else(|| record.stable_id(part as u8)),
-        parent_span_id: hex(&record.parent_span_id),
-        tcp_seq_request: record.tcp_seq_request,
-        tcp_seq_response: record.tcp_seq_response,
-        syscall_request: record.syscall_trace_id_request,
-        syscall_response: record.syscall_trace_id_response,
-        fingerprint: Some(fingerprint),
-        finalizers: finalizers.clone(),
+    // The ids are read here, and their text is not held: each span gets its ids from its node.
+    let (trace_id, given_span_id, parent_span_id) =
+        (hex(&record.trace_id.take()), hex(&record.span_id.take()), hex(&record.parent_span_id.take()));
+    let record = Arc::<RequestRecord>::from(record);
+    let node = |part: Part, role: Role, origin: Origin| {
+        // The id a record carried is its server span's, not its call upstream's.
+        let given_span_id = given_span_id.filter(|_| part != Part::Upstream);
+        Node {
+            input: Input::Record(record.clone(), part),
+            role,
+            origin,
+            host: host.clone(),
+            pid: record.pid,
+            start,
+            end,
+            request_id: request_id.clone(),
+            response_request_id: response_request_id.clone(),
+            trace_id,
+            span_id: given_span_id.unwrap_or_else(|| record.stable_id(part as u8)),
+            span_id_given: given_span_id.is_some(),
+            parent_span_id,
+            tcp_seq_request: record.tcp_seq_request,
+            tcp_seq_response: record.tcp_seq_response,
+            syscall_request: record.syscall_trace_id_request,
+            syscall_response: record.syscall_trace_id_response,
+            fingerprint: Some(fingerprint),
+            finalizers: finalizers.clone(),
+        }
     };
     match (record.observation_point, record.signal_source) {
         (ObservationPoint::Gateway, _) => {
@@ -250,6 +264,7 @@ fn from_span(span: Box<Span>, finalizers: Finalizers) -> Node {
         response_request_id: None,
         trace_id: Some(span.trace_id).filter(|t| *t != [0; 16]),
         span_id: span.span_id,
+        span_id_given: true,
         parent_span_id: span.parent_span_id,
         tcp_seq_request: None,
         tcp_seq_response: None,
