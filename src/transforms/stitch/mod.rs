@@ -144,7 +144,7 @@ impl Reason {
 
 struct Held {
     node: Node,
-    group: u64,
+    group: usize,
 }
 
 /// Nodes joined so far into one trace.
@@ -165,11 +165,19 @@ struct Clock {
     at: std::time::Instant,
     /// The wall clock (Unix ns) as of the batch in hand.
     wall: u64,
+    /// The last `stamp` given.
+    stamped: u64,
 }
 
 impl Clock {
     fn now(&self) -> u64 {
         self.newest.saturating_add(self.at.elapsed().as_nanos() as u64)
+    }
+
+    /// `now`, but never the same twice: when a node joins its group.
+    fn stamp(&mut self) -> u64 {
+        self.stamped = self.now().max(self.stamped + 1);
+        self.stamped
     }
 
     /// Read the wall clock, once a batch.
@@ -191,21 +199,22 @@ pub struct Stitch {
     tolerance: Tolerance,
     /// The nodes held, by node id (reused once a node leaves).
     held: Slab<Held>,
-    groups: FxHashMap<u64, Group>,
-    /// The next group id: never reused, unlike node ids.
-    next_group: u64,
+    /// The groups, by group id (reused once a group leaves, as node ids).
+    groups: Slab<Group>,
     by_tcp: FxHashMap<u32, SmallVec<[usize; 2]>>,
     /// By `Node::syscall_key`.
     by_syscall: FxHashMap<u64, SmallVec<[usize; 2]>>,
-    by_trace: FxHashMap<[u8; 16], u64>,
+    by_trace: FxHashMap<[u8; 16], usize>,
     by_request_id: FxHashMap<Arc<str>, SmallVec<[usize; 4]>>,
     /// Request ids seen on too many nodes, newest last (bounded).
     banned: BTreeSet<Arc<str>>,
     banned_order: VecDeque<Arc<str>>,
     /// (last, group), oldest first: a group's `last` only grows, with the
     /// event clock, so a newer entry goes at the back and the older one of the
-    /// same group is stale (skipped when it reaches the front).
-    idle_order: VecDeque<(u64, u64)>,
+    /// same group is stale (skipped when it reaches the front). No two groups
+    /// get the same `last` (`Clock::stamp`), so an entry left by a group that
+    /// went never names the one that took its id.
+    idle_order: VecDeque<(u64, usize)>,
     late: LateCache,
     clock: Clock,
 }
@@ -223,8 +232,7 @@ impl Stitch {
             config,
             tolerance,
             held: Slab::new(),
-            groups: FxHashMap::default(),
-            next_group: 0,
+            groups: Slab::new(),
             by_tcp: FxHashMap::default(),
             by_syscall: FxHashMap::default(),
             by_trace: FxHashMap::default(),
@@ -232,7 +240,7 @@ impl Stitch {
             banned: BTreeSet::new(),
             banned_order: VecDeque::new(),
             idle_order: VecDeque::new(),
-            clock: Clock { newest: 0, at: std::time::Instant::now(), wall: 0 },
+            clock: Clock { newest: 0, at: std::time::Instant::now(), wall: 0, stamped: 0 },
         }
     }
 
@@ -245,7 +253,7 @@ impl Stitch {
     /// Returns its id.
     fn ingest(&mut self, node: Node, sibling: Option<usize>, out: &mut TransformOutput) -> usize {
         self.clock.see(node.end);
-        let now = self.clock.now();
+        let now = self.clock.stamp();
         let id = self.held.vacant_key();
         let group = match sibling.and_then(|s| self.held.get(s)).map(|s| s.group) {
             // The second node of a record goes straight into the first one's group.
@@ -254,15 +262,13 @@ impl Stitch {
                 group
             }
             None => {
-                let group = self.next_group;
-                self.next_group += 1;
                 let traces = node.trace_id.into_iter().collect();
-                self.groups.insert(group, Group { nodes: smallvec::smallvec![id], first: node.start, last: now, traces });
+                let group = self.groups.insert(Group { nodes: smallvec::smallvec![id], first: node.start, last: now, traces });
                 self.idle_order.push_back((now, group));
                 group
             }
         };
-        let mut related: SmallVec<[u64; 4]> = SmallVec::new();
+        let mut related: SmallVec<[usize; 4]> = SmallVec::new();
         if let Some(trace) = node.trace_id {
             match self.by_trace.get(&trace) {
                 Some(&other) => related.push(other),
@@ -313,7 +319,7 @@ impl Stitch {
         for other in related {
             group = self.merge(group, other);
         }
-        if self.groups.get(&group).is_some_and(|g| g.nodes.len() >= self.config.max_spans_per_trace) {
+        if self.groups.get(group).is_some_and(|g| g.nodes.len() >= self.config.max_spans_per_trace) {
             self.emit(group, Reason::MaxSpans, out);
         }
         while self.groups.len() > self.config.max_traces {
@@ -324,8 +330,8 @@ impl Stitch {
     }
 
     /// Add node `id` to a group.
-    fn join(&mut self, group: u64, id: usize, node: &Node, now: u64) {
-        let Some(g) = self.groups.get_mut(&group) else { return };
+    fn join(&mut self, group: usize, id: usize, node: &Node, now: u64) {
+        let Some(g) = self.groups.get_mut(group) else { return };
         g.nodes.push(id);
         g.first = g.first.min(node.start);
         if now > g.last {
@@ -339,13 +345,13 @@ impl Stitch {
 
     /// The longest-idle group, if it has been idle since `before` or longer;
     /// stale entries are dropped on the way.
-    fn next_idle(&mut self, before: u64) -> Option<u64> {
+    fn next_idle(&mut self, before: u64) -> Option<usize> {
         while let Some(&(last, group)) = self.idle_order.front() {
             if last > before {
                 return None;
             }
             self.idle_order.pop_front();
-            if self.groups.get(&group).is_some_and(|g| g.last == last) {
+            if self.groups.get(group).is_some_and(|g| g.last == last) {
                 return Some(group);
             }
         }
@@ -365,19 +371,19 @@ impl Stitch {
 
     /// Join two groups (the smaller into the larger) unless their trace ids
     /// are disjoint; returns the group that holds both (or `a`, unchanged).
-    fn merge(&mut self, a: u64, b: u64) -> u64 {
-        let (Some(ga), Some(gb)) = (self.groups.get(&a), self.groups.get(&b)) else { return a };
+    fn merge(&mut self, a: usize, b: usize) -> usize {
+        let (Some(ga), Some(gb)) = (self.groups.get(a), self.groups.get(b)) else { return a };
         if a == b || !relate::compatible(&ga.traces, &gb.traces, self.config.merge_disjoint_traces) {
             return a;
         }
         let (keep, gone) = if ga.nodes.len() >= gb.nodes.len() { (a, b) } else { (b, a) };
-        let Some(absorbed) = self.groups.remove(&gone) else { return keep };
+        let Some(absorbed) = self.groups.try_remove(gone) else { return keep };
         for id in &absorbed.nodes {
             if let Some(held) = self.held.get_mut(*id) {
                 held.group = keep;
             }
         }
-        let Some(group) = self.groups.get_mut(&keep) else { return keep };
+        let Some(group) = self.groups.get_mut(keep) else { return keep };
         group.nodes.extend(absorbed.nodes);
         group.first = group.first.min(absorbed.first);
         if absorbed.last > group.last {
@@ -394,8 +400,8 @@ impl Stitch {
     }
 
     /// Join by request id what relates to the group's nodes (see the module doc).
-    fn join_by_request_id(&mut self, mut group: u64) -> u64 {
-        let mut queue: SmallVec<[usize; 8]> = self.groups.get(&group).map(|g| g.nodes.iter().copied().collect()).unwrap_or_default();
+    fn join_by_request_id(&mut self, mut group: usize) -> usize {
+        let mut queue: SmallVec<[usize; 8]> = self.groups.get(group).map(|g| g.nodes.iter().copied().collect()).unwrap_or_default();
         while let Some(id) = queue.pop() {
             let Some(held) = self.held.get(id) else { continue };
             let mut others = Vec::new();
@@ -408,12 +414,12 @@ impl Stitch {
                 }
             }
             for other in others {
-                if other == group || !self.groups.contains_key(&other) {
+                if other == group || !self.groups.contains(other) {
                     continue;
                 }
-                let newcomers = self.groups.get(&other).map(|g| g.nodes.clone()).unwrap_or_default();
+                let newcomers = self.groups.get(other).map(|g| g.nodes.clone()).unwrap_or_default();
                 let merged = self.merge(group, other);
-                let refused = merged == group && self.groups.contains_key(&other);
+                let refused = merged == group && self.groups.contains(other);
                 if !refused {
                     queue.extend(newcomers);
                     group = merged;
@@ -424,13 +430,13 @@ impl Stitch {
     }
 
     /// Emit a group's trace, unless joining by request id showed it is still busy.
-    fn emit(&mut self, group: u64, reason: Reason, out: &mut TransformOutput) {
+    fn emit(&mut self, group: usize, reason: Reason, out: &mut TransformOutput) {
         let group = self.join_by_request_id(group);
         let watermark = self.clock.now().saturating_sub(self.ms(self.config.allowed_lateness_ms));
-        if reason == Reason::Idle && self.groups.get(&group).is_some_and(|g| g.last + self.ms(self.config.expire_after_ms) > watermark) {
+        if reason == Reason::Idle && self.groups.get(group).is_some_and(|g| g.last + self.ms(self.config.expire_after_ms) > watermark) {
             return;
         }
-        let Some(taken) = self.groups.remove(&group) else { return };
+        let Some(taken) = self.groups.try_remove(group) else { return };
         for trace in &taken.traces {
             if self.by_trace.get(trace) == Some(&group) {
                 self.by_trace.remove(trace);
@@ -615,7 +621,7 @@ impl Transform for Stitch {
     fn tick(&mut self, last: bool, out: &mut TransformOutput) {
         let now = self.clock.now();
         if last {
-            let all: Vec<u64> = self.groups.keys().copied().collect();
+            let all: Vec<usize> = self.groups.iter().map(|(id, _)| id).collect();
             for group in all {
                 self.emit(group, Reason::Shutdown, out);
             }
@@ -628,11 +634,11 @@ impl Transform for Stitch {
         // Stale entries leave at the front; should they pile up behind a busy group, sweep them.
         if self.idle_order.len() > 4 * self.groups.len() + 1024 {
             let groups = &self.groups;
-            self.idle_order.retain(|(last, group)| groups.get(group).is_some_and(|g| g.last == *last));
+            self.idle_order.retain(|(last, group)| groups.get(*group).is_some_and(|g| g.last == *last));
         }
         // A scan of the groups, five times a second, rather than an index every node would update.
         let old_before = now.saturating_sub(self.ms(self.config.max_trace_duration_ms));
-        let old: Vec<u64> = self.groups.iter().filter(|(_, g)| g.first <= old_before).map(|(id, _)| *id).collect();
+        let old: Vec<usize> = self.groups.iter().filter(|(_, g)| g.first <= old_before).map(|(id, _)| id).collect();
         for group in old {
             self.emit(group, Reason::MaxDuration, out);
         }

@@ -389,10 +389,10 @@ fn a_late_span_finds_its_parent_by_a_given_span_id_only() {
     stitch.tick(true, &mut out);
     let spans: Vec<Span> = out.primary.drain(..).map(|e| if let EventData::Span(span) = e.data { *span } else { unreachable!() }).collect();
     let (parent, made_up) = (&spans.iter().find(|s| s.span_id == [10; 8]).unwrap(), spans.iter().find(|s| s.span_id != [10; 8]).unwrap());
-    let late = vec![apm(1, 11, Some(10), SpanKind::Internal, 10, 50, "work"), apm(2, 12, None, SpanKind::Internal, 10, 50, "other")];
-    let mut named_made_up = late[1].clone();
+    let child = apm(1, 11, Some(10), SpanKind::Internal, 10, 50, "work");
+    let mut named_made_up = apm(2, 12, None, SpanKind::Internal, 10, 50, "other");
     named_made_up.parent_span_id = Some(made_up.span_id);
-    stitch.transform(events(vec![], vec![late[0].clone(), named_made_up]), &mut out);
+    stitch.transform(events(vec![], vec![child, named_made_up]), &mut out);
     stitch.tick(true, &mut out);
     let late: Vec<Span> = out.primary.drain(..).map(|e| if let EventData::Span(span) = e.data { *span } else { unreachable!() }).collect();
     let (child, other) = (late.iter().find(|s| s.span_id == [11; 8]).unwrap(), late.iter().find(|s| s.span_id == [12; 8]).unwrap());
