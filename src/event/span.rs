@@ -145,6 +145,14 @@ pub fn parse_traceparent(value: &str) -> Option<(String, String)> {
     (hex(trace, 32) && hex(span, 16)).then(|| (trace.to_ascii_lowercase(), span.to_ascii_lowercase()))
 }
 
+/// A span's place in its trace.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanIds {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub parent_span_id: Option<[u8; 8]>,
+}
+
 impl Span {
     /// A request record as the span its observer would have made: a server span
     /// for a gateway, a server process or an app, a client span for a client
@@ -152,12 +160,21 @@ impl Span {
     /// no name for goes under `tapline.`. A record without ids gets ids derived
     /// from what identifies it, the same for the same record (`RequestRecord::stable_id`).
     pub fn from_record(record: &RequestRecord) -> Span {
-        Self::from_record_with(Cow::Borrowed(record), [])
+        let (trace_id, span_id) = (record.trace_id.as_deref().and_then(from_hex), record.span_id.as_deref().and_then(from_hex));
+        // Hashed once, and only when an id is missing.
+        let stable_id = if trace_id.is_none() || span_id.is_none() { record.stable_id(0) } else { [0; 8] };
+        let ids = SpanIds {
+            trace_id: trace_id.unwrap_or_else(|| trace_id_of(stable_id)),
+            span_id: span_id.unwrap_or(stable_id),
+            parent_span_id: record.parent_span_id.as_deref().and_then(from_hex),
+        };
+        Self::from_record_with(Cow::Borrowed(record), ids, [])
     }
 
-    /// `from_record`, with more attributes (what stitching adds): one map
-    /// built once. A record given whole gives its text to the span, uncopied.
-    pub fn from_record_with(record: Cow<'_, RequestRecord>, more: impl IntoIterator<Item = (KeyString, Value)>) -> Span {
+    /// `from_record` with the ids given and more attributes (what stitching
+    /// adds): one map built once. A record given whole gives its text to the
+    /// span, uncopied.
+    pub fn from_record_with(record: Cow<'_, RequestRecord>, ids: SpanIds, more: impl IntoIterator<Item = (KeyString, Value)>) -> Span {
         let kind = match record.observation_point {
             ObservationPoint::ClientProcess => SpanKind::Client,
             ObservationPoint::Gateway | ObservationPoint::ServerProcess | ObservationPoint::App => SpanKind::Server,
@@ -175,10 +192,6 @@ impl Span {
         // Semantic conventions: 5xx is an error for a server, 4xx too for a client.
         let failed = record.status.is_some_and(|s| s >= 500 || (kind == SpanKind::Client && s >= 400));
         let status = if failed { SpanStatus { code: StatusCode::Error, message: String::new() } } else { SpanStatus::default() };
-        let (trace_id, span_id) = (record.trace_id.as_deref().and_then(from_hex), record.span_id.as_deref().and_then(from_hex));
-        let parent_span_id = record.parent_span_id.as_deref().and_then(from_hex);
-        // Hashed once, and only when an id is missing.
-        let stable_id = if trace_id.is_none() || span_id.is_none() { record.stable_id(0) } else { [0; 8] };
         let service_name = match record.signal_source {
             SignalSource::Kong => Some("kong".to_owned()),
             SignalSource::Ebpf => record.process_name.clone(),
@@ -264,9 +277,9 @@ impl Span {
         .filter_map(|(key, value)| Some((key.into(), value?)))
         .collect();
         Span {
-            trace_id: trace_id.unwrap_or_else(|| trace_id_of(stable_id)),
-            span_id: span_id.unwrap_or(stable_id),
-            parent_span_id,
+            trace_id: ids.trace_id,
+            span_id: ids.span_id,
+            parent_span_id: ids.parent_span_id,
             name,
             kind,
             start_time_unix_nano: start,

@@ -39,7 +39,7 @@ use slab::Slab;
 use smallvec::SmallVec;
 
 use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
-use crate::event::{trace_id_of, Event, EventBatch, KeyString, Kinds, Span, SpanKind, Value};
+use crate::event::{trace_id_of, Event, EventBatch, KeyString, Kinds, Span, SpanIds, SpanKind, Value};
 use late::LateCache;
 use node::{Input, Node, Origin, Part, Role};
 use relate::Tolerance;
@@ -565,16 +565,18 @@ fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: O
         stitched.push(("tapline.original_trace_id".into(), Value::from(const_hex::encode(original))));
     }
     stitched.push(("tapline.self_time_us".into(), Value::Integer((self_time_ns / 1000) as i64)));
-    let mut span = match std::mem::replace(&mut node.input, Input::Emitted) {
+    let ids = SpanIds { trace_id, span_id: node.span_id, parent_span_id: parent };
+    match std::mem::replace(&mut node.input, Input::Emitted) {
         Input::Span(mut span) => {
             span.attributes.extend(stitched);
+            (span.trace_id, span.span_id, span.parent_span_id) = (ids.trace_id, ids.span_id, ids.parent_span_id);
             span
         }
         Input::Record(record, part) => {
             // The last span of its record takes the record's text; the others copy it.
             let mut span = Box::new(match Arc::try_unwrap(record) {
-                Ok(record) => Span::from_record_with(Cow::Owned(record), stitched),
-                Err(shared) => Span::from_record_with(Cow::Borrowed(&shared), stitched),
+                Ok(record) => Span::from_record_with(Cow::Owned(record), ids, stitched),
+                Err(shared) => Span::from_record_with(Cow::Borrowed(&shared), ids, stitched),
             });
             if part == Part::Upstream {
                 span.kind = SpanKind::Client;
@@ -584,12 +586,10 @@ fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: O
             span.end_time_unix_nano = node.end;
             span
         }
-        Input::Emitted => Box::default(),
-    };
-    span.trace_id = trace_id;
-    span.span_id = node.span_id;
-    span.parent_span_id = parent;
-    span
+        Input::Emitted => {
+            Box::new(Span { trace_id: ids.trace_id, span_id: ids.span_id, parent_span_id: ids.parent_span_id, ..Span::default() })
+        }
+    }
 }
 
 impl Transform for Stitch {
