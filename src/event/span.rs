@@ -168,13 +168,20 @@ impl Span {
             span_id: span_id.unwrap_or(stable_id),
             parent_span_id: record.parent_span_id.as_deref().and_then(from_hex),
         };
-        Self::from_record_with(Cow::Borrowed(record), ids, [])
+        let mut span = Self::from_record_with(Cow::Borrowed(record), []);
+        span.set_ids(ids);
+        span
     }
 
-    /// `from_record` with the ids given and more attributes (what stitching
-    /// adds): one map built once. A record given whole gives its text to the
-    /// span, uncopied.
-    pub fn from_record_with(record: Cow<'_, RequestRecord>, ids: SpanIds, more: impl IntoIterator<Item = (KeyString, Value)>) -> Span {
+    /// Place the span in its trace.
+    pub fn set_ids(&mut self, ids: SpanIds) {
+        (self.trace_id, self.span_id, self.parent_span_id) = (ids.trace_id, ids.span_id, ids.parent_span_id);
+    }
+
+    /// `from_record` with more attributes (what stitching adds; one map built
+    /// once) and its ids left for the caller to set (`set_ids`). A record
+    /// given whole gives its text to the span, uncopied.
+    pub fn from_record_with(record: Cow<'_, RequestRecord>, more: impl IntoIterator<Item = (KeyString, Value)>) -> Span {
         let kind = match record.observation_point {
             ObservationPoint::ClientProcess => SpanKind::Client,
             ObservationPoint::Gateway | ObservationPoint::ServerProcess | ObservationPoint::App => SpanKind::Server,
@@ -225,16 +232,17 @@ impl Span {
             }
         };
         let int = |v: Option<u64>| v.map(|n| Value::Integer(n as i64));
-        let header = |id: &Option<String>| id.as_ref().map(|id| Value::Array(vec![Value::from(id.as_str())]));
+        // A header's value is a list (a header may repeat).
+        let header = |id: Value| Value::Array(vec![id]);
         // In key order: the map is then built without reordering them.
         put("client.address", text!(client_ip));
         put("client.port", int(record.client_port.map(u64::from)));
         put("http.request.body.size", int(record.request_size));
         let request_id = owned!(request_id);
-        put("http.request.header.x-request-id", header(&request_id));
+        put("http.request.header.x-request-id", request_id.as_deref().map(Value::from).map(header));
         put("http.request.method", text!(method));
         put("http.response.body.size", int(record.response_size));
-        put("http.response.header.x-request-id", owned!(response_request_id).map(|id| Value::Array(vec![Value::from(id)])));
+        put("http.response.header.x-request-id", owned!(response_request_id).map(Value::from).map(header));
         put("http.response.status_code", int(record.status.map(u64::from)));
         put("http.route", text!(endpoint));
         put("network.peer.address", text!(server_ip));
@@ -277,9 +285,6 @@ impl Span {
         .filter_map(|(key, value)| Some((key.into(), value?)))
         .collect();
         Span {
-            trace_id: ids.trace_id,
-            span_id: ids.span_id,
-            parent_span_id: ids.parent_span_id,
             name,
             kind,
             start_time_unix_nano: start,

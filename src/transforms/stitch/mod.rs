@@ -331,15 +331,23 @@ impl Stitch {
 
     /// Add node `id` to a group.
     fn join(&mut self, group: usize, id: usize, node: &Node, now: u64) {
-        let Some(g) = self.groups.get_mut(group) else { return };
-        g.nodes.push(id);
-        g.first = g.first.min(node.start);
-        if now > g.last {
-            g.last = now;
-            self.idle_order.push_back((now, group));
+        self.absorb(group, [id], node.start, now, node.trace_id.as_slice());
+    }
+
+    /// Put nodes into group `keep`, with the span of time and the trace ids
+    /// they bring (what a join and a merge share).
+    fn absorb(&mut self, keep: usize, nodes: impl IntoIterator<Item = usize>, first: u64, last: u64, traces: &[[u8; 16]]) {
+        let Some(group) = self.groups.get_mut(keep) else { return };
+        group.nodes.extend(nodes);
+        group.first = group.first.min(first);
+        if last > group.last {
+            group.last = last;
+            self.idle_order.push_back((last, keep));
         }
-        if let Some(trace) = node.trace_id.filter(|trace| !g.traces.contains(trace)) {
-            g.traces.push(trace);
+        for trace in traces {
+            if !group.traces.contains(trace) {
+                group.traces.push(*trace);
+            }
         }
     }
 
@@ -383,19 +391,10 @@ impl Stitch {
                 held.group = keep;
             }
         }
-        let Some(group) = self.groups.get_mut(keep) else { return keep };
-        group.nodes.extend(absorbed.nodes);
-        group.first = group.first.min(absorbed.first);
-        if absorbed.last > group.last {
-            group.last = absorbed.last;
-            self.idle_order.push_back((group.last, keep));
+        for trace in &absorbed.traces {
+            self.by_trace.insert(*trace, keep);
         }
-        for trace in absorbed.traces {
-            if !group.traces.contains(&trace) {
-                group.traces.push(trace);
-            }
-            self.by_trace.insert(trace, keep);
-        }
+        self.absorb(keep, absorbed.nodes, absorbed.first, absorbed.last, &absorbed.traces);
         keep
     }
 
@@ -565,18 +564,16 @@ fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: O
         stitched.push(("tapline.original_trace_id".into(), Value::from(const_hex::encode(original))));
     }
     stitched.push(("tapline.self_time_us".into(), Value::Integer((self_time_ns / 1000) as i64)));
-    let ids = SpanIds { trace_id, span_id: node.span_id, parent_span_id: parent };
-    match std::mem::replace(&mut node.input, Input::Emitted) {
+    let mut span = match std::mem::replace(&mut node.input, Input::Emitted) {
         Input::Span(mut span) => {
             span.attributes.extend(stitched);
-            (span.trace_id, span.span_id, span.parent_span_id) = (ids.trace_id, ids.span_id, ids.parent_span_id);
             span
         }
         Input::Record(record, part) => {
             // The last span of its record takes the record's text; the others copy it.
             let mut span = Box::new(match Arc::try_unwrap(record) {
-                Ok(record) => Span::from_record_with(Cow::Owned(record), ids, stitched),
-                Err(shared) => Span::from_record_with(Cow::Borrowed(&shared), ids, stitched),
+                Ok(record) => Span::from_record_with(Cow::Owned(record), stitched),
+                Err(shared) => Span::from_record_with(Cow::Borrowed(&shared), stitched),
             });
             if part == Part::Upstream {
                 span.kind = SpanKind::Client;
@@ -586,10 +583,10 @@ fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: O
             span.end_time_unix_nano = node.end;
             span
         }
-        Input::Emitted => {
-            Box::new(Span { trace_id: ids.trace_id, span_id: ids.span_id, parent_span_id: ids.parent_span_id, ..Span::default() })
-        }
-    }
+        Input::Emitted => Box::default(),
+    };
+    span.set_ids(SpanIds { trace_id, span_id: node.span_id, parent_span_id: parent });
+    span
 }
 
 impl Transform for Stitch {
