@@ -160,9 +160,9 @@ fn kafka(c: &mut Criterion) {
 /// (the sink), and a Kong request record → span, per span.
 fn otlp(c: &mut Criterion) {
     use prost::Message;
-    use tapline::event::{ObjectMap, Span, SpanKind};
+    use tapline::event::{Attributes, Span, SpanKind};
     use tapline::otlp::traces;
-    let attributes: ObjectMap = [
+    let attributes: Attributes = [
         ("http.method", "GET"),
         ("http.url", "https://api.example.com/orders/4711"),
         ("http.route", "/orders"),
@@ -172,7 +172,7 @@ fn otlp(c: &mut Criterion) {
     .map(|(k, v)| (k.into(), Value::from(v)))
     .chain([("http.status_code".into(), Value::Integer(200))])
     .collect();
-    let resource: ObjectMap = [("service.name".into(), Value::from("kong"))].into_iter().collect();
+    let resource: Attributes = [("service.name".into(), Value::from("kong"))].into_iter().collect();
     let events: EventBatch = (0..100u64)
         .map(|i| {
             Event::span(Span {

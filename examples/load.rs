@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use tapline::event::{ObjectMap, Span, SpanKind, Value};
+use tapline::event::{Attributes, Span, SpanKind, Value};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::Status;
@@ -62,7 +62,7 @@ impl Decoder for RawCodec {
 }
 
 fn request(spans: usize) -> ExportTraceServiceRequest {
-    let attributes: ObjectMap = [
+    let attributes: Attributes = [
         ("http.method", Value::from("GET")),
         ("http.url", Value::from("https://api.example.com/orders/4711?expand=items")),
         ("http.host", Value::from("api.example.com")),
@@ -75,7 +75,7 @@ fn request(spans: usize) -> ExportTraceServiceRequest {
     .into_iter()
     .map(|(k, v)| (k.into(), v))
     .collect();
-    let resource: ObjectMap =
+    let resource: Attributes =
         [("service.name".into(), Value::from("kong")), ("service.instance.id".into(), Value::from("kong-7f9c"))].into_iter().collect();
     let events: Vec<tapline::event::Event> = (0..spans)
         .map(|i| {

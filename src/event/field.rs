@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use vrl::path::OwnedValuePath;
 
-use super::{Event, EventData, ObjectMap, Value};
+use super::{Attributes, Event, EventData, Value};
 
 #[derive(Debug, Clone)]
 pub struct FieldPath {
@@ -115,11 +115,11 @@ impl FieldPath {
     /// adds, never replaces). A record's own text fields are filled when empty;
     /// any other name becomes a tag. Returns whether the event changed.
     pub fn set_if_absent(&self, event: &mut Event, value: &str) -> bool {
-        fn insert(map: &mut ObjectMap, key: &str, value: &str) -> bool {
+        fn insert(map: &mut Attributes, key: &str, value: &str) -> bool {
             if map.contains_key(key) {
                 return false;
             }
-            map.insert(key.into(), Value::from(value));
+            map.insert(Cow::Owned(key.to_owned()), Value::from(value));
             true
         }
         match &mut event.data {

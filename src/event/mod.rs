@@ -13,7 +13,9 @@ pub use field::FieldPath;
 pub use finalization::{BatchNotifier, BatchStatus, BatchStatusReceiver, EventStatus, Finalizers, Withdraw};
 pub use metric::{Bucket, Exemplar, Family, FamilyKind, Metric, MetricKind, MetricValue, Quantile, Statistic};
 pub use record::{FieldRef, ObservationPoint, RequestRecord, SignalSource};
-pub use span::{from_hex, parse_traceparent, trace_id_of, Span, SpanEvent, SpanIds, SpanKind, SpanLink, SpanStatus, StatusCode};
+pub use span::{
+    from_hex, parse_traceparent, trace_id_of, Attributes, Span, SpanEvent, SpanIds, SpanKind, SpanLink, SpanStatus, StatusCode,
+};
 pub use vrl::value::{KeyString, ObjectMap, Value};
 
 use serde::Serialize;

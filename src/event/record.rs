@@ -158,19 +158,22 @@ macro_rules! text_fields {
     };
 }
 impl RequestRecord {
-    /// An id for this record, the same every time it is computed for the same
-    /// record (what identifies it: who saw it, when, on which connection and
-    /// thread); `part` tells apart the spans one record makes (a gateway's
-    /// server span and its upstream call).
-    pub fn stable_id(&self, part: u8) -> [u8; 8] {
+    /// Span ids for this record, the same every time they are computed for the
+    /// same record (from what identifies it: who saw it, when, on which
+    /// connection and thread): its own span's, and its call upstream's (a
+    /// gateway entry makes two spans).
+    pub fn stable_ids(&self) -> [[u8; 8]; 2] {
         use std::hash::{Hash, Hasher};
         let mut hasher = rustc_hash::FxHasher::default();
-        (part, self.signal_source.as_str(), self.observation_point.as_str(), self.time.timestamp_nanos_opt()).hash(&mut hasher);
+        (self.signal_source as u8, self.observation_point as u8, self.time).hash(&mut hasher);
         (&self.host_name, self.pid, self.thread_id, self.tcp_seq_request, self.tcp_seq_response).hash(&mut hasher);
         (self.syscall_trace_id_request, self.syscall_trace_id_response, &self.request_id, &self.method, &self.path).hash(&mut hasher);
         (&self.client_ip, self.client_port, &self.server_ip, self.server_port, self.duration_us).hash(&mut hasher);
+        let own = hasher.finish();
+        // The second, derived: the fields are hashed once.
+        hasher.write_u8(1);
         // Zero is no id in OTLP.
-        hasher.finish().max(1).to_be_bytes()
+        [own.max(1).to_be_bytes(), hasher.finish().max(1).to_be_bytes()]
     }
 
     /// The record as a VRL object, for `remap` and conditions.

@@ -1,9 +1,14 @@
 use std::borrow::Cow;
 
+use litemap::LiteMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::record::{ObservationPoint, RequestRecord, SignalSource};
-use super::{KeyString, ObjectMap, Value};
+use super::{ObjectMap, Value};
+
+/// A span's attributes or resource: one sorted vector, its keys static for the
+/// names tapline gives (a span made from a record allocates no key).
+pub type Attributes = LiteMap<Cow<'static, str>, Value>;
 
 /// An OpenTelemetry span, plus the keys span stitching joins on. Written as
 /// JSON (ids in hex), it reads back the same.
@@ -22,11 +27,14 @@ pub struct Span {
     pub start_time_unix_nano: u64,
     pub end_time_unix_nano: u64,
     pub status: SpanStatus,
-    pub attributes: ObjectMap,
-    pub resource: ObjectMap,
+    #[serde(serialize_with = "as_map")]
+    pub attributes: Attributes,
+    #[serde(serialize_with = "as_map")]
+    pub resource: Attributes,
     /// Static for the spans tapline makes: not an allocation each.
     pub scope_name: Cow<'static, str>,
     pub scope_version: Cow<'static, str>,
+    /// Scope, event and link attributes: rare, and only passed through.
     pub scope_attributes: ObjectMap,
     pub events: Vec<SpanEvent>,
     pub links: Vec<SpanLink>,
@@ -114,6 +122,18 @@ pub struct SpanLink {
     pub dropped_attributes_count: u32,
 }
 
+/// Owned text as a value, without copying it. Made exact-size first: `Bytes`
+/// takes a boxed slice as it is, but wraps a `String` with room to spare in
+/// one more allocation (and the allocator shrinks in place).
+fn owned_text(text: String) -> Value {
+    Value::Bytes(bytes::Bytes::from(text.into_bytes().into_boxed_slice()))
+}
+
+/// Always a map (LiteMap writes an empty one as a list to human-readable formats).
+fn as_map<S: Serializer>(map: &Attributes, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(map.iter())
+}
+
 fn hex<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(const_hex::Buffer::<N>::new().format(bytes))
 }
@@ -158,11 +178,11 @@ impl Span {
     /// for a gateway, a server process or an app, a client span for a client
     /// process. Attributes follow the HTTP semantic conventions; what they have
     /// no name for goes under `tapline.`. A record without ids gets ids derived
-    /// from what identifies it, the same for the same record (`RequestRecord::stable_id`).
+    /// from what identifies it, the same for the same record (`RequestRecord::stable_ids`).
     pub fn from_record(record: &RequestRecord) -> Span {
         let (trace_id, span_id) = (record.trace_id.as_deref().and_then(from_hex), record.span_id.as_deref().and_then(from_hex));
         // Hashed once, and only when an id is missing.
-        let stable_id = if trace_id.is_none() || span_id.is_none() { record.stable_id(0) } else { [0; 8] };
+        let stable_id = if trace_id.is_none() || span_id.is_none() { record.stable_ids()[0] } else { [0; 8] };
         let ids = SpanIds {
             trace_id: trace_id.unwrap_or_else(|| trace_id_of(stable_id)),
             span_id: span_id.unwrap_or(stable_id),
@@ -181,7 +201,7 @@ impl Span {
     /// `from_record` with more attributes (what stitching adds; one map built
     /// once) and its ids left for the caller to set (`set_ids`). A record
     /// given whole gives its text to the span, uncopied.
-    pub fn from_record_with(record: Cow<'_, RequestRecord>, more: impl IntoIterator<Item = (KeyString, Value)>) -> Span {
+    pub fn from_record_with(record: Cow<'_, RequestRecord>, more: impl IntoIterator<Item = (Cow<'static, str>, Value)>) -> Span {
         let kind = match record.observation_point {
             ObservationPoint::ClientProcess => SpanKind::Client,
             ObservationPoint::Gateway | ObservationPoint::ServerProcess | ObservationPoint::App => SpanKind::Server,
@@ -219,22 +239,21 @@ impl Span {
         macro_rules! text {
             ($field:ident) => {
                 match &mut record {
-                    Cow::Owned(r) => r.$field.take().map(Value::from),
+                    Cow::Owned(r) => r.$field.take().map(owned_text),
                     Cow::Borrowed(r) => r.$field.as_deref().map(Value::from),
                 }
             };
         }
-        // Gathered, then sorted into the map at once: cheaper than an insert each.
-        let mut attributes: Vec<(KeyString, Value)> = Vec::with_capacity(32 + record.tags.len());
-        let mut put = |key: &str, value: Option<Value>| {
+        // Listed in key order, so the map is made without comparing keys.
+        let mut sorted: Vec<(Cow<'static, str>, Value)> = Vec::with_capacity(36 + record.tags.len());
+        let mut put = |key: &'static str, value: Option<Value>| {
             if let Some(value) = value {
-                attributes.push((key.into(), value));
+                sorted.push((Cow::Borrowed(key), value));
             }
         };
         let int = |v: Option<u64>| v.map(|n| Value::Integer(n as i64));
         // A header's value is a list (a header may repeat).
         let header = |id: Value| Value::Array(vec![id]);
-        // In key order: the map is then built without reordering them.
         put("client.address", text!(client_ip));
         put("client.port", int(record.client_port.map(u64::from)));
         put("http.request.body.size", int(record.request_size));
@@ -242,13 +261,13 @@ impl Span {
         put("http.request.header.x-request-id", request_id.as_deref().map(Value::from).map(header));
         put("http.request.method", text!(method));
         put("http.response.body.size", int(record.response_size));
-        put("http.response.header.x-request-id", owned!(response_request_id).map(Value::from).map(header));
+        put("http.response.header.x-request-id", owned!(response_request_id).map(owned_text).map(header));
         put("http.response.status_code", int(record.status.map(u64::from)));
         put("http.route", text!(endpoint));
         put("network.peer.address", text!(server_ip));
         put("network.peer.port", int(record.server_port.map(u64::from)));
         let protocol = (!record.protocol.is_empty()).then(|| match &mut record {
-            Cow::Owned(r) => Value::from(std::mem::take(&mut r.protocol)),
+            Cow::Owned(r) => owned_text(std::mem::take(&mut r.protocol)),
             Cow::Borrowed(r) => Value::from(r.protocol.as_str()),
         });
         put("network.protocol.name", protocol);
@@ -267,10 +286,14 @@ impl Span {
         put("thread.id", record.thread_id.map(|thread| Value::Integer(thread.into())));
         put("url.path", text!(path));
         put("url.query", text!(query));
+        debug_assert!(sorted.is_sorted_by(|a, b| a.0 < b.0), "attributes listed out of key order");
+        let mut attributes = Attributes::from_sorted_store_unchecked(sorted);
         for (key, value) in &record.tags {
-            attributes.push((key.as_str().into(), Value::from(value.as_str())));
+            attributes.insert(Cow::Owned(key.clone()), Value::from(value.as_str()));
         }
-        attributes.extend(more);
+        for (key, value) in more {
+            attributes.insert(key, value);
+        }
 
         let pid = record.pid;
         let resource = [
@@ -279,18 +302,18 @@ impl Span {
             ("k8s.pod.name", text!(pod)),
             ("process.executable.name", text!(process_name)),
             ("process.pid", pid.map(|p| Value::Integer(p.into()))),
-            ("service.name", service_name.map(Value::from)),
-        ]
-        .into_iter()
-        .filter_map(|(key, value)| Some((key.into(), value?)))
-        .collect();
+            ("service.name", service_name.map(owned_text)),
+        ];
+        let mut sorted = Vec::with_capacity(resource.len());
+        sorted.extend(resource.into_iter().filter_map(|(key, value)| Some((Cow::Borrowed(key), value?))));
+        let resource = Attributes::from_sorted_store_unchecked(sorted);
         Span {
             name,
             kind,
             start_time_unix_nano: start,
             end_time_unix_nano: end,
             status,
-            attributes: attributes.into_iter().collect(),
+            attributes,
             resource,
             scope_name: Cow::Borrowed("tapline"),
             scope_version: Cow::Borrowed(env!("CARGO_PKG_VERSION")),
@@ -311,4 +334,26 @@ pub fn trace_id_of(id: [u8; 8]) -> [u8; 16] {
 /// An id written in hex (trace, span), `None` unless exactly N bytes of it.
 pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     const_hex::decode_to_array(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_span_written_as_json_reads_back_the_same() {
+        let span = Span {
+            trace_id: [7; 16],
+            span_id: [9; 8],
+            name: "GET /a".into(),
+            attributes: [(Cow::Borrowed("url.path"), Value::from("/a")), (Cow::Owned("b.custom".to_owned()), Value::Integer(1))]
+                .into_iter()
+                .collect(),
+            ..Span::default()
+        };
+        let json = serde_json::to_string(&span).unwrap();
+        // Attributes in key order; an empty map still a map.
+        assert!(json.contains(r#""attributes":{"b.custom":1,"url.path":"/a"},"resource":{}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Span>(&json).unwrap(), span);
+    }
 }

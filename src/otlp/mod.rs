@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, In
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Serialize;
 
-use crate::event::{from_hex, EventBatch, KeyString, ObjectMap, Value};
+use crate::event::{from_hex, EventBatch, ObjectMap, Value};
 
 /// The events of one request, and the items refused (counted, with the first reason).
 #[derive(Debug, Default)]
@@ -147,23 +147,24 @@ pub fn value_to_any(value: &Value) -> AnyValue {
     AnyValue { value }
 }
 
-pub fn attributes_to_map(attributes: Vec<KeyValue>) -> ObjectMap {
-    attributes.into_iter().map(|kv| (KeyString::from(kv.key), value_from_any(kv.value))).collect()
+/// OTLP attributes as a map: a VRL object (`ObjectMap`) or a span's `Attributes`.
+pub fn attributes_to_map<K: From<String>, M: FromIterator<(K, Value)>>(attributes: Vec<KeyValue>) -> M {
+    attributes.into_iter().map(|kv| (K::from(kv.key), value_from_any(kv.value))).collect()
 }
 
-pub fn map_to_attributes(map: &ObjectMap) -> Vec<KeyValue> {
-    map.iter().map(|(key, value)| key_value(key.to_string(), value_to_any(value))).collect()
+pub fn map_to_attributes<'a, K: AsRef<str> + 'a>(map: impl IntoIterator<Item = (&'a K, &'a Value)>) -> Vec<KeyValue> {
+    map.into_iter().map(|(key, value)| key_value(key.as_ref().to_owned(), value_to_any(value))).collect()
 }
 
 pub fn key_value(key: String, value: AnyValue) -> KeyValue {
     KeyValue { key, value: Some(value), ..Default::default() }
 }
 
-fn resource_map(resource: Option<Resource>) -> ObjectMap {
+fn resource_map<K: From<String>, M: FromIterator<(K, Value)> + Default>(resource: Option<Resource>) -> M {
     resource.map(|r| attributes_to_map(r.attributes)).unwrap_or_default()
 }
 
-fn resource(map: &ObjectMap) -> Option<Resource> {
+fn resource<'a, K: AsRef<str> + 'a>(map: impl IntoIterator<Item = (&'a K, &'a Value)>) -> Option<Resource> {
     Some(Resource { attributes: map_to_attributes(map), ..Default::default() })
 }
 

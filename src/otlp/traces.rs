@@ -4,7 +4,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess
 use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span as ProtoSpan, Status};
 
 use super::{attributes_to_map, id, map_to_attributes, resource, resource_map, Decoded, Groups, Scope};
-use crate::event::{Event, EventData, ObjectMap, Span, SpanEvent, SpanKind, SpanLink, SpanStatus, StatusCode, Value};
+use crate::event::{Attributes, Event, EventData, Span, SpanEvent, SpanKind, SpanLink, SpanStatus, StatusCode, Value};
 
 /// Spans with ids of the wrong length are refused (the spec calls them invalid).
 pub fn decode(request: ExportTraceServiceRequest) -> Decoded {
@@ -33,7 +33,7 @@ pub fn response(decoded: &Decoded) -> ExportTraceServiceResponse {
     }
 }
 
-fn span_from_proto(proto: ProtoSpan, resource: &ObjectMap, scope: &Scope) -> Result<Span, String> {
+fn span_from_proto(proto: ProtoSpan, resource: &Attributes, scope: &Scope) -> Result<Span, String> {
     let trace_id = id(&proto.trace_id)
         .filter(|id| *id != [0; 16])
         .ok_or_else(|| format!("span `{}`: trace_id must be 16 bytes, not all zero (got {} bytes)", proto.name, proto.trace_id.len()))?;
@@ -97,7 +97,7 @@ fn span_from_proto(proto: ProtoSpan, resource: &ObjectMap, scope: &Scope) -> Res
 /// Kong's OpenTelemetry plugin sets `kong.request.id`; instrumented apps may
 /// record the header (semantic conventions: a string array; Python's
 /// instrumentations write the name with underscores).
-fn request_id(attributes: &ObjectMap) -> Option<String> {
+fn request_id(attributes: &Attributes) -> Option<String> {
     const KEYS: [&str; 5] = [
         "kong.request.id",
         "http.request.header.x-request-id",
@@ -176,7 +176,7 @@ pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> ExportTraceSer
     }
 }
 
-fn push(groups: &mut Groups<ObjectMap, ProtoSpan>, span: &Span) {
+fn push(groups: &mut Groups<Attributes, ProtoSpan>, span: &Span) {
     let scope =
         Scope { name: span.scope_name.to_string(), version: span.scope_version.to_string(), attributes: span.scope_attributes.clone() };
     groups.push(span.resource.clone(), scope, span_to_proto(span));

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map as JsonMap, Value as Json};
 
 use super::quote_identifier;
-use crate::event::{Metric, MetricValue, ObjectMap, RequestRecord, Span, Value};
+use crate::event::{Attributes, Metric, MetricValue, RequestRecord, Span, Value};
 
 /// What the server's types allow, from `SELECT version()`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -394,8 +394,8 @@ fn line(row: JsonMap<String, Json>) -> Vec<u8> {
     out
 }
 
-fn attribute_entries(map: &ObjectMap) -> impl Iterator<Item = (&str, String)> {
-    map.iter().map(|(k, v)| (k.as_str(), attribute_text(v)))
+fn attribute_entries(map: &Attributes) -> impl Iterator<Item = (&str, String)> {
+    map.iter().map(|(k, v)| (k.as_ref(), attribute_text(v)))
 }
 
 /// An attribute value as map text: strings as they are, the rest as JSON.

@@ -36,14 +36,14 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use slab::Slab;
-use smallvec::SmallVec;
+use smallvec::{smallvec, SmallVec};
 
 use crate::component::{OutputDef, Result, Transform, TransformConfig, TransformOutput};
-use crate::event::{trace_id_of, Event, EventBatch, KeyString, Kinds, Span, SpanIds, SpanKind, Value};
+use crate::event::{trace_id_of, Event, EventBatch, Kinds, Span, SpanIds, SpanKind, Value};
 use late::LateCache;
-use node::{Input, Node, Origin, Part, Role};
+use node::{HostNames, Input, Node, Origin, Part, Role};
 use relate::Tolerance;
-use tree::{Link, Parent};
+use tree::{Link, Parent, PerNode};
 
 /// Own counters and gauges (`tapline_<name>` on /metrics).
 pub const TRACES_HELD: &str = "stitch_traces_held";
@@ -160,18 +160,27 @@ struct Group {
 
 /// The event clock: the newest event time seen, moving on with the wall
 /// clock while nothing new arrives; an event from the future counts as now.
+/// The clocks are read once a batch (and a tick): a batch is handled as of one instant.
 struct Clock {
     newest: u64,
-    at: std::time::Instant,
-    /// The wall clock (Unix ns) as of the batch in hand.
+    /// The monotonic clock is read as ns since `origin`.
+    origin: std::time::Instant,
+    /// When `newest` was seen, on the monotonic clock.
+    at: u64,
+    /// The monotonic clock and the wall clock (Unix ns) as of the batch in hand.
+    read: u64,
     wall: u64,
     /// The last `stamp` given.
     stamped: u64,
 }
 
 impl Clock {
+    fn new() -> Self {
+        Clock { newest: 0, origin: std::time::Instant::now(), at: 0, read: 0, wall: 0, stamped: 0 }
+    }
+
     fn now(&self) -> u64 {
-        self.newest.saturating_add(self.at.elapsed().as_nanos() as u64)
+        self.newest.saturating_add(self.read.saturating_sub(self.at))
     }
 
     /// `now`, but never the same twice: when a node joins its group.
@@ -180,8 +189,9 @@ impl Clock {
         self.stamped
     }
 
-    /// Read the wall clock, once a batch.
-    fn read_wall(&mut self) {
+    /// Read the clocks, once a batch and a tick.
+    fn read(&mut self) {
+        self.read = self.origin.elapsed().as_nanos() as u64;
         self.wall = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default().max(0) as u64;
     }
 
@@ -189,7 +199,7 @@ impl Clock {
         let now = self.now();
         if time.min(self.wall) > now {
             self.newest = time.min(self.wall);
-            self.at = std::time::Instant::now();
+            self.at = self.read;
         }
     }
 }
@@ -216,6 +226,7 @@ pub struct Stitch {
     /// went never names the one that took its id.
     idle_order: VecDeque<(u64, usize)>,
     late: LateCache,
+    hosts: HostNames,
     clock: Clock,
 }
 
@@ -240,7 +251,8 @@ impl Stitch {
             banned: BTreeSet::new(),
             banned_order: VecDeque::new(),
             idle_order: VecDeque::new(),
-            clock: Clock { newest: 0, at: std::time::Instant::now(), wall: 0, stamped: 0 },
+            hosts: HostNames::default(),
+            clock: Clock::new(),
         }
     }
 
@@ -263,7 +275,7 @@ impl Stitch {
             }
             None => {
                 let traces = node.trace_id.into_iter().collect();
-                let group = self.groups.insert(Group { nodes: smallvec::smallvec![id], first: node.start, last: now, traces });
+                let group = self.groups.insert(Group { nodes: smallvec![id], first: node.start, last: now, traces });
                 self.idle_order.push_back((now, group));
                 group
             }
@@ -470,12 +482,12 @@ impl Stitch {
     fn write_trace(&mut self, nodes: Vec<Node>, out: &mut TransformOutput) {
         let parents = tree::parents(&nodes, &self.tolerance);
         let self_times = tree::self_times(&nodes, &parents);
-        let mut traces: Vec<[u8; 16]> = nodes.iter().filter_map(|n| n.trace_id).collect();
+        let mut traces: SmallVec<[[u8; 16]; 2]> = nodes.iter().filter_map(|n| n.trace_id).collect();
         traces.sort_unstable();
         traces.dedup();
         // A root that relates to something emitted before: the trace is late, and
         // joins it, unless the two carry trace ids the applications told apart.
-        let mut external: Vec<Option<([u8; 8], Link)>> = vec![None; nodes.len()];
+        let mut external: PerNode<Option<([u8; 8], Link)>> = smallvec![None; nodes.len()];
         let mut joined_trace = None;
         for (n, node) in nodes.iter().enumerate() {
             if parents[n].is_some() {
@@ -505,7 +517,7 @@ impl Stitch {
         if joined_trace.is_some() {
             out.count(LATE_SPANS, nodes.len() as u64);
         }
-        let span_ids: Vec<[u8; 8]> = nodes.iter().map(|n| n.span_id).collect();
+        let span_ids: PerNode<[u8; 8]> = nodes.iter().map(|n| n.span_id).collect();
         for (n, mut node) in nodes.into_iter().enumerate() {
             let (parent, link) = match (parents[n], external[n]) {
                 (Some(Parent::Node(p, link)), _) => (Some(span_ids[p]), link),
@@ -555,8 +567,7 @@ fn late_link(emitted: &Node, node: &Node, tolerance: &Tolerance) -> Option<Link>
 
 /// A node's span, in its trace: its input is taken (an APM span is not copied).
 fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: Option<Link>, self_time_ns: u64) -> Box<Span> {
-    let mut stitched: SmallVec<[(KeyString, Value); 3]> = SmallVec::new();
-    // In key order, as the record's own attributes.
+    let mut stitched: SmallVec<[(Cow<'static, str>, Value); 3]> = SmallVec::new();
     if let Some(link) = link {
         stitched.push(("tapline.link".into(), Value::from_static_str(link.as_str())));
     }
@@ -569,8 +580,9 @@ fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: O
             span.attributes.extend(stitched);
             span
         }
-        Input::Record(record, part) => {
-            // The last span of its record takes the record's text; the others copy it.
+        Input::Record(record) => Box::new(Span::from_record_with(Cow::Owned(*record), stitched)),
+        Input::Shared(record, part) => {
+            // The last span of its record takes the record's text; the other copies it.
             let mut span = Box::new(match Arc::try_unwrap(record) {
                 Ok(record) => Span::from_record_with(Cow::Owned(record), stitched),
                 Err(shared) => Span::from_record_with(Cow::Borrowed(&shared), stitched),
@@ -578,9 +590,8 @@ fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: O
             if part == Part::Upstream {
                 span.kind = SpanKind::Client;
                 span.name.push_str(" upstream");
+                (span.start_time_unix_nano, span.end_time_unix_nano) = (node.start, node.end);
             }
-            span.start_time_unix_nano = node.start;
-            span.end_time_unix_nano = node.end;
             span
         }
         Input::Emitted => Box::default(),
@@ -591,9 +602,11 @@ fn span_of(node: &mut Node, trace_id: [u8; 16], parent: Option<[u8; 8]>, link: O
 
 impl Transform for Stitch {
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
-        self.clock.read_wall();
+        self.clock.read();
+        // About one span goes out per record that comes in: one allocation for the batch's.
+        out.primary.reserve(batch.len());
         for event in batch {
-            match Node::from_event(event) {
+            match Node::from_event(event, &mut self.hosts) {
                 Some(nodes) => {
                     let mut first = None;
                     for node in nodes {
@@ -616,6 +629,7 @@ impl Transform for Stitch {
     }
 
     fn tick(&mut self, last: bool, out: &mut TransformOutput) {
+        self.clock.read();
         let now = self.clock.now();
         if last {
             let all: Vec<usize> = self.groups.iter().map(|(id, _)| id).collect();

@@ -6,7 +6,13 @@
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
+use rustc_hash::FxHashSet;
+use smallvec::{smallvec, SmallVec};
+
 use crate::event::{from_hex, Event, EventData, Finalizers, ObservationPoint, RequestRecord, SignalSource, Span, SpanKind, Value};
+
+/// The nodes of one event: one or two.
+pub type Nodes = SmallVec<[Node; 2]>;
 
 /// Which end of a call a node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,19 +34,21 @@ pub enum Origin {
     Apm,
 }
 
-/// Which of a record's spans.
+/// Which of a gateway entry's spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
-    Whole,
-    /// A gateway entry's server span: the request as the gateway received it.
+    /// The request as the gateway received it.
     Gateway,
-    /// A gateway entry's call upstream.
+    /// Its call upstream.
     Upstream,
 }
 
 #[derive(Debug)]
 pub enum Input {
-    Record(Arc<RequestRecord>, Part),
+    /// A record that makes one span.
+    Record(Box<RequestRecord>),
+    /// A gateway entry that makes two: they share it.
+    Shared(Arc<RequestRecord>, Part),
     Span(Box<Span>),
     /// Emitted already: only the keys are kept (see `late`).
     Emitted,
@@ -112,13 +120,35 @@ impl Fingerprint {
     }
 }
 
+/// The host names nodes were seen on, each held once: a few machines send
+/// most records, and a name per node would be an allocation each. Bounded:
+/// past `HOST_NAMES` distinct names it starts again.
+#[derive(Default)]
+pub struct HostNames(FxHashSet<Arc<str>>);
+
+const HOST_NAMES: usize = 4096;
+
+impl HostNames {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(held) = self.0.get(name) {
+            return held.clone();
+        }
+        if self.0.len() >= HOST_NAMES {
+            self.0.clear();
+        }
+        let held: Arc<str> = Arc::from(name);
+        self.0.insert(held.clone());
+        held
+    }
+}
+
 impl Node {
     /// The nodes an event makes; `None` for what stitching does not take (a plain log, a metric).
-    pub fn from_event(event: Event) -> Option<Vec<Node>> {
+    pub fn from_event(event: Event, hosts: &mut HostNames) -> Option<Nodes> {
         let Event { data, finalizers } = event;
         match data {
-            EventData::Record(record) => Some(from_record(record, finalizers)),
-            EventData::Span(span) => Some(vec![from_span(span, finalizers)]),
+            EventData::Record(record) => Some(from_record(record, finalizers, hosts)),
+            EventData::Span(span) => Some(smallvec![from_span(span, finalizers, hosts)]),
             _ => None,
         }
     }
@@ -176,78 +206,83 @@ fn hex<const N: usize>(value: &Option<String>) -> Option<[u8; N]> {
     value.as_deref().and_then(from_hex)
 }
 
-fn from_record(mut record: Box<RequestRecord>, finalizers: Finalizers) -> Vec<Node> {
+fn from_record(mut record: Box<RequestRecord>, finalizers: Finalizers, hosts: &mut HostNames) -> Nodes {
     let start = nanos(&record);
     let end = start + record.duration_us.unwrap_or_default() * 1000;
     // Made once: a gateway entry's two nodes share them.
-    let (host, request_id, response_request_id) = (text(&record.host_name), text(&record.request_id), text(&record.response_request_id));
+    let host = record.host_name.as_deref().filter(|name| !name.is_empty()).map(|name| hosts.get(name));
+    let (request_id, response_request_id) = (text(&record.request_id), text(&record.response_request_id));
     let fingerprint = Fingerprint::of(&record);
     // The ids are read here, and their text is not held: each span gets its ids from its node.
     let (trace_id, given_span_id, parent_span_id) =
         (hex(&record.trace_id.take()), hex(&record.span_id.take()), hex(&record.parent_span_id.take()));
-    let record = Arc::<RequestRecord>::from(record);
-    let node = |part: Part, role: Role, origin: Origin| {
-        // The id a record carried is its server span's, not its call upstream's.
-        let given_span_id = given_span_id.filter(|_| part != Part::Upstream);
-        Node {
-            input: Input::Record(record.clone(), part),
-            role,
-            origin,
-            host: host.clone(),
-            pid: record.pid,
-            start,
-            end,
-            request_id: request_id.clone(),
-            response_request_id: response_request_id.clone(),
-            trace_id,
-            span_id: given_span_id.unwrap_or_else(|| record.stable_id(part as u8)),
-            span_id_given: given_span_id.is_some(),
-            parent_span_id,
-            tcp_seq_request: record.tcp_seq_request,
-            tcp_seq_response: record.tcp_seq_response,
-            syscall_request: record.syscall_trace_id_request,
-            syscall_response: record.syscall_trace_id_response,
-            fingerprint: Some(fingerprint),
-            finalizers: finalizers.clone(),
-        }
+    // Hashed only when a span needs one: the record brought none, or it makes a call upstream too.
+    let gateway = record.observation_point == ObservationPoint::Gateway;
+    let stable_ids = if given_span_id.is_none() || gateway { record.stable_ids() } else { [[0; 8]; 2] };
+    let node = |input: Input, role: Role, origin: Origin| Node {
+        input,
+        role,
+        origin,
+        host: host.clone(),
+        pid: record.pid,
+        start,
+        end,
+        request_id: request_id.clone(),
+        response_request_id: response_request_id.clone(),
+        trace_id,
+        span_id: given_span_id.unwrap_or(stable_ids[0]),
+        span_id_given: given_span_id.is_some(),
+        parent_span_id,
+        tcp_seq_request: record.tcp_seq_request,
+        tcp_seq_response: record.tcp_seq_response,
+        syscall_request: record.syscall_trace_id_request,
+        syscall_response: record.syscall_trace_id_response,
+        fingerprint: Some(fingerprint),
+        finalizers: finalizers.clone(),
     };
-    match (record.observation_point, record.signal_source) {
-        (ObservationPoint::Gateway, _) => {
-            // The gateway gives the request its id, answers with it and sends it
-            // upstream: the server span shows it on the response side, the call on the request side.
-            let mut server = node(Part::Gateway, Role::Server, Origin::Gateway);
-            server.response_request_id = server.request_id.take().or(server.response_request_id);
-            server.tcp_seq_request = None;
-            let mut upstream = node(Part::Upstream, Role::Client, Origin::Gateway);
-            upstream.response_request_id = None;
-            upstream.parent_span_id = Some(server.span_id);
-            upstream.trace_id = server.trace_id;
-            // The call upstream: after what the gateway did first, for as long as the upstream took.
-            let upstream_ns = record.upstream_us.unwrap_or_default() * 1000;
-            let before = record.gateway_us.unwrap_or_default() * 1000;
-            upstream.start = (start + before).min(end.saturating_sub(upstream_ns)).max(start);
-            upstream.end = upstream.start + upstream_ns;
-            if record.tries == 0 || record.upstream_us.is_none() {
-                // Kong answered alone: no call upstream.
-                return vec![server];
-            }
-            vec![server, upstream]
-        }
-        (ObservationPoint::ClientProcess, _) => vec![node(Part::Whole, Role::Client, Origin::Ebpf)],
-        (ObservationPoint::ServerProcess, SignalSource::Ebpf) => vec![node(Part::Whole, Role::Server, Origin::Ebpf)],
-        (ObservationPoint::ServerProcess | ObservationPoint::App, _) => vec![node(Part::Whole, Role::Server, Origin::Apm)],
+    if !gateway {
+        let (role, origin) = match (record.observation_point, record.signal_source) {
+            (ObservationPoint::ClientProcess, _) => (Role::Client, Origin::Ebpf),
+            (_, SignalSource::Ebpf) => (Role::Server, Origin::Ebpf),
+            _ => (Role::Server, Origin::Apm),
+        };
+        // `node` reads the record: it is moved in after.
+        let mut node = node(Input::Emitted, role, origin);
+        node.input = Input::Record(record);
+        return smallvec![node];
     }
+    // The gateway gives the request its id, answers with it and sends it
+    // upstream: the server span shows it on the response side, the call on the request side.
+    let mut server = node(Input::Emitted, Role::Server, Origin::Gateway);
+    server.response_request_id = server.request_id.take().or(server.response_request_id);
+    server.tcp_seq_request = None;
+    if record.tries == 0 || record.upstream_us.is_none() {
+        // Kong answered alone: no call upstream.
+        server.input = Input::Record(record);
+        return smallvec![server];
+    }
+    let mut upstream = node(Input::Emitted, Role::Client, Origin::Gateway);
+    // The id a record carried is its server span's, not its call upstream's.
+    (upstream.span_id, upstream.span_id_given) = (stable_ids[1], false);
+    upstream.response_request_id = None;
+    upstream.parent_span_id = Some(server.span_id);
+    upstream.trace_id = server.trace_id;
+    // The call upstream: after what the gateway did first, for as long as the upstream took.
+    let upstream_ns = record.upstream_us.unwrap_or_default() * 1000;
+    let before = record.gateway_us.unwrap_or_default() * 1000;
+    upstream.start = (start + before).min(end.saturating_sub(upstream_ns)).max(start);
+    upstream.end = upstream.start + upstream_ns;
+    let shared = Arc::<RequestRecord>::from(record);
+    server.input = Input::Shared(shared.clone(), Part::Gateway);
+    upstream.input = Input::Shared(shared, Part::Upstream);
+    smallvec![server, upstream]
 }
 
-fn from_span(span: Box<Span>, finalizers: Finalizers) -> Node {
+fn from_span(span: Box<Span>, finalizers: Finalizers, hosts: &mut HostNames) -> Node {
     let role = match span.kind {
         SpanKind::Server => Role::Server,
         SpanKind::Client => Role::Client,
         _ => Role::Other,
-    };
-    let resource_text = |key: &str| match span.resource.get(key) {
-        Some(Value::Bytes(b)) => Some(Arc::from(String::from_utf8_lossy(b).as_ref())),
-        _ => None,
     };
     let pid = match span.resource.get("process.pid") {
         Some(Value::Integer(pid)) => u32::try_from(*pid).ok(),
@@ -256,7 +291,10 @@ fn from_span(span: Box<Span>, finalizers: Finalizers) -> Node {
     Node {
         role,
         origin: Origin::Apm,
-        host: resource_text("host.name"),
+        host: match span.resource.get("host.name") {
+            Some(Value::Bytes(name)) => Some(hosts.get(&String::from_utf8_lossy(name))),
+            _ => None,
+        },
         pid,
         start: span.start_time_unix_nano,
         end: span.end_time_unix_nano.max(span.start_time_unix_nano),

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::event::{EventData, ObjectMap, ObservationPoint, RequestRecord, SignalSource, Span, SpanKind};
+use crate::event::{Attributes, EventData, ObservationPoint, RequestRecord, SignalSource, Span, SpanKind};
 
 /// 2026-01-01T00:00:00Z, in ms: every test's time 0.
 const T0: i64 = 1_767_225_600_000;
@@ -71,7 +71,7 @@ fn apm(trace: u8, span: u8, parent: Option<u8>, kind: SpanKind, start: i64, dura
         kind,
         start_time_unix_nano: ns(start),
         end_time_unix_nano: ns(start + duration),
-        attributes: ObjectMap::new(),
+        attributes: Attributes::new(),
         ..Span::default()
     }
 }
@@ -311,6 +311,22 @@ fn a_gateway_entry_without_ids_is_still_one_trace() {
     let upstream = spans.iter().find(|s| s.name.ends_with("upstream")).unwrap();
     let gateway = spans.iter().find(|s| !s.name.ends_with("upstream")).unwrap();
     assert_eq!(upstream.parent_span_id, Some(gateway.span_id));
+}
+
+/// An entry that carried its own span id (Kong tracing): the gateway span
+/// keeps it, and the call upstream gets an id of its own, the same every time.
+#[test]
+fn a_gateway_entry_with_a_span_id_gives_its_call_upstream_another() {
+    let mut entry = gateway_entry("kong-2");
+    entry.trace_id = Some(const_hex::encode([3u8; 16]));
+    entry.span_id = Some(const_hex::encode([4u8; 8]));
+    let spans = run(events(vec![entry.clone()], vec![]));
+    let second = run(events(vec![entry], vec![]));
+    let upstream = |spans: &[Span]| spans.iter().find(|s| s.name.ends_with("upstream")).unwrap().span_id;
+    let gateway = spans.iter().find(|s| !s.name.ends_with("upstream")).unwrap();
+    assert_eq!(gateway.span_id, [4; 8]);
+    assert!(![[0; 8], [4; 8]].contains(&upstream(&spans)), "{spans:#?}");
+    assert_eq!(upstream(&spans), upstream(&second));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! `../shared/reference/stitching.md` §4), each giving a parent only through a
 //! verified relation, and saying which (`tapline.link`).
 
-use smallvec::SmallVec;
+use smallvec::{smallvec, SmallVec};
 
 use super::node::{Node, Origin, Role};
 use super::relate::{self, Tolerance};
@@ -40,6 +40,9 @@ impl Link {
     }
 }
 
+/// One value per node of a trace: most traces are a few nodes, held without allocating.
+pub type PerNode<T> = SmallVec<[T; 8]>;
+
 /// A node's parent in the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parent {
@@ -49,8 +52,8 @@ pub enum Parent {
 }
 
 /// Each node's parent, by index: the tree rules in order.
-pub fn parents(nodes: &[Node], tolerance: &Tolerance) -> Vec<Option<Parent>> {
-    let mut tree = Tree { nodes, parent: vec![None; nodes.len()], tolerance };
+pub fn parents(nodes: &[Node], tolerance: &Tolerance) -> PerNode<Option<Parent>> {
+    let mut tree = Tree { nodes, parent: smallvec![None; nodes.len()], tolerance };
     tree.own_parents();
     // An eBPF call made by an instrumented process carries its SDK span's id: survives thread pools.
     tree.attach(
@@ -115,7 +118,7 @@ enum Pick {
 
 struct Tree<'a> {
     nodes: &'a [Node],
-    parent: Vec<Option<Parent>>,
+    parent: PerNode<Option<Parent>>,
     tolerance: &'a Tolerance,
 }
 
@@ -211,8 +214,8 @@ impl Tree<'_> {
 }
 
 /// Each node's own time: its duration less the time its children cover.
-pub fn self_times(nodes: &[Node], parents: &[Option<Parent>]) -> Vec<u64> {
-    let mut children: Vec<SmallVec<[(u64, u64); 4]>> = vec![SmallVec::new(); nodes.len()];
+pub fn self_times(nodes: &[Node], parents: &[Option<Parent>]) -> PerNode<u64> {
+    let mut children: PerNode<SmallVec<[(u64, u64); 4]>> = smallvec![SmallVec::new(); nodes.len()];
     for (n, parent) in parents.iter().enumerate() {
         if let Some(Parent::Node(p, _)) = parent {
             let (parent, child) = (&nodes[*p], &nodes[n]);
