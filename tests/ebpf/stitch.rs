@@ -116,6 +116,17 @@ fn one_trace_per_request_across_gateway_ebpf_and_apm() {
     let ports = Ports { gateway: free_port(), app: free_port(), stock: free_port() };
     let (otlp, closed) = (free_port(), free_port());
     let _stock = backend(ports.stock, None);
+    // The traces in a real trace store too: ClickHouse's span table (a must in CI).
+    let store = crate::clickhouse::clickhouse().map(|url| {
+        let db = crate::clickhouse::database(&url, "stitched");
+        (url, db)
+    });
+    let store_sink = store.as_ref().map_or(String::new(), |(url, db)| {
+        format!(
+            "[sinks.store]\ntype = \"clickhouse\"\ninputs = [\"traces\"]\nendpoint = \"{url}\"\ndatabase = \"{db}\"\n\
+             table = \"spans\"\nschema = \"span\"\ncreate_table = true\n"
+        )
+    });
     let mut pipeline = capture(
         &[ports.gateway, ports.app, ports.stock],
         &format!(
@@ -124,7 +135,8 @@ fn one_trace_per_request_across_gateway_ebpf_and_apm() {
              [sinks.spans]\ntype = \"file\"\ninputs = [\"traces\"]\npath = \"DIR/spans.json\"\nencoding.codec = \"json\"\n\
              [sinks.inputs]\ntype = \"file\"\ninputs = [\"capture\", \"otel.traces\"]\npath = \"DIR/inputs.json\"\nencoding.codec = \"json\"\n\
              [transforms.red]\ntype = \"red\"\ninputs = [\"traces\"]\n\
-             [sinks.metrics]\ntype = \"file\"\ninputs = [\"red\"]\npath = \"DIR/metrics.json\"\nencoding.codec = \"json\"\n"
+             [sinks.metrics]\ntype = \"file\"\ninputs = [\"red\"]\npath = \"DIR/metrics.json\"\nencoding.codec = \"json\"\n\
+             {store_sink}"
         ),
     );
     wait_for("the OTLP receiver", Duration::from_secs(30), || TcpStream::connect(("127.0.0.1", otlp)).is_ok());
@@ -248,6 +260,28 @@ fn one_trace_per_request_across_gateway_ebpf_and_apm() {
     for seed in [1u64, 7, 42] {
         let replayed = replay(shuffled(&inputs, seed));
         assert_eq!(replayed, live, "replayed in the order of seed {seed}");
+    }
+
+    // The trace store holds the same trees (sent before the pipeline stopped):
+    // every span with its trace, parent and link, one root per trace.
+    if let Some((url, db)) = &store {
+        let text = |field: &str| if field.is_empty() { Value::Null } else { Value::from(field) };
+        let rows =
+            crate::clickhouse::query(url, &format!("SELECT span_id, trace_id, parent_span_id, link FROM {db}.spans FORMAT TabSeparated"));
+        let stored: BTreeMap<String, (Value, Value, Value)> = rows
+            .lines()
+            .map(|row| {
+                let fields: Vec<&str> = row.split('\t').collect();
+                (fields[0].to_string(), (text(fields[1]), text(fields[2]), text(fields[3])))
+            })
+            .collect();
+        assert_eq!(rows.lines().count(), live.len(), "rows in the span table");
+        assert_eq!(stored, live, "the span table");
+        let roots = format!(
+            "SELECT count() FROM (SELECT trace_id, countIf(parent_span_id = '') AS roots FROM {db}.spans GROUP BY trace_id HAVING roots != 1)"
+        );
+        assert_eq!(crate::clickhouse::query(url, &roots), "0\n", "traces without exactly one root");
+        crate::clickhouse::query(url, &format!("DROP DATABASE {db}"));
     }
 }
 
