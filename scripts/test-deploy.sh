@@ -143,9 +143,11 @@ agent_run=("${PODMAN[@]}" run "${ULIMITS[@]}" --network=host --pid=host --user 0
   -v "$work/agent-data:/var/lib/tapline" --tmpfs /tmp)
 
 step "image: tapline validate inside"
-"${agent_run[@]}" --rm -e NODE_NAME=node-1 "$image" validate >"$work/validate-in-image.log" 2>&1 ||
-  { cat "$work/validate-in-image.log"; fail "tapline validate in the image"; }
-grep -q "^valid:" "$work/validate-in-image.log" || fail "tapline validate in the image said: $(cat "$work/validate-in-image.log")"
+# Standard output apart: the runtime relays the two streams with no order between them.
+"${agent_run[@]}" --rm -e NODE_NAME=node-1 "$image" validate >"$work/validate-in-image.log" 2>"$work/validate-in-image.err" ||
+  { cat "$work/validate-in-image.log" "$work/validate-in-image.err"; fail "tapline validate in the image"; }
+grep -q "^valid:" "$work/validate-in-image.log" ||
+  fail "tapline validate in the image said: $(cat "$work/validate-in-image.log" "$work/validate-in-image.err")"
 
 step "image: the agent's pipeline under the DaemonSet's capabilities, with the aggregator's and the sidecar's"
 ch=http://127.0.0.1:${CLICKHOUSE_HTTP_PORT:-18123}

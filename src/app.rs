@@ -40,7 +40,10 @@ pub fn load(paths: &ConfigPaths) -> Result<Config, Vec<Diagnostic>> {
 
 pub fn report(diagnostics: &[Diagnostic]) {
     for d in diagnostics {
-        eprintln!("{d}");
+        // Formatted first, then written at once: a reader of stdout and stderr
+        // apart (a container runtime) must not get half a line between two of stdout's.
+        let whole = d.to_string();
+        eprintln!("{whole}");
     }
 }
 
