@@ -244,8 +244,10 @@ impl Span {
                 }
             };
         }
-        // Listed in key order, so the map is made without comparing keys.
-        let mut sorted: Vec<(Cow<'static, str>, Value)> = Vec::with_capacity(36 + record.tags.len());
+        // Listed in key order, so the map is made without comparing keys; room
+        // for all that can be put, the tags and `more`: the map is allocated once.
+        let more = more.into_iter();
+        let mut sorted: Vec<(Cow<'static, str>, Value)> = Vec::with_capacity(RECORD_ATTRIBUTES + record.tags.len() + more.size_hint().0);
         let mut put = |key: &'static str, value: Option<Value>| {
             if let Some(value) = value {
                 sorted.push((Cow::Borrowed(key), value));
@@ -287,6 +289,7 @@ impl Span {
         put("url.path", text!(path));
         put("url.query", text!(query));
         debug_assert!(sorted.is_sorted_by(|a, b| a.0 < b.0), "attributes listed out of key order");
+        debug_assert!(sorted.len() <= RECORD_ATTRIBUTES, "RECORD_ATTRIBUTES counts every attribute put");
         let mut attributes = Attributes::from_sorted_store_unchecked(sorted);
         for (key, value) in &record.tags {
             attributes.insert(Cow::Owned(key.clone()), Value::from(value.as_str()));
@@ -322,6 +325,9 @@ impl Span {
         }
     }
 }
+
+/// How many attributes `from_record_with` can put from a record's own fields.
+const RECORD_ATTRIBUTES: usize = 27;
 
 /// A 16-byte trace id spread from an 8-byte id (for a trace of one record).
 pub fn trace_id_of(id: [u8; 8]) -> [u8; 16] {

@@ -17,9 +17,10 @@ use super::node::{key_hash, Input, Node, Role};
 
 /// The keys a node is remembered by: what a late node can name or share. By
 /// role, as `late_link` reads them: a late server finds its caller's client
-/// end by TCP seq, a late call the server that made it by syscall ids.
-fn keys_of_emitted(node: &Node) -> SmallVec<[u64; 8]> {
-    let mut keys = shared_keys(node, node.role == Role::Client, node.role == Role::Server);
+/// end by TCP seq, a late call the server that made it by syscall ids. Its
+/// trace id only when `by_trace` (one node per trace id is enough to find the trace).
+fn keys_of_emitted(node: &Node, by_trace: bool) -> SmallVec<[u64; 8]> {
+    let mut keys = shared_keys(node, node.role == Role::Client, node.role == Role::Server, by_trace);
     if node.span_id_given {
         keys.push(key_hash((3u8, node.span_id)));
     }
@@ -30,13 +31,13 @@ fn keys_of_emitted(node: &Node) -> SmallVec<[u64; 8]> {
 
 /// The keys a late node looks for: the ones it shares, and its parent's span id.
 fn keys_to_look_up(node: &Node) -> SmallVec<[u64; 8]> {
-    let mut keys = shared_keys(node, node.role == Role::Server, node.role == Role::Client);
+    let mut keys = shared_keys(node, node.role == Role::Server, node.role == Role::Client, true);
     keys.extend(node.parent_span_id.map(|span| key_hash((3u8, span))));
     keys
 }
 
-/// Request ids and trace id; TCP seq and syscall ids when asked.
-fn shared_keys(node: &Node, tcp: bool, syscall: bool) -> SmallVec<[u64; 8]> {
+/// Request ids; TCP seq, syscall ids and trace id when asked.
+fn shared_keys(node: &Node, tcp: bool, syscall: bool, trace: bool) -> SmallVec<[u64; 8]> {
     let mut keys = SmallVec::new();
     if tcp {
         keys.extend(node.tcp_seq_request.map(|seq| key_hash((0u8, seq))));
@@ -47,7 +48,9 @@ fn shared_keys(node: &Node, tcp: bool, syscall: bool) -> SmallVec<[u64; 8]> {
         }
     }
     keys.extend(node.request_ids().map(|id| key_hash((2u8, &**id))));
-    keys.extend(node.trace_id.map(|trace| key_hash((4u8, trace))));
+    if trace {
+        keys.extend(node.trace_id.map(|trace| key_hash((4u8, trace))));
+    }
     keys
 }
 
@@ -91,15 +94,16 @@ impl LateCache {
         self.by_key.len()
     }
 
-    /// Remember an emitted node (its input dropped), forgetting the oldest past the capacity.
-    pub fn remember(&mut self, mut node: Node, trace_id: [u8; 16], made_up: bool) {
+    /// Remember an emitted node (its input dropped), forgetting the oldest
+    /// past the capacity; findable by its trace id when `by_trace`.
+    pub fn remember(&mut self, mut node: Node, trace_id: [u8; 16], made_up: bool, by_trace: bool) {
         if self.capacity == 0 {
             return;
         }
         node.input = Input::Emitted;
         node.finalizers = Default::default();
         let (first, number) = (self.first, self.first + self.nodes.len() as u64);
-        for key in keys_of_emitted(&node) {
+        for key in keys_of_emitted(&node, by_trace) {
             let holders = self.by_key.entry(key).or_default();
             holders.numbers.retain(|n| *n >= first);
             if holders.numbers.len() <= self.max_key_fanout {

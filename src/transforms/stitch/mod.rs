@@ -29,6 +29,7 @@ mod tree;
 mod tests;
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -518,6 +519,8 @@ impl Stitch {
             out.count(LATE_SPANS, nodes.len() as u64);
         }
         let span_ids: PerNode<[u8; 8]> = nodes.iter().map(|n| n.span_id).collect();
+        // The trace ids the late cache knows this trace by, once each.
+        let mut keyed_traces: SmallVec<[[u8; 16]; 2]> = SmallVec::new();
         for (n, mut node) in nodes.into_iter().enumerate() {
             let (parent, link) = match (parents[n], external[n]) {
                 (Some(Parent::Node(p, link)), _) => (Some(span_ids[p]), link),
@@ -530,7 +533,9 @@ impl Stitch {
             let span = span_of(&mut node, trace_id, parent, link, self_times[n]);
             let finalizers = std::mem::take(&mut node.finalizers);
             out.primary.push(Event { data: crate::event::EventData::Span(span), finalizers });
-            self.late.remember(node, trace_id, made_up);
+            let by_trace = node.trace_id.is_some_and(|trace| !keyed_traces.contains(&trace));
+            keyed_traces.extend(node.trace_id.filter(|_| by_trace));
+            self.late.remember(node, trace_id, made_up, by_trace);
         }
     }
 
@@ -541,12 +546,13 @@ impl Stitch {
     }
 }
 
-/// Take `id` off an index's list for `key`, and the list when it is left empty.
-fn unlist<K: std::hash::Hash + Eq, const N: usize>(index: &mut FxHashMap<K, SmallVec<[usize; N]>>, key: &K, id: usize) {
-    if let Some(list) = index.get_mut(key) {
-        list.retain(|m| *m != id);
-        if list.is_empty() {
-            index.remove(key);
+/// Take `id` off an index's list for `key`, and the list when it is left
+/// empty: one probe of the table (most lists hold that one node).
+fn unlist<K: std::hash::Hash + Eq + Clone, const N: usize>(index: &mut FxHashMap<K, SmallVec<[usize; N]>>, key: &K, id: usize) {
+    if let Entry::Occupied(mut list) = index.entry(key.clone()) {
+        list.get_mut().retain(|m| *m != id);
+        if list.get().is_empty() {
+            list.remove();
         }
     }
 }

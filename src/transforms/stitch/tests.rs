@@ -417,6 +417,24 @@ fn a_late_span_finds_its_parent_by_a_given_span_id_only() {
     assert_eq!(counted(&out.counts, LATE_SPANS), 1);
 }
 
+/// A trace of more spans than `max_key_fanout` is still found by its trace id:
+/// the late cache knows a trace by one of its spans, not by all of them.
+#[test]
+fn a_late_span_finds_a_trace_of_many_spans_by_its_trace_id() {
+    let mut stitch = StitchConfig::default().build().unwrap();
+    let mut out = TransformOutput::default();
+    let spans: Vec<Span> = (1..=20).map(|span| apm(1, span, (span > 1).then_some(1), SpanKind::Internal, 0, 100, "work")).collect();
+    stitch.transform(events(vec![], spans), &mut out);
+    stitch.tick(true, &mut out);
+    assert_eq!(out.primary.len(), 20);
+    let mut late = TransformOutput::default();
+    stitch.transform(events(vec![], vec![apm(1, 99, Some(98), SpanKind::Internal, 200, 10, "late")]), &mut late);
+    stitch.tick(true, &mut late);
+    let EventData::Span(span) = &late.primary[0].data else { unreachable!() };
+    assert_eq!((span.trace_id, span.parent_span_id), ([1; 16], Some([98; 8])));
+    assert_eq!(counted(&late.counts, LATE_SPANS), 1);
+}
+
 /// A key on more emitted spans than `max_key_fanout` (here a TCP seq every
 /// connection reused) finds nothing late: no lookup walks a long list, and no
 /// late span picks one of many at random.
