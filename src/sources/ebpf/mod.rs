@@ -8,6 +8,7 @@
 //! responses per connection, [`tcp`] turns connection events into metrics.
 
 pub mod event;
+pub mod hpack;
 pub mod http;
 pub mod loader;
 pub mod session;
