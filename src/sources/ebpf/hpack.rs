@@ -483,7 +483,13 @@ mod tests {
         let second = decoder.decode(&hex(blocks[1])).unwrap();
         assert_eq!(
             text(&second),
-            list(&[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com"), ("cache-control", "no-cache")])
+            list(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com"),
+                ("cache-control", "no-cache")
+            ])
         );
         assert_eq!(table(&decoder), list(&[("cache-control", "no-cache"), (":authority", "www.example.com")]));
         assert_eq!(decoder.table_size(), 110);
@@ -530,26 +536,14 @@ mod tests {
         let date1 = "Mon, 21 Oct 2013 20:13:21 GMT";
         let location = "https://www.example.com";
         let first = decoder.decode(&hex(blocks[0])).unwrap();
-        assert_eq!(
-            text(&first),
-            list(&[(":status", "302"), ("cache-control", "private"), ("date", date1), ("location", location)])
-        );
-        assert_eq!(
-            table(&decoder),
-            list(&[("location", location), ("date", date1), ("cache-control", "private"), (":status", "302")])
-        );
+        assert_eq!(text(&first), list(&[(":status", "302"), ("cache-control", "private"), ("date", date1), ("location", location)]));
+        assert_eq!(table(&decoder), list(&[("location", location), ("date", date1), ("cache-control", "private"), (":status", "302")]));
         assert_eq!(decoder.table_size(), 222);
 
         let second = decoder.decode(&hex(blocks[1])).unwrap();
-        assert_eq!(
-            text(&second),
-            list(&[(":status", "307"), ("cache-control", "private"), ("date", date1), ("location", location)])
-        );
+        assert_eq!(text(&second), list(&[(":status", "307"), ("cache-control", "private"), ("date", date1), ("location", location)]));
         // ":status: 302" evicted for ":status: 307".
-        assert_eq!(
-            table(&decoder),
-            list(&[(":status", "307"), ("location", location), ("date", date1), ("cache-control", "private")])
-        );
+        assert_eq!(table(&decoder), list(&[(":status", "307"), ("location", location), ("date", date1), ("cache-control", "private")]));
         assert_eq!(decoder.table_size(), 222);
 
         let cookie = "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1";
