@@ -374,6 +374,41 @@ fn curl_http2_over_tls_to_nginx_several_requests_on_one_connection() {
 }
 
 #[test]
+fn a_python_grpc_call_and_an_error_status() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let peer = here("tests/ebpf/grpc_peer.py");
+    let _server = serve(Command::new("python3").arg(&peer).args(["serve", &port.to_string()]), port);
+    let pipeline = capture(&[port], "");
+
+    // Two unary calls on one channel (one connection): the second one's headers use the dynamic table.
+    let (found_item, missing) = ("/shop.Catalog/GetItem", "/shop.Catalog/Missing");
+    let out = Command::new("python3").arg(&peer).args(["call", &port.to_string(), found_item, missing]).output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "grpcio must be installed (scripts/install-test-deps.sh): {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(printed, format!("{found_item} OK \n{missing} NOT_FOUND no item 7\n"));
+
+    let found = wait_records(&pipeline, 4, "gRPC records of both ends", |r| r["protocol"] == "grpc");
+    for (path, status, error) in [(found_item, 0, Value::Null), (missing, 5, Value::from("NOT_FOUND: no item 7"))] {
+        let ends: Vec<Value> = found.iter().filter(|r| r["path"] == path).cloned().collect();
+        for point in ["client_process", "server_process"] {
+            let record = side(&ends, point);
+            assert_eq!(text(record, "method"), "POST", "{record}");
+            assert_eq!(text(record, "endpoint"), path, "{record}");
+            assert_eq!(number(record, "status"), status, "{record}");
+            assert_eq!(record["error"], error, "{record}");
+            assert_eq!(text(record, "host"), format!("127.0.0.1:{port}"), "{record}");
+            assert!(number(record, "duration_us") > 0, "{record}");
+            // gRPC's own threads move the bytes: the thread name is theirs (`event_engine`).
+            assert!(text(record, "cmdline").contains("grpc_peer.py"), "{record}");
+        }
+        assert_eq!(side(&ends, "client_process")["tcp_seq_request"], side(&ends, "server_process")["tcp_seq_request"]);
+    }
+}
+
+#[test]
 fn a_proxy_hop_shares_the_syscall_trace_id_and_the_request_id() {
     if !root() {
         return;
