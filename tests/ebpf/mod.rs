@@ -305,11 +305,11 @@ fn check_http2_records(pipeline: &Pipeline, port: u16, reported: &[(String, u64,
             assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
         }
         // Latency: nginx's time within curl's, curl's within what curl reports. Through
-        // OpenSSL the times are those of the calls' returns, which reach the probe a few µs
-        // after the bytes reach the peer: there only both within what curl reports.
+        // OpenSSL the times are those of the probes on the calls' returns, which a busy
+        // machine can delay after the bytes reached the peer: there nginx's is only positive.
         let (client_us, server_us) = (number(client, "duration_us"), number(server, "duration_us"));
         assert!(
-            (tls || server_us <= client_us) && server_us.max(client_us) <= reported[n].3,
+            client_us <= reported[n].3 && server_us > 0 && (tls || server_us <= client_us),
             "{path}: nginx {server_us} µs, curl {client_us} µs, curl -w {} µs",
             reported[n].3
         );
