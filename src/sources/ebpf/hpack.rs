@@ -91,16 +91,6 @@ impl Decoder {
         self.size = 0;
     }
 
-    /// The dynamic table's size, as RFC 7541 §4.1 counts it.
-    pub fn table_size(&self) -> usize {
-        self.size
-    }
-
-    /// The dynamic table, newest first.
-    pub fn entries(&self) -> impl Iterator<Item = &Field> {
-        self.table.iter()
-    }
-
     fn decode_fields(&mut self, block: &[u8]) -> Result<Vec<Field>, Error> {
         let mut input = Input { bytes: block, at: 0 };
         let mut fields = Vec::new();
@@ -449,7 +439,7 @@ mod tests {
     }
 
     fn table(decoder: &Decoder) -> Vec<(String, String)> {
-        text(&decoder.entries().cloned().collect::<Vec<_>>())
+        text(&decoder.table.iter().cloned().collect::<Vec<_>>())
     }
 
     #[test]
@@ -458,19 +448,19 @@ mod tests {
         let mut decoder = Decoder::default();
         let fields = decoder.decode(&hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572")).unwrap();
         assert_eq!(text(&fields), list(&[("custom-key", "custom-header")]));
-        assert_eq!((table(&decoder), decoder.table_size()), (list(&[("custom-key", "custom-header")]), 55));
+        assert_eq!((table(&decoder), decoder.size), (list(&[("custom-key", "custom-header")]), 55));
         // C.2.2: literal without indexing.
         let mut decoder = Decoder::default();
         let fields = decoder.decode(&hex("040c 2f73 616d 706c 652f 7061 7468")).unwrap();
         assert_eq!(text(&fields), list(&[(":path", "/sample/path")]));
-        assert_eq!(decoder.table_size(), 0);
+        assert_eq!(decoder.size, 0);
         // C.2.3: never indexed.
         let fields = decoder.decode(&hex("1008 7061 7373 776f 7264 0673 6563 7265 74")).unwrap();
         assert_eq!(text(&fields), list(&[("password", "secret")]));
-        assert_eq!(decoder.table_size(), 0);
+        assert_eq!(decoder.size, 0);
         // C.2.4: indexed.
         assert_eq!(text(&decoder.decode(&hex("82")).unwrap()), list(&[(":method", "GET")]));
-        assert_eq!(decoder.table_size(), 0);
+        assert_eq!(decoder.size, 0);
     }
 
     /// C.3 and C.4: the same three requests, one dynamic table.
@@ -478,7 +468,7 @@ mod tests {
         let mut decoder = Decoder::default();
         let first = decoder.decode(&hex(blocks[0])).unwrap();
         assert_eq!(text(&first), list(&[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com")]));
-        assert_eq!((table(&decoder), decoder.table_size()), (list(&[(":authority", "www.example.com")]), 57));
+        assert_eq!((table(&decoder), decoder.size), (list(&[(":authority", "www.example.com")]), 57));
 
         let second = decoder.decode(&hex(blocks[1])).unwrap();
         assert_eq!(
@@ -492,7 +482,7 @@ mod tests {
             ])
         );
         assert_eq!(table(&decoder), list(&[("cache-control", "no-cache"), (":authority", "www.example.com")]));
-        assert_eq!(decoder.table_size(), 110);
+        assert_eq!(decoder.size, 110);
 
         let third = decoder.decode(&hex(blocks[2])).unwrap();
         assert_eq!(
@@ -509,7 +499,7 @@ mod tests {
             table(&decoder),
             list(&[("custom-key", "custom-value"), ("cache-control", "no-cache"), (":authority", "www.example.com")])
         );
-        assert_eq!(decoder.table_size(), 164);
+        assert_eq!(decoder.size, 164);
     }
 
     #[test]
@@ -538,13 +528,13 @@ mod tests {
         let first = decoder.decode(&hex(blocks[0])).unwrap();
         assert_eq!(text(&first), list(&[(":status", "302"), ("cache-control", "private"), ("date", date1), ("location", location)]));
         assert_eq!(table(&decoder), list(&[("location", location), ("date", date1), ("cache-control", "private"), (":status", "302")]));
-        assert_eq!(decoder.table_size(), 222);
+        assert_eq!(decoder.size, 222);
 
         let second = decoder.decode(&hex(blocks[1])).unwrap();
         assert_eq!(text(&second), list(&[(":status", "307"), ("cache-control", "private"), ("date", date1), ("location", location)]));
         // ":status: 302" evicted for ":status: 307".
         assert_eq!(table(&decoder), list(&[(":status", "307"), ("location", location), ("date", date1), ("cache-control", "private")]));
-        assert_eq!(decoder.table_size(), 222);
+        assert_eq!(decoder.size, 222);
 
         let cookie = "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1";
         let date2 = "Mon, 21 Oct 2013 20:13:22 GMT";
@@ -561,7 +551,7 @@ mod tests {
             ])
         );
         assert_eq!(table(&decoder), list(&[("set-cookie", cookie), ("content-encoding", "gzip"), ("date", date2)]));
-        assert_eq!(decoder.table_size(), 215);
+        assert_eq!(decoder.size, 215);
     }
 
     #[test]
@@ -594,12 +584,12 @@ mod tests {
         let mut decoder = Decoder::default();
         assert_eq!(decoder.decode(&hex("8286 84be 5808 6e6f 2d63 6163 6865")), Err(Error::UnknownIndex(62)));
         // What the failed block would have added is not kept.
-        assert_eq!((decoder.table_size(), decoder.entries().count()), (0, 0));
+        assert_eq!((decoder.size, decoder.table.len()), (0, 0));
         // After a reset, entries added later decode; older ones still fail.
         decoder.decode(&hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572")).unwrap();
         assert_eq!(text(&decoder.decode(&hex("be")).unwrap()), list(&[("custom-key", "custom-header")]));
         assert_eq!(decoder.decode(&hex("bf")), Err(Error::UnknownIndex(63)));
-        assert_eq!(decoder.table_size(), 0);
+        assert_eq!(decoder.size, 0);
     }
 
     #[test]
@@ -623,10 +613,10 @@ mod tests {
     fn size_update_evicts() {
         let mut decoder = Decoder::default();
         decoder.decode(&hex("8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d")).unwrap();
-        assert_eq!(decoder.table_size(), 57);
+        assert_eq!(decoder.size, 57);
         // Size 0 then back to 4096 (`3fe1 1f`): the table is emptied, the block decodes.
         assert_eq!(text(&decoder.decode(&hex("20 3fe1 1f 82")).unwrap()), list(&[(":method", "GET")]));
-        assert_eq!(decoder.table_size(), 0);
+        assert_eq!(decoder.size, 0);
         assert_eq!(decoder.decode(&hex("be")), Err(Error::UnknownIndex(62)));
     }
 
@@ -654,7 +644,7 @@ mod tests {
         for _ in 0..20_000 {
             let block: Vec<u8> = (0..next() % 40).map(|_| next() as u8).collect();
             let _ = decoder.decode(&block);
-            assert!(decoder.table_size() <= MAX_TABLE_SIZE);
+            assert!(decoder.size <= MAX_TABLE_SIZE);
         }
     }
 }

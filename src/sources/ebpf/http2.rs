@@ -183,7 +183,12 @@ impl Connection {
             }
         }
         if let Some(seq) = seq {
-            self.ways[way].next_seq = Some(seq.wrapping_add(event.bytes));
+            // Never back: a read wholly seen before ends before what is expected.
+            let end = seq.wrapping_add(event.bytes);
+            let w = &mut self.ways[way];
+            if w.next_seq.is_none_or(|expected| end.wrapping_sub(expected) as i32 > 0) {
+                w.next_seq = Some(end);
+            }
         }
         let offset = event.payload.len() - payload.len();
         self.read(way, payload, offset, event, wall_ns, cx);
@@ -230,8 +235,9 @@ impl Connection {
                     frame.left -= n;
                     at += n;
                     if frame.left == 0 {
-                        let frame = w.frame.take().expect("matched Some");
-                        self.finish(way, frame, wall_ns, cx);
+                        if let Some(frame) = w.frame.take() {
+                            self.finish(way, frame, wall_ns, cx);
+                        }
                     }
                 }
             }
@@ -261,8 +267,9 @@ impl Connection {
                 frame.missed = true;
             }
             if frame.left == 0 {
-                let frame = w.frame.take().expect("matched Some");
-                self.finish(way, frame, wall_ns, cx);
+                if let Some(frame) = w.frame.take() {
+                    self.finish(way, frame, wall_ns, cx);
+                }
             }
         }
     }
@@ -381,8 +388,7 @@ impl Connection {
         let Some(method) = pseudo(":method") else { return };
         if self.streams.len() >= MAX_STREAMS {
             // Client stream ids grow: the lowest is the oldest.
-            if let Some(oldest) = self.streams.keys().min().copied() {
-                let given_up = self.streams.remove(&oldest).expect("a key of the map");
+            if let Some(given_up) = self.streams.keys().min().copied().and_then(|oldest| self.streams.remove(&oldest)) {
                 cx.counters.streams_given_up += 1;
                 cx.out.push(RequestRecord { error: Some(super::session::TIMEOUT.into()), ..given_up.record });
             }
@@ -892,6 +898,22 @@ mod tests {
         assert_eq!(peer.sessions.take_http2_counters(), Counters { framing_lost: 1, ..Counters::default() });
         let closed = peer.sessions.on_close(PID, SOCKET, T0 + 11 * MS);
         assert_eq!(summary(&closed), [("/big".into(), None, Some("connection closed before a response".into()))]);
+    }
+
+    #[test]
+    fn bytes_read_twice_are_parsed_once() {
+        // A reader that peeks (MSG_PEEK) then reads: two events, one sequence number.
+        let mut peer = Peer::new();
+        peer.send(&[PREFACE, &settings()].concat(), T0);
+        peer.send(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &block(&[(":method", "GET"), (":path", "/peek")])), T0);
+        let response = [frame(HEADERS, END_HEADERS, 1, &[0x88]), frame(DATA, END_STREAM, 1, b"ok")].concat();
+        peer.receive(&response[..12], T0 + MS);
+        peer.seq[1] = IN_SEQ;
+        peer.receive(&response, T0 + 2 * MS);
+        let records = peer.take();
+        assert_eq!(summary(&records), [("/peek".into(), Some(200), None)]);
+        assert_eq!((records[0].response_size, records[0].duration_us), (Some(response.len() as u64), Some(2000)));
+        assert_eq!(peer.sessions.take_http2_counters(), Counters::default());
     }
 
     #[test]
