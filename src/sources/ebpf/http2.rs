@@ -346,39 +346,41 @@ impl Connection {
         cx.counters.header_block_gaps += 1;
     }
 
+    /// A whole header block: decoded, then applied to its stream. Its
+    /// END_STREAM flag counts even when it cannot be decoded.
     fn decode_block(&mut self, way: usize, wall_ns: u64, cx: &mut Context) {
         let Some(block) = self.ways[way].block.take() else { return };
         if block.missed {
             self.header_block_lost(way, cx);
-            return;
-        }
-        let fields = match self.ways[way].hpack.decode(&block.fragments) {
-            Ok(fields) => fields,
-            Err(e) => {
-                cx.counters.header_block_errors += 1;
-                tracing::debug!("HTTP/2 header block not decoded: {e}");
-                return;
-            }
-        };
-        // A promised request's headers matter only to the table, updated above.
-        if block.push {
-            return;
-        }
-        if way == self.requests as usize {
-            match self.streams.get_mut(&block.stream) {
-                // Trailers of the request.
-                Some(stream) => add(&mut stream.record.request_size, block.wire),
-                None => self.open(&block, &fields, cx),
-            }
         } else {
-            let Some(stream) = self.streams.get_mut(&block.stream) else {
-                cx.counters.unmatched_responses += 1;
-                return;
-            };
-            respond(stream, &block, &fields, cx.request_id_headers);
+            match self.ways[way].hpack.decode(&block.fragments) {
+                // A promised request's headers matter only to the table, updated by decoding.
+                Ok(_) if block.push => return,
+                Ok(fields) => self.apply(way, &block, &fields, cx),
+                Err(e) => {
+                    cx.counters.header_block_errors += 1;
+                    tracing::debug!("HTTP/2 header block not decoded: {e}");
+                }
+            }
         }
         if block.end_stream {
             self.end_stream(way, block.stream, wall_ns, cx);
+        }
+    }
+
+    /// A decoded block opens a stream (a request), answers one (a response),
+    /// or ends one (trailers).
+    fn apply(&mut self, way: usize, block: &Block, fields: &[Field], cx: &mut Context) {
+        if way == self.requests as usize {
+            match self.streams.get_mut(&block.stream) {
+                Some(stream) => add(&mut stream.record.request_size, block.wire),
+                None => self.open(block, fields, cx),
+            }
+        } else {
+            match self.streams.get_mut(&block.stream) {
+                Some(stream) => respond(stream, block, fields, cx.request_id_headers),
+                None => cx.counters.unmatched_responses += 1,
+            }
         }
     }
 
@@ -936,6 +938,12 @@ mod tests {
         assert_eq!(summary(&peer.take()), [("/c".into(), Some(200), None)]);
         let counters = peer.sessions.take_http2_counters();
         assert_eq!(counters, Counters { header_block_errors: 1, header_block_gaps: 1, unmatched_responses: 2, ..Counters::default() });
+        // A response block with bytes missed still ends its stream (END_STREAM is in the frame header).
+        peer.send(&frame(HEADERS, END_HEADERS | END_STREAM, 7, &third), T0 + 4 * MS);
+        let response = frame(HEADERS, END_HEADERS | END_STREAM, 7, &block(&[(":status", "200"), ("server", "x")]));
+        peer.call(Direction::Ingress, &response[..12], response.len(), T0 + 5 * MS);
+        assert_eq!(summary(&peer.take()), [("/c".into(), None, Some("response headers not decoded".into()))]);
+        assert_eq!(peer.sessions.take_http2_counters(), Counters { header_block_gaps: 1, ..Counters::default() });
     }
 
     #[test]
