@@ -450,6 +450,7 @@ impl Connection {
 /// A response stream that ended with no final header block decoded.
 const NO_RESPONSE_HEADERS: &str = "response headers not decoded";
 
+/// The frame a complete 9-byte header announces (RFC 9113 §4.1).
 fn frame_header(head: &[u8], at: At) -> Frame {
     let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
     let kind = head[3];
@@ -532,7 +533,7 @@ fn add(size: &mut Option<u64>, bytes: u64) {
 }
 
 /// The canonical names of gRPC status codes (grpc/doc/statuscodes.md).
-pub fn grpc_status_name(code: u16) -> Option<&'static str> {
+fn grpc_status_name(code: u16) -> Option<&'static str> {
     const NAMES: [&str; 17] = [
         "OK",
         "CANCELLED",
