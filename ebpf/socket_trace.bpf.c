@@ -20,7 +20,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_CLOSE 7
-#define MAX_IOV 8
+#define MAX_IOV 64  /* gRPC (C-core) writes a frame in one slice per header name and value */
 
 /* Set by the loader before load (read-only after). */
 const volatile u32 self_pid = 0;        /* the pipeline itself: never traced */
@@ -315,27 +315,44 @@ static __always_inline u32 copy_plain(struct record *r, u64 buf, u32 len)
 	return n;
 }
 
-static __always_inline u32 copy_iov(struct record *r, u64 iov, u64 iovcnt, u32 len)
+struct iov_copy {
+	u64 iov;
+	u64 iovcnt;
+	u32 limit;
+	u32 copied;
+};
+
+/* Copy iovec `i` into the scratch record after what is copied; 1 stops the
+ * loop. A bpf_loop callback: the verifier checks it once, however many
+ * iovecs a call has (an unrolled loop of MAX_IOV exceeds its limit). */
+static long copy_one_iov(u32 i, void *arg)
 {
-	u32 limit = len < payload_limit ? len : payload_limit;
-	u32 copied = 0;
-	for (int i = 0; i < MAX_IOV; i++) {
-		if (i >= iovcnt || copied >= limit)
-			break;
-		struct iovec v;
-		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(iov + i * sizeof(v))))
-			break;
-		u32 want = limit - copied;
-		if (v.iov_len < want)
-			want = v.iov_len;
-		if (want > MAX_PAYLOAD)
-			want = MAX_PAYLOAD;
-		u32 offset = copied & (MAX_PAYLOAD - 1);
-		if (bpf_probe_read_user(&r->payload[offset], want, v.iov_base))
-			break;
-		copied += want;
-	}
-	return copied;
+	struct iov_copy *c = arg;
+	u32 zero = 0;
+	struct record *r = bpf_map_lookup_elem(&scratch, &zero);
+	if (!r || i >= c->iovcnt || c->copied >= c->limit)
+		return 1;
+	struct iovec v;
+	if (bpf_probe_read_user(&v, sizeof(v), (const void *)(c->iov + i * sizeof(v))))
+		return 1;
+	u32 want = c->limit - c->copied;
+	if (v.iov_len < want)
+		want = v.iov_len;
+	if (want > MAX_PAYLOAD)
+		want = MAX_PAYLOAD;
+	u32 offset = c->copied & (MAX_PAYLOAD - 1);
+	if (bpf_probe_read_user(&r->payload[offset], want, v.iov_base))
+		return 1;
+	c->copied += want;
+	return 0;
+}
+
+/* The first bytes of an iovec array, into the scratch record's payload. */
+static __always_inline u32 copy_iov(u64 iov, u64 iovcnt, u32 len)
+{
+	struct iov_copy c = { .iov = iov, .iovcnt = iovcnt, .limit = len < payload_limit ? len : payload_limit };
+	bpf_loop(MAX_IOV, copy_one_iov, &c, 0);
+	return c.copied;
 }
 
 /* Send one data record for a finished call that moved `len` bytes. */
@@ -353,7 +370,7 @@ static __always_inline void emit_data(struct call *c, s64 len, bool tls)
 	r->h.tcp_seq = c->tcp_seq;
 	r->h.bytes = len;
 	r->h.syscall_trace_id = syscall_trace_id(r->h.tid, c->direction);
-	u32 captured = c->shape == IOV ? copy_iov(r, c->buf, c->iovcnt, len) : copy_plain(r, c->buf, len);
+	u32 captured = c->shape == IOV ? copy_iov(c->buf, c->iovcnt, len) : copy_plain(r, c->buf, len);
 	submit(r, captured);
 }
 

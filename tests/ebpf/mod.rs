@@ -227,6 +227,11 @@ fn nginx(dir: &Path, port: u16, server: &str) -> Server {
 
 /// nginx as above, with `http` added to its `http` block (upstreams, log formats).
 fn nginx_with(dir: &Path, port: u16, http: &str, server: &str) -> Server {
+    nginx_listening(dir, port, "", http, server)
+}
+
+/// nginx as above, with `options` on its `listen` line (`http2`).
+fn nginx_listening(dir: &Path, port: u16, options: &str, http: &str, server: &str) -> Server {
     let config = dir.join("nginx.conf");
     let prefix = dir.display();
     std::fs::write(
@@ -236,11 +241,171 @@ fn nginx_with(dir: &Path, port: u16, http: &str, server: &str) -> Server {
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log {prefix}/access.log;\n  client_body_temp_path {prefix}/body;\n  proxy_temp_path {prefix}/proxy;\n\
              fastcgi_temp_path {prefix}/fastcgi;\n  uwsgi_temp_path {prefix}/uwsgi;\n  scgi_temp_path {prefix}/scgi;\n  {http}\n\
-             server {{\n    listen 127.0.0.1:{port};\n    {server}\n  }}\n}}\n"
+             server {{\n    listen 127.0.0.1:{port} {options};\n    {server}\n  }}\n}}\n"
         ),
     )
     .unwrap();
     serve(Command::new("nginx").arg("-c").arg(&config).arg("-p").arg(dir), port)
+}
+
+/// nginx's answers to the HTTP/2 tests.
+const HTTP2_LOCATIONS: &str = "location /h2/ { return 200 \"hello $uri\\n\"; }\n    location /missing { return 404; }";
+
+/// What the HTTP/2 tests ask: two paths served, one missing; the first with a query.
+const HTTP2_PATHS: [&str; 3] = ["/h2/first", "/h2/second", "/missing"];
+
+/// curl's arguments for the HTTP/2 tests: headers the records read, and per transfer
+/// a line with the HTTP version, the status, new connections, seconds.
+fn http2_curl_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["-H", "x-request-id: h2-req", "-H", "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"];
+    args.extend(["-w", "\ncurl: %{http_version} %{response_code} %{num_connects} %{time_total}\n"]);
+    args.extend(extra);
+    args
+}
+
+/// The `curl:` lines of what curl wrote: (HTTP version, status, new connections, µs).
+fn curl_reports(out: &str) -> Vec<(String, u64, u64, u64)> {
+    out.lines()
+        .filter_map(|line| line.strip_prefix("curl: "))
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let seconds: f64 = fields[3].parse().unwrap();
+            (fields[0].to_string(), fields[1].parse().unwrap(), fields[2].parse().unwrap(), (seconds * 1e6) as u64)
+        })
+        .collect()
+}
+
+/// Both ends' records of the HTTP/2 tests' requests, checked against what curl reported.
+fn check_http2_records(pipeline: &Pipeline, port: u16, reported: &[(String, u64, u64, u64)], tls: bool) -> Vec<Value> {
+    let found = wait_records(pipeline, 6, "HTTP/2 records of both ends", |r| {
+        r["protocol"] == "http2" && HTTP2_PATHS.contains(&r["path"].as_str().unwrap_or(""))
+    });
+    for (n, path) in HTTP2_PATHS.iter().enumerate() {
+        let ends: Vec<Value> = found.iter().filter(|r| r["path"] == *path).cloned().collect();
+        let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
+        let query = if n == 0 { Value::from("n=1") } else { Value::Null };
+        for record in [client, server] {
+            assert_eq!(text(record, "method"), "GET", "{record}");
+            assert_eq!(number(record, "status"), reported[n].1, "{record}");
+            assert_eq!(record["query"], query, "{record}");
+            assert_eq!(text(record, "host"), format!("127.0.0.1:{port}"), "{record}");
+            assert_eq!(text(record, "request_id"), "h2-req", "{record}");
+            assert_eq!(text(record, "trace_id"), "0af7651916cd43dd8448eb211c80319c", "{record}");
+            assert_eq!(number(record, "server_port"), u64::from(port));
+            assert_eq!(record["tls"], tls, "{record}");
+            assert!(number(record, "response_size") > 9, "{record}");
+            assert_eq!(record["error"], Value::Null, "{record}");
+        }
+        assert_eq!(text(client, "process_name"), "curl");
+        assert_eq!(text(server, "process_name"), "nginx");
+        if !tls {
+            // Both ends name the first byte of the stream's HEADERS frame.
+            assert!(number(client, "tcp_seq_request") != 0);
+            assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+            assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
+        }
+        // Latency: nginx's time within curl's, curl's within what curl reports. Through
+        // OpenSSL the times are those of the probes on the calls' returns, which a busy
+        // machine can delay after the bytes reached the peer: there nginx's is only positive.
+        let (client_us, server_us) = (number(client, "duration_us"), number(server, "duration_us"));
+        assert!(
+            client_us <= reported[n].3 && server_us > 0 && (tls || server_us <= client_us),
+            "{path}: nginx {server_us} µs, curl {client_us} µs, curl -w {} µs",
+            reported[n].3
+        );
+    }
+    found
+}
+
+#[test]
+fn curl_http2_prior_knowledge_to_nginx() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _nginx = nginx_listening(dir.path(), port, "http2", "", HTTP2_LOCATIONS);
+    let pipeline = capture(&[port], "");
+
+    // One connection per request: Debian 12's curl 7.88.1 fails ("Error in the HTTP2 framing
+    // layer") on the second request of a prior-knowledge connection it reuses.
+    let base = format!("http://127.0.0.1:{port}");
+    let mut reported = Vec::new();
+    for url in [format!("{base}{}?n=1", HTTP2_PATHS[0]), format!("{base}{}", HTTP2_PATHS[1]), format!("{base}{}", HTTP2_PATHS[2])] {
+        let out = curl(&http2_curl_args(&["--http2-prior-knowledge", &url]));
+        reported.extend(curl_reports(&out));
+    }
+    assert_eq!(
+        reported.iter().map(|(version, status, connects, _)| (version.as_str(), *status, *connects)).collect::<Vec<_>>(),
+        [("2", 200, 1), ("2", 200, 1), ("2", 404, 1)],
+    );
+    check_http2_records(&pipeline, port, &reported, false);
+}
+
+#[test]
+fn curl_http2_over_tls_to_nginx_several_requests_on_one_connection() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_cert(dir.path());
+    let certificates = format!("ssl_certificate {};\n    ssl_certificate_key {};\n    ", cert.display(), key.display());
+    let _nginx = nginx_listening(dir.path(), port, "ssl http2", "", &format!("{certificates}{HTTP2_LOCATIONS}"));
+    let pipeline = capture(&[port], "");
+
+    // Three requests on one connection (ALPN h2): the later ones name :authority,
+    // user-agent and the headers above by their index in the dynamic table.
+    let base = format!("https://127.0.0.1:{port}");
+    let urls = [format!("{base}{}?n=1", HTTP2_PATHS[0]), format!("{base}{}", HTTP2_PATHS[1]), format!("{base}{}", HTTP2_PATHS[2])];
+    let mut extra = vec!["--http2", "--cacert", cert.to_str().unwrap()];
+    extra.extend(urls.iter().map(String::as_str));
+    let out = curl(&http2_curl_args(&extra));
+    let reported = curl_reports(&out);
+    assert_eq!(
+        reported.iter().map(|(version, status, connects, _)| (version.as_str(), *status, *connects)).collect::<Vec<_>>(),
+        [("2", 200, 1), ("2", 200, 0), ("2", 404, 0)],
+        "{out}"
+    );
+    let found = check_http2_records(&pipeline, port, &reported, true);
+    let client_ports: Vec<&Value> =
+        found.iter().filter(|r| r["observation_point"] == "client_process").map(|r| &r["client_port"]).collect();
+    assert!(client_ports.windows(2).all(|w| w[0] == w[1]), "one connection: {client_ports:?}");
+}
+
+#[test]
+fn a_python_grpc_call_and_an_error_status() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let peer = here("tests/ebpf/grpc_peer.py");
+    let _server = serve(Command::new("python3").arg(&peer).args(["serve", &port.to_string()]), port);
+    let pipeline = capture(&[port], "");
+
+    // Two unary calls on one channel (one connection): the second one's headers use the dynamic table.
+    let (found_item, missing) = ("/shop.Catalog/GetItem", "/shop.Catalog/Missing");
+    let out = Command::new("python3").arg(&peer).args(["call", &port.to_string(), found_item, missing]).output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "grpcio must be installed (scripts/install-test-deps.sh): {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(printed, format!("{found_item} OK \n{missing} NOT_FOUND no item 7\n"));
+
+    let found = wait_records(&pipeline, 4, "gRPC records of both ends", |r| r["protocol"] == "grpc");
+    for (path, status, error) in [(found_item, 0, Value::Null), (missing, 5, Value::from("NOT_FOUND: no item 7"))] {
+        let ends: Vec<Value> = found.iter().filter(|r| r["path"] == path).cloned().collect();
+        for point in ["client_process", "server_process"] {
+            let record = side(&ends, point);
+            assert_eq!(text(record, "method"), "POST", "{record}");
+            assert_eq!(text(record, "endpoint"), path, "{record}");
+            assert_eq!(number(record, "status"), status, "{record}");
+            assert_eq!(record["error"], error, "{record}");
+            assert_eq!(text(record, "host"), format!("127.0.0.1:{port}"), "{record}");
+            assert!(number(record, "duration_us") > 0, "{record}");
+            // gRPC's own threads move the bytes: the thread name is theirs (`event_engine`).
+            assert!(text(record, "cmdline").contains("grpc_peer.py"), "{record}");
+        }
+        assert_eq!(side(&ends, "client_process")["tcp_seq_request"], side(&ends, "server_process")["tcp_seq_request"]);
+    }
 }
 
 #[test]

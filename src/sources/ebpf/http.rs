@@ -126,11 +126,7 @@ fn parse_request(buf: &[u8], truncated: bool, request_ids: &[String]) -> Option<
         Status::Partial if truncated => return None,
         Status::Partial => return parse_request(&complete_lines(buf)?, true, request_ids),
     };
-    let target = request.path?;
-    let (path, query) = match target.split_once('?') {
-        Some((path, query)) => (path.to_string(), Some(query.to_string())),
-        None => (target.to_string(), None),
-    };
+    let (path, query) = split_target(request.path?);
     let (headers, host) = extract(request.headers, header_len, request_ids);
     Some(Message::Request { method: request.method?.to_string(), path, query, version: request.version?, host, headers })
 }
@@ -154,6 +150,14 @@ fn parse_response(buf: &[u8], truncated: bool, request_ids: &[String]) -> Option
     Some(Message::Response { status: response.code?, version: response.version?, headers })
 }
 
+/// A request target as path and query (after `?`, when there is one).
+pub fn split_target(target: &str) -> (String, Option<String>) {
+    match target.split_once('?') {
+        Some((path, query)) => (path.to_string(), Some(query.to_string())),
+        None => (target.to_string(), None),
+    }
+}
+
 /// The payload up to its last CRLF, then a blank line: what httparse can
 /// parse completely when the payload ends inside the headers.
 fn complete_lines(buf: &[u8]) -> Option<Vec<u8>> {
@@ -164,8 +168,9 @@ fn complete_lines(buf: &[u8]) -> Option<Vec<u8>> {
     Some(lines)
 }
 
-/// The headers we keep (the first of each name), and Host.
-fn extract(list: &[Header<'_>], header_len: Option<usize>, request_ids: &[String]) -> (Headers, Option<String>) {
+/// The headers we keep (the first of each name), and Host. HTTP/2's
+/// decoded header lists go through here too.
+pub fn extract(list: &[Header<'_>], header_len: Option<usize>, request_ids: &[String]) -> (Headers, Option<String>) {
     let mut headers = Headers { header_len, ..Headers::default() };
     let mut host = None;
     // The rank, in `request_ids`, of the request id kept.

@@ -1,6 +1,8 @@
 //! Pairs the HTTP requests and responses of each connection into request
-//! records: FIFO per connection, as HTTP/1.x answers in order (keep-alive and
-//! pipelining alike).
+//! records. A connection's first bytes decide its protocol: the HTTP/2
+//! client preface makes it an HTTP/2 one, parsed by [`http2`] from then on;
+//! else HTTP/1.x, paired FIFO per connection, as HTTP/1.x answers in order
+//! (keep-alive and pipelining alike).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -11,13 +13,14 @@ use chrono::DateTime;
 
 use super::event::{Direction, Event, Kind};
 use super::http::{self, Message};
+use super::http2;
 use crate::event::{parse_traceparent, ObservationPoint, RequestRecord, SignalSource};
 
 /// Requests waiting for a response on one connection; beyond it the oldest
 /// is given up as timed out (a peer that never answers must not grow memory).
 pub const MAX_PENDING: usize = 128;
 
-const TIMEOUT: &str = "timeout";
+pub(super) const TIMEOUT: &str = "timeout";
 const CLOSED: &str = "connection closed before a response";
 
 /// Every connection's state, keyed by (pid, kernel socket address).
@@ -27,6 +30,8 @@ pub struct Sessions {
     /// Responses that came with no request pending (the request was before
     /// we started, or was not seen as HTTP).
     pub unmatched_responses: u64,
+    /// What HTTP/2 parsing gave up, since the last [`Sessions::take_http2_counters`].
+    http2: http2::Counters,
     /// The headers that carry a request id, preferred first.
     request_id_headers: Vec<String>,
 }
@@ -56,6 +61,8 @@ struct Session {
     /// is emitted when the next message starts, the connection closes, or it
     /// goes quiet for the timeout.
     open: Option<Open>,
+    /// An HTTP/2 connection: all of its bytes go to its parser.
+    h2: Option<Box<http2::Connection>>,
 }
 
 #[derive(Debug)]
@@ -90,7 +97,12 @@ struct Open {
 
 impl Sessions {
     pub fn new(request_id_headers: Vec<String>) -> Self {
-        Sessions { sessions: FxHashMap::default(), unmatched_responses: 0, request_id_headers }
+        Sessions { sessions: FxHashMap::default(), unmatched_responses: 0, http2: http2::Counters::default(), request_id_headers }
+    }
+
+    /// What HTTP/2 parsing gave up since the last call.
+    pub fn take_http2_counters(&mut self) -> http2::Counters {
+        std::mem::take(&mut self.http2)
     }
 
     /// Connections tracked.
@@ -104,6 +116,9 @@ impl Sessions {
 
     /// One read or write: the records it completes.
     pub fn on_data(&mut self, event: &Event, wall_ns: u64) -> Vec<RequestRecord> {
+        if let Some(records) = self.on_http2(event, wall_ns) {
+            return records;
+        }
         let way = event.direction as usize;
         let partial = self.sessions.get_mut(&(event.pid, event.socket)).and_then(|session| session.partial[way].take());
         match partial {
@@ -123,6 +138,46 @@ impl Sessions {
             }
             None => self.on_event(event, wall_ns),
         }
+    }
+
+    /// A read or write of an HTTP/2 connection (one known as such, or one
+    /// that starts with the client preface); None for any other.
+    fn on_http2(&mut self, event: &Event, wall_ns: u64) -> Option<Vec<RequestRecord>> {
+        if event.kind != Kind::Data {
+            return None;
+        }
+        let key = (event.pid, event.socket);
+        let mut out = Vec::new();
+        if self.sessions.get(&key).is_none_or(|session| session.h2.is_none()) {
+            if !http2::starts_with_preface(event.payload) {
+                return None;
+            }
+            // After an HTTP/1.1 upgrade (h2c), or on a socket address reused
+            // unseen: what HTTP/1 state there was ends here.
+            out = self.on_close(event.pid, event.socket, wall_ns);
+            let session = Session {
+                role: Some(role_of(true, event.direction)),
+                h2: Some(Box::new(http2::Connection::new(event.direction))),
+                ..Session::default()
+            };
+            self.sessions.insert(key, session);
+        }
+        let session = self.sessions.get_mut(&key)?;
+        session.last_ns = session.last_ns.max(wall_ns);
+        let mut h2 = session.h2.take()?;
+        let mut new_record = |at: http2::At| {
+            let start = Event { tcp_seq: at.tcp_seq, syscall_trace_id: at.syscall_trace_id, tid: at.tid, ..event.clone() };
+            session.new_record(&start, at.wall_ns)
+        };
+        let mut cx = http2::Context {
+            request_id_headers: &self.request_id_headers,
+            counters: &mut self.http2,
+            new_record: &mut new_record,
+            out: &mut out,
+        };
+        h2.on_data(event, wall_ns, &mut cx);
+        session.h2 = Some(h2);
+        Some(out)
     }
 
     fn on_event(&mut self, event: &Event, wall_ns: u64) -> Vec<RequestRecord> {
@@ -204,6 +259,9 @@ impl Sessions {
     pub fn on_close(&mut self, pid: u32, socket: u64, wall_ns: u64) -> Vec<RequestRecord> {
         let Some(session) = self.sessions.remove(&(pid, socket)) else { return Vec::new() };
         let mut out: Vec<RequestRecord> = session.open.map(|open| open.record).into_iter().collect();
+        if let Some(h2) = session.h2 {
+            h2.close(wall_ns, CLOSED, &mut out);
+        }
         out.extend(session.pending.into_iter().map(|pending| {
             let duration_us = Some(wall_ns.saturating_sub(pending.wall_ns) / 1000);
             RequestRecord { duration_us, error: Some(CLOSED.into()), ..pending.record }
@@ -223,7 +281,11 @@ impl Sessions {
             if stale(session.last_ns) {
                 out.extend(session.open.take().map(|open| open.record));
             }
-            !(session.pending.is_empty() && session.open.is_none() && stale(session.last_ns))
+            if let Some(h2) = &mut session.h2 {
+                h2.expire(stale, &mut out);
+            }
+            let idle = session.pending.is_empty() && session.open.is_none() && session.h2.as_ref().is_none_or(|h2| h2.is_empty());
+            !(idle && stale(session.last_ns))
         });
         out
     }
@@ -232,25 +294,8 @@ impl Sessions {
 impl Session {
     fn on_request(&mut self, message: &Message, event: &Event, wall_ns: u64, size: u64, size_known: bool, out: &mut Vec<RequestRecord>) {
         let Message::Request { method, path, query, host, headers, .. } = message else { return };
-        let role = self.role.unwrap_or(ObservationPoint::ClientProcess);
-        let (client, server) = match role {
-            ObservationPoint::ServerProcess => (event.endpoints.remote, event.endpoints.local),
-            _ => (event.endpoints.local, event.endpoints.remote),
-        };
         let (trace_id, parent_span_id) = trace_of(headers).unzip();
-        let (client_ip, server_ip) = match &self.addresses {
-            Some((c, s, client_ip, server_ip)) if (*c, *s) == (client.0, server.0) => (client_ip.clone(), server_ip.clone()),
-            _ => {
-                let text = (client.0.to_string(), server.0.to_string());
-                self.addresses = Some((client.0, server.0, text.0.clone(), text.1.clone()));
-                text
-            }
-        };
         let record = RequestRecord {
-            time: DateTime::from_timestamp_nanos(wall_ns.min(i64::MAX as u64) as i64),
-            observation_point: role,
-            signal_source: SignalSource::Ebpf,
-            protocol: "http".into(),
             method: Some(method.clone()),
             host: host.clone(),
             path: Some(path.clone()),
@@ -260,6 +305,35 @@ impl Session {
             trace_id,
             parent_span_id,
             request_id: headers.request_id.clone(),
+            ..self.new_record(event, wall_ns)
+        };
+        if self.pending.len() >= MAX_PENDING {
+            out.extend(self.pending.pop_front().map(timed_out));
+        }
+        self.pending.push_back(Pending { record, wall_ns, size_known });
+    }
+
+    /// A request's record with what the event that carried it says: the
+    /// process, the addresses, the time, the sequence numbers.
+    fn new_record(&mut self, event: &Event, wall_ns: u64) -> RequestRecord {
+        let role = self.role.unwrap_or(ObservationPoint::ClientProcess);
+        let (client, server) = match role {
+            ObservationPoint::ServerProcess => (event.endpoints.remote, event.endpoints.local),
+            _ => (event.endpoints.local, event.endpoints.remote),
+        };
+        let (client_ip, server_ip) = match &self.addresses {
+            Some((c, s, client_ip, server_ip)) if (*c, *s) == (client.0, server.0) => (client_ip.clone(), server_ip.clone()),
+            _ => {
+                let text = (client.0.to_string(), server.0.to_string());
+                self.addresses = Some((client.0, server.0, text.0.clone(), text.1.clone()));
+                text
+            }
+        };
+        RequestRecord {
+            time: DateTime::from_timestamp_nanos(wall_ns.min(i64::MAX as u64) as i64),
+            observation_point: role,
+            signal_source: SignalSource::Ebpf,
+            protocol: "http".into(),
             client_ip: Some(client_ip),
             client_port: Some(client.1),
             server_ip: Some(server_ip),
@@ -271,11 +345,7 @@ impl Session {
             syscall_trace_id_request: syscall_trace_id(event),
             tls: event.tls,
             ..RequestRecord::default()
-        };
-        if self.pending.len() >= MAX_PENDING {
-            out.extend(self.pending.pop_front().map(timed_out));
         }
-        self.pending.push_back(Pending { record, wall_ns, size_known });
     }
 
     /// The oldest pending request, answered: None when nothing was pending
@@ -353,7 +423,7 @@ fn syscall_trace_id(event: &Event) -> Option<u64> {
 
 /// (trace id, the header's span id: the parent of the callee's span), as the
 /// Kong source reads traceparent; else from B3.
-fn trace_of(headers: &http::Headers) -> Option<(String, String)> {
+pub(super) fn trace_of(headers: &http::Headers) -> Option<(String, String)> {
     if let Some(ids) = headers.traceparent.as_deref().and_then(parse_traceparent) {
         return Some(ids);
     }
