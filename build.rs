@@ -21,31 +21,27 @@ fn main() {
         return;
     }
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("socket_trace.bpf.o");
-    // -mcpu=v3: clang 14 otherwise emits code the verifier rejects for the
-    // clamped lengths given to bpf_probe_read_user. -g: BTF for maps and CO-RE.
-    let result = Command::new(&clang)
-        .args([
-            "-O2",
-            "-g",
-            "-Wall",
-            "-Werror",
-            "-target",
-            "bpf",
-            "-mcpu=v3",
-            "-D__TARGET_ARCH_x86",
-            "-Iebpf",
-            "-c",
-            "ebpf/socket_trace.bpf.c",
-            "-o",
-        ])
-        .arg(&out)
-        .output();
-    match result {
-        Ok(output) if output.status.success() => println!("cargo::rustc-cfg=tapline_ebpf"),
-        Ok(output) => panic!("{clang} failed on ebpf/socket_trace.bpf.c:\n{}", String::from_utf8_lossy(&output.stderr)),
-        Err(e) => println!(
-            "cargo::warning=cannot run `{clang}` ({e}): built without the eBPF programs; install clang and libbpf-dev (Debian: apt-get install clang libbpf-dev) for the ebpf source"
-        ),
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    // Two objects: one for kernels with bpf_loop (5.17+), one for 5.8 to 5.16.
+    for (object, defines) in [("socket_trace.bpf.o", &["-DTAPLINE_BPF_LOOP"][..]), ("socket_trace_no_loop.bpf.o", &[])] {
+        // -mcpu=v3: clang 14 otherwise emits code the verifier rejects for the
+        // clamped lengths given to bpf_probe_read_user. -g: BTF for maps and CO-RE.
+        let result = Command::new(&clang)
+            .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-Iebpf"])
+            .args(defines)
+            .args(["-c", "ebpf/socket_trace.bpf.c", "-o"])
+            .arg(out_dir.join(object))
+            .output();
+        match result {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => panic!("{clang} failed on ebpf/socket_trace.bpf.c ({object}):\n{}", String::from_utf8_lossy(&output.stderr)),
+            Err(e) => {
+                println!(
+                    "cargo::warning=cannot run `{clang}` ({e}): built without the eBPF programs; install clang and libbpf-dev (Debian: apt-get install clang libbpf-dev) for the ebpf source"
+                );
+                return;
+            }
+        }
     }
+    println!("cargo::rustc-cfg=tapline_ebpf");
 }

@@ -20,7 +20,14 @@ char LICENSE[] SEC("license") = "GPL";
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_CLOSE 7
-#define MAX_IOV 64  /* gRPC (C-core) writes a frame in one slice per header name and value */
+/* Iovecs copied per call. gRPC (C-core) writes a frame in one slice per
+ * header name and value: 64, through bpf_loop (kernel 5.17+). The object
+ * built for older kernels (no TAPLINE_BPF_LOOP) unrolls a loop of 8. */
+#ifdef TAPLINE_BPF_LOOP
+#define MAX_IOV 64
+#else
+#define MAX_IOV 8
+#endif
 
 /* Set by the loader before load (read-only after). */
 const volatile u32 self_pid = 0;        /* the pipeline itself: never traced */
@@ -323,9 +330,13 @@ struct iov_copy {
 };
 
 /* Copy iovec `i` into the scratch record after what is copied; 1 stops the
- * loop. A bpf_loop callback: the verifier checks it once, however many
- * iovecs a call has (an unrolled loop of MAX_IOV exceeds its limit). */
+ * loop. With bpf_loop, a callback the verifier checks once, however many
+ * iovecs a call has (an unrolled loop of 64 exceeds its limit). */
+#ifdef TAPLINE_BPF_LOOP
 static long copy_one_iov(u32 i, void *arg)
+#else
+static __always_inline long copy_one_iov(u32 i, void *arg)
+#endif
 {
 	struct iov_copy *c = arg;
 	u32 zero = 0;
@@ -351,7 +362,13 @@ static long copy_one_iov(u32 i, void *arg)
 static __always_inline u32 copy_iov(u64 iov, u64 iovcnt, u32 len)
 {
 	struct iov_copy c = { .iov = iov, .iovcnt = iovcnt, .limit = len < payload_limit ? len : payload_limit };
+#ifdef TAPLINE_BPF_LOOP
 	bpf_loop(MAX_IOV, copy_one_iov, &c, 0);
+#else
+	for (int i = 0; i < MAX_IOV; i++)
+		if (copy_one_iov(i, &c))
+			break;
+#endif
 	return c.copied;
 }
 

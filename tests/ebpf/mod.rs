@@ -107,6 +107,44 @@ fn side<'a>(records: &'a [Value], point: &str) -> &'a Value {
     records.iter().find(|r| r["observation_point"] == point).unwrap_or_else(|| panic!("no {point} record in {records:#?}"))
 }
 
+/// Both builds of the kernel programs pass this kernel's verifier and see a
+/// request: the one for kernels with `bpf_loop` (5.17+, 64 iovecs a call)
+/// and the one for 5.8 to 5.16 (8 iovecs, an unrolled loop).
+#[test]
+fn the_programs_for_older_kernels_load_and_capture_too() {
+    use tapline::sources::ebpf::loader::{load, Options};
+    if !root() {
+        return;
+    }
+    for bpf_loop in [true, false] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let options =
+            Options { payload_size: 1024, ports: vec![port], pids: vec![], ring_buffer_bytes: 1 << 20, ssl_libraries: vec![], bpf_loop };
+        let mut capture = load(&options).unwrap_or_else(|e| panic!("bpf_loop = {bpf_loop}: {e}"));
+        // The loading process is never traced: curl makes the request.
+        let path = format!("/loaded-{bpf_loop}");
+        let mut curl = Command::new("curl").args(["-s", "--max-time", "10", &format!("http://127.0.0.1:{port}{path}")]).spawn().unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0; 1];
+        while !head.ends_with(b"\r\n\r\n") && server.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        server.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert!(curl.wait().unwrap().success());
+        let marker = format!("GET {path} HTTP/1.1");
+        let mut seen = 0;
+        wait_for("curl's request in the ring buffer", Duration::from_secs(10), || {
+            while let Some(record) = capture.ring.next() {
+                seen += usize::from(record.windows(marker.len()).any(|w| w == marker.as_bytes()));
+            }
+            seen > 0
+        });
+        assert_eq!(seen, 1, "bpf_loop = {bpf_loop}: curl's one write");
+    }
+}
+
 #[test]
 fn curl_to_python_http_server_seen_from_both_ends() {
     if !root() {

@@ -43,6 +43,8 @@ pub struct Options {
     pub ring_buffer_bytes: u32,
     /// OpenSSL libraries to probe (empty: none).
     pub ssl_libraries: Vec<PathBuf>,
+    /// Load the programs that use `bpf_loop` ([`kernel_has_bpf_loop`]).
+    pub bpf_loop: bool,
 }
 
 /// The loaded programs (detached when dropped) and what user space reads.
@@ -71,10 +73,21 @@ impl Drops {
     }
 }
 
+/// The programs for kernels with `bpf_loop` (5.17+), which copy up to 64
+/// iovecs of a call, and for older ones, which copy the first 8.
 #[cfg(tapline_ebpf)]
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/socket_trace.bpf.o"));
+#[cfg(tapline_ebpf)]
+static OBJECT_NO_LOOP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/socket_trace_no_loop.bpf.o"));
 #[cfg(not(tapline_ebpf))]
 static OBJECT: &[u8] = &[];
+#[cfg(not(tapline_ebpf))]
+static OBJECT_NO_LOOP: &[u8] = &[];
+
+/// Whether this kernel has the `bpf_loop` helper (5.17+); unknown counts as not.
+pub fn kernel_has_bpf_loop() -> bool {
+    aya::util::KernelVersion::current().is_ok_and(|version| version >= aya::util::KernelVersion::new(5, 17, 0))
+}
 
 /// The default OpenSSL library of this machine, if there is one.
 pub fn default_ssl_library() -> Option<PathBuf> {
@@ -109,7 +122,7 @@ pub fn load(options: &Options) -> Result<Capture> {
         .override_global("filter_pids", &filter_pids, true)
         .override_global("ssl_probes", &ssl_probes, true)
         .map_max_entries("events", options.ring_buffer_bytes)
-        .load(OBJECT)
+        .load(if options.bpf_loop { OBJECT } else { OBJECT_NO_LOOP })
         .context("loading the eBPF programs failed")?;
 
     let mut ports: HashMap<_, u16, u8> = HashMap::try_from(ebpf.map_mut("ports").ok_or("no `ports` map")?).context("the `ports` map")?;

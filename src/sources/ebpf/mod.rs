@@ -152,6 +152,7 @@ impl SourceConfig for EbpfConfig {
             pids: self.pids.clone(),
             ring_buffer_bytes: self.ring_buffer_bytes,
             ssl_libraries,
+            bpf_loop: loader::kernel_has_bpf_loop(),
         };
         match loader::load(&options) {
             Ok(capture) => {
