@@ -5,14 +5,18 @@
 //! write families, accept and close, TCP state changes, retransmits and
 //! resets, uprobes on OpenSSL). User side: [`event`] decodes the ring
 //! buffer, [`http`] parses HTTP/1.x payloads, [`http2`] (with [`hpack`])
-//! HTTP/2 and gRPC streams, [`session`] tells a connection's protocol and
-//! pairs requests with responses, [`tcp`] turns connection events into metrics.
+//! HTTP/2 and gRPC streams, [`redis`] Redis calls (over [`exchange`], the
+//! framing and pairing of in-order protocols), [`session`] tells a
+//! connection's protocol and pairs requests with responses, [`tcp`] turns
+//! connection events into metrics.
 
 pub mod event;
+pub mod exchange;
 pub mod hpack;
 pub mod http;
 pub mod http2;
 pub mod loader;
+pub mod redis;
 pub mod session;
 pub mod tcp;
 
@@ -205,7 +209,7 @@ async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Res
                 tracker.clock = Clock::now();
                 tracker.expire(timeout_ns);
                 tracker.tcp.flush(&mut tracker.metrics);
-                tracker.count_http2(&cx.metrics);
+                tracker.count_parsers(&cx.metrics);
                 let (new, total) = drops.new_since_last();
                 if new > 0 {
                     ComponentMetrics::add(&cx.metrics.discarded_events, new as usize);
@@ -221,7 +225,7 @@ async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Res
     tracker.read(&mut ring, &cx.metrics, usize::MAX);
     tracker.expire(0);
     tracker.tcp.flush(&mut tracker.metrics);
-    tracker.count_http2(&cx.metrics);
+    tracker.count_parsers(&cx.metrics);
     ComponentMetrics::add(&cx.metrics.discarded_events, drops.new_since_last().0 as usize);
     tracker.send(&mut cx).await;
     cx.acknowledged_all().await;
@@ -331,14 +335,18 @@ impl Tracker {
         }
     }
 
-    /// What HTTP/2 parsing gave up, as the component's own counters.
-    fn count_http2(&mut self, metrics: &ComponentMetrics) {
+    /// What HTTP/2 and Redis parsing gave up, as the component's own counters.
+    fn count_parsers(&mut self, metrics: &ComponentMetrics) {
         let counts = self.sessions.take_http2_counters();
         metrics.add_own("ebpf_http2_header_block_errors_total", counts.header_block_errors);
         metrics.add_own("ebpf_http2_header_block_gaps_total", counts.header_block_gaps);
         metrics.add_own("ebpf_http2_framing_lost_total", counts.framing_lost);
         metrics.add_own("ebpf_http2_streams_given_up_total", counts.streams_given_up);
         metrics.add_own("ebpf_http2_unmatched_responses_total", counts.unmatched_responses);
+        let counts = self.sessions.take_redis_counters();
+        metrics.add_own("ebpf_redis_framing_lost_total", counts.framing_lost);
+        metrics.add_own("ebpf_redis_requests_given_up_total", counts.requests_given_up);
+        metrics.add_own("ebpf_redis_unmatched_responses_total", counts.unmatched_responses);
     }
 
     fn expire(&mut self, timeout_ns: u64) {
