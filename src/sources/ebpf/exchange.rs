@@ -6,9 +6,13 @@
 //! [`MAX_HEAD`] of its first bytes (the rest is passed over without being
 //! kept, whether captured or not); a read that peeked first is not parsed
 //! twice (TCP sequence numbers). Bytes missed where the parser needed them
-//! (a record the kernel dropped, garbage) lose that direction's framing
-//! (counted): parsing resumes at the start of the next read or write, where
-//! clients and servers almost always start a message. At most
+//! (a record the kernel dropped, a reply larger than the capture with
+//! nested parts, garbage) lose that direction's framing (counted). Requests
+//! resume at the start of the next write or read, where clients almost
+//! always start one. Responses cannot be told apart from the rest of a
+//! large one: the requests waiting are answered with `error = "response not
+//! parsed"`, and responses resume with the first read after a request sent
+//! when none was waiting. At most
 //! [`MAX_PENDING`] requests wait for a response per connection; beyond it
 //! the oldest is given up as timed out (counted).
 
@@ -24,6 +28,9 @@ pub const MAX_PENDING: usize = 128;
 
 /// Most bytes of a unit kept to parse it (a line, a message's start).
 pub const MAX_HEAD: usize = 4096;
+
+/// The error of a request whose response was lost to the parsing.
+pub const NOT_PARSED: &str = "response not parsed";
 
 /// What a protocol's parsing gave up, summed over its connections.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,6 +88,9 @@ pub struct Calls {
     /// The way requests travel: egress for a client, ingress for a server.
     pub requests: Direction,
     pending: VecDeque<Call>,
+    /// A request was sent when none was waiting: a lost response way can
+    /// start afresh (what follows is that request's response).
+    resync: bool,
 }
 
 #[derive(Debug)]
@@ -106,7 +116,7 @@ struct Way {
 impl<P: Parser> Connection<P> {
     /// A connection whose requests travel `requests`.
     pub fn new(parser: P, requests: Direction) -> Self {
-        Connection { parser, ways: Default::default(), calls: Calls { requests, pending: VecDeque::new() } }
+        Connection { parser, ways: Default::default(), calls: Calls { requests, pending: VecDeque::new(), resync: false } }
     }
 
     /// No request waits for its response.
@@ -147,7 +157,7 @@ impl<P: Parser> Connection<P> {
             self.miss(way, gap, cx);
         }
         let w = &mut self.ways[way as usize];
-        if w.lost {
+        if w.lost && (way == self.calls.requests || std::mem::take(&mut self.calls.resync)) {
             *w = Way { next_seq: w.next_seq, ..Way::default() };
         }
         self.read(way, payload, offset, event, wall_ns, cx);
@@ -229,6 +239,11 @@ impl<P: Parser> Connection<P> {
         w.skip = 0;
         cx.counters.framing_lost += 1;
         self.parser.lost(way, &mut self.calls, cx);
+        if way != self.calls.requests {
+            self.calls.resync = false;
+            let pending = std::mem::take(&mut self.calls.pending);
+            cx.out.extend(pending.into_iter().map(|call| RequestRecord { error: Some(NOT_PARSED.into()), ..call.record }));
+        }
     }
 
     /// The connection closed: its pending requests get `error` (measured up to `wall_ns`).
@@ -250,6 +265,7 @@ impl<P: Parser> Connection<P> {
 impl Calls {
     /// A whole request: it waits for its response.
     pub fn request(&mut self, record: RequestRecord, wall_ns: u64, cx: &mut Context) {
+        self.resync = self.pending.is_empty();
         if self.pending.len() >= MAX_PENDING {
             if let Some(oldest) = self.pending.pop_front() {
                 cx.counters.requests_given_up += 1;

@@ -11,8 +11,10 @@
 //! a reply that is an error (`-ERR …`, `-WRONGTYPE …`, RESP3 blob error
 //! `!`) sets `error` to its text, whose first word is the error code.
 //! RESP3 push messages (`>`) answer no request; an attribute (`|`) is part
-//! of the reply it precedes. A reply whose framing was lost answers its
-//! request with `error = "response not parsed"`.
+//! of the reply it precedes. Replies larger than the capture
+//! (`payload_size`) are followed through the lengths they announce; those
+//! whose nesting the capture cut (`COMMAND DOCS`) lose the framing, as
+//! [`exchange`] says.
 
 use super::event::Direction;
 use super::exchange::{Calls, Context, Frame, Parser};
@@ -22,8 +24,6 @@ use super::http2::At;
 const MAX_COMMAND: usize = 32;
 /// Longest error text kept.
 const MAX_ERROR: usize = 256;
-
-pub(super) const NOT_PARSED: &str = "response not parsed";
 
 /// The payload starts like a RESP request: `*N\r\n$M\r\n`.
 pub fn starts_request(payload: &[u8]) -> bool {
@@ -148,12 +148,10 @@ impl Parser for Redis {
 
     fn lost(&mut self, way: Direction, calls: &mut Calls, cx: &mut Context) {
         let resp = std::mem::take(&mut self.ways[way as usize]);
-        let Some(message) = resp.message else { return };
-        if way == calls.requests {
-            // Its command was read: its reply still comes, in its turn.
+        // A request whose command was read: its reply still comes, in its turn.
+        // (A reply in progress is answered as not parsed by the framing.)
+        if let Some(message) = resp.message.filter(|_| way == calls.requests) {
             request(message, calls, cx);
-        } else if !message.push {
-            calls.response(message.at, message.size, Some(NOT_PARSED.into()), cx);
         }
     }
 }
@@ -202,8 +200,7 @@ mod tests {
     use chrono::DateTime;
 
     use super::super::exchange::testing::*;
-    use super::super::exchange::MAX_PENDING;
-    use super::*;
+    use super::super::exchange::{MAX_PENDING, NOT_PARSED};
     use crate::event::{ObservationPoint, RequestRecord, SignalSource};
 
     /// A request as clients send it: an array of bulk strings.
@@ -419,15 +416,38 @@ mod tests {
         // The next read starts afresh.
         peer.send(&command(&["GET", "c"]), T0 + 5 * MS);
         peer.receive(b"$1\r\nc\r\n", T0 + 6 * MS);
-        assert_eq!(summary(&peer.take()), [call("GET", Some(NOT_PARSED), (20, 7)), call("GET", None, (20, 7))]);
-        // Bytes missed where a reply starts: lost too.
+        let not_parsed = ("GET".to_string(), Some(NOT_PARSED.to_string()), Some(20), None);
+        assert_eq!(summary(&peer.take()), [not_parsed.clone(), call("GET", None, (20, 7))]);
+        // Bytes missed where a reply starts: the calls waiting are answered as not
+        // parsed; what follows is passed over up to the next call sent alone.
         peer.send(&command(&["GET", "d"]), T0 + 7 * MS);
+        peer.send(&command(&["GET", "e"]), T0 + 7 * MS);
         peer.seq[1] += 7;
         peer.receive(b"$1\r\nd\r\n", T0 + 8 * MS);
-        assert_eq!(summary(&peer.take()), [call("GET", None, (20, 7))]);
+        peer.receive(b"$1\r\ne\r\n", T0 + 8 * MS);
+        peer.send(&command(&["GET", "f"]), T0 + 9 * MS);
+        peer.receive(b"$1\r\nf\r\n", T0 + 10 * MS);
+        assert_eq!(summary(&peer.take()), [not_parsed.clone(), not_parsed, call("GET", None, (20, 7))]);
         let counters = peer.sessions.take_redis_counters();
         assert_eq!((counters.framing_lost, counters.unmatched_responses), (2, 0));
-        assert!(peer.sessions.on_close(PID, SOCKET, T0 + 9 * MS).is_empty());
+        assert!(peer.sessions.on_close(PID, SOCKET, T0 + 11 * MS).is_empty());
+    }
+
+    #[test]
+    fn a_nested_reply_larger_than_the_capture() {
+        let mut peer = client();
+        // redis-cli's first call: a reply of many small parts, read 16 KiB at a time.
+        peer.send(&command(&["COMMAND", "DOCS"]), T0);
+        let reply: Vec<u8> = [b"*2000\r\n".to_vec(), b"+doc\r\n:1\r\n".repeat(1000)].concat();
+        for (n, read) in reply.chunks(16384).enumerate() {
+            peer.call(super::Direction::Ingress, &read[..read.len().min(1024)], read.len(), T0 + (n as u64 + 1) * MS);
+        }
+        peer.send(&command(&["SET", "k", "v"]), T0 + 10 * MS);
+        peer.receive(b"+OK\r\n", T0 + 11 * MS);
+        let not_parsed = ("COMMAND".to_string(), Some(NOT_PARSED.to_string()), Some(27), None);
+        assert_eq!(summary(&peer.take()), [not_parsed, call("SET", None, (27, 5))]);
+        let counters = peer.sessions.take_redis_counters();
+        assert_eq!((counters.framing_lost, counters.unmatched_responses), (1, 0));
     }
 
     #[test]
