@@ -1,0 +1,82 @@
+//! The databases behind the gateway, seen by the `ebpf` source: a real
+//! `redis-server` and `redis-cli` on loopback, both ends captured. In CI a
+//! missing server or client fails the test; elsewhere it skips and says why.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::*;
+
+/// Whether `tool` is installed; in CI a missing one fails the test.
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{tool} is not installed: run scripts/install-test-deps.sh");
+        eprintln!("skipped: {tool} is not installed (scripts/install-test-deps.sh)");
+    }
+    found
+}
+
+#[test]
+fn redis_cli_to_redis_server_seen_from_both_ends() {
+    if !root() || !have("redis-server") || !have("redis-cli") {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _server = serve(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path()),
+        port,
+    );
+    let pipeline = capture(&[port], "");
+
+    // One connection, one call at a time; LPUSH and INCR on a string fail.
+    let mut cli = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    cli.stdin.take().unwrap().write_all(b"SET greeting hello\nGET greeting\nLPUSH greeting x\nINCR greeting\n").unwrap();
+    let out = cli.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("WRONGTYPE") && printed.contains("ERR value is not an integer"), "{printed}");
+
+    let calls = ["SET", "GET", "LPUSH", "INCR"];
+    let found = wait_records(&pipeline, 8, "redis records of both ends", |r| {
+        r["protocol"] == "redis" && calls.contains(&r["method"].as_str().unwrap_or(""))
+    });
+    // (method, error, request size, response size), in order, at each end.
+    let expected = [
+        ("SET", Value::Null, 38, 5),
+        ("GET", Value::Null, 27, 11),
+        ("LPUSH", Value::from("WRONGTYPE Operation against a key holding the wrong kind of value"), 36, 68),
+        ("INCR", Value::from("ERR value is not an integer or out of range"), 28, 46),
+    ];
+    for (point, process) in [("client_process", "redis-cli"), ("server_process", "redis-server")] {
+        let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
+        let seen: Vec<(&str, Value, u64, u64)> =
+            ends.iter().map(|r| (text(r, "method"), r["error"].clone(), number(r, "request_size"), number(r, "response_size"))).collect();
+        assert_eq!(seen, expected, "{point}: {ends:#?}");
+        for record in ends {
+            assert_eq!(text(record, "endpoint"), text(record, "method"), "{record}");
+            assert_eq!(record["status"], Value::Null, "{record}");
+            assert_eq!(number(record, "server_port"), u64::from(port), "{record}");
+            assert!(number(record, "duration_us") > 0, "{record}");
+            assert!(text(record, "process_name").starts_with(process), "{record}");
+        }
+    }
+    // Both ends name the same bytes.
+    for method in calls {
+        let ends: Vec<Value> = found.iter().filter(|r| r["method"] == method).cloned().collect();
+        let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
+        assert!(number(client, "tcp_seq_request") != 0);
+        assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+        assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
+        assert!(number(server, "duration_us") <= number(client, "duration_us"), "{client}\n{server}");
+    }
+}
