@@ -18,6 +18,7 @@ pub mod http2;
 pub mod loader;
 pub mod redis;
 pub mod session;
+pub mod sql;
 pub mod tcp;
 
 use std::collections::HashSet;
