@@ -225,7 +225,20 @@ impl<P: Parser> Connection<P> {
         if w.lost {
             return;
         }
-        if w.buf.is_empty() && w.skip >= n {
+        if !w.buf.is_empty() {
+            // A unit whose length is known but whose head the capture cut
+            // (a long statement): parsed from what there is.
+            let len = match self.parser.frame(way, &w.buf) {
+                Frame::Unit { len, .. } if len > w.buf.len() as u64 => len,
+                _ => return self.lose(way, cx),
+            };
+            let head = std::mem::take(&mut w.buf);
+            if !self.parser.unit(way, &head, len, w.at, &mut self.calls, cx) {
+                return self.lose(way, cx);
+            }
+            w.skip = len - head.len() as u64;
+        }
+        if w.skip >= n {
             w.skip -= n;
         } else {
             self.lose(way, cx);
@@ -273,6 +286,11 @@ impl Calls {
             }
         }
         self.pending.push_back(Call { record, wall_ns });
+    }
+
+    /// Some request waits for its response.
+    pub fn waiting(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// The oldest request's response, of `size` bytes, started at `at`;

@@ -5,8 +5,9 @@
 //! write families, accept and close, TCP state changes, retransmits and
 //! resets, uprobes on OpenSSL). User side: [`event`] decodes the ring
 //! buffer, [`http`] parses HTTP/1.x payloads, [`http2`] (with [`hpack`])
-//! HTTP/2 and gRPC streams, [`redis`] Redis calls (over [`exchange`], the
-//! framing and pairing of in-order protocols), [`session`] tells a
+//! HTTP/2 and gRPC streams, [`redis`] Redis calls and [`postgres`]
+//! PostgreSQL queries (over [`exchange`], the framing and pairing of
+//! in-order protocols; statements normalized by [`sql`]), [`session`] tells a
 //! connection's protocol and pairs requests with responses, [`tcp`] turns
 //! connection events into metrics.
 
@@ -16,6 +17,7 @@ pub mod hpack;
 pub mod http;
 pub mod http2;
 pub mod loader;
+pub mod postgres;
 pub mod redis;
 pub mod session;
 pub mod sql;
@@ -336,7 +338,7 @@ impl Tracker {
         }
     }
 
-    /// What HTTP/2 and Redis parsing gave up, as the component's own counters.
+    /// What HTTP/2, Redis and PostgreSQL parsing gave up, as the component's own counters.
     fn count_parsers(&mut self, metrics: &ComponentMetrics) {
         let counts = self.sessions.take_http2_counters();
         metrics.add_own("ebpf_http2_header_block_errors_total", counts.header_block_errors);
@@ -344,10 +346,15 @@ impl Tracker {
         metrics.add_own("ebpf_http2_framing_lost_total", counts.framing_lost);
         metrics.add_own("ebpf_http2_streams_given_up_total", counts.streams_given_up);
         metrics.add_own("ebpf_http2_unmatched_responses_total", counts.unmatched_responses);
-        let counts = self.sessions.take_redis_counters();
-        metrics.add_own("ebpf_redis_framing_lost_total", counts.framing_lost);
-        metrics.add_own("ebpf_redis_requests_given_up_total", counts.requests_given_up);
-        metrics.add_own("ebpf_redis_unmatched_responses_total", counts.unmatched_responses);
+        let names = [
+            ["ebpf_redis_framing_lost_total", "ebpf_redis_requests_given_up_total", "ebpf_redis_unmatched_responses_total"],
+            ["ebpf_postgresql_framing_lost_total", "ebpf_postgresql_requests_given_up_total", "ebpf_postgresql_unmatched_responses_total"],
+        ];
+        for (names, counts) in names.into_iter().zip(self.sessions.take_counters()) {
+            metrics.add_own(names[0], counts.framing_lost);
+            metrics.add_own(names[1], counts.requests_given_up);
+            metrics.add_own(names[2], counts.unmatched_responses);
+        }
     }
 
     fn expire(&mut self, timeout_ns: u64) {

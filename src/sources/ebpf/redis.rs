@@ -264,7 +264,7 @@ mod tests {
             ..RequestRecord::default()
         };
         assert_eq!(peer.take(), [expected]);
-        assert_eq!(peer.sessions.take_redis_counters(), Default::default());
+        assert_eq!(peer.sessions.take_counters()[0], Default::default());
     }
 
     #[test]
@@ -364,7 +364,7 @@ mod tests {
                 call("SMEMBERS", None, (sizes[3], attribute.len() + replies[3].len())),
             ]
         );
-        assert_eq!(peer.sessions.take_redis_counters().unmatched_responses, 0);
+        assert_eq!(peer.sessions.take_counters()[0].unmatched_responses, 0);
     }
 
     #[test]
@@ -395,7 +395,7 @@ mod tests {
         let reply = [b"$100000\r\n".as_slice(), &value, b"\r\n"].concat();
         peer.call(super::Direction::Ingress, &reply[..1024], reply.len(), T0 + 3 * MS);
         assert_eq!(summary(&peer.take()), [call("SET", None, (request.len(), 5)), call("GET", None, (20, reply.len()))]);
-        assert_eq!(peer.sessions.take_redis_counters(), Default::default());
+        assert_eq!(peer.sessions.take_counters()[0], Default::default());
     }
 
     #[test]
@@ -408,7 +408,7 @@ mod tests {
         peer.seq[1] += 1000;
         peer.call(super::Direction::Ingress, b"xx", 991, T0 + 2 * MS);
         assert_eq!(summary(&peer.take()), [call("GET", None, (20, 2000))]);
-        assert_eq!(peer.sessions.take_redis_counters(), Default::default());
+        assert_eq!(peer.sessions.take_counters()[0], Default::default());
 
         // Not RESP: the framing is lost (counted), the call answered as not parsed.
         peer.send(&command(&["GET", "b"]), T0 + 3 * MS);
@@ -428,7 +428,7 @@ mod tests {
         peer.send(&command(&["GET", "f"]), T0 + 9 * MS);
         peer.receive(b"$1\r\nf\r\n", T0 + 10 * MS);
         assert_eq!(summary(&peer.take()), [not_parsed.clone(), not_parsed, call("GET", None, (20, 7))]);
-        let counters = peer.sessions.take_redis_counters();
+        let counters = peer.sessions.take_counters()[0];
         assert_eq!((counters.framing_lost, counters.unmatched_responses), (2, 0));
         assert!(peer.sessions.on_close(PID, SOCKET, T0 + 11 * MS).is_empty());
     }
@@ -446,7 +446,7 @@ mod tests {
         peer.receive(b"+OK\r\n", T0 + 11 * MS);
         let not_parsed = ("COMMAND".to_string(), Some(NOT_PARSED.to_string()), Some(27), None);
         assert_eq!(summary(&peer.take()), [not_parsed, call("SET", None, (27, 5))]);
-        let counters = peer.sessions.take_redis_counters();
+        let counters = peer.sessions.take_counters()[0];
         assert_eq!((counters.framing_lost, counters.unmatched_responses), (1, 0));
     }
 
@@ -468,7 +468,7 @@ mod tests {
         let given_up = peer.take();
         assert_eq!(given_up.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(), [Some("timeout"), Some("timeout")]);
         assert_eq!(given_up.iter().map(|r| r.time).collect::<Vec<_>>(), [0, 1].map(|n| DateTime::from_timestamp_nanos(T0 as i64 + n)));
-        assert_eq!(peer.sessions.take_redis_counters().requests_given_up, 2);
+        assert_eq!(peer.sessions.take_counters()[0].requests_given_up, 2);
         let closed = peer.sessions.on_close(PID, SOCKET, T0 + MS);
         assert_eq!(closed.len(), MAX_PENDING);
         assert_eq!(closed[0].error.as_deref(), Some("connection closed before a response"));

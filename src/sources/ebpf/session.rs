@@ -2,6 +2,7 @@
 //! records. A connection's first bytes (either way) decide its protocol
 //! ([`Parser::infer`]): the HTTP/2 client preface makes it an HTTP/2 one,
 //! parsed by [`http2`] from then on; a RESP request a Redis one ([`redis`]);
+//! a startup message or SSLRequest a PostgreSQL one ([`postgres`]);
 //! else HTTP/1.x, paired FIFO per connection, as HTTP/1.x answers in order
 //! (keep-alive and pipelining alike). A connection none of them knows
 //! keeps no state.
@@ -16,7 +17,7 @@ use chrono::DateTime;
 use super::event::{Direction, Event, Kind};
 use super::http::{self, Message};
 use super::http2;
-use super::{exchange, redis};
+use super::{exchange, postgres, redis};
 use crate::event::{parse_traceparent, ObservationPoint, RequestRecord, SignalSource};
 
 /// Requests waiting for a response on one connection; beyond it the oldest
@@ -35,8 +36,9 @@ pub struct Sessions {
     pub unmatched_responses: u64,
     /// What HTTP/2 parsing gave up, since the last [`Sessions::take_http2_counters`].
     http2: http2::Counters,
-    /// What Redis parsing gave up, since the last [`Sessions::take_redis_counters`].
+    /// What Redis and PostgreSQL parsing gave up, since the last [`Sessions::take_counters`].
     redis: exchange::Counters,
+    postgres: exchange::Counters,
     /// The headers that carry a request id, preferred first.
     request_id_headers: Vec<String>,
 }
@@ -76,6 +78,7 @@ struct Session {
 enum Parser {
     Http2(Box<http2::Connection>),
     Redis(Box<exchange::Connection<redis::Redis>>),
+    Postgres(Box<exchange::Connection<postgres::Postgres>>),
 }
 
 impl Parser {
@@ -92,6 +95,9 @@ impl Parser {
         if redis::starts_request(payload) {
             return Some(Parser::Redis(Box::new(exchange::Connection::new(redis::Redis::default(), way))));
         }
+        if postgres::starts_session(payload) {
+            return Some(Parser::Postgres(Box::new(exchange::Connection::new(postgres::Postgres::new(way), way))));
+        }
         None
     }
 
@@ -99,6 +105,7 @@ impl Parser {
         match self {
             Parser::Http2(h2) => h2.is_empty(),
             Parser::Redis(redis) => redis.is_empty(),
+            Parser::Postgres(postgres) => postgres.is_empty(),
         }
     }
 
@@ -106,6 +113,7 @@ impl Parser {
         match self {
             Parser::Http2(h2) => h2.close(wall_ns, CLOSED, out),
             Parser::Redis(redis) => redis.close(wall_ns, CLOSED, out),
+            Parser::Postgres(postgres) => postgres.close(wall_ns, CLOSED, out),
         }
     }
 
@@ -113,6 +121,7 @@ impl Parser {
         match self {
             Parser::Http2(h2) => h2.expire(stale, out),
             Parser::Redis(redis) => redis.expire(stale, out),
+            Parser::Postgres(postgres) => postgres.expire(stale, out),
         }
     }
 }
@@ -154,13 +163,14 @@ impl Sessions {
             unmatched_responses: 0,
             http2: http2::Counters::default(),
             redis: exchange::Counters::default(),
+            postgres: exchange::Counters::default(),
             request_id_headers,
         }
     }
 
-    /// What Redis parsing gave up since the last call.
-    pub fn take_redis_counters(&mut self) -> exchange::Counters {
-        std::mem::take(&mut self.redis)
+    /// What the parsing of Redis and of PostgreSQL gave up since the last call.
+    pub fn take_counters(&mut self) -> [exchange::Counters; 2] {
+        [std::mem::take(&mut self.redis), std::mem::take(&mut self.postgres)]
     }
 
     /// What HTTP/2 parsing gave up since the last call.
@@ -239,6 +249,10 @@ impl Sessions {
             Parser::Redis(redis) => {
                 let mut cx = exchange::Context { counters: &mut self.redis, new_record: &mut new_record, out: &mut out };
                 redis.on_data(event, wall_ns, &mut cx);
+            }
+            Parser::Postgres(postgres) => {
+                let mut cx = exchange::Context { counters: &mut self.postgres, new_record: &mut new_record, out: &mut out };
+                postgres.on_data(event, wall_ns, &mut cx);
             }
         }
         session.parser = Some(parser);
