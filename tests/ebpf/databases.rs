@@ -1,7 +1,9 @@
 //! The databases behind the gateway, seen by the `ebpf` source: a real
-//! `redis-server` and `redis-cli` on loopback, both ends captured. In CI a
-//! missing server or client fails the test; elsewhere it skips and says why.
+//! `redis-server` with `redis-cli`, and a PostgreSQL cluster of the test's
+//! own with `psql`, on loopback, both ends captured. In CI a missing server
+//! or client fails the test; elsewhere it skips and says why.
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -73,6 +75,101 @@ fn redis_cli_to_redis_server_seen_from_both_ends() {
     // Both ends name the same bytes.
     for method in calls {
         let ends: Vec<Value> = found.iter().filter(|r| r["method"] == method).cloned().collect();
+        let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
+        assert!(number(client, "tcp_seq_request") != 0);
+        assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+        assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
+        assert!(number(server, "duration_us") <= number(client, "duration_us"), "{client}\n{server}");
+    }
+}
+
+/// The directory of PostgreSQL's server programs (initdb, postgres), newest first.
+fn postgres_bin() -> Option<std::path::PathBuf> {
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin"))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    found.sort();
+    let bin = found.pop();
+    if bin.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "PostgreSQL is not installed: run scripts/install-test-deps.sh");
+        eprintln!("skipped: PostgreSQL is not installed (scripts/install-test-deps.sh)");
+    }
+    bin
+}
+
+/// `program` run as the `postgres` user (the server refuses root); setpriv execs it, so
+/// killing the child kills the server itself.
+fn as_postgres(program: &Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args(["--reuid=postgres", "--regid=postgres", "--clear-groups", "--"]).arg(program);
+    command
+}
+
+#[test]
+fn psql_to_postgres_seen_from_both_ends() {
+    if !root() || !have("psql") {
+        return;
+    }
+    let Some(bin) = postgres_bin() else { return };
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("chown").arg("postgres:postgres").arg(dir.path()).status().unwrap();
+    assert!(status.success(), "chown the cluster's directory to postgres");
+    let data = dir.path().join("data");
+    let out =
+        as_postgres(&bin.join("initdb")).args(["--auth=trust", "--username=postgres", "--no-sync", "-D"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+    let _server = serve(
+        as_postgres(&bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
+            .arg(dir.path()),
+        port,
+    );
+    let pipeline = capture(&[port], "");
+
+    let statements = [
+        "CREATE TABLE items (id int PRIMARY KEY, name text)",
+        "INSERT INTO items VALUES (1, 'one')",
+        "SELECT name FROM items WHERE id = 1",
+        "SELECT * FROM nope",
+    ];
+    let mut psql = Command::new("psql");
+    psql.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-X"]);
+    for statement in statements {
+        psql.args(["-c", statement]);
+    }
+    let out = psql.output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("relation \"nope\" does not exist"), "{out:?}");
+
+    let found = wait_records(&pipeline, 8, "postgresql records of both ends", |r| r["protocol"] == "postgresql");
+    // (method, endpoint, error, request size), in order, at each end.
+    let expected: Vec<(&str, &str, Value, u64)> = vec![
+        ("CREATE", statements[0], Value::Null, 56),
+        ("INSERT", "INSERT INTO items VALUES (?, ?)", Value::Null, 41),
+        ("SELECT", "SELECT name FROM items WHERE id = ?", Value::Null, 41),
+        ("SELECT", "SELECT * FROM nope", Value::from("42P01 relation \"nope\" does not exist"), 24),
+    ];
+    for (point, process) in [("client_process", "psql"), ("server_process", "postgres")] {
+        let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
+        let seen: Vec<(&str, &str, Value, u64)> =
+            ends.iter().map(|r| (text(r, "method"), text(r, "endpoint"), r["error"].clone(), number(r, "request_size"))).collect();
+        assert_eq!(seen, expected, "{point}: {ends:#?}");
+        for record in ends {
+            assert_eq!(record["status"], Value::Null, "{record}");
+            assert_eq!(number(record, "server_port"), u64::from(port), "{record}");
+            assert!(number(record, "duration_us") > 0 && number(record, "response_size") > 5, "{record}");
+            assert_eq!(text(record, "process_name"), process, "{record}");
+        }
+    }
+    // Both ends name the same bytes.
+    for statement in ["CREATE", "INSERT"] {
+        let ends: Vec<Value> = found.iter().filter(|r| r["method"] == statement).cloned().collect();
         let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
         assert!(number(client, "tcp_seq_request") != 0);
         assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
