@@ -1,6 +1,7 @@
 //! The databases behind the gateway, seen by the `ebpf` source: a real
-//! `redis-server` with `redis-cli`, and a PostgreSQL cluster of the test's
-//! own with `psql`, on loopback, both ends captured. In CI a missing server
+//! `redis-server` with `redis-cli`, a PostgreSQL cluster of the test's own
+//! with `psql`, and a MariaDB of its own with the `mysql` client, on
+//! loopback, both ends captured. In CI a missing server
 //! or client fails the test; elsewhere it skips and says why.
 
 use std::path::Path;
@@ -176,4 +177,71 @@ fn psql_to_postgres_seen_from_both_ends() {
         assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
         assert!(number(server, "duration_us") <= number(client, "duration_us"), "{client}\n{server}");
     }
+}
+
+#[test]
+fn mysql_client_to_mariadb_seen_from_both_ends() {
+    if !root() || !have("mariadb-install-db") || !have("mariadbd") || !have("mysql") {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new("mariadb-install-db")
+        .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+        .arg(format!("--datadir={}", data.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
+    let _server = serve(
+        Command::new("mariadbd")
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin", "--innodb-buffer-pool-size=16M"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("socket").display())),
+        port,
+    );
+    let pipeline = capture(&[port], "");
+
+    let statements = [
+        "CREATE DATABASE shop",
+        "CREATE TABLE shop.items (id int PRIMARY KEY, name text)",
+        "INSERT INTO shop.items VALUES (1, 'one')",
+        "SELECT name FROM shop.items WHERE id = 1",
+        "SELECT * FROM shop.nope",
+    ];
+    let out = Command::new("mysql")
+        .args(["--no-defaults", "-h", "127.0.0.1", "-P", &port.to_string(), "-u", "root", "-e", &statements.join("; ")])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Table 'shop.nope' doesn't exist"), "{out:?}");
+
+    let wanted = |r: &Value| r["protocol"] == "mysql" && r["endpoint"].as_str().is_some_and(|e| e.contains("shop"));
+    let found = wait_records(&pipeline, 10, "mysql records of both ends", wanted);
+    // (method, endpoint, error, request size), in order, at each end.
+    let expected: Vec<(&str, &str, Value, u64)> = vec![
+        ("CREATE", statements[0], Value::Null, 25),
+        ("CREATE", statements[1], Value::Null, 60),
+        ("INSERT", "INSERT INTO shop.items VALUES (?, ?)", Value::Null, 45),
+        ("SELECT", "SELECT name FROM shop.items WHERE id = ?", Value::Null, 45),
+        ("SELECT", "SELECT * FROM shop.nope", Value::from("1146 (42S02): Table 'shop.nope' doesn't exist"), 28),
+    ];
+    for (point, process) in [("client_process", "mysql"), ("server_process", "mariadbd")] {
+        let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
+        let seen: Vec<(&str, &str, Value, u64)> =
+            ends.iter().map(|r| (text(r, "method"), text(r, "endpoint"), r["error"].clone(), number(r, "request_size"))).collect();
+        assert_eq!(seen, expected, "{point}: {ends:#?}");
+        for record in ends {
+            assert_eq!(record["status"], Value::Null, "{record}");
+            assert_eq!(number(record, "server_port"), u64::from(port), "{record}");
+            assert!(number(record, "duration_us") > 0 && number(record, "response_size") > 4, "{record}");
+            assert_eq!(text(record, "process_name"), process, "{record}");
+        }
+    }
+    // Both ends name the same bytes.
+    let ends: Vec<Value> = found.iter().filter(|r| r["method"] == "INSERT").cloned().collect();
+    let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
+    assert!(number(client, "tcp_seq_request") != 0);
+    assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+    assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
 }

@@ -5,8 +5,8 @@
 //! write families, accept and close, TCP state changes, retransmits and
 //! resets, uprobes on OpenSSL). User side: [`event`] decodes the ring
 //! buffer, [`http`] parses HTTP/1.x payloads, [`http2`] (with [`hpack`])
-//! HTTP/2 and gRPC streams, [`redis`] Redis calls and [`postgres`]
-//! PostgreSQL queries (over [`exchange`], the framing and pairing of
+//! HTTP/2 and gRPC streams, [`redis`] Redis calls, [`postgres`]
+//! PostgreSQL queries and [`mysql`] MySQL commands (over [`exchange`], the framing and pairing of
 //! in-order protocols; statements normalized by [`sql`]), [`session`] tells a
 //! connection's protocol and pairs requests with responses, [`tcp`] turns
 //! connection events into metrics.
@@ -17,6 +17,7 @@ pub mod hpack;
 pub mod http;
 pub mod http2;
 pub mod loader;
+pub mod mysql;
 pub mod postgres;
 pub mod redis;
 pub mod session;
@@ -338,7 +339,7 @@ impl Tracker {
         }
     }
 
-    /// What HTTP/2, Redis and PostgreSQL parsing gave up, as the component's own counters.
+    /// What HTTP/2, Redis, PostgreSQL and MySQL parsing gave up, as the component's own counters.
     fn count_parsers(&mut self, metrics: &ComponentMetrics) {
         let counts = self.sessions.take_http2_counters();
         metrics.add_own("ebpf_http2_header_block_errors_total", counts.header_block_errors);
@@ -349,6 +350,7 @@ impl Tracker {
         let names = [
             ["ebpf_redis_framing_lost_total", "ebpf_redis_requests_given_up_total", "ebpf_redis_unmatched_responses_total"],
             ["ebpf_postgresql_framing_lost_total", "ebpf_postgresql_requests_given_up_total", "ebpf_postgresql_unmatched_responses_total"],
+            ["ebpf_mysql_framing_lost_total", "ebpf_mysql_requests_given_up_total", "ebpf_mysql_unmatched_responses_total"],
         ];
         for (names, counts) in names.into_iter().zip(self.sessions.take_counters()) {
             metrics.add_own(names[0], counts.framing_lost);

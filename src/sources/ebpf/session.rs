@@ -2,7 +2,8 @@
 //! records. A connection's first bytes (either way) decide its protocol
 //! ([`Parser::infer`]): the HTTP/2 client preface makes it an HTTP/2 one,
 //! parsed by [`http2`] from then on; a RESP request a Redis one ([`redis`]);
-//! a startup message or SSLRequest a PostgreSQL one ([`postgres`]);
+//! a startup message or SSLRequest a PostgreSQL one ([`postgres`]); a
+//! server's protocol 10 greeting a MySQL one ([`mysql`]);
 //! else HTTP/1.x, paired FIFO per connection, as HTTP/1.x answers in order
 //! (keep-alive and pipelining alike). A connection none of them knows
 //! keeps no state.
@@ -17,7 +18,7 @@ use chrono::DateTime;
 use super::event::{Direction, Event, Kind};
 use super::http::{self, Message};
 use super::http2;
-use super::{exchange, postgres, redis};
+use super::{exchange, mysql, postgres, redis};
 use crate::event::{parse_traceparent, ObservationPoint, RequestRecord, SignalSource};
 
 /// Requests waiting for a response on one connection; beyond it the oldest
@@ -36,9 +37,10 @@ pub struct Sessions {
     pub unmatched_responses: u64,
     /// What HTTP/2 parsing gave up, since the last [`Sessions::take_http2_counters`].
     http2: http2::Counters,
-    /// What Redis and PostgreSQL parsing gave up, since the last [`Sessions::take_counters`].
+    /// What Redis, PostgreSQL and MySQL parsing gave up, since the last [`Sessions::take_counters`].
     redis: exchange::Counters,
     postgres: exchange::Counters,
+    mysql: exchange::Counters,
     /// The headers that carry a request id, preferred first.
     request_id_headers: Vec<String>,
 }
@@ -79,24 +81,34 @@ enum Parser {
     Http2(Box<http2::Connection>),
     Redis(Box<exchange::Connection<redis::Redis>>),
     Postgres(Box<exchange::Connection<postgres::Postgres>>),
+    Mysql(Box<exchange::Connection<mysql::Mysql>>),
 }
 
 impl Parser {
     /// The parser for a connection whose first bytes (either way) are the
-    /// event's; a connection already seen as HTTP/1 can only turn HTTP/2.
-    fn infer(event: &Event, http1: bool) -> Option<Parser> {
+    /// event's, and the way its requests travel; a connection already seen
+    /// as HTTP/1 can only turn HTTP/2.
+    fn infer(event: &Event, http1: bool) -> Option<(Parser, Direction)> {
         let (payload, way) = (event.payload, event.direction);
         if http2::starts_with_preface(payload) {
-            return Some(Parser::Http2(Box::new(http2::Connection::new(way))));
+            return Some((Parser::Http2(Box::new(http2::Connection::new(way))), way));
         }
         if http1 {
             return None;
         }
         if redis::starts_request(payload) {
-            return Some(Parser::Redis(Box::new(exchange::Connection::new(redis::Redis::default(), way))));
+            return Some((Parser::Redis(Box::new(exchange::Connection::new(redis::Redis::default(), way))), way));
         }
         if postgres::starts_session(payload) {
-            return Some(Parser::Postgres(Box::new(exchange::Connection::new(postgres::Postgres::new(way), way))));
+            return Some((Parser::Postgres(Box::new(exchange::Connection::new(postgres::Postgres::new(way), way))), way));
+        }
+        if mysql::starts_greeting(payload) {
+            // The server speaks first: requests go the other way.
+            let requests = match way {
+                Direction::Egress => Direction::Ingress,
+                Direction::Ingress => Direction::Egress,
+            };
+            return Some((Parser::Mysql(Box::new(exchange::Connection::new(mysql::Mysql::new(requests), requests))), requests));
         }
         None
     }
@@ -106,6 +118,7 @@ impl Parser {
             Parser::Http2(h2) => h2.is_empty(),
             Parser::Redis(redis) => redis.is_empty(),
             Parser::Postgres(postgres) => postgres.is_empty(),
+            Parser::Mysql(mysql) => mysql.is_empty(),
         }
     }
 
@@ -114,6 +127,7 @@ impl Parser {
             Parser::Http2(h2) => h2.close(wall_ns, CLOSED, out),
             Parser::Redis(redis) => redis.close(wall_ns, CLOSED, out),
             Parser::Postgres(postgres) => postgres.close(wall_ns, CLOSED, out),
+            Parser::Mysql(mysql) => mysql.close(wall_ns, CLOSED, out),
         }
     }
 
@@ -122,6 +136,7 @@ impl Parser {
             Parser::Http2(h2) => h2.expire(stale, out),
             Parser::Redis(redis) => redis.expire(stale, out),
             Parser::Postgres(postgres) => postgres.expire(stale, out),
+            Parser::Mysql(mysql) => mysql.expire(stale, out),
         }
     }
 }
@@ -164,13 +179,14 @@ impl Sessions {
             http2: http2::Counters::default(),
             redis: exchange::Counters::default(),
             postgres: exchange::Counters::default(),
+            mysql: exchange::Counters::default(),
             request_id_headers,
         }
     }
 
-    /// What the parsing of Redis and of PostgreSQL gave up since the last call.
-    pub fn take_counters(&mut self) -> [exchange::Counters; 2] {
-        [std::mem::take(&mut self.redis), std::mem::take(&mut self.postgres)]
+    /// What the parsing of Redis, PostgreSQL and MySQL gave up since the last call.
+    pub fn take_counters(&mut self) -> [exchange::Counters; 3] {
+        [std::mem::take(&mut self.redis), std::mem::take(&mut self.postgres), std::mem::take(&mut self.mysql)]
     }
 
     /// What HTTP/2 parsing gave up since the last call.
@@ -222,11 +238,11 @@ impl Sessions {
         let key = (event.pid, event.socket);
         let mut out = Vec::new();
         if self.sessions.get(&key).is_none_or(|session| session.parser.is_none()) {
-            let parser = Parser::infer(event, self.sessions.contains_key(&key))?;
+            let (parser, requests) = Parser::infer(event, self.sessions.contains_key(&key))?;
             // After an HTTP/1.1 upgrade (h2c), or on a socket address reused
             // unseen: what HTTP/1 state there was ends here.
             out = self.on_close(event.pid, event.socket, wall_ns);
-            let session = Session { role: Some(role_of(true, event.direction)), parser: Some(parser), ..Session::default() };
+            let session = Session { role: Some(role_of(true, requests)), parser: Some(parser), ..Session::default() };
             self.sessions.insert(key, session);
         }
         let session = self.sessions.get_mut(&key)?;
@@ -253,6 +269,10 @@ impl Sessions {
             Parser::Postgres(postgres) => {
                 let mut cx = exchange::Context { counters: &mut self.postgres, new_record: &mut new_record, out: &mut out };
                 postgres.on_data(event, wall_ns, &mut cx);
+            }
+            Parser::Mysql(mysql) => {
+                let mut cx = exchange::Context { counters: &mut self.mysql, new_record: &mut new_record, out: &mut out };
+                mysql.on_data(event, wall_ns, &mut cx);
             }
         }
         session.parser = Some(parser);
