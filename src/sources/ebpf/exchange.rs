@@ -1,6 +1,7 @@
-//! What the in-order request/response protocols (Redis, PostgreSQL) share:
-//! each direction's bytes cut into units (a line, a message) across reads
-//! and writes, and requests paired FIFO with their responses.
+//! What the in-order request/response protocols (Redis, PostgreSQL, MySQL)
+//! share: each direction's bytes cut into units (a line, a message, a
+//! packet) across reads and writes, and requests paired FIFO with their
+//! responses.
 //!
 //! Promises: a unit is handed to its protocol once, with at most
 //! [`MAX_HEAD`] of its first bytes (the rest is passed over without being
@@ -12,9 +13,9 @@
 //! always start one. Responses cannot be told apart from the rest of a
 //! large one: the requests waiting are answered with `error = "response not
 //! parsed"`, and responses resume with the first read after a request sent
-//! when none was waiting. At most
-//! [`MAX_PENDING`] requests wait for a response per connection; beyond it
-//! the oldest is given up as timed out (counted).
+//! when none was waiting. At most [`MAX_PENDING`] requests wait for a
+//! response per connection; beyond it the oldest is given up as timed out
+//! (counted).
 
 use std::collections::VecDeque;
 

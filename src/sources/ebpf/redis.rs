@@ -14,7 +14,8 @@
 //! of the reply it precedes. Replies larger than the capture
 //! (`payload_size`) are followed through the lengths they announce; those
 //! whose nesting the capture cut (`COMMAND DOCS`) lose the framing, as
-//! [`exchange`] says.
+//! [`exchange`] says; so do aggregates nested deeper than [`MAX_DEPTH`]
+//! (what bounds the memory of a connection, with [`exchange`]'s limits).
 
 use super::event::Direction;
 use super::exchange::{Calls, Context, Frame, Parser};
@@ -24,6 +25,8 @@ use super::http2::At;
 const MAX_COMMAND: usize = 32;
 /// Longest error text kept.
 const MAX_ERROR: usize = 256;
+/// Deepest nesting of aggregates followed (replies nest a few levels).
+pub const MAX_DEPTH: usize = 64;
 
 /// The payload starts like a RESP request: `*N\r\n$M\r\n`.
 pub fn starts_request(payload: &[u8]) -> bool {
@@ -107,6 +110,9 @@ impl Parser for Redis {
                     if top {
                         message.push = kind == b'>';
                         message.attribute = kind == b'|';
+                    }
+                    if n > 0 && resp.open.len() >= MAX_DEPTH {
+                        return false;
                     }
                     if n > 0 {
                         resp.open.push(n);
@@ -483,6 +489,15 @@ mod tests {
         assert_eq!(summary(&records), [("BLPOP".into(), Some("timeout".into()), Some(29), None)]);
         assert!(peer.sessions.expire(T0 + 12 * 1000 * MS, 5000 * MS).is_empty());
         assert!(peer.sessions.is_empty());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut peer = client();
+        peer.send(&command(&["GET", "k"]), T0);
+        peer.receive(&b"*1\r\n".repeat(super::MAX_DEPTH + 1), T0 + MS);
+        assert_eq!(summary(&peer.take()), [("GET".into(), Some(NOT_PARSED.into()), Some(20), None)]);
+        assert_eq!(peer.sessions.take_counters()[0].framing_lost, 1);
     }
 
     #[test]
