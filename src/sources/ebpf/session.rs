@@ -923,6 +923,24 @@ mod tests {
     }
 
     #[test]
+    fn a_known_http1_connection_stays_http1() {
+        let mut sessions = Sessions::default();
+        // A body written on its own that looks like a Redis request, a PostgreSQL
+        // startup message, a MySQL greeting: still the HTTP/1 request's.
+        let upload = b"POST /cache HTTP/1.1\r\nContent-Length: 61\r\n\r\n";
+        sessions.on_data(&data(Direction::Egress, upload), T0);
+        sessions.on_data(&data(Direction::Egress, b"*1\r\n$4\r\nPING\r\n"), T0);
+        sessions.on_data(&data(Direction::Egress, &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]), T0);
+        let greeting = [&[34, 0, 0, 0, 10][..], b"5.5.5-10.11\0", &[0; 22]].concat();
+        assert!(super::mysql::starts_greeting(&greeting));
+        sessions.on_data(&data(Direction::Egress, &greeting), T0);
+        let records = sessions.on_data(&data(Direction::Ingress, &ok("")), T0 + MS);
+        assert_eq!(records.len(), 1);
+        assert_eq!((records[0].protocol.as_str(), records[0].path.as_deref(), records[0].status), ("http", Some("/cache"), Some(200)));
+        assert_eq!(records[0].request_size, Some(upload.len() as u64 + 61));
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
