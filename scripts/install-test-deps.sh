@@ -10,8 +10,12 @@ cd "$(dirname "$0")/.."
 # buildah, podman, runc: the image is built and run with no container daemon (scripts/test-deploy.sh);
 # systemd: systemd-analyze checks the unit.
 # rsyslog and bsdutils (logger): the real syslog senders of the syslog/socket tests.
+# redis-server (with redis-tools' redis-cli), postgresql (with psql) and mariadb-server (with the mysql
+# client): the databases the eBPF tests watch; the tests start their own instances on free ports,
+# never the system services.
 test_packages=(clickhouse-client clickhouse-server curl openssl procps prometheus time python3 nginx wrk util-linux strace
-  buildah podman runc systemd rsyslog bsdutils)
+  buildah podman runc systemd rsyslog bsdutils redis-server redis-tools postgresql postgresql-client mariadb-server
+  mariadb-client)
 # pip for the python3 on the PATH (Debian's, unless another is first).
 python3 -m pip --version >/dev/null 2>&1 || test_packages+=(python3-pip)
 scripts/install-build-deps.sh "${test_packages[@]}"

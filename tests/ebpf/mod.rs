@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use serde_json::Value;
 
+mod databases;
 mod stitch;
 
 fn root() -> bool {

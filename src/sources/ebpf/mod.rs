@@ -5,15 +5,23 @@
 //! write families, accept and close, TCP state changes, retransmits and
 //! resets, uprobes on OpenSSL). User side: [`event`] decodes the ring
 //! buffer, [`http`] parses HTTP/1.x payloads, [`http2`] (with [`hpack`])
-//! HTTP/2 and gRPC streams, [`session`] tells a connection's protocol and
-//! pairs requests with responses, [`tcp`] turns connection events into metrics.
+//! HTTP/2 and gRPC streams, [`redis`] Redis calls, [`postgres`]
+//! PostgreSQL queries and [`mysql`] MySQL commands (over [`exchange`], the framing and pairing of
+//! in-order protocols; statements normalized by [`sql`]), [`session`] tells a
+//! connection's protocol and pairs requests with responses, [`tcp`] turns
+//! connection events into metrics.
 
 pub mod event;
+pub mod exchange;
 pub mod hpack;
 pub mod http;
 pub mod http2;
 pub mod loader;
+pub mod mysql;
+pub mod postgres;
+pub mod redis;
 pub mod session;
+pub mod sql;
 pub mod tcp;
 
 use std::collections::HashSet;
@@ -206,7 +214,7 @@ async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Res
                 tracker.clock = Clock::now();
                 tracker.expire(timeout_ns);
                 tracker.tcp.flush(&mut tracker.metrics);
-                tracker.count_http2(&cx.metrics);
+                tracker.count_parsers(&cx.metrics);
                 let (new, total) = drops.new_since_last();
                 if new > 0 {
                     ComponentMetrics::add(&cx.metrics.discarded_events, new as usize);
@@ -222,7 +230,7 @@ async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Res
     tracker.read(&mut ring, &cx.metrics, usize::MAX);
     tracker.expire(0);
     tracker.tcp.flush(&mut tracker.metrics);
-    tracker.count_http2(&cx.metrics);
+    tracker.count_parsers(&cx.metrics);
     ComponentMetrics::add(&cx.metrics.discarded_events, drops.new_since_last().0 as usize);
     tracker.send(&mut cx).await;
     cx.acknowledged_all().await;
@@ -332,14 +340,24 @@ impl Tracker {
         }
     }
 
-    /// What HTTP/2 parsing gave up, as the component's own counters.
-    fn count_http2(&mut self, metrics: &ComponentMetrics) {
+    /// What HTTP/2, Redis, PostgreSQL and MySQL parsing gave up, as the component's own counters.
+    fn count_parsers(&mut self, metrics: &ComponentMetrics) {
         let counts = self.sessions.take_http2_counters();
         metrics.add_own("ebpf_http2_header_block_errors_total", counts.header_block_errors);
         metrics.add_own("ebpf_http2_header_block_gaps_total", counts.header_block_gaps);
         metrics.add_own("ebpf_http2_framing_lost_total", counts.framing_lost);
         metrics.add_own("ebpf_http2_streams_given_up_total", counts.streams_given_up);
         metrics.add_own("ebpf_http2_unmatched_responses_total", counts.unmatched_responses);
+        let names = [
+            ["ebpf_redis_framing_lost_total", "ebpf_redis_requests_given_up_total", "ebpf_redis_unmatched_responses_total"],
+            ["ebpf_postgresql_framing_lost_total", "ebpf_postgresql_requests_given_up_total", "ebpf_postgresql_unmatched_responses_total"],
+            ["ebpf_mysql_framing_lost_total", "ebpf_mysql_requests_given_up_total", "ebpf_mysql_unmatched_responses_total"],
+        ];
+        for (names, counts) in names.into_iter().zip(self.sessions.take_counters()) {
+            metrics.add_own(names[0], counts.framing_lost);
+            metrics.add_own(names[1], counts.requests_given_up);
+            metrics.add_own(names[2], counts.unmatched_responses);
+        }
     }
 
     fn expire(&mut self, timeout_ns: u64) {

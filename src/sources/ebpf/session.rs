@@ -1,8 +1,12 @@
-//! Pairs the HTTP requests and responses of each connection into request
-//! records. A connection's first bytes decide its protocol: the HTTP/2
-//! client preface makes it an HTTP/2 one, parsed by [`http2`] from then on;
+//! Pairs the requests and responses of each connection into request
+//! records. A connection's first bytes (either way) decide its protocol
+//! ([`Parser::infer`]): the HTTP/2 client preface makes it an HTTP/2 one,
+//! parsed by [`http2`] from then on; a RESP request a Redis one ([`redis`]);
+//! a startup message or SSLRequest a PostgreSQL one ([`postgres`]); a
+//! server's protocol 10 greeting a MySQL one ([`mysql`]);
 //! else HTTP/1.x, paired FIFO per connection, as HTTP/1.x answers in order
-//! (keep-alive and pipelining alike).
+//! (keep-alive and pipelining alike). A connection none of them knows
+//! keeps no state.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -14,6 +18,7 @@ use chrono::DateTime;
 use super::event::{Direction, Event, Kind};
 use super::http::{self, Message};
 use super::http2;
+use super::{exchange, mysql, postgres, redis};
 use crate::event::{parse_traceparent, ObservationPoint, RequestRecord, SignalSource};
 
 /// Requests waiting for a response on one connection; beyond it the oldest
@@ -32,6 +37,10 @@ pub struct Sessions {
     pub unmatched_responses: u64,
     /// What HTTP/2 parsing gave up, since the last [`Sessions::take_http2_counters`].
     http2: http2::Counters,
+    /// What Redis, PostgreSQL and MySQL parsing gave up, since the last [`Sessions::take_counters`].
+    redis: exchange::Counters,
+    postgres: exchange::Counters,
+    mysql: exchange::Counters,
     /// The headers that carry a request id, preferred first.
     request_id_headers: Vec<String>,
 }
@@ -61,8 +70,75 @@ struct Session {
     /// is emitted when the next message starts, the connection closes, or it
     /// goes quiet for the timeout.
     open: Option<Open>,
-    /// An HTTP/2 connection: all of its bytes go to its parser.
-    h2: Option<Box<http2::Connection>>,
+    /// A connection whose protocol is not HTTP/1: all of its bytes go to its parser.
+    parser: Option<Parser>,
+}
+
+/// The protocols whose connections have their own parser, told by their
+/// first bytes (HTTP/1 is parsed by the session itself).
+#[derive(Debug)]
+enum Parser {
+    Http2(Box<http2::Connection>),
+    Redis(Box<exchange::Connection<redis::Redis>>),
+    Postgres(Box<exchange::Connection<postgres::Postgres>>),
+    Mysql(Box<exchange::Connection<mysql::Mysql>>),
+}
+
+impl Parser {
+    /// The parser for a connection whose first bytes (either way) are the
+    /// event's, and the way its requests travel; a connection already seen
+    /// as HTTP/1 can only turn HTTP/2.
+    fn infer(event: &Event, http1: bool) -> Option<(Parser, Direction)> {
+        let (payload, way) = (event.payload, event.direction);
+        if http2::starts_with_preface(payload) {
+            return Some((Parser::Http2(Box::new(http2::Connection::new(way))), way));
+        }
+        if http1 {
+            return None;
+        }
+        if redis::starts_request(payload) {
+            return Some((Parser::Redis(Box::new(exchange::Connection::new(redis::Redis::default(), way))), way));
+        }
+        if postgres::starts_session(payload) {
+            return Some((Parser::Postgres(Box::new(exchange::Connection::new(postgres::Postgres::new(way), way))), way));
+        }
+        if mysql::starts_greeting(payload) {
+            // The server speaks first: requests go the other way.
+            let requests = match way {
+                Direction::Egress => Direction::Ingress,
+                Direction::Ingress => Direction::Egress,
+            };
+            return Some((Parser::Mysql(Box::new(exchange::Connection::new(mysql::Mysql::new(requests), requests))), requests));
+        }
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Parser::Http2(h2) => h2.is_empty(),
+            Parser::Redis(redis) => redis.is_empty(),
+            Parser::Postgres(postgres) => postgres.is_empty(),
+            Parser::Mysql(mysql) => mysql.is_empty(),
+        }
+    }
+
+    fn close(self, wall_ns: u64, out: &mut Vec<RequestRecord>) {
+        match self {
+            Parser::Http2(h2) => h2.close(wall_ns, CLOSED, out),
+            Parser::Redis(redis) => redis.close(wall_ns, CLOSED, out),
+            Parser::Postgres(postgres) => postgres.close(wall_ns, CLOSED, out),
+            Parser::Mysql(mysql) => mysql.close(wall_ns, CLOSED, out),
+        }
+    }
+
+    fn expire(&mut self, stale: impl Fn(u64) -> bool, out: &mut Vec<RequestRecord>) {
+        match self {
+            Parser::Http2(h2) => h2.expire(stale, out),
+            Parser::Redis(redis) => redis.expire(stale, out),
+            Parser::Postgres(postgres) => postgres.expire(stale, out),
+            Parser::Mysql(mysql) => mysql.expire(stale, out),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -97,7 +173,20 @@ struct Open {
 
 impl Sessions {
     pub fn new(request_id_headers: Vec<String>) -> Self {
-        Sessions { sessions: FxHashMap::default(), unmatched_responses: 0, http2: http2::Counters::default(), request_id_headers }
+        Sessions {
+            sessions: FxHashMap::default(),
+            unmatched_responses: 0,
+            http2: http2::Counters::default(),
+            redis: exchange::Counters::default(),
+            postgres: exchange::Counters::default(),
+            mysql: exchange::Counters::default(),
+            request_id_headers,
+        }
+    }
+
+    /// What the parsing of Redis, PostgreSQL and MySQL gave up since the last call.
+    pub fn take_counters(&mut self) -> [exchange::Counters; 3] {
+        [std::mem::take(&mut self.redis), std::mem::take(&mut self.postgres), std::mem::take(&mut self.mysql)]
     }
 
     /// What HTTP/2 parsing gave up since the last call.
@@ -116,7 +205,7 @@ impl Sessions {
 
     /// One read or write: the records it completes.
     pub fn on_data(&mut self, event: &Event, wall_ns: u64) -> Vec<RequestRecord> {
-        if let Some(records) = self.on_http2(event, wall_ns) {
+        if let Some(records) = self.on_parsed(event, wall_ns) {
             return records;
         }
         let way = event.direction as usize;
@@ -140,43 +229,53 @@ impl Sessions {
         }
     }
 
-    /// A read or write of an HTTP/2 connection (one known as such, or one
-    /// that starts with the client preface); None for any other.
-    fn on_http2(&mut self, event: &Event, wall_ns: u64) -> Option<Vec<RequestRecord>> {
+    /// A read or write of a connection with its own parser (one known as
+    /// such, or one whose first bytes tell it); None for any other.
+    fn on_parsed(&mut self, event: &Event, wall_ns: u64) -> Option<Vec<RequestRecord>> {
         if event.kind != Kind::Data {
             return None;
         }
         let key = (event.pid, event.socket);
         let mut out = Vec::new();
-        if self.sessions.get(&key).is_none_or(|session| session.h2.is_none()) {
-            if !http2::starts_with_preface(event.payload) {
-                return None;
-            }
+        if self.sessions.get(&key).is_none_or(|session| session.parser.is_none()) {
+            let (parser, requests) = Parser::infer(event, self.sessions.contains_key(&key))?;
             // After an HTTP/1.1 upgrade (h2c), or on a socket address reused
             // unseen: what HTTP/1 state there was ends here.
             out = self.on_close(event.pid, event.socket, wall_ns);
-            let session = Session {
-                role: Some(role_of(true, event.direction)),
-                h2: Some(Box::new(http2::Connection::new(event.direction))),
-                ..Session::default()
-            };
+            let session = Session { role: Some(role_of(true, requests)), parser: Some(parser), ..Session::default() };
             self.sessions.insert(key, session);
         }
         let session = self.sessions.get_mut(&key)?;
         session.last_ns = session.last_ns.max(wall_ns);
-        let mut h2 = session.h2.take()?;
+        let mut parser = session.parser.take()?;
         let mut new_record = |at: http2::At| {
             let start = Event { tcp_seq: at.tcp_seq, syscall_trace_id: at.syscall_trace_id, tid: at.tid, ..event.clone() };
             session.new_record(&start, at.wall_ns)
         };
-        let mut cx = http2::Context {
-            request_id_headers: &self.request_id_headers,
-            counters: &mut self.http2,
-            new_record: &mut new_record,
-            out: &mut out,
-        };
-        h2.on_data(event, wall_ns, &mut cx);
-        session.h2 = Some(h2);
+        match &mut parser {
+            Parser::Http2(h2) => {
+                let mut cx = http2::Context {
+                    request_id_headers: &self.request_id_headers,
+                    counters: &mut self.http2,
+                    new_record: &mut new_record,
+                    out: &mut out,
+                };
+                h2.on_data(event, wall_ns, &mut cx);
+            }
+            Parser::Redis(redis) => {
+                let mut cx = exchange::Context { counters: &mut self.redis, new_record: &mut new_record, out: &mut out };
+                redis.on_data(event, wall_ns, &mut cx);
+            }
+            Parser::Postgres(postgres) => {
+                let mut cx = exchange::Context { counters: &mut self.postgres, new_record: &mut new_record, out: &mut out };
+                postgres.on_data(event, wall_ns, &mut cx);
+            }
+            Parser::Mysql(mysql) => {
+                let mut cx = exchange::Context { counters: &mut self.mysql, new_record: &mut new_record, out: &mut out };
+                mysql.on_data(event, wall_ns, &mut cx);
+            }
+        }
+        session.parser = Some(parser);
         Some(out)
     }
 
@@ -259,8 +358,8 @@ impl Sessions {
     pub fn on_close(&mut self, pid: u32, socket: u64, wall_ns: u64) -> Vec<RequestRecord> {
         let Some(session) = self.sessions.remove(&(pid, socket)) else { return Vec::new() };
         let mut out: Vec<RequestRecord> = session.open.map(|open| open.record).into_iter().collect();
-        if let Some(h2) = session.h2 {
-            h2.close(wall_ns, CLOSED, &mut out);
+        if let Some(parser) = session.parser {
+            parser.close(wall_ns, &mut out);
         }
         out.extend(session.pending.into_iter().map(|pending| {
             let duration_us = Some(wall_ns.saturating_sub(pending.wall_ns) / 1000);
@@ -281,10 +380,10 @@ impl Sessions {
             if stale(session.last_ns) {
                 out.extend(session.open.take().map(|open| open.record));
             }
-            if let Some(h2) = &mut session.h2 {
-                h2.expire(stale, &mut out);
+            if let Some(parser) = &mut session.parser {
+                parser.expire(stale, &mut out);
             }
-            let idle = session.pending.is_empty() && session.open.is_none() && session.h2.as_ref().is_none_or(|h2| h2.is_empty());
+            let idle = session.pending.is_empty() && session.open.is_none() && session.parser.as_ref().is_none_or(Parser::is_empty);
             !(idle && stale(session.last_ns))
         });
         out
@@ -821,6 +920,24 @@ mod tests {
         let closed = Event { kind: Kind::Closed, ..data(Direction::Egress, b"GET / HTTP/1.1\r\n\r\n") };
         assert!(sessions.on_data(&closed, T0).is_empty());
         assert!(sessions.is_empty());
+    }
+
+    #[test]
+    fn a_known_http1_connection_stays_http1() {
+        let mut sessions = Sessions::default();
+        // A body written on its own that looks like a Redis request, a PostgreSQL
+        // startup message, a MySQL greeting: still the HTTP/1 request's.
+        let upload = b"POST /cache HTTP/1.1\r\nContent-Length: 61\r\n\r\n";
+        sessions.on_data(&data(Direction::Egress, upload), T0);
+        sessions.on_data(&data(Direction::Egress, b"*1\r\n$4\r\nPING\r\n"), T0);
+        sessions.on_data(&data(Direction::Egress, &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]), T0);
+        let greeting = [&[34, 0, 0, 0, 10][..], b"5.5.5-10.11\0", &[0; 22]].concat();
+        assert!(super::mysql::starts_greeting(&greeting));
+        sessions.on_data(&data(Direction::Egress, &greeting), T0);
+        let records = sessions.on_data(&data(Direction::Ingress, &ok("")), T0 + MS);
+        assert_eq!(records.len(), 1);
+        assert_eq!((records[0].protocol.as_str(), records[0].path.as_deref(), records[0].status), ("http", Some("/cache"), Some(200)));
+        assert_eq!(records[0].request_size, Some(upload.len() as u64 + 61));
     }
 
     #[test]

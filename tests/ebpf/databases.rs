@@ -1,0 +1,247 @@
+//! The databases behind the gateway, seen by the `ebpf` source: a real
+//! `redis-server` with `redis-cli`, a PostgreSQL cluster of the test's own
+//! with `psql`, and a MariaDB of its own with the `mysql` client, on
+//! loopback, both ends captured. In CI a missing server
+//! or client fails the test; elsewhere it skips and says why.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::*;
+
+/// Whether `tool` is installed; in CI a missing one fails the test.
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{tool} is not installed: run scripts/install-test-deps.sh");
+        eprintln!("skipped: {tool} is not installed (scripts/install-test-deps.sh)");
+    }
+    found
+}
+
+#[test]
+fn redis_cli_to_redis_server_seen_from_both_ends() {
+    if !root() || !have("redis-server") || !have("redis-cli") {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _server = serve(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path()),
+        port,
+    );
+    let pipeline = capture(&[port], "");
+
+    // One connection, one call at a time; LPUSH and INCR on a string fail.
+    let mut cli = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    cli.stdin.take().unwrap().write_all(b"SET greeting hello\nGET greeting\nLPUSH greeting x\nINCR greeting\n").unwrap();
+    let out = cli.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("WRONGTYPE") && printed.contains("ERR value is not an integer"), "{printed}");
+
+    let calls = ["SET", "GET", "LPUSH", "INCR"];
+    let found = wait_records(&pipeline, 8, "redis records of both ends", |r| {
+        r["protocol"] == "redis" && calls.contains(&r["method"].as_str().unwrap_or(""))
+    });
+    // (method, error, request size, response size), in order, at each end.
+    let expected = [
+        ("SET", Value::Null, 38, 5),
+        ("GET", Value::Null, 27, 11),
+        ("LPUSH", Value::from("WRONGTYPE Operation against a key holding the wrong kind of value"), 36, 68),
+        ("INCR", Value::from("ERR value is not an integer or out of range"), 28, 46),
+    ];
+    for (point, process) in [("client_process", "redis-cli"), ("server_process", "redis-server")] {
+        let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
+        let seen: Vec<(&str, Value, u64, u64)> =
+            ends.iter().map(|r| (text(r, "method"), r["error"].clone(), number(r, "request_size"), number(r, "response_size"))).collect();
+        assert_eq!(seen, expected, "{point}: {ends:#?}");
+        for record in ends {
+            assert_eq!(text(record, "endpoint"), text(record, "method"), "{record}");
+            assert_eq!(record["status"], Value::Null, "{record}");
+            assert_eq!(number(record, "server_port"), u64::from(port), "{record}");
+            assert!(number(record, "duration_us") > 0, "{record}");
+            assert!(text(record, "process_name").starts_with(process), "{record}");
+        }
+    }
+    // Both ends name the same bytes.
+    for method in calls {
+        let ends: Vec<Value> = found.iter().filter(|r| r["method"] == method).cloned().collect();
+        let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
+        assert!(number(client, "tcp_seq_request") != 0);
+        assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+        assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
+        assert!(number(server, "duration_us") <= number(client, "duration_us"), "{client}\n{server}");
+    }
+}
+
+/// The directory of PostgreSQL's server programs (initdb, postgres), newest first.
+fn postgres_bin() -> Option<std::path::PathBuf> {
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin"))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    found.sort();
+    let bin = found.pop();
+    if bin.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "PostgreSQL is not installed: run scripts/install-test-deps.sh");
+        eprintln!("skipped: PostgreSQL is not installed (scripts/install-test-deps.sh)");
+    }
+    bin
+}
+
+/// `program` run as the `postgres` user (the server refuses root); setpriv execs it, so
+/// killing the child kills the server itself.
+fn as_postgres(program: &Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args(["--reuid=postgres", "--regid=postgres", "--clear-groups", "--"]).arg(program);
+    command
+}
+
+#[test]
+fn psql_to_postgres_seen_from_both_ends() {
+    if !root() || !have("psql") {
+        return;
+    }
+    let Some(bin) = postgres_bin() else { return };
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("chown").arg("postgres:postgres").arg(dir.path()).status().unwrap();
+    assert!(status.success(), "chown the cluster's directory to postgres");
+    let data = dir.path().join("data");
+    let out =
+        as_postgres(&bin.join("initdb")).args(["--auth=trust", "--username=postgres", "--no-sync", "-D"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+    let _server = serve(
+        as_postgres(&bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
+            .arg(dir.path()),
+        port,
+    );
+    let pipeline = capture(&[port], "");
+
+    let statements = [
+        "CREATE TABLE items (id int PRIMARY KEY, name text)",
+        "INSERT INTO items VALUES (1, 'one')",
+        "SELECT name FROM items WHERE id = 1",
+        "SELECT * FROM nope",
+    ];
+    let mut psql = Command::new("psql");
+    psql.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-X"]);
+    for statement in statements {
+        psql.args(["-c", statement]);
+    }
+    let out = psql.output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("relation \"nope\" does not exist"), "{out:?}");
+
+    let found = wait_records(&pipeline, 8, "postgresql records of both ends", |r| r["protocol"] == "postgresql");
+    // (method, endpoint, error, request size), in order, at each end.
+    let expected: Vec<(&str, &str, Value, u64)> = vec![
+        ("CREATE", statements[0], Value::Null, 56),
+        ("INSERT", "INSERT INTO items VALUES (?, ?)", Value::Null, 41),
+        ("SELECT", "SELECT name FROM items WHERE id = ?", Value::Null, 41),
+        ("SELECT", "SELECT * FROM nope", Value::from("42P01 relation \"nope\" does not exist"), 24),
+    ];
+    for (point, process) in [("client_process", "psql"), ("server_process", "postgres")] {
+        let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
+        let seen: Vec<(&str, &str, Value, u64)> =
+            ends.iter().map(|r| (text(r, "method"), text(r, "endpoint"), r["error"].clone(), number(r, "request_size"))).collect();
+        assert_eq!(seen, expected, "{point}: {ends:#?}");
+        for record in ends {
+            assert_eq!(record["status"], Value::Null, "{record}");
+            assert_eq!(number(record, "server_port"), u64::from(port), "{record}");
+            assert!(number(record, "duration_us") > 0 && number(record, "response_size") > 5, "{record}");
+            assert_eq!(text(record, "process_name"), process, "{record}");
+        }
+    }
+    // Both ends name the same bytes.
+    for statement in ["CREATE", "INSERT"] {
+        let ends: Vec<Value> = found.iter().filter(|r| r["method"] == statement).cloned().collect();
+        let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
+        assert!(number(client, "tcp_seq_request") != 0);
+        assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+        assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
+        assert!(number(server, "duration_us") <= number(client, "duration_us"), "{client}\n{server}");
+    }
+}
+
+#[test]
+fn mysql_client_to_mariadb_seen_from_both_ends() {
+    if !root() || !have("mariadb-install-db") || !have("mariadbd") || !have("mysql") {
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new("mariadb-install-db")
+        .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+        .arg(format!("--datadir={}", data.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
+    let _server = serve(
+        Command::new("mariadbd")
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin", "--innodb-buffer-pool-size=16M"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("socket").display())),
+        port,
+    );
+    let pipeline = capture(&[port], "");
+
+    let statements = [
+        "CREATE DATABASE shop",
+        "CREATE TABLE shop.items (id int PRIMARY KEY, name text)",
+        "INSERT INTO shop.items VALUES (1, 'one')",
+        "SELECT name FROM shop.items WHERE id = 1",
+        "SELECT * FROM shop.nope",
+    ];
+    let out = Command::new("mysql")
+        .args(["--no-defaults", "-h", "127.0.0.1", "-P", &port.to_string(), "-u", "root", "-e", &statements.join("; ")])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Table 'shop.nope' doesn't exist"), "{out:?}");
+
+    let wanted = |r: &Value| r["protocol"] == "mysql" && r["endpoint"].as_str().is_some_and(|e| e.contains("shop"));
+    let found = wait_records(&pipeline, 10, "mysql records of both ends", wanted);
+    // (method, endpoint, error, request size), in order, at each end.
+    let expected: Vec<(&str, &str, Value, u64)> = vec![
+        ("CREATE", statements[0], Value::Null, 25),
+        ("CREATE", statements[1], Value::Null, 60),
+        ("INSERT", "INSERT INTO shop.items VALUES (?, ?)", Value::Null, 45),
+        ("SELECT", "SELECT name FROM shop.items WHERE id = ?", Value::Null, 45),
+        ("SELECT", "SELECT * FROM shop.nope", Value::from("1146 (42S02): Table 'shop.nope' doesn't exist"), 28),
+    ];
+    for (point, process) in [("client_process", "mysql"), ("server_process", "mariadbd")] {
+        let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
+        let seen: Vec<(&str, &str, Value, u64)> =
+            ends.iter().map(|r| (text(r, "method"), text(r, "endpoint"), r["error"].clone(), number(r, "request_size"))).collect();
+        assert_eq!(seen, expected, "{point}: {ends:#?}");
+        for record in ends {
+            assert_eq!(record["status"], Value::Null, "{record}");
+            assert_eq!(number(record, "server_port"), u64::from(port), "{record}");
+            assert!(number(record, "duration_us") > 0 && number(record, "response_size") > 4, "{record}");
+            assert_eq!(text(record, "process_name"), process, "{record}");
+        }
+    }
+    // Both ends name the same bytes.
+    let ends: Vec<Value> = found.iter().filter(|r| r["method"] == "INSERT").cloned().collect();
+    let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
+    assert!(number(client, "tcp_seq_request") != 0);
+    assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+    assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
+}
