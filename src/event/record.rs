@@ -66,7 +66,8 @@ pub struct RequestRecord {
     pub time: DateTime<Utc>,
     pub observation_point: ObservationPoint,
     pub signal_source: SignalSource,
-    /// `http`, `https`, `grpc`, `tcp`, `tls`, `udp`.
+    /// `http`, `https`, `tcp`, `tls`, `udp` (Kong); the eBPF source adds
+    /// `http2`, `grpc`, `redis`, `postgresql`, `mysql`.
     pub protocol: String,
     pub service: Option<String>,
     pub route: Option<String>,
@@ -79,6 +80,8 @@ pub struct RequestRecord {
     pub query: Option<String>,
     /// What RED groups by: the route's path pattern when known, else the path.
     pub endpoint: Option<String>,
+    /// The HTTP status; for a `grpc` call, its grpc-status code (0 is OK).
+    /// None for the databases: a failed statement or command says so in `error`.
     pub status: Option<u16>,
     /// As Kong writes it: one status per try, e.g. `"500, 200 : 200, 200"`.
     pub upstream_status: Option<String>,
@@ -125,7 +128,9 @@ pub struct RequestRecord {
     pub syscall_trace_id_response: Option<u64>,
     /// Seen through OpenSSL: the plaintext of a TLS connection.
     pub tls: bool,
-    /// Why there is no status: `timeout`, `connection closed before a response`.
+    /// Why there is no status (`timeout`, `connection closed before a
+    /// response`), or what failed: a gRPC status name and message, a
+    /// database's error code and message.
     pub error: Option<String>,
     /// The process's command line.
     pub cmdline: Option<String>,
@@ -158,6 +163,11 @@ macro_rules! text_fields {
     };
 }
 impl RequestRecord {
+    /// A gRPC call: its `status` is a grpc-status code, not an HTTP one.
+    pub fn is_grpc(&self) -> bool {
+        self.protocol == "grpc"
+    }
+
     /// Span ids for this record, the same every time they are computed for the
     /// same record (from what identifies it: who saw it, when, on which
     /// connection and thread): its own span's, and its call upstream's (a

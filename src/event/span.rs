@@ -216,8 +216,14 @@ impl Span {
             name.push(' ');
             name.push_str(target);
         }
-        // Semantic conventions: 5xx is an error for a server, 4xx too for a client.
-        let failed = record.status.is_some_and(|s| s >= 500 || (kind == SpanKind::Client && s >= 400));
+        // Semantic conventions: 5xx is an error for a server, 4xx too for a
+        // client; for gRPC, every code but OK for a client, and UNKNOWN,
+        // DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS for a server.
+        let failed = match (record.status, record.is_grpc()) {
+            (Some(code), true) => code != 0 && (kind == SpanKind::Client || [2, 4, 12, 13, 14, 15].contains(&code)),
+            (Some(status), false) => status >= 500 || (kind == SpanKind::Client && status >= 400),
+            (None, _) => false,
+        };
         let status = if failed { SpanStatus { code: StatusCode::Error, message: String::new() } } else { SpanStatus::default() };
         let service_name = match record.signal_source {
             SignalSource::Kong => Some("kong".to_owned()),
@@ -264,7 +270,11 @@ impl Span {
         put("http.request.method", text!(method));
         put("http.response.body.size", int(record.response_size));
         put("http.response.header.x-request-id", owned!(response_request_id).map(owned_text).map(header));
-        put("http.response.status_code", int(record.status.map(u64::from)));
+        let (grpc_status, http_status) = match record.is_grpc() {
+            true => (record.status, None),
+            false => (None, record.status),
+        };
+        put("http.response.status_code", int(http_status.map(u64::from)));
         put("http.route", text!(endpoint));
         put("network.peer.address", text!(server_ip));
         put("network.peer.port", int(record.server_port.map(u64::from)));
@@ -273,6 +283,7 @@ impl Span {
             Cow::Borrowed(r) => Value::from(r.protocol.as_str()),
         });
         put("network.protocol.name", protocol);
+        put("rpc.grpc.status_code", int(grpc_status.map(u64::from)));
         put("server.address", text!(host));
         put("tapline.consumer", text!(consumer));
         put("tapline.gateway_us", int(record.gateway_us));
@@ -327,7 +338,7 @@ impl Span {
 }
 
 /// How many attributes `from_record_with` can put from a record's own fields.
-const RECORD_ATTRIBUTES: usize = 27;
+const RECORD_ATTRIBUTES: usize = 28;
 
 /// A 16-byte trace id spread from an 8-byte id (for a trace of one record).
 pub fn trace_id_of(id: [u8; 8]) -> [u8; 16] {
@@ -361,5 +372,28 @@ mod tests {
         // Attributes in key order; an empty map still a map.
         assert!(json.contains(r#""attributes":{"b.custom":1,"url.path":"/a"},"resource":{}"#), "{json}");
         assert_eq!(serde_json::from_str::<Span>(&json).unwrap(), span);
+    }
+
+    /// A gRPC call's status is its grpc-status code: named as such, and an
+    /// error as the semantic conventions say (a server's NOT_FOUND is not one).
+    #[test]
+    fn a_grpc_record_span_carries_its_grpc_status() {
+        let call = |point, code| {
+            let record =
+                RequestRecord { observation_point: point, protocol: "grpc".into(), status: Some(code), ..RequestRecord::default() };
+            let span = Span::from_record(&record);
+            (
+                span.status.code,
+                span.attributes.get("rpc.grpc.status_code").cloned(),
+                span.attributes.contains_key("http.response.status_code"),
+            )
+        };
+        let (server, client) = (ObservationPoint::ServerProcess, ObservationPoint::ClientProcess);
+        assert_eq!(call(server, 0), (StatusCode::Unset, Some(Value::Integer(0)), false));
+        assert_eq!(call(server, 5), (StatusCode::Unset, Some(Value::Integer(5)), false));
+        assert_eq!(call(server, 13), (StatusCode::Error, Some(Value::Integer(13)), false));
+        assert_eq!(call(client, 5), (StatusCode::Error, Some(Value::Integer(5)), false));
+        let http = Span::from_record(&RequestRecord { status: Some(404), ..RequestRecord::default() });
+        assert_eq!((http.status.code, http.attributes.get("http.response.status_code")), (StatusCode::Unset, Some(&Value::Integer(404))));
     }
 }

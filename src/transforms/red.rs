@@ -343,6 +343,8 @@ impl Red {
     fn is_error(&self, event: &Event) -> bool {
         match &event.data {
             EventData::Record(record) => match record.status {
+                // A gRPC call's status is its grpc-status code: every code but OK (0) failed.
+                Some(status) if record.is_grpc() => status != 0,
                 Some(status) => self.errors.iter().any(|&(low, high)| (low..=high).contains(&status)),
                 // No answer at all (a timeout, a connection closed first) is an error.
                 None => record.error.is_some(),
@@ -996,8 +998,17 @@ mod tests {
             r.status = None;
             r.error = Some("timeout".into());
         }
-        let (metrics, _) = run(&mut red, vec![record(T0, "a", 404, 5), record(T0, "a", 503, 5), record(T0, "a", 302, 5), timeout], true);
-        assert_eq!(counter(find(&metrics, "request_errors_total", &[])[0]), 3.0);
+        // gRPC calls: NOT_FOUND (5) failed, OK (0) did not, whatever the HTTP ranges say.
+        let grpc = |status| {
+            let mut call = record(T0, "a", status, 5);
+            if let EventData::Record(r) = &mut call.data {
+                r.protocol = "grpc".into();
+            }
+            call
+        };
+        let events = vec![record(T0, "a", 404, 5), record(T0, "a", 503, 5), record(T0, "a", 302, 5), timeout, grpc(5), grpc(0)];
+        let (metrics, _) = run(&mut red, events, true);
+        assert_eq!(counter(find(&metrics, "request_errors_total", &[])[0]), 4.0);
         assert_eq!(parse_status_range("429"), Ok((429, 429)));
         assert!(parse_status_range("6xx").is_err() && parse_status_range("abc").is_err());
     }
