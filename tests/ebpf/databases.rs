@@ -21,20 +21,21 @@ fn have(tool: &str) -> bool {
     found
 }
 
+/// A redis-server of the test's own on a free port, keeping nothing on disk; and its port.
+fn redis_server(dir: &Path) -> (Server, u16) {
+    let port = free_port();
+    let mut command = Command::new("redis-server");
+    command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]).arg("--dir").arg(dir);
+    (serve(&mut command, port), port)
+}
+
 #[test]
 fn redis_cli_to_redis_server_seen_from_both_ends() {
     if !root() || !have("redis-server") || !have("redis-cli") {
         return;
     }
-    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let _server = serve(
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path()),
-        port,
-    );
+    let (_server, port) = redis_server(dir.path());
     let pipeline = capture(&[port], "");
 
     // One connection, one call at a time; LPUSH and INCR on a string fail.
@@ -81,6 +82,52 @@ fn redis_cli_to_redis_server_seen_from_both_ends() {
         assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
         assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
         assert!(number(server, "duration_us") <= number(client, "duration_us"), "{client}\n{server}");
+    }
+}
+
+/// A Python client (redis-py, which speaks RESP3 after `HELLO 3`) sending
+/// three commands in one write (a pipeline): each is paired with its own
+/// reply, in order, at both ends. (redis-py's `incr` is `INCRBY`.)
+#[test]
+fn a_python_redis_client_pipelining_is_seen_call_by_call() {
+    if !root() || !have("redis-server") {
+        return;
+    }
+    let module = Command::new("python3").args(["-c", "import redis"]).status().is_ok_and(|s| s.success());
+    if !module {
+        assert!(std::env::var_os("CI").is_none(), "redis-py is not installed: run scripts/install-test-deps.sh");
+        eprintln!("skipped: redis-py is not installed (scripts/install-test-deps.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, port) = redis_server(dir.path());
+    let pipeline = capture(&[port], "");
+    let script = "import sys, redis\n\
+                  r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]))\n\
+                  r.set('count', '1')\n\
+                  p = r.pipeline(transaction=False)\n\
+                  p.incr('count'); p.get('count'); p.lpush('count', 'x')\n\
+                  print([str(x) for x in p.execute(raise_on_error=False)])\n";
+    let out = Command::new("python3").args(["-c", script, &port.to_string()]).output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && printed.contains("WRONGTYPE"), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+
+    let calls = ["SET", "INCRBY", "GET", "LPUSH"];
+    let found = wait_records(&pipeline, 8, "redis-py's records at both ends", |r| {
+        r["protocol"] == "redis" && calls.contains(&r["method"].as_str().unwrap_or(""))
+    });
+    let wrongtype = Value::from("WRONGTYPE Operation against a key holding the wrong kind of value");
+    for point in ["client_process", "server_process"] {
+        let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
+        let seen: Vec<(&str, Value)> = ends.iter().map(|r| (text(r, "method"), r["error"].clone())).collect();
+        assert_eq!(seen, [("SET", Value::Null), ("INCRBY", Value::Null), ("GET", Value::Null), ("LPUSH", wrongtype.clone())], "{point}");
+        assert!(ends.iter().all(|r| number(r, "duration_us") > 0), "{ends:#?}");
+    }
+    for method in calls {
+        let ends: Vec<Value> = found.iter().filter(|r| r["method"] == method).cloned().collect();
+        let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
+        assert!(text(client, "process_name").starts_with("python"), "{client}");
+        assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
     }
 }
 
