@@ -196,6 +196,16 @@ pub fn request(port: u16, method: &str, path: &str, body: &[u8], headers: &[&str
     }
 }
 
+/// Whether `tool` is installed; in CI a missing one fails the test.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{tool} is not installed: run scripts/install-test-deps.sh");
+        eprintln!("skipped: {tool} is not installed (scripts/install-test-deps.sh)");
+    }
+    found
+}
+
 /// Whether this test can run as root (to mount, trace, load eBPF); `why`
 /// says what for. In CI, which runs as root, not being root is a failure.
 pub fn root(why: &str) -> bool {

@@ -11,16 +11,6 @@ use serde_json::Value;
 
 use super::*;
 
-/// Whether `tool` is installed; in CI a missing one fails the test.
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "{tool} is not installed: run scripts/install-test-deps.sh");
-        eprintln!("skipped: {tool} is not installed (scripts/install-test-deps.sh)");
-    }
-    found
-}
-
 /// A redis-server of the test's own on a free port, keeping nothing on disk; and its port.
 fn redis_server(dir: &Path) -> (Server, u16) {
     let port = free_port();
@@ -131,6 +121,24 @@ fn a_python_redis_client_pipelining_is_seen_call_by_call() {
     }
 }
 
+/// Each end's SQL records, in order, are `expected` (method, endpoint, error,
+/// request size); every one has no status, the server's port, a latency, a
+/// response larger than `min_response` bytes and its end's process name.
+fn check_statements(found: &[Value], expected: &[(&str, &str, Value, u64)], processes: [&str; 2], port: u16, min_response: u64) {
+    for (point, process) in ["client_process", "server_process"].into_iter().zip(processes) {
+        let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
+        let seen: Vec<(&str, &str, Value, u64)> =
+            ends.iter().map(|r| (text(r, "method"), text(r, "endpoint"), r["error"].clone(), number(r, "request_size"))).collect();
+        assert_eq!(seen, expected, "{point}: {ends:#?}");
+        for record in ends {
+            assert_eq!(record["status"], Value::Null, "{record}");
+            assert_eq!(number(record, "server_port"), u64::from(port), "{record}");
+            assert!(number(record, "duration_us") > 0 && number(record, "response_size") > min_response, "{record}");
+            assert_eq!(text(record, "process_name"), process, "{record}");
+        }
+    }
+}
+
 /// The directory of PostgreSQL's server programs (initdb, postgres), newest first.
 fn postgres_bin() -> Option<std::path::PathBuf> {
     let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
@@ -203,18 +211,7 @@ fn psql_to_postgres_seen_from_both_ends() {
         ("SELECT", "SELECT name FROM items WHERE id = ?", Value::Null, 41),
         ("SELECT", "SELECT * FROM nope", Value::from("42P01 relation \"nope\" does not exist"), 24),
     ];
-    for (point, process) in [("client_process", "psql"), ("server_process", "postgres")] {
-        let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
-        let seen: Vec<(&str, &str, Value, u64)> =
-            ends.iter().map(|r| (text(r, "method"), text(r, "endpoint"), r["error"].clone(), number(r, "request_size"))).collect();
-        assert_eq!(seen, expected, "{point}: {ends:#?}");
-        for record in ends {
-            assert_eq!(record["status"], Value::Null, "{record}");
-            assert_eq!(number(record, "server_port"), u64::from(port), "{record}");
-            assert!(number(record, "duration_us") > 0 && number(record, "response_size") > 5, "{record}");
-            assert_eq!(text(record, "process_name"), process, "{record}");
-        }
-    }
+    check_statements(&found, &expected, ["psql", "postgres"], port, 5);
     // Both ends name the same bytes.
     for statement in ["CREATE", "INSERT"] {
         let ends: Vec<Value> = found.iter().filter(|r| r["method"] == statement).cloned().collect();
@@ -273,18 +270,7 @@ fn mysql_client_to_mariadb_seen_from_both_ends() {
         ("SELECT", "SELECT name FROM shop.items WHERE id = ?", Value::Null, 45),
         ("SELECT", "SELECT * FROM shop.nope", Value::from("1146 (42S02): Table 'shop.nope' doesn't exist"), 28),
     ];
-    for (point, process) in [("client_process", "mysql"), ("server_process", "mariadbd")] {
-        let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
-        let seen: Vec<(&str, &str, Value, u64)> =
-            ends.iter().map(|r| (text(r, "method"), text(r, "endpoint"), r["error"].clone(), number(r, "request_size"))).collect();
-        assert_eq!(seen, expected, "{point}: {ends:#?}");
-        for record in ends {
-            assert_eq!(record["status"], Value::Null, "{record}");
-            assert_eq!(number(record, "server_port"), u64::from(port), "{record}");
-            assert!(number(record, "duration_us") > 0 && number(record, "response_size") > 4, "{record}");
-            assert_eq!(text(record, "process_name"), process, "{record}");
-        }
-    }
+    check_statements(&found, &expected, ["mysql", "mariadbd"], port, 4);
     // Both ends name the same bytes.
     let ends: Vec<Value> = found.iter().filter(|r| r["method"] == "INSERT").cloned().collect();
     let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));

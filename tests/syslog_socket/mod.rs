@@ -15,16 +15,6 @@ use std::time::Duration;
 use crate::common::*;
 use serde_json::{json, Value};
 
-/// Whether `tool` is installed; in CI a missing one fails the test.
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "{tool} is not installed: run scripts/install-test-deps.sh");
-        eprintln!("skipped: {tool} is not installed (scripts/install-test-deps.sh)");
-    }
-    found
-}
-
 /// A pipeline with the admin API on `api` (for the counters); `DIR` in `config` is its directory.
 fn start(api: u16, config: &str) -> Pipeline {
     let dir = tempfile::tempdir().unwrap();

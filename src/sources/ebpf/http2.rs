@@ -579,22 +579,11 @@ fn reset_reason(code: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv4Addr};
-
     use chrono::DateTime;
 
-    use super::super::event::{Endpoints, Kind};
-    use super::super::session::Sessions;
+    use super::super::session::testing::*;
     use super::*;
     use crate::event::{ObservationPoint, SignalSource};
-
-    const PID: u32 = 77;
-    const SOCKET: u64 = 0xffff_8880_0000_0042;
-    const MS: u64 = 1_000_000;
-    const T0: u64 = 1_732_613_000_000_000_000;
-    /// The first sequence numbers of each way.
-    const OUT_SEQ: u32 = 5000;
-    const IN_SEQ: u32 = 90_000;
 
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let len = payload.len() as u32;
@@ -622,53 +611,9 @@ mod tests {
         frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100])
     }
 
-    /// The two ways of one connection as one process sees it, with TCP sequence numbers kept.
-    struct Peer {
-        sessions: Sessions,
-        seq: [u32; 2],
-        records: Vec<RequestRecord>,
-    }
-
-    impl Peer {
-        fn new() -> Peer {
-            Peer { sessions: Sessions::default(), seq: [OUT_SEQ, IN_SEQ], records: Vec::new() }
-        }
-
-        /// A call that moved `bytes` (at least the payload's length).
-        fn call(&mut self, direction: Direction, payload: &[u8], bytes: usize, wall_ns: u64) {
-            let event = Event {
-                kind: Kind::Data,
-                monotonic_ns: 0,
-                socket: SOCKET,
-                pid: PID,
-                tid: 78,
-                fd: 5,
-                comm: "curl",
-                endpoints: Endpoints { local: (IpAddr::V4(Ipv4Addr::LOCALHOST), 40000), remote: (IpAddr::V4(Ipv4Addr::LOCALHOST), 8443) },
-                direction,
-                tls: false,
-                connecting: false,
-                tcp_seq: self.seq[direction as usize],
-                syscall_trace_id: 0,
-                bytes: bytes as u32,
-                payload,
-                value: 0,
-            };
-            self.seq[direction as usize] = self.seq[direction as usize].wrapping_add(bytes as u32);
-            self.records.extend(self.sessions.on_data(&event, wall_ns));
-        }
-
-        fn send(&mut self, payload: &[u8], wall_ns: u64) {
-            self.call(Direction::Egress, payload, payload.len(), wall_ns);
-        }
-
-        fn receive(&mut self, payload: &[u8], wall_ns: u64) {
-            self.call(Direction::Ingress, payload, payload.len(), wall_ns);
-        }
-
-        fn take(&mut self) -> Vec<RequestRecord> {
-            std::mem::take(&mut self.records)
-        }
+    /// curl's end of a connection to port 8443.
+    fn curl() -> Peer {
+        Peer { tid: 78, comm: "curl", ..Peer::new((40000, 8443)) }
     }
 
     fn summary(records: &[RequestRecord]) -> Vec<(String, Option<u16>, Option<String>)> {
@@ -677,7 +622,7 @@ mod tests {
 
     #[test]
     fn a_client_stream_over_prior_knowledge() {
-        let mut peer = Peer::new();
+        let mut peer = curl();
         let request_block = block(&[
             (":method", "GET"),
             (":scheme", "http"),
@@ -734,7 +679,7 @@ mod tests {
     fn frames_cut_anywhere_continuation_padding_priority_and_the_dynamic_table() {
         // The same exchanges, after the preface, in reads of every size from 1 to 40 bytes.
         for piece in 1..=40 {
-            let mut peer = Peer::new();
+            let mut peer = curl();
             peer.send(PREFACE, T0);
             // First request: the authority goes into the dynamic table; the block is cut into
             // HEADERS (padded, with priority) and a CONTINUATION.
@@ -781,7 +726,7 @@ mod tests {
 
     #[test]
     fn a_server_sees_requests_come_in() {
-        let mut peer = Peer::new();
+        let mut peer = curl();
         let request = block(&[(":method", "GET"), (":path", "/"), (":authority", "x")]);
         peer.receive(&[PREFACE, &settings(), &frame(HEADERS, END_HEADERS | END_STREAM, 1, &request)].concat(), T0);
         peer.send(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &[0x89]), T0 + 2 * MS);
@@ -807,7 +752,7 @@ mod tests {
 
     #[test]
     fn grpc_status_from_trailers() {
-        let mut peer = Peer::new();
+        let mut peer = curl();
         peer.send(&[PREFACE, &settings()].concat(), T0);
         peer.send(&grpc_call(1, "/shop.Catalog/GetItem"), T0);
         peer.send(&grpc_call(3, "/shop.Catalog/GetItem"), T0);
@@ -842,7 +787,7 @@ mod tests {
 
     #[test]
     fn a_reset_stream_and_a_closed_connection() {
-        let mut peer = Peer::new();
+        let mut peer = curl();
         let get = |path: &str| block(&[(":method", "GET"), (":path", path)]);
         peer.send(&[PREFACE, &settings()].concat(), T0);
         peer.send(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &get("/cancelled")), T0);
@@ -858,7 +803,7 @@ mod tests {
 
     #[test]
     fn expire_gives_up_on_streams_without_a_response() {
-        let mut peer = Peer::new();
+        let mut peer = curl();
         peer.send(&[PREFACE, &settings()].concat(), T0);
         peer.send(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &block(&[(":method", "GET"), (":path", "/slow")])), T0);
         assert!(peer.sessions.expire(T0 + 4 * MS, 5 * MS).is_empty());
@@ -871,7 +816,7 @@ mod tests {
 
     #[test]
     fn bytes_missed_in_data_cost_nothing_across_a_frame_header_they_end_the_parsing() {
-        let mut peer = Peer::new();
+        let mut peer = curl();
         peer.send(&[PREFACE, &settings()].concat(), T0);
         let get = block(&[(":method", "GET"), (":path", "/big")]);
         peer.send(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &get), T0);
@@ -906,7 +851,7 @@ mod tests {
     #[test]
     fn bytes_read_twice_are_parsed_once() {
         // A reader that peeks (MSG_PEEK) then reads: two events, one sequence number.
-        let mut peer = Peer::new();
+        let mut peer = curl();
         peer.send(&[PREFACE, &settings()].concat(), T0);
         peer.send(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &block(&[(":method", "GET"), (":path", "/peek")])), T0);
         let response = [frame(HEADERS, END_HEADERS, 1, &[0x88]), frame(DATA, END_STREAM, 1, b"ok")].concat();
@@ -921,7 +866,7 @@ mod tests {
 
     #[test]
     fn a_header_block_with_bytes_missed_resets_the_table() {
-        let mut peer = Peer::new();
+        let mut peer = curl();
         peer.send(&[PREFACE, &settings()].concat(), T0);
         // The first request adds its authority to the table; the capture keeps only part of the frame.
         let first = [literal(":method", "GET"), literal(":path", "/a"), indexing(":authority", "lost.example")].concat();
@@ -949,7 +894,7 @@ mod tests {
 
     #[test]
     fn too_many_streams() {
-        let mut peer = Peer::new();
+        let mut peer = curl();
         peer.send(&[PREFACE, &settings()].concat(), T0);
         for n in 0..MAX_STREAMS as u32 + 2 {
             let fields = block(&[(":method", "GET"), (":path", &format!("/{n}"))]);
@@ -961,13 +906,13 @@ mod tests {
 
     #[test]
     fn http1_connections_are_unchanged_and_only_the_preface_starts_http2() {
-        let mut peer = Peer::new();
+        let mut peer = curl();
         peer.send(b"GET /plain HTTP/1.1\r\nHost: h\r\n\r\n", T0);
         peer.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", T0 + MS);
         let records = peer.take();
         assert_eq!((records[0].protocol.as_str(), records[0].path.as_deref()), ("http", Some("/plain")));
         // HTTP/2 frames without a preface are not parsed (the capture started mid-connection).
-        let mut late = Peer::new();
+        let mut late = curl();
         late.send(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &block(&[(":method", "GET"), (":path", "/")])), T0);
         late.receive(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &[0x88]), T0 + MS);
         assert!(late.take().is_empty());
@@ -976,13 +921,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift();
         let pieces: [Vec<u8>; 5] = [
             frame(HEADERS, END_HEADERS, 1, &block(&[(":method", "GET"), (":path", "/")])),
             frame(HEADERS, END_HEADERS | END_STREAM, 1, &[0x88]),
@@ -990,15 +929,15 @@ mod tests {
             frame(DATA, END_STREAM | PADDED, 1, &[9, 1]),
             frame(RST_STREAM, 0, 1, &[0, 0]),
         ];
-        let mut peer = Peer::new();
+        let mut peer = curl();
         peer.send(PREFACE, T0);
         for n in 0..20_000u64 {
             let mut payload = pieces[(next() % 5) as usize].clone();
-            if next() % 3 == 0 {
+            if next().is_multiple_of(3) {
                 payload.extend((0..next() % 12).map(|_| next() as u8));
             }
-            let direction = if next() % 2 == 0 { Direction::Egress } else { Direction::Ingress };
-            let bytes = payload.len() + if next() % 10 == 0 { (next() % 50) as usize } else { 0 };
+            let direction = if next().is_multiple_of(2) { Direction::Egress } else { Direction::Ingress };
+            let bytes = payload.len() + if next().is_multiple_of(10) { (next() % 50) as usize } else { 0 };
             peer.call(direction, &payload, bytes, T0 + n);
         }
         peer.sessions.expire(u64::MAX, 0);

@@ -262,7 +262,7 @@ fn be32(bytes: &[u8], at: usize) -> Option<u32> {
 mod tests {
     use chrono::DateTime;
 
-    use super::super::exchange::testing::*;
+    use super::super::session::testing::*;
     use super::*;
     use crate::event::{ObservationPoint, SignalSource};
 
@@ -502,7 +502,6 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let mut next = xorshift();
         let pieces = [
             startup(),
             ssl_request(),
@@ -514,19 +513,7 @@ mod tests {
             message(b'S', b""),
         ];
         let mut peer = Peer::new((40000, 5432));
-        for n in 0..20_000u64 {
-            let mut payload = pieces[(next() % pieces.len() as u64) as usize].clone();
-            payload.extend((0..next() % 8).map(|_| next() as u8));
-            let direction = if next().is_multiple_of(2) { Direction::Egress } else { Direction::Ingress };
-            if next().is_multiple_of(7) {
-                peer.seq[direction as usize] += next() as u32 % 50;
-            }
-            let bytes = payload.len() + if next().is_multiple_of(5) { next() as usize % 100_000 } else { 0 };
-            peer.call(direction, &payload, bytes, T0 + n * MS);
-            if next().is_multiple_of(100) {
-                peer.sessions.on_close(PID, SOCKET, T0 + n * MS);
-            }
-        }
+        peer.garbage(&pieces);
         peer.sessions.expire(u64::MAX, 0);
         assert!(peer.sessions.is_empty());
     }

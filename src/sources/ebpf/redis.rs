@@ -205,8 +205,8 @@ fn text(bytes: &[u8], max: usize) -> String {
 mod tests {
     use chrono::DateTime;
 
-    use super::super::exchange::testing::*;
     use super::super::exchange::{MAX_PENDING, NOT_PARSED};
+    use super::super::session::testing::*;
     use crate::event::{ObservationPoint, RequestRecord, SignalSource};
 
     /// A request as clients send it: an array of bulk strings.
@@ -502,23 +502,10 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let mut next = xorshift();
         let pieces: [&[u8]; 8] =
             [b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"$5\r\n", b"*-1\r\n", b"-ERR x\r\n", b"%2\r\n", b"|1\r\n", b">1\r\n", b"\r\n"];
         let mut peer = client();
-        for n in 0..20_000u64 {
-            let mut payload = pieces[(next() % pieces.len() as u64) as usize].to_vec();
-            payload.extend((0..next() % 8).map(|_| next() as u8));
-            let direction = if next().is_multiple_of(2) { super::Direction::Egress } else { super::Direction::Ingress };
-            if next().is_multiple_of(7) {
-                peer.seq[direction as usize] += next() as u32 % 50;
-            }
-            let bytes = payload.len() + if next().is_multiple_of(5) { next() as usize % 100_000 } else { 0 };
-            peer.call(direction, &payload, bytes, T0 + n * MS);
-            if next().is_multiple_of(100) {
-                peer.sessions.on_close(PID, SOCKET, T0 + n * MS);
-            }
-        }
+        peer.garbage(&pieces);
         peer.sessions.expire(u64::MAX, 0);
         assert!(peer.sessions.is_empty());
     }

@@ -237,8 +237,10 @@ impl Sessions {
         }
         let key = (event.pid, event.socket);
         let mut out = Vec::new();
-        if self.sessions.get(&key).is_none_or(|session| session.parser.is_none()) {
-            let (parser, requests) = Parser::infer(event, self.sessions.contains_key(&key))?;
+        // One lookup for every HTTP/1 read and write that comes this way first.
+        let parsed = self.sessions.get(&key).map(|session| session.parser.is_some());
+        if parsed != Some(true) {
+            let (parser, requests) = Parser::infer(event, parsed.is_some())?;
             // After an HTTP/1.1 upgrade (h2c), or on a socket address reused
             // unseen: what HTTP/1 state there was ends here.
             out = self.on_close(event.pid, event.socket, wall_ns);
@@ -536,6 +538,111 @@ pub(super) fn trace_of(headers: &http::Headers) -> Option<(String, String)> {
     let hex = |s: &str, lens: &[usize]| lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit());
     // 64-bit trace ids padded to 128 bits, as the Kong source writes them.
     (hex(trace, &[16, 32]) && hex(span, &[16])).then(|| (format!("{:0>32}", trace.to_ascii_lowercase()), span.to_ascii_lowercase()))
+}
+
+/// Both ways of one connection as one process sees it, driven call by call
+/// through [`Sessions`]: for the tests of every protocol's parser.
+#[cfg(test)]
+pub(super) mod testing {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::super::event::{Direction, Endpoints, Event, Kind};
+    use super::Sessions;
+    use crate::event::RequestRecord;
+
+    pub const PID: u32 = 31;
+    pub const SOCKET: u64 = 0xffff_8880_0000_0777;
+    pub const MS: u64 = 1_000_000;
+    /// 2024-11-26T09:23:20Z, in ns.
+    pub const T0: u64 = 1_732_613_000_000_000_000;
+    /// The first sequence numbers of each way.
+    pub const OUT_SEQ: u32 = 5000;
+    pub const IN_SEQ: u32 = 90_000;
+
+    pub struct Peer {
+        pub sessions: Sessions,
+        pub seq: [u32; 2],
+        pub records: Vec<RequestRecord>,
+        /// The local and remote port.
+        pub ports: (u16, u16),
+        /// The thread and the process name every call is made by.
+        pub tid: u32,
+        pub comm: &'static str,
+    }
+
+    impl Peer {
+        pub fn new(ports: (u16, u16)) -> Peer {
+            Peer { sessions: Sessions::default(), seq: [OUT_SEQ, IN_SEQ], records: Vec::new(), ports, tid: 32, comm: "client" }
+        }
+
+        /// A call that moved `bytes` (at least the payload's length).
+        pub fn call(&mut self, direction: Direction, payload: &[u8], bytes: usize, wall_ns: u64) {
+            let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            let event = Event {
+                kind: Kind::Data,
+                monotonic_ns: 0,
+                socket: SOCKET,
+                pid: PID,
+                tid: self.tid,
+                fd: 5,
+                comm: self.comm,
+                endpoints: Endpoints { local: (localhost, self.ports.0), remote: (localhost, self.ports.1) },
+                direction,
+                tls: false,
+                connecting: false,
+                tcp_seq: self.seq[direction as usize],
+                syscall_trace_id: 0,
+                bytes: bytes as u32,
+                payload,
+                value: 0,
+            };
+            self.seq[direction as usize] = self.seq[direction as usize].wrapping_add(bytes as u32);
+            self.records.extend(self.sessions.on_data(&event, wall_ns));
+        }
+
+        pub fn send(&mut self, payload: &[u8], wall_ns: u64) {
+            self.call(Direction::Egress, payload, payload.len(), wall_ns);
+        }
+
+        pub fn receive(&mut self, payload: &[u8], wall_ns: u64) {
+            self.call(Direction::Ingress, payload, payload.len(), wall_ns);
+        }
+
+        pub fn take(&mut self) -> Vec<RequestRecord> {
+            std::mem::take(&mut self.records)
+        }
+
+        /// 20 000 calls, either way, each one of `pieces` with random bytes
+        /// after it, some moving more bytes than they carry, some after a
+        /// jump in the sequence numbers, some after a close.
+        pub fn garbage(&mut self, pieces: &[impl AsRef<[u8]>]) {
+            let mut next = xorshift();
+            for n in 0..20_000u64 {
+                let mut payload = pieces[(next() % pieces.len() as u64) as usize].as_ref().to_vec();
+                payload.extend((0..next() % 8).map(|_| next() as u8));
+                let direction = if next().is_multiple_of(2) { Direction::Egress } else { Direction::Ingress };
+                if next().is_multiple_of(7) {
+                    self.seq[direction as usize] += next() as u32 % 50;
+                }
+                let bytes = payload.len() + if next().is_multiple_of(5) { next() as usize % 100_000 } else { 0 };
+                self.call(direction, &payload, bytes, T0 + n * MS);
+                if next().is_multiple_of(100) {
+                    self.sessions.on_close(PID, SOCKET, T0 + n * MS);
+                }
+            }
+        }
+    }
+
+    /// A small xorshift: the same "random" bytes every run.
+    pub fn xorshift() -> impl FnMut() -> u64 {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
 }
 
 #[cfg(test)]
