@@ -2,18 +2,37 @@
 (messages are raw bytes).
 
     grpc_peer.py serve PORT            serve shop.Catalog on 127.0.0.1:PORT
-    grpc_peer.py call PORT METHOD...   call each method on one channel, print "METHOD CODE DETAILS"
+    grpc_peer.py call PORT METHOD...   call each method on one channel, in order, and print
+                                       "METHOD CODE MESSAGES MICROSECONDS DETAILS" per call
 
-shop.Catalog/GetItem answers b"item 7"; shop.Catalog/Missing fails with NOT_FOUND.
+shop.Catalog/GetItem answers b"item 7"; shop.Catalog/ListItems streams ITEMS messages of
+ITEM_SIZE bytes, PAUSE seconds apart; shop.Catalog/Missing fails with NOT_FOUND.
+MESSAGES is how many response messages the client received; MICROSECONDS is the call's
+wall time as the client measured it, from the call to its status (a stream consumed whole).
 """
 import sys
+import time
 from concurrent import futures
 
 import grpc
 
+ITEMS = 3
+ITEM_SIZE = 200
+PAUSE = 0.05
+
+# The client must know which methods answer with a stream.
+SERVER_STREAMING = {"/shop.Catalog/ListItems"}
+
 
 def get_item(request, context):
     return b"item 7"
+
+
+def list_items(request, context):
+    for n in range(ITEMS):
+        if n > 0:
+            time.sleep(PAUSE)
+        yield f"item {n}".encode().ljust(ITEM_SIZE, b".")
 
 
 def missing(request, context):
@@ -24,6 +43,7 @@ def serve(port):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     handlers = {
         "GetItem": grpc.unary_unary_rpc_method_handler(get_item),
+        "ListItems": grpc.unary_stream_rpc_method_handler(list_items),
         "Missing": grpc.unary_unary_rpc_method_handler(missing),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("shop.Catalog", handlers),))
@@ -35,11 +55,20 @@ def serve(port):
 def call(port, methods):
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         for method in methods:
+            received = 0
+            started = time.monotonic()
             try:
-                channel.unary_unary(method)(b"\x08\x07", timeout=10)
-                print(method, "OK", "", flush=True)
+                if method in SERVER_STREAMING:
+                    for _ in channel.unary_stream(method)(b"\x08\x07", timeout=10):
+                        received += 1
+                else:
+                    channel.unary_unary(method)(b"\x08\x07", timeout=10)
+                    received = 1
+                code, details = "OK", ""
             except grpc.RpcError as error:
-                print(method, error.code().name, error.details(), flush=True)
+                code, details = error.code().name, error.details()
+            micros = int((time.monotonic() - started) * 1e6)
+            print(method, code, received, micros, details, flush=True)
 
 
 if __name__ == "__main__":

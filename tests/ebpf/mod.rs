@@ -413,7 +413,7 @@ fn curl_http2_over_tls_to_nginx_several_requests_on_one_connection() {
 }
 
 #[test]
-fn a_python_grpc_call_and_an_error_status() {
+fn python_grpc_unary_streaming_and_error_calls() {
     if !root() {
         return;
     }
@@ -422,28 +422,58 @@ fn a_python_grpc_call_and_an_error_status() {
     let _server = serve(Command::new("python3").arg(&peer).args(["serve", &port.to_string()]), port);
     let pipeline = capture(&[port], "");
 
-    // Two unary calls on one channel (one connection): the second one's headers use the dynamic table.
-    let (found_item, missing) = ("/shop.Catalog/GetItem", "/shop.Catalog/Missing");
-    let out = Command::new("python3").arg(&peer).args(["call", &port.to_string(), found_item, missing]).output().unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
+    // Three calls on one channel (one connection): the later ones' headers use the dynamic table.
+    // ListItems streams 3 messages of 200 bytes, 50 ms apart (grpc_peer.py).
+    let (unary, streaming, failing) = ("/shop.Catalog/GetItem", "/shop.Catalog/ListItems", "/shop.Catalog/Missing");
+    let out = Command::new("python3").arg(&peer).args(["call", &port.to_string(), unary, streaming, failing]).output().unwrap();
     assert!(out.status.success(), "grpcio must be installed (scripts/install-test-deps.sh): {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(printed, format!("{found_item} OK \n{missing} NOT_FOUND no item 7\n"));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    // Per call, as the client saw it: (method, code, messages received, µs, details).
+    let calls: Vec<(&str, &str, u64, u64, &str)> = printed
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.splitn(5, ' ').collect();
+            (fields[0], fields[1], fields[2].parse().unwrap(), fields[3].parse().unwrap(), fields[4])
+        })
+        .collect();
+    let seen: Vec<(&str, &str, u64, &str)> =
+        calls.iter().map(|&(method, code, messages, _, details)| (method, code, messages, details)).collect();
+    assert_eq!(seen, [(unary, "OK", 1, ""), (streaming, "OK", 3, ""), (failing, "NOT_FOUND", 0, "no item 7")], "{printed}");
 
-    let found = wait_records(&pipeline, 4, "gRPC records of both ends", |r| r["protocol"] == "grpc");
-    for (path, status, error) in [(found_item, 0, Value::Null), (missing, 5, Value::from("NOT_FOUND: no item 7"))] {
+    let found = wait_records(&pipeline, 6, "gRPC records of both ends", |r| r["protocol"] == "grpc");
+    let expected = [(0, Value::Null), (0, Value::Null), (5, Value::from("NOT_FOUND: no item 7"))];
+    let mut response_sizes = Vec::new();
+    for (&(path, _, _, measured_us, _), (status, error)) in calls.iter().zip(expected) {
         let ends: Vec<Value> = found.iter().filter(|r| r["path"] == path).cloned().collect();
-        for point in ["client_process", "server_process"] {
-            let record = side(&ends, point);
+        let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
+        for record in [client, server] {
             assert_eq!(text(record, "method"), "POST", "{record}");
             assert_eq!(text(record, "endpoint"), path, "{record}");
             assert_eq!(number(record, "status"), status, "{record}");
             assert_eq!(record["error"], error, "{record}");
             assert_eq!(text(record, "host"), format!("127.0.0.1:{port}"), "{record}");
-            assert!(number(record, "duration_us") > 0, "{record}");
             // gRPC's own threads move the bytes: the thread name is theirs (`event_engine`).
             assert!(text(record, "cmdline").contains("grpc_peer.py"), "{record}");
         }
-        assert_eq!(side(&ends, "client_process")["tcp_seq_request"], side(&ends, "server_process")["tcp_seq_request"]);
+        assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+        assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
+        // Latency: the server's time within the client's record, that within the client's own measure.
+        let (client_us, server_us) = (number(client, "duration_us"), number(server, "duration_us"));
+        eprintln!("{path}: client measured {measured_us} µs, client record {client_us} µs, server record {server_us} µs");
+        assert!(
+            0 < server_us && server_us <= client_us && client_us <= measured_us,
+            "{path}: server {server_us} µs, client {client_us} µs, measured by the client {measured_us} µs"
+        );
+        if path == streaming {
+            // The server paused twice between messages: a record ended before its trailers
+            // (END_STREAM) would miss the pauses.
+            assert!(server_us >= 100_000, "{path}: server {server_us} µs");
+        }
+        response_sizes.push([client, server].map(|record| number(record, "response_size")));
+    }
+    // The stream's response holds its three DATA frames (9 + 5 + 200 bytes each), more than a unary call's whole response.
+    for (unary_bytes, streaming_bytes) in response_sizes[0].into_iter().zip(response_sizes[1]) {
+        assert!(streaming_bytes >= 3 * (9 + 5 + 200) && streaming_bytes > unary_bytes, "{response_sizes:?}");
     }
 }
 
