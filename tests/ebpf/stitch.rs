@@ -4,8 +4,10 @@
 //! second service from a thread pool (scripts/otel_app.py) → that service,
 //! with no SDK (scripts/http_backend.py). The app's spans reach tapline over
 //! OTLP seconds after the eBPF records. Also a failing upstream (nginx's 502)
-//! and a leaf service straight behind nginx. Then the same inputs replayed in
-//! shuffled order through the transform: the same traces.
+//! and a leaf service straight behind nginx. The traces go to a file, to
+//! ClickHouse's span table and through the OTLP sink to an OTLP receiver: the
+//! same trees in each. Then the same inputs replayed in shuffled order through
+//! the transform: the same traces.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -114,7 +116,7 @@ fn one_trace_per_request_across_gateway_ebpf_and_apm() {
         return;
     }
     let ports = Ports { gateway: free_port(), app: free_port(), stock: free_port() };
-    let (otlp, closed) = (free_port(), free_port());
+    let (otlp, otlp_back, closed) = (free_port(), free_port(), free_port());
     let _stock = backend(ports.stock, None);
     // The traces in a real trace store too: ClickHouse's span table (a must in CI).
     let store = crate::clickhouse::clickhouse().map(|url| {
@@ -136,6 +138,9 @@ fn one_trace_per_request_across_gateway_ebpf_and_apm() {
              [sinks.inputs]\ntype = \"file\"\ninputs = [\"capture\", \"otel.traces\"]\npath = \"DIR/inputs.json\"\nencoding.codec = \"json\"\n\
              [transforms.red]\ntype = \"red\"\ninputs = [\"traces\"]\n\
              [sinks.metrics]\ntype = \"file\"\ninputs = [\"red\"]\npath = \"DIR/metrics.json\"\nencoding.codec = \"json\"\n\
+             [sinks.otlp]\ntype = \"opentelemetry\"\ninputs = [\"traces\"]\nprotocol = \"grpc\"\nendpoint = \"http://127.0.0.1:{otlp_back}\"\n\
+             [sources.back]\ntype = \"opentelemetry\"\ngrpc.address = \"127.0.0.1:{otlp_back}\"\nhttp.enabled = false\n\
+             [sinks.exported]\ntype = \"file\"\ninputs = [\"back.traces\"]\npath = \"DIR/exported.json\"\nencoding.codec = \"json\"\n\
              {store_sink}"
         ),
     );
@@ -187,6 +192,12 @@ fn one_trace_per_request_across_gateway_ebpf_and_apm() {
     signal(&app.0, "TERM");
     let spans = spans_in(&spans_file);
     assert_eq!(spans.len(), pieces, "more spans than pieces: {:#?}", spans);
+    // The same spans sent by the OTLP sink, as an OTLP receiver got them: the same trees.
+    let exported_file = pipeline.path("exported.json");
+    wait_for("the spans sent over OTLP", Duration::from_secs(60), || spans_in(&exported_file).len() >= pieces);
+    let exported = spans_in(&exported_file);
+    assert_eq!(exported.len(), pieces, "spans received over OTLP");
+    assert_eq!(trees(&exported), trees(&spans), "the trees received over OTLP");
 
     // One trace per request, with every piece under its parent, for the reason expected.
     let mut traces: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
@@ -248,15 +259,7 @@ fn one_trace_per_request_across_gateway_ebpf_and_apm() {
             None => Event::span(serde_json::from_str::<Span>(line).unwrap()),
         })
         .collect();
-    let live: BTreeMap<String, (Value, Value, Value)> = spans
-        .iter()
-        .map(|s| {
-            (
-                s["span_id"].as_str().unwrap().to_string(),
-                (s["trace_id"].clone(), s["parent_span_id"].clone(), attribute(s, "tapline.link").clone()),
-            )
-        })
-        .collect();
+    let live = trees(&spans);
     for seed in [1u64, 7, 42] {
         let replayed = replay(shuffled(&inputs, seed));
         assert_eq!(replayed, live, "replayed in the order of seed {seed}");
@@ -285,6 +288,19 @@ fn one_trace_per_request_across_gateway_ebpf_and_apm() {
     }
 }
 
+/// Each span's trace, parent and link, by span id.
+fn trees(spans: &[Value]) -> BTreeMap<String, (Value, Value, Value)> {
+    spans
+        .iter()
+        .map(|s| {
+            (
+                s["span_id"].as_str().unwrap().to_string(),
+                (s["trace_id"].clone(), s["parent_span_id"].clone(), attribute(s, "tapline.link").clone()),
+            )
+        })
+        .collect()
+}
+
 /// The events in an order of their own (xorshift over `seed`).
 fn shuffled(events: &[Event], seed: u64) -> Vec<Event> {
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -309,15 +325,13 @@ fn replay(events: Vec<Event>) -> BTreeMap<String, (Value, Value, Value)> {
         stitch.tick(false, &mut out);
     }
     stitch.tick(true, &mut out);
-    out.primary
+    let spans: Vec<Value> = out
+        .primary
         .into_iter()
         .map(|event| match event.data {
-            EventData::Span(span) => {
-                let json = serde_json::to_value(&span).unwrap();
-                let link = json["attributes"]["tapline.link"].clone();
-                (json["span_id"].as_str().unwrap().to_string(), (json["trace_id"].clone(), json["parent_span_id"].clone(), link))
-            }
+            EventData::Span(span) => serde_json::to_value(&span).unwrap(),
             other => panic!("not a span: {other:?}"),
         })
-        .collect()
+        .collect();
+    trees(&spans)
 }

@@ -3,7 +3,7 @@
 //! upstream); an APM span is one. A node keeps its input whole (the span is
 //! made only when its trace is emitted) and the keys the relations read.
 
-use std::num::NonZeroU64;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
@@ -81,8 +81,9 @@ pub struct Node {
     pub parent_span_id: Option<[u8; 8]>,
     pub tcp_seq_request: Option<u32>,
     pub tcp_seq_response: Option<u32>,
-    pub syscall_request: Option<u64>,
-    pub syscall_response: Option<u64>,
+    /// The eBPF source's syscall trace ids (never 0: 0 is "none" there).
+    pub syscall_request: Option<NonZeroU64>,
+    pub syscall_response: Option<NonZeroU64>,
     /// What its record says of the request (none for an APM span), kept once emitted.
     pub fingerprint: Option<Fingerprint>,
     pub finalizers: Finalizers,
@@ -91,20 +92,21 @@ pub struct Node {
 /// A record's protocol, method, path and status, hashed: the two ends of one
 /// hop must not disagree on them, and a late span is checked against an
 /// emitted node whose record is gone. Zero is "not known" (a known text's
-/// hash is odd), so that every node holds it in 32 bytes.
+/// hash is odd), so that every node holds it in 16 bytes. 32-bit hashes are
+/// enough: a fingerprint is only compared once a key and the times agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
-    protocol: NonZeroU64,
-    method: u64,
-    path: u64,
+    protocol: NonZeroU32,
+    method: u32,
+    path: u32,
     status: u16,
 }
 
 impl Fingerprint {
     fn of(record: &RequestRecord) -> Self {
-        let hash = |text: &str| key_hash(text) | 1;
+        let hash = |text: &str| key_hash(text) as u32 | 1;
         Fingerprint {
-            protocol: NonZeroU64::new(hash(&record.protocol)).unwrap_or(NonZeroU64::MIN),
+            protocol: NonZeroU32::new(hash(&record.protocol)).unwrap_or(NonZeroU32::MIN),
             method: record.method.as_deref().map_or(0, hash),
             path: record.path.as_deref().map_or(0, hash),
             status: record.status.unwrap_or(0),
@@ -178,7 +180,7 @@ impl Node {
     }
 
     /// A syscall trace id of its, as a key: the ids are unique on one host only.
-    pub fn syscall_key(&self, id: u64) -> u64 {
+    pub fn syscall_key(&self, id: NonZeroU64) -> u64 {
         key_hash((1u8, self.host.as_deref(), id))
     }
 
@@ -235,8 +237,8 @@ fn from_record(mut record: Box<RequestRecord>, finalizers: Finalizers, hosts: &m
         parent_span_id,
         tcp_seq_request: record.tcp_seq_request,
         tcp_seq_response: record.tcp_seq_response,
-        syscall_request: record.syscall_trace_id_request,
-        syscall_response: record.syscall_trace_id_response,
+        syscall_request: record.syscall_trace_id_request.and_then(NonZeroU64::new),
+        syscall_response: record.syscall_trace_id_response.and_then(NonZeroU64::new),
         fingerprint: Some(fingerprint),
         finalizers: finalizers.clone(),
     };
