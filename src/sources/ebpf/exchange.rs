@@ -289,6 +289,13 @@ impl Calls {
         self.pending.push_back(Call { record, wall_ns });
     }
 
+    /// The newest request goes on for `size` bytes more (a request in several units).
+    pub fn grow_request(&mut self, size: u64) {
+        if let Some(call) = self.pending.back_mut() {
+            call.record.request_size = Some(call.record.request_size.unwrap_or_default().saturating_add(size));
+        }
+    }
+
     /// Some request waits for its response.
     pub fn waiting(&self) -> bool {
         !self.pending.is_empty()

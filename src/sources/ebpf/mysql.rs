@@ -20,7 +20,9 @@
 //! the status says more follow). `status` stays empty (HTTP codes only); an
 //! ERR sets `error` to its code, SQL state and message, as the `mysql`
 //! client prints them: `1146 (42S02): Table 'shop.nope' doesn't exist`.
-//! Sizes are the packets' bytes, headers included.
+//! Sizes are the packets' bytes, headers included. A payload of 2^24 - 1
+//! bytes goes on in the next packet (statements and values of 16 MiB or
+//! more): that packet only adds to the size, whatever its first bytes say.
 
 use std::collections::VecDeque;
 
@@ -44,6 +46,9 @@ const COM_STMT_PREPARE: u8 = 0x16;
 const COM_STMT_EXECUTE: u8 = 0x17;
 const COM_STMT_SEND_LONG_DATA: u8 = 0x18;
 const COM_STMT_CLOSE: u8 = 0x19;
+
+/// A packet payload this long is continued by the next packet.
+const MAX_PAYLOAD: u64 = 0xff_ffff;
 
 const CLIENT_SSL: u32 = 0x0800;
 const CLIENT_DEPRECATE_EOF: u32 = 0x0100_0000;
@@ -76,6 +81,11 @@ pub struct Mysql {
     /// The response being read.
     reply: Option<Reply>,
     statements: FxHashMap<u32, String>,
+    /// `Some(recorded)`: the client's last packet was continued by the
+    /// next; `recorded` when that packet made a call (its size grows).
+    request_goes_on: Option<bool>,
+    /// The server's last packet was continued by the next.
+    reply_goes_on: bool,
 }
 
 /// What the response to a request looks like.
@@ -125,8 +135,24 @@ impl Parser for Mysql {
             return true;
         }
         let (seq, payload) = (head.get(3).copied().unwrap_or_default(), head.get(4..).unwrap_or_default());
+        let goes_on = len == MAX_PAYLOAD + 4;
         if way == self.requests {
-            self.client_packet(seq, payload, len, at, calls, cx);
+            match self.request_goes_on {
+                Some(true) => calls.grow_request(len),
+                Some(false) => {}
+                None => {
+                    let recorded = self.client_packet(seq, payload, len, at, calls, cx);
+                    self.request_goes_on = goes_on.then_some(recorded);
+                    return true;
+                }
+            }
+            if !goes_on {
+                self.request_goes_on = None;
+            }
+        } else if std::mem::replace(&mut self.reply_goes_on, goes_on) {
+            if let Some(reply) = &mut self.reply {
+                reply.size = reply.size.saturating_add(len);
+            }
         } else {
             self.server_packet(seq, payload, len, at, calls, cx);
         }
@@ -134,9 +160,12 @@ impl Parser for Mysql {
     }
 
     fn lost(&mut self, way: Direction, _calls: &mut Calls, _cx: &mut Context) {
-        if way != self.requests {
+        if way == self.requests {
+            self.request_goes_on = None;
+        } else {
             // The framing answers every request waiting.
             self.reply = None;
+            self.reply_goes_on = false;
             self.expected.clear();
         }
     }
@@ -154,10 +183,13 @@ impl Mysql {
             expected: VecDeque::new(),
             reply: None,
             statements: FxHashMap::default(),
+            request_goes_on: None,
+            reply_goes_on: false,
         }
     }
 
-    fn client_packet(&mut self, seq: u8, payload: &[u8], len: u64, at: At, calls: &mut Calls, cx: &mut Context) {
+    /// A client's packet; true when it made a call.
+    fn client_packet(&mut self, seq: u8, payload: &[u8], len: u64, at: At, calls: &mut Calls, cx: &mut Context) -> bool {
         if self.handshake {
             if seq == 1 {
                 let client = payload.get(..4).map_or(0, le);
@@ -165,10 +197,10 @@ impl Mysql {
                 // An SSLRequest: the capabilities alone, then TLS.
                 self.encrypted = client & CLIENT_SSL != 0 && payload.len() == 32;
             }
-            return;
+            return false;
         }
         // Commands start at sequence 0; other packets continue one.
-        let Some((&command, body)) = payload.split_first().filter(|_| seq == 0) else { return };
+        let Some((&command, body)) = payload.split_first().filter(|_| seq == 0) else { return false };
         let (name, statement, expect) = match command {
             COM_QUERY => (None, Some(text(body)), Expect::Results),
             COM_STMT_PREPARE => (None, Some(text(body)), Expect::Prepare(text(body))),
@@ -176,7 +208,7 @@ impl Mysql {
                 let id = body.get(..4).map(le);
                 (Some("STMT_EXECUTE"), id.and_then(|id| self.statements.get(&id).cloned()), Expect::Results)
             }
-            COM_QUIT | COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA => return,
+            COM_QUIT | COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA => return false,
             _ => (Some(command_name(command)), None, Expect::One),
         };
         let endpoint = statement.as_deref().map(sql::normalize);
@@ -197,6 +229,7 @@ impl Mysql {
         }
         self.expected.push_back(expect);
         calls.request(record, at.wall_ns, cx);
+        true
     }
 
     fn server_packet(&mut self, seq: u8, payload: &[u8], len: u64, at: At, calls: &mut Calls, cx: &mut Context) {
@@ -254,8 +287,9 @@ impl Mysql {
                 false
             }
             (State::Rows, _) => match first {
-                // EOF (short), or the OK that replaces it.
-                Some(0xfe) if payload.len() < 9 || self.deprecate_eof => {
+                // EOF (short), or the OK that replaces it (a row starting 0xfe
+                // holds a value of 16 MiB or more: its packet is continued).
+                Some(0xfe) if len - 4 < 9 || (self.deprecate_eof && len - 4 < MAX_PAYLOAD) => {
                     let status = if self.deprecate_eof { ok_status(payload) } else { payload.get(3..5).map_or(0, |s| le(s) as u16) };
                     reply.state = State::Start;
                     !more_results(status)
@@ -367,6 +401,7 @@ fn le(bytes: &[u8]) -> u32 {
 mod tests {
     use chrono::DateTime;
 
+    use super::super::exchange::NOT_PARSED;
     use super::super::session::testing::*;
     use super::*;
     use crate::event::{ObservationPoint, SignalSource};
@@ -514,6 +549,60 @@ mod tests {
                 call("CALL", "CALL report(?)", None, (call_proc.len(), two.len())),
             ]
         );
+    }
+
+    #[test]
+    fn packets_of_16_mib_continue_into_the_next() {
+        const LONG: usize = 4 + 0xff_ffff;
+        // A packet of 2^24 - 1 payload bytes, of which only `start` was captured.
+        let long = |seq: u8, start: &[u8]| [&[0xff, 0xff, 0xff, seq][..], start].concat();
+        let mut peer = connected(true);
+        // An INSERT of a 16 MiB value: its second packet is no command (and starts like one).
+        peer.call(Direction::Egress, &long(0, b"\x03INSERT INTO blobs VALUES (1, '"), LONG, T0);
+        let rest = packet(1, b"\x03xyz')");
+        peer.send(&rest, T0);
+        peer.receive(&ok(1, 2), T0 + MS);
+        // A row holding that value starts 0xfe (an 8-byte length) and goes on into a
+        // packet that starts like the OK ending the rows; the real OK comes after.
+        let select = query("SELECT body FROM blobs WHERE id = 1");
+        peer.send(&select, T0 + 2 * MS);
+        let head = [packet(1, &[1]), packet(2, b"\x03def")].concat();
+        let (row_end, done) = (packet(4, &[0xfe, 0, 0, 2, 0]), packet(5, &[0xfe, 0, 0, 2, 0, 0, 0]));
+        peer.receive(&head, T0 + 3 * MS);
+        peer.call(Direction::Ingress, &long(3, &[0xfe, 2, 0, 0, 1, 0, 0, 0, 0]), LONG, T0 + 3 * MS);
+        peer.receive(&row_end, T0 + 4 * MS);
+        peer.receive(&done, T0 + 4 * MS);
+        // The framing holds for what follows.
+        let ping = packet(0, &[0x0e]);
+        peer.send(&ping, T0 + 5 * MS);
+        peer.receive(&ok(1, 2), T0 + 6 * MS);
+        assert_eq!(
+            summary(&peer.take()),
+            [
+                // The statement as far as it was captured.
+                call("INSERT", "INSERT INTO blobs VALUES (?, ?", None, (LONG + rest.len(), 11)),
+                call("SELECT", "SELECT body FROM blobs WHERE id = ?", None, (select.len(), head.len() + LONG + row_end.len() + done.len())),
+                call("PING", "PING", None, (5, 11)),
+            ]
+        );
+        assert_eq!(peer.sessions.take_counters()[2], Default::default());
+
+        // The row again, in one read whose copy misses the next packet's header: that
+        // response is lost (counted), and the next command's is read from its start.
+        peer.send(&select, T0 + 7 * MS);
+        peer.receive(&head, T0 + 8 * MS);
+        peer.call(Direction::Ingress, &long(3, &[0xfe, 2, 0, 0, 1, 0, 0, 0, 0]), LONG + row_end.len() + done.len(), T0 + 8 * MS);
+        peer.send(&ping, T0 + 9 * MS);
+        peer.receive(&ok(1, 2), T0 + 10 * MS);
+        let select_lost = (
+            Some("SELECT".into()),
+            Some("SELECT body FROM blobs WHERE id = ?".into()),
+            Some(NOT_PARSED.into()),
+            Some(select.len() as u64),
+            None,
+        );
+        assert_eq!(summary(&peer.take()), [select_lost, call("PING", "PING", None, (5, 11))]);
+        assert_eq!(peer.sessions.take_counters()[2].framing_lost, 1);
     }
 
     #[test]
