@@ -1,7 +1,8 @@
 //! The databases behind the gateway, seen by the `ebpf` source: a real
-//! `redis-server` with `redis-cli`, a PostgreSQL cluster of the test's own
-//! with `psql`, and a MariaDB of its own with the `mysql` client, on
-//! loopback, both ends captured. In CI a missing server
+//! `redis-server` with `redis-cli` and redis-py, a PostgreSQL cluster of the
+//! test's own with `psql`, and a MariaDB of its own with the `mysql` client,
+//! on loopback, both ends captured; each call's latency checked against the
+//! client's own measure of it where the client gives one. In CI a missing server
 //! or client fails the test; elsewhere it skips and says why.
 
 use std::path::Path;
@@ -92,15 +93,19 @@ fn a_python_redis_client_pipelining_is_seen_call_by_call() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, port) = redis_server(dir.path());
     let pipeline = capture(&[port], "");
-    let script = "import sys, redis\n\
+    // The client times the SET, and the pipeline as a whole (µs), after connecting.
+    let script = "import sys, time, redis\n\
                   r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]))\n\
-                  r.set('count', '1')\n\
+                  r.ping()\n\
+                  t = time.monotonic(); r.set('count', '1'); print(int((time.monotonic() - t) * 1e6))\n\
                   p = r.pipeline(transaction=False)\n\
                   p.incr('count'); p.get('count'); p.lpush('count', 'x')\n\
-                  print([str(x) for x in p.execute(raise_on_error=False)])\n";
+                  t = time.monotonic(); replies = p.execute(raise_on_error=False); print(int((time.monotonic() - t) * 1e6))\n\
+                  print([str(x) for x in replies])\n";
     let out = Command::new("python3").args(["-c", script, &port.to_string()]).output().unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && printed.contains("WRONGTYPE"), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    let times: Vec<u64> = printed.lines().take(2).map(|line| line.parse().unwrap()).collect();
 
     let calls = ["SET", "INCRBY", "GET", "LPUSH"];
     let found = wait_records(&pipeline, 8, "redis-py's records at both ends", |r| {
@@ -111,13 +116,29 @@ fn a_python_redis_client_pipelining_is_seen_call_by_call() {
         let ends: Vec<&Value> = found.iter().filter(|r| r["observation_point"] == point).collect();
         let seen: Vec<(&str, Value)> = ends.iter().map(|r| (text(r, "method"), r["error"].clone())).collect();
         assert_eq!(seen, [("SET", Value::Null), ("INCRBY", Value::Null), ("GET", Value::Null), ("LPUSH", wrongtype.clone())], "{point}");
-        assert!(ends.iter().all(|r| number(r, "duration_us") > 0), "{ends:#?}");
     }
+    // Each pipelined call within the pipeline's time.
+    check_latencies(&found, &[Some(times[0]), Some(times[1]), Some(times[1]), Some(times[1])]);
     for method in calls {
         let ends: Vec<Value> = found.iter().filter(|r| r["method"] == method).cloned().collect();
         let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
         assert!(text(client, "process_name").starts_with("python"), "{client}");
         assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+    }
+}
+
+/// Each call's latency against the client's own measure of it (µs, in the
+/// order of the calls; `None` where the client gave none): the client's
+/// record within that measure, the server's within the client's.
+fn check_latencies(found: &[Value], measured_us: &[Option<u64>]) {
+    let at = |point: &str| found.iter().filter(|r| r["observation_point"] == point).collect::<Vec<_>>();
+    let (clients, servers) = (at("client_process"), at("server_process"));
+    assert!(clients.len() == measured_us.len() && servers.len() == measured_us.len(), "{measured_us:?}: {found:#?}");
+    for ((client, server), measured) in clients.iter().zip(&servers).zip(measured_us) {
+        let (client_us, server_us) = (number(client, "duration_us"), number(server, "duration_us"));
+        eprintln!("{}: measured {measured:?} µs, client {client_us} µs, server {server_us} µs", text(client, "method"));
+        assert!(0 < server_us && server_us <= client_us, "{client}\n{server}");
+        assert!(measured.is_none_or(|measured| client_us <= measured), "measured by the client {measured:?} µs: {client}");
     }
 }
 
@@ -196,12 +217,18 @@ fn psql_to_postgres_seen_from_both_ends() {
         "SELECT * FROM nope",
     ];
     let mut psql = Command::new("psql");
-    psql.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-X"]);
+    psql.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-X", "-c", "\\timing on"]);
     for statement in statements {
         psql.args(["-c", statement]);
     }
     let out = psql.output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("relation \"nope\" does not exist"), "{out:?}");
+    // psql's own time of each statement, error included ("Time: 0.354 ms").
+    let measured: Vec<Option<u64>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("Time: ")?.strip_suffix(" ms")?.parse::<f64>().ok())
+        .map(|ms| Some((ms * 1000.0).round() as u64))
+        .collect();
 
     let found = wait_records(&pipeline, 8, "postgresql records of both ends", |r| r["protocol"] == "postgresql");
     // (method, endpoint, error, request size), in order, at each end.
@@ -212,6 +239,7 @@ fn psql_to_postgres_seen_from_both_ends() {
         ("SELECT", "SELECT * FROM nope", Value::from("42P01 relation \"nope\" does not exist"), 24),
     ];
     check_statements(&found, &expected, ["psql", "postgres"], port, 5);
+    check_latencies(&found, &measured);
     // Both ends name the same bytes.
     for statement in ["CREATE", "INSERT"] {
         let ends: Vec<Value> = found.iter().filter(|r| r["method"] == statement).cloned().collect();
@@ -219,7 +247,6 @@ fn psql_to_postgres_seen_from_both_ends() {
         assert!(number(client, "tcp_seq_request") != 0);
         assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
         assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
-        assert!(number(server, "duration_us") <= number(client, "duration_us"), "{client}\n{server}");
     }
 }
 
@@ -263,12 +290,22 @@ fn mysql_client_to_mariadb_seen_from_both_ends() {
     let script = dir.path().join("statements.sql");
     std::fs::write(&script, statements.join(";\n") + ";\n").unwrap();
     let out = Command::new("mysql")
-        .args(["--no-defaults", "--max-allowed-packet=64M", "-h", "127.0.0.1", "-P", &port.to_string(), "-u", "root"])
+        .args(["--no-defaults", "--max-allowed-packet=64M", "-vvv", "-h", "127.0.0.1", "-P", &port.to_string(), "-u", "root"])
         .stdin(std::fs::File::open(&script).unwrap())
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("Table 'shop.nope' doesn't exist"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{}\t{big}", big.len())), "the big value came back");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains(&big), "the big value came back");
+    // The client's own time of each statement but the failing one ("(0.002 sec)", `-vvv`),
+    // printed to the millisecond: a millisecond more is its bound.
+    let mut measured: Vec<Option<u64>> = printed
+        .lines()
+        .filter_map(|line| line.strip_suffix(" sec)")?.rsplit_once('(')?.1.parse::<f64>().ok())
+        .map(|secs| Some((secs * 1e6).round() as u64 + 1000))
+        .collect();
+    assert_eq!(measured.len(), statements.len() - 1, "{}", printed.len());
+    measured.push(None);
 
     let wanted = |r: &Value| r["protocol"] == "mysql" && r["endpoint"].as_str().is_some_and(|e| e.contains("shop"));
     let found = wait_records(&pipeline, 14, "mysql records of both ends", wanted);
@@ -305,6 +342,8 @@ fn mysql_client_to_mariadb_seen_from_both_ends() {
     }
     let expected: Vec<_> = expected.into_iter().enumerate().filter(|(i, _)| *i != 5).map(|(_, e)| e).collect();
     check_statements(&found, &expected, ["mysql", "mariadbd"], port, 4);
+    measured.remove(5);
+    check_latencies(&found, &measured);
     // Both ends name the same bytes.
     let ends: Vec<Value> = found.iter().filter(|r| r["method"] == "INSERT").cloned().collect();
     let (client, server) = (side(&ends, "client_process"), side(&ends, "server_process"));
