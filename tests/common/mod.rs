@@ -206,6 +206,16 @@ pub fn have(tool: &str) -> bool {
     found
 }
 
+/// Whether the Python module `module` imports; in CI a missing one fails the test.
+pub fn have_python_module(module: &str) -> bool {
+    let found = Command::new("python3").args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "the Python module {module} is not installed: run scripts/install-test-deps.sh");
+        eprintln!("skipped: the Python module {module} is not installed (scripts/install-test-deps.sh)");
+    }
+    found
+}
+
 /// Whether this test can run as root (to mount, trace, load eBPF); `why`
 /// says what for. In CI, which runs as root, not being root is a failure.
 pub fn root(why: &str) -> bool {

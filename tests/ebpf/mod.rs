@@ -314,8 +314,15 @@ fn curl_reports(out: &str) -> Vec<(String, u64, u64, u64)> {
         .collect()
 }
 
-/// Both ends' records of the HTTP/2 tests' requests, checked against what curl reported.
-fn check_http2_records(pipeline: &Pipeline, port: u16, reported: &[(String, u64, u64, u64)], tls: bool) -> Vec<Value> {
+/// Both ends' records of the HTTP/2 tests' requests, checked against what curl
+/// reported; the server's end is the process `server_process`.
+fn check_http2_records(
+    pipeline: &Pipeline,
+    port: u16,
+    reported: &[(String, u64, u64, u64)],
+    tls: bool,
+    server_process: &str,
+) -> Vec<Value> {
     let found = wait_records(pipeline, 6, "HTTP/2 records of both ends", |r| {
         r["protocol"] == "http2" && HTTP2_PATHS.contains(&r["path"].as_str().unwrap_or(""))
     });
@@ -336,7 +343,7 @@ fn check_http2_records(pipeline: &Pipeline, port: u16, reported: &[(String, u64,
             assert_eq!(record["error"], Value::Null, "{record}");
         }
         assert_eq!(text(client, "process_name"), "curl");
-        assert_eq!(text(server, "process_name"), "nginx");
+        assert_eq!(text(server, "process_name"), server_process);
         if !tls {
             // Both ends name the first byte of the stream's HEADERS frame.
             assert!(number(client, "tcp_seq_request") != 0);
@@ -378,7 +385,7 @@ fn curl_http2_prior_knowledge_to_nginx() {
         reported.iter().map(|(version, status, connects, _)| (version.as_str(), *status, *connects)).collect::<Vec<_>>(),
         [("2", 200, 1), ("2", 200, 1), ("2", 404, 1)],
     );
-    check_http2_records(&pipeline, port, &reported, false);
+    check_http2_records(&pipeline, port, &reported, false, "nginx");
 }
 
 #[test]
@@ -396,20 +403,49 @@ fn curl_http2_over_tls_to_nginx_several_requests_on_one_connection() {
     // Three requests on one connection (ALPN h2): the later ones name :authority,
     // user-agent and the headers above by their index in the dynamic table.
     let base = format!("https://127.0.0.1:{port}");
+    three_requests_on_one_connection(&pipeline, port, &base, &["--cacert", cert.to_str().unwrap()], "nginx");
+}
+
+/// curl's three HTTP/2 requests to `base` on one connection (`--http2` and
+/// `extra`), both ends' records checked; the server's end is `server_process`.
+fn three_requests_on_one_connection(pipeline: &Pipeline, port: u16, base: &str, extra: &[&str], server_process: &str) -> Vec<Value> {
     let urls = [format!("{base}{}?n=1", HTTP2_PATHS[0]), format!("{base}{}", HTTP2_PATHS[1]), format!("{base}{}", HTTP2_PATHS[2])];
-    let mut extra = vec!["--http2", "--cacert", cert.to_str().unwrap()];
-    extra.extend(urls.iter().map(String::as_str));
-    let out = curl(&http2_curl_args(&extra));
+    let mut args = vec!["--http2"];
+    args.extend(extra);
+    args.extend(urls.iter().map(String::as_str));
+    let out = curl(&http2_curl_args(&args));
     let reported = curl_reports(&out);
     assert_eq!(
         reported.iter().map(|(version, status, connects, _)| (version.as_str(), *status, *connects)).collect::<Vec<_>>(),
         [("2", 200, 1), ("2", 200, 0), ("2", 404, 0)],
         "{out}"
     );
-    let found = check_http2_records(&pipeline, port, &reported, true);
+    let found = check_http2_records(pipeline, port, &reported, base.starts_with("https"), server_process);
     let client_ports: Vec<&Value> =
         found.iter().filter(|r| r["observation_point"] == "client_process").map(|r| &r["client_port"]).collect();
     assert!(client_ports.windows(2).all(|w| w[0] == w[1]), "one connection: {client_ports:?}");
+    found
+}
+
+/// curl asks for h2c by an HTTP/1.1 upgrade (`--http2` on http://); the
+/// server (tests/ebpf/h2c_peer.py, as nginx does not upgrade) answers 101 and
+/// then the request in HTTP/2, and curl sends the next ones on the same
+/// connection as HTTP/2 streams. The upgraded request is an HTTP/2 record with
+/// its HTTP/2 answer, at both ends; no record of the 101.
+#[test]
+fn curl_upgrades_to_h2c_and_the_upgraded_request_is_answered_in_http2() {
+    if !root() || !have_python_module("h2") {
+        return;
+    }
+    let port = free_port();
+    let _server = serve(Command::new("python3").arg(here("tests/ebpf/h2c_peer.py")).arg(port.to_string()), port);
+    let pipeline = capture(&[port], "");
+
+    three_requests_on_one_connection(&pipeline, port, &format!("http://127.0.0.1:{port}"), &[], "python3");
+    // Every record of the port is one of those six: none of the 101, none unmatched.
+    std::thread::sleep(Duration::from_millis(500));
+    let all: Vec<Value> = records(&pipeline).into_iter().filter(|r| r["server_port"] == port).collect();
+    assert_eq!(all.len(), 6, "{all:#?}");
 }
 
 #[test]

@@ -14,6 +14,16 @@ pub enum Direction {
     Ingress,
 }
 
+impl Direction {
+    /// The other way: the replies' to the requests'.
+    pub fn opposite(self) -> Direction {
+        match self {
+            Direction::Egress => Direction::Ingress,
+            Direction::Ingress => Direction::Egress,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A read or write moved bytes on a TCP socket (or through OpenSSL).

@@ -41,6 +41,8 @@ pub struct Headers {
     /// Bytes up to and including the blank line; None when the payload ends
     /// before it (the headers above are then those of the complete lines).
     pub header_len: Option<usize>,
+    /// `Upgrade: h2c`: HTTP/2 without TLS is asked for (a request) or agreed to (a 101).
+    pub upgrade_h2c: bool,
 }
 
 impl Message {
@@ -52,6 +54,11 @@ impl Message {
 
     pub fn is_request(&self) -> bool {
         matches!(self, Message::Request { .. })
+    }
+
+    /// A 101 answering an upgrade to h2c: HTTP/2 follows on the connection.
+    pub fn switches_to_h2c(&self) -> bool {
+        matches!(self, Message::Response { status: 101, headers, .. } if headers.upgrade_h2c)
     }
 
     /// The body's length when the headers say it. A request without
@@ -202,6 +209,9 @@ pub fn extract(list: &[Header<'_>], header_len: Option<usize>, request_ids: &[St
             if headers.content_length.is_none() {
                 headers.content_length = value().parse().ok();
             }
+            continue;
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            headers.upgrade_h2c = value().split(',').any(|protocol| protocol.trim().eq_ignore_ascii_case("h2c"));
             continue;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             // Chunked when it is the last coding applied.

@@ -156,6 +156,16 @@ impl Connection {
         Connection { ways, requests, streams: FxHashMap::default() }
     }
 
+    /// A connection upgraded from HTTP/1.1 (h2c): the request that asked for
+    /// it, with `record` begun at `wall_ns`, is stream 1 and is answered in
+    /// HTTP/2; the client's preface comes next.
+    pub fn upgraded(requests: Direction, mut record: RequestRecord, wall_ns: u64) -> Connection {
+        let mut connection = Connection::new(requests);
+        record.protocol = "http2".into();
+        connection.streams.insert(1, Stream { record, wall_ns, grpc: false, answered: false });
+        connection
+    }
+
     /// No stream waits for its response.
     pub fn is_empty(&self) -> bool {
         self.streams.is_empty()
@@ -673,6 +683,75 @@ mod tests {
         assert_eq!(peer.sessions.take_http2_counters(), Counters::default());
         // The connection is known as HTTP/2 until it closes.
         assert_eq!(peer.sessions.len(), 1);
+    }
+
+    /// An HTTP/1.1 request asking for h2c, and the server's answer: a 101, then
+    /// HTTP/2 with that request's response on stream 1.
+    fn upgrade() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let request = b"GET /up?x=1 HTTP/1.1\r\nHost: shop.local\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+                        Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nX-Request-ID: req-1\r\n\r\n";
+        let switching = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
+        let answer = [
+            settings(),
+            frame(HEADERS, END_HEADERS, 1, &block(&[(":status", "200"), ("x-request-id", "req-1")])),
+            frame(DATA, END_STREAM, 1, b"hello"),
+        ]
+        .concat();
+        (request.to_vec(), switching, answer)
+    }
+
+    #[test]
+    fn an_upgrade_to_h2c_answers_its_request_on_stream_1() {
+        let (request, switching, answer) = upgrade();
+        let next = frame(HEADERS, END_HEADERS | END_STREAM, 3, &block(&[(":method", "GET"), (":path", "/next")]));
+        let next_answer = frame(HEADERS, END_HEADERS | END_STREAM, 3, &block(&[(":status", "404")]));
+        // The client: the 101 and the first frames in one read, then its preface and a second request.
+        let mut client = curl();
+        client.send(&request, T0);
+        client.receive(&[&switching[..], &answer].concat(), T0 + 2 * MS);
+        client.send(&[PREFACE, &settings(), &next].concat(), T0 + 3 * MS);
+        client.receive(&next_answer, T0 + 4 * MS);
+        // The server: the 101 and the frames in writes of their own.
+        let mut server = Peer { tid: 90, comm: "h2c", ..Peer::new((8443, 40000)) };
+        server.receive(&request, T0);
+        server.send(&switching, T0 + MS);
+        server.send(&answer, T0 + MS);
+        server.receive(&[PREFACE, &settings(), &next].concat(), T0 + 3 * MS);
+        server.send(&next_answer, T0 + 3 * MS);
+        // (peer, each stream's latency in ms, the way its requests came)
+        let ends = [(&mut client, (2, 1), (OUT_SEQ, IN_SEQ)), (&mut server, (1, 0), (IN_SEQ, OUT_SEQ))];
+        for (peer, (first_ms, next_ms), (request_seq, response_seq)) in ends {
+            let records = peer.take();
+            let seen: Vec<_> = records
+                .iter()
+                .map(|r| (r.protocol.as_str(), r.method.as_deref(), r.path.as_deref(), r.query.as_deref(), r.status, r.duration_us))
+                .collect();
+            let (first_us, next_us) = (first_ms * 1000, next_ms * 1000);
+            assert_eq!(
+                seen,
+                [
+                    ("http2", Some("GET"), Some("/up"), Some("x=1"), Some(200), Some(first_us)),
+                    ("http2", Some("GET"), Some("/next"), None, Some(404), Some(next_us))
+                ]
+            );
+            let first = &records[0];
+            assert_eq!((first.request_id.as_deref(), first.response_request_id.as_deref()), (Some("req-1"), Some("req-1")));
+            assert_eq!(first.request_size, Some(request.len() as u64));
+            assert_eq!(first.response_size, Some((switching.len() + answer.len() - settings().len()) as u64));
+            // The request's first byte, and the response's HEADERS frame (as on prior knowledge).
+            assert_eq!(first.tcp_seq_request, Some(request_seq));
+            assert_eq!(first.tcp_seq_response, Some(response_seq + (switching.len() + settings().len()) as u32));
+            assert_eq!(peer.sessions.take_http2_counters(), Counters::default());
+            assert_eq!(peer.sessions.unmatched_responses, 0);
+        }
+        // A server that does not upgrade answers in HTTP/1.1: so the connection stays.
+        let mut refused = curl();
+        refused.send(&request, T0);
+        refused.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", T0 + MS);
+        refused.send(&request, T0 + 2 * MS);
+        refused.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", T0 + 3 * MS);
+        let records = refused.take();
+        assert_eq!(records.iter().map(|r| (r.protocol.as_str(), r.status)).collect::<Vec<_>>(), [("http", Some(200)); 2]);
     }
 
     #[test]

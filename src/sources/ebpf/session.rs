@@ -104,10 +104,7 @@ impl Parser {
         }
         if mysql::starts_greeting(payload) {
             // The server speaks first: requests go the other way.
-            let requests = match way {
-                Direction::Egress => Direction::Ingress,
-                Direction::Ingress => Direction::Egress,
-            };
+            let requests = way.opposite();
             return Some((Parser::Mysql(Box::new(exchange::Connection::new(mysql::Mysql::new(requests), requests))), requests));
         }
         None
@@ -323,6 +320,8 @@ impl Sessions {
         // Sizes of the messages before the last are known (parsing stops at
         // an unknown one): the last one starts after them.
         let mut offset = start;
+        // Where HTTP/2 starts after an upgrade (h2c), in this payload.
+        let mut upgraded_at = None;
         for message in &messages {
             let first_bytes = u64::from(event.bytes).saturating_sub(offset);
             let size = message.total_len();
@@ -342,6 +341,15 @@ impl Sessions {
             }
             if message.is_request() {
                 session.on_request(message, event, wall_ns, size.unwrap_or(first_bytes), size.is_some(), &mut out);
+            } else if let Some(pending) = message.switches_to_h2c().then(|| session.pending.pop_front()).flatten() {
+                // The request goes on as HTTP/2's stream 1: its answer, and all
+                // that follows on the connection, is HTTP/2 (RFC 7540 §3.2).
+                let mut record = pending.record;
+                record.response_size = size;
+                let h2 = http2::Connection::upgraded(event.direction.opposite(), record, pending.wall_ns);
+                session.parser = Some(Parser::Http2(Box::new(h2)));
+                upgraded_at = Some(offset);
+                break;
             } else if let Some(open) =
                 session.on_response(message, event, wall_ns, size.unwrap_or(first_bytes), &mut self.unmatched_responses)
             {
@@ -353,6 +361,16 @@ impl Sessions {
             }
         }
         session.body_left[way] = offset.saturating_sub(u64::from(event.bytes));
+        if let Some(at) = upgraded_at.filter(|at| *at < u64::from(event.bytes)) {
+            // The HTTP/2 frames that came in the same read or write as the 101.
+            let rest = Event {
+                payload: event.payload.get(at as usize..).unwrap_or_default(),
+                bytes: event.bytes - at as u32,
+                tcp_seq: if event.tcp_seq == 0 { 0 } else { event.tcp_seq.wrapping_add(at as u32) },
+                ..event.clone()
+            };
+            out.extend(self.on_parsed(&rest, wall_ns).unwrap_or_default());
+        }
         out
     }
 
