@@ -183,28 +183,40 @@ fn as_postgres(program: &Path) -> Command {
     command
 }
 
+/// A PostgreSQL cluster of the test's own in `dir` (trusting every local
+/// user), serving on a free port; None (skipped) when PostgreSQL is missing.
+fn postgres_server(dir: &Path) -> Option<(Server, u16)> {
+    let bin = postgres_bin()?;
+    let port = free_port();
+    let status = Command::new("chown").arg("postgres:postgres").arg(dir).status().unwrap();
+    assert!(status.success(), "chown the cluster's directory to postgres");
+    let data = dir.join("data");
+    let out =
+        as_postgres(&bin.join("initdb")).args(["--auth=trust", "--username=postgres", "--no-sync", "-D"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+    let server = serve(
+        as_postgres(&bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
+            .arg(dir),
+        port,
+    );
+    Some((server, port))
+}
+
+/// psql's arguments to reach the test's cluster on `port`.
+fn psql_args(port: u16) -> Vec<String> {
+    ["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-X"].map(String::from).to_vec()
+}
+
 #[test]
 fn psql_to_postgres_seen_from_both_ends() {
     if !root() || !have("psql") {
         return;
     }
-    let Some(bin) = postgres_bin() else { return };
-    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("chown").arg("postgres:postgres").arg(dir.path()).status().unwrap();
-    assert!(status.success(), "chown the cluster's directory to postgres");
-    let data = dir.path().join("data");
-    let out =
-        as_postgres(&bin.join("initdb")).args(["--auth=trust", "--username=postgres", "--no-sync", "-D"]).arg(&data).output().unwrap();
-    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
-    let _server = serve(
-        as_postgres(&bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
-            .arg(dir.path()),
-        port,
-    );
+    let Some((_server, port)) = postgres_server(dir.path()) else { return };
     let pipeline = capture(&[port], "");
 
     let statements = [
@@ -214,7 +226,7 @@ fn psql_to_postgres_seen_from_both_ends() {
         "SELECT * FROM nope",
     ];
     let mut psql = Command::new("psql");
-    psql.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-X", "-c", "\\timing on"]);
+    psql.args(psql_args(port)).args(["-c", "\\timing on"]);
     for statement in statements {
         psql.args(["-c", statement]);
     }
@@ -245,6 +257,50 @@ fn psql_to_postgres_seen_from_both_ends() {
         assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
         assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
     }
+}
+
+/// A psql session connected before the capture started (as a pool's
+/// connections are): its later queries are seen, at both ends, though its
+/// startup was not.
+#[test]
+fn a_postgres_connection_open_before_the_capture_is_seen_from_its_next_query() {
+    if !root() || !have("psql") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_server, port)) = postgres_server(dir.path()) else { return };
+    let mut psql = Command::new("psql")
+        .args(psql_args(port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql");
+    let mut input = psql.stdin.take().unwrap();
+    input.write_all(b"CREATE TABLE items (id int PRIMARY KEY, name text);\n").unwrap();
+    // The connection is made and in use before the capture starts.
+    wait_for("psql's connection", Duration::from_secs(30), || {
+        let out =
+            Command::new("psql").args(psql_args(port)).args(["-Atc", "SELECT count(*) FROM pg_tables WHERE tablename = 'items'"]).output();
+        out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+    });
+    let pipeline = capture(&[port], "");
+    input.write_all(b"INSERT INTO items VALUES (1, 'one');\nSELECT * FROM nope;\n").unwrap();
+    drop(input);
+    let out = psql.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("relation \"nope\" does not exist"), "{out:?}");
+
+    let wanted = |r: &Value| r["protocol"] == "postgresql" && r["client_port"] != Value::Null;
+    let found: Vec<Value> = wait_records(&pipeline, 4, "the open connection's queries at both ends", wanted);
+    // psql sends the semicolons typed (the sizes count them; the statements drop them).
+    let expected: Vec<(&str, &str, Value, u64)> = vec![
+        ("INSERT", "INSERT INTO items VALUES (?, ?)", Value::Null, 42),
+        ("SELECT", "SELECT * FROM nope", Value::from("42P01 relation \"nope\" does not exist"), 25),
+    ];
+    // Only the session's own: the probe above was its own connection, before the capture.
+    let ports: std::collections::BTreeSet<u64> = found.iter().map(|r| number(r, "client_port")).collect();
+    assert_eq!(ports.len(), 1, "{found:#?}");
+    check_statements(&found, &expected, ["psql", "postgres"], port, 5);
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! A connection is known as PostgreSQL by the client's first message: the
 //! startup message (protocol 3.0), or an SSLRequest / GSSENCRequest
 //! (answered `N`, then the startup message follows). The startup and
-//! authentication exchange gives no record. Connections the server agrees
+//! authentication exchange gives no record. A connection open before the
+//! capture started (a pool's) is known by its next query instead
+//! ([`resumes_session`]): a whole `Q` or `P` message. Connections the server agrees
 //! to encrypt (`S`, `G`) are not parsed (TLS plaintext of libpq is seen
 //! through OpenSSL only on the libssl connections the capture probes).
 //!
@@ -52,6 +54,30 @@ pub fn starts_session(payload: &[u8]) -> bool {
         SSL_REQUEST | GSSENC_REQUEST => len == 8,
         _ => false,
     }
+}
+
+/// The payload starts with a client's query on a connection whose startup
+/// was missed: a whole simple Query (`Q`) or Parse (`P`) message (its length
+/// all there, its strings NUL-terminated) whose statement starts with a
+/// letter and holds no control character but whitespace.
+pub fn resumes_session(payload: &[u8]) -> bool {
+    let (Some(&kind), Some(len)) = (payload.first(), be32(payload, 1)) else { return false };
+    let Some(body) = payload.get(5..(len as usize).saturating_add(1)).filter(|_| len > 5) else { return false };
+    let text = match kind {
+        b'Q' => body,
+        // The statement's name, then its text.
+        b'P' => match body.iter().position(|&b| b == 0) {
+            Some(end) => &body[end + 1..],
+            None => return false,
+        },
+        _ => return false,
+    };
+    let Some(end) = text.iter().position(|&b| b == 0) else { return false };
+    let statement = &text[..end];
+    let terminated = kind == b'P' || end + 1 == text.len();
+    terminated
+        && statement.first().is_some_and(u8::is_ascii_alphabetic)
+        && std::str::from_utf8(statement).is_ok_and(|s| s.chars().all(|c| !c.is_control() || c.is_whitespace()))
 }
 
 /// Both directions of one PostgreSQL connection.
@@ -185,6 +211,11 @@ impl Postgres {
             named: FxHashMap::default(),
             reply: None,
         }
+    }
+
+    /// A connection already started when the capture began (see [`resumes_session`]).
+    pub fn resumed(requests: Direction) -> Postgres {
+        Postgres { started: true, ..Postgres::new(requests) }
     }
 
     fn server_message(&mut self, head: &[u8], len: u64, at: At, calls: &mut Calls, cx: &mut Context) {
@@ -338,6 +369,60 @@ mod tests {
         }
     }
 
+    fn parse(name: &str, text: &str) -> Vec<u8> {
+        message(b'P', &[name.as_bytes(), b"\0", text.as_bytes(), b"\0\0\0"].concat())
+    }
+
+    #[test]
+    fn resumes_session() {
+        let batch = [parse("", "SELECT * FROM t WHERE id = $1"), message(b'S', b"")].concat();
+        for query in [&query("SELECT 1")[..], &query("select\n  1"), &parse("s1", "DELETE FROM t"), &batch] {
+            assert!(super::resumes_session(query), "{query:?}");
+        }
+        let cut = query("SELECT name FROM users");
+        for not in [
+            &startup()[..],
+            &ssl_request(),
+            &ready(),
+            &message(b'Q', b"SELECT 1"),
+            &message(b'Q', b"SELECT 1\0\0"),
+            &message(b'Q', b"\x01\x02\0"),
+            &message(b'Q', b"1 + 1\0"),
+            &message(b'Q', b"SELECT\x07\0"),
+            &message(b'P', b"no text"),
+            &cut[..cut.len() - 1],
+            b"POST / HTTP/1.1\r\n",
+            b"QUIT\r\n",
+            b"",
+        ] {
+            assert!(!super::resumes_session(not), "{not:?}");
+        }
+    }
+
+    /// A connection open before the capture: its next query makes it known.
+    #[test]
+    fn a_connection_seen_from_its_next_query() {
+        let mut peer = Peer::new((40000, 5432));
+        // The end of a reply to a query not seen: nothing to pair, no state kept.
+        peer.receive(&[complete("SELECT 1"), ready()].concat(), T0);
+        let request = query("SELECT name FROM users WHERE id = 42");
+        let response = [rows("SELECT 1"), ready()].concat();
+        peer.send(&request, T0 + MS);
+        peer.receive(&response, T0 + 2 * MS);
+        let batch = [parse("", "UPDATE users SET name = $1"), message(b'S', b"")].concat();
+        let answer = [message(b'1', b""), complete("UPDATE 1"), ready()].concat();
+        peer.send(&batch, T0 + 3 * MS);
+        peer.receive(&answer, T0 + 4 * MS);
+        assert_eq!(
+            summary(&peer.take()),
+            [
+                call("SELECT", "SELECT name FROM users WHERE id = ?", None, (request.len(), response.len())),
+                call("UPDATE", "UPDATE users SET name = $1", None, (batch.len(), answer.len())),
+            ]
+        );
+        assert_eq!(peer.sessions.take_counters()[1], Default::default());
+    }
+
     #[test]
     fn a_simple_query() {
         let mut peer = started();
@@ -404,7 +489,6 @@ mod tests {
     #[test]
     fn extended_queries_pipelined() {
         let mut peer = started();
-        let parse = |name: &str, text: &str| message(b'P', &[name.as_bytes(), b"\0", text.as_bytes(), b"\0\0\0"].concat());
         let bind = |statement: &str| message(b'B', &[b"\0", statement.as_bytes(), b"\0\0\0\0\x01\0\0\0\x017\0\0"].concat());
         let execute = message(b'E', b"\0\0\0\0\0");
         let sync = message(b'S', b"");

@@ -2,7 +2,8 @@
 //! records. A connection's first bytes (either way) decide its protocol
 //! ([`Parser::infer`]): the HTTP/2 client preface makes it an HTTP/2 one,
 //! parsed by [`http2`] from then on; a RESP request a Redis one ([`redis`]);
-//! a startup message or SSLRequest a PostgreSQL one ([`postgres`]); a
+//! a startup message or SSLRequest a PostgreSQL one ([`postgres`]), as
+//! does a whole query on a connection open before the capture; a
 //! server's protocol 10 greeting a MySQL one ([`mysql`]);
 //! else HTTP/1.x, paired FIFO per connection, as HTTP/1.x answers in order
 //! (keep-alive and pipelining alike). A connection none of them knows
@@ -101,6 +102,10 @@ impl Parser {
         }
         if postgres::starts_session(payload) {
             return Some((Parser::Postgres(Box::new(exchange::Connection::new(postgres::Postgres::new(way), way))), way));
+        }
+        if postgres::resumes_session(payload) {
+            // Open before the capture started: its startup was missed.
+            return Some((Parser::Postgres(Box::new(exchange::Connection::new(postgres::Postgres::resumed(way), way))), way));
         }
         if mysql::starts_greeting(payload) {
             // The server speaks first: requests go the other way.

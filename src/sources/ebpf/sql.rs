@@ -1,6 +1,7 @@
 //! SQL statements as request records show them: literals replaced by `?`,
 //! comments dropped, whitespace collapsed, `IN (…)` lists of literals
-//! folded to `IN (?)`, cut to [`MAX_STATEMENT`] bytes. Statements that
+//! folded to `IN (?)`, the semicolons ending it dropped (psql sends the
+//! one typed, drivers do not), cut to [`MAX_STATEMENT`] bytes. Statements that
 //! differ only by their values read the same (what RED groups by), and no
 //! value is kept.
 //!
@@ -61,7 +62,7 @@ pub fn normalize(statement: &str) -> String {
             }
         }
     }
-    let trimmed = out.trim_end().len();
+    let trimmed = out.trim_end_matches([' ', ';']).len();
     out.truncate(trimmed);
     if out.len() > MAX_STATEMENT {
         let mut cut = MAX_STATEMENT;
@@ -206,6 +207,14 @@ mod tests {
     }
 
     #[test]
+    fn ending_semicolons_go() {
+        assert_eq!(normalize("SELECT * FROM nope;"), "SELECT * FROM nope");
+        assert_eq!(normalize("INSERT INTO t VALUES (1) ; ;\n"), "INSERT INTO t VALUES (?)");
+        // Between statements one stays.
+        assert_eq!(normalize("BEGIN; SELECT 1;"), "BEGIN; SELECT ?");
+    }
+
+    #[test]
     fn in_lists() {
         assert_eq!(normalize("SELECT * FROM t WHERE id IN (1, 2, 3) AND s in ('a','b')"), "SELECT * FROM t WHERE id IN (?) AND s in (?)");
         // Not an IN list: values, and a list with a name in it.
@@ -216,7 +225,7 @@ mod tests {
 
     #[test]
     fn comments_and_whitespace() {
-        assert_eq!(normalize("  /* app: shop */ SELECT\n\t a -- the a\n FROM  t;  "), "SELECT a FROM t;");
+        assert_eq!(normalize("  /* app: shop */ SELECT\n\t a -- the a\n FROM  t;  "), "SELECT a FROM t");
         assert_eq!(normalize("SELECT 1 /* unclosed"), "SELECT ?");
         assert_eq!(normalize("SELECT 'unclosed"), "SELECT ?");
         assert_eq!(normalize(""), "");
