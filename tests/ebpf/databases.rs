@@ -303,29 +303,95 @@ fn a_postgres_connection_open_before_the_capture_is_seen_from_its_next_query() {
     check_statements(&found, &expected, ["psql", "postgres"], port, 5);
 }
 
-#[test]
-fn mysql_client_to_mariadb_seen_from_both_ends() {
-    if !root() || !have("mariadb-install-db") || !have("mariadbd") || !have("mysql") {
-        return;
+/// A MariaDB server of the test's own in `dir` (root without a password,
+/// packets up to 64 MiB), serving on a free port; None (skipped) when missing.
+fn mariadb_server(dir: &Path) -> Option<(Server, u16)> {
+    if !have("mariadb-install-db") || !have("mariadbd") || !have("mysql") {
+        return None;
     }
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let data = dir.join("data");
     let out = Command::new("mariadb-install-db")
         .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
         .arg(format!("--datadir={}", data.display()))
         .output()
         .unwrap();
     assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
-    let _server = serve(
+    let server = serve(
         Command::new("mariadbd")
             .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin", "--innodb-buffer-pool-size=16M"])
             .arg("--max-allowed-packet=64M")
             .arg(format!("--port={port}"))
             .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.path().join("socket").display())),
+            .arg(format!("--socket={}", dir.join("socket").display())),
         port,
     );
+    Some((server, port))
+}
+
+/// The mysql client's arguments to reach the test's server on `port`.
+fn mysql_args(port: u16) -> Vec<String> {
+    ["--no-defaults", "--max-allowed-packet=64M", "-h", "127.0.0.1", "-P", &port.to_string(), "-u", "root"].map(String::from).to_vec()
+}
+
+/// A mysql client session connected before the capture started (as a
+/// pool's connections are): its later statements are seen, at both ends,
+/// though its handshake was not; result sets read from the first one.
+#[test]
+fn a_mysql_connection_open_before_the_capture_is_seen_from_its_next_query() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_server, port)) = mariadb_server(dir.path()) else { return };
+    let mut client = Command::new("mysql")
+        .args(mysql_args(port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mysql");
+    let mut input = client.stdin.take().unwrap();
+    input.write_all(b"CREATE DATABASE shop;\n").unwrap();
+    // The connection is made and in use before the capture starts.
+    wait_for("the mysql client's connection", Duration::from_secs(30), || {
+        let out = Command::new("mysql").args(mysql_args(port)).args(["-N", "-e", "SHOW DATABASES LIKE 'shop'"]).output();
+        out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "shop")
+    });
+    let pipeline = capture(&[port], "");
+    let statements = [
+        "CREATE TABLE shop.items (id int PRIMARY KEY, name text)",
+        "INSERT INTO shop.items VALUES (1, 'one')",
+        "SELECT name FROM shop.items WHERE id = 1",
+        "SELECT id, name FROM shop.items",
+        "SELECT * FROM shop.nope",
+    ];
+    input.write_all((statements.join(";\n") + ";\n").as_bytes()).unwrap();
+    drop(input);
+    let out = client.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Table 'shop.nope' doesn't exist"), "{out:?}");
+
+    let wanted = |r: &Value| r["protocol"] == "mysql" && r["endpoint"].as_str().is_some_and(|e| e.contains("shop"));
+    let found = wait_records(&pipeline, 10, "the open connection's statements at both ends", wanted);
+    let expected: Vec<(&str, &str, Value, u64)> = vec![
+        ("CREATE", statements[0], Value::Null, 60),
+        ("INSERT", "INSERT INTO shop.items VALUES (?, ?)", Value::Null, 45),
+        ("SELECT", "SELECT name FROM shop.items WHERE id = ?", Value::Null, 45),
+        ("SELECT", statements[3], Value::Null, 36),
+        ("SELECT", statements[4], Value::from("1146 (42S02): Table 'shop.nope' doesn't exist"), 28),
+    ];
+    let ports: std::collections::BTreeSet<u64> = found.iter().map(|r| number(r, "client_port")).collect();
+    assert_eq!(ports.len(), 1, "only the session's own: {found:#?}");
+    check_statements(&found, &expected, ["mysql", "mariadbd"], port, 4);
+}
+
+#[test]
+fn mysql_client_to_mariadb_seen_from_both_ends() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_server, port)) = mariadb_server(dir.path()) else { return };
     let pipeline = capture(&[port], "");
 
     // A value of 17 MiB: its INSERT and the row that returns it are packets of 2^24 - 1
@@ -342,11 +408,7 @@ fn mysql_client_to_mariadb_seen_from_both_ends() {
     ];
     let script = dir.path().join("statements.sql");
     std::fs::write(&script, statements.join(";\n") + ";\n").unwrap();
-    let out = Command::new("mysql")
-        .args(["--no-defaults", "--max-allowed-packet=64M", "-vvv", "-h", "127.0.0.1", "-P", &port.to_string(), "-u", "root"])
-        .stdin(std::fs::File::open(&script).unwrap())
-        .output()
-        .unwrap();
+    let out = Command::new("mysql").args(mysql_args(port)).arg("-vvv").stdin(std::fs::File::open(&script).unwrap()).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("Table 'shop.nope' doesn't exist"), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains(&big), "the big value came back");

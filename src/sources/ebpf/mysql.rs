@@ -3,7 +3,11 @@
 //!
 //! A connection is known as MySQL by the server's greeting (protocol 10
 //! handshake: the server speaks first); the handshake and authentication
-//! give no record, and connections that switch to TLS are not parsed. Each
+//! give no record, and connections that switch to TLS are not parsed. A
+//! connection open before the capture started (a pool's) is known by its
+//! next query instead ([`resumes_session`]); whether it ends result sets with
+//! EOF or OK packets (its capabilities were missed) shows at its first result
+//! set. Each
 //! command is one record, `protocol = "mysql"`:
 //! - `COM_QUERY`: `endpoint` the statement normalized by
 //!   [`sql::normalize`], `method` its first keyword (`SELECT`, `INSERT`);
@@ -63,6 +67,25 @@ pub fn starts_greeting(payload: &[u8]) -> bool {
     (30..1024).contains(&len) && payload.get(3..5) == Some(&[0u8, 10][..]) && text > 0 && version.get(text) == Some(&0)
 }
 
+/// The payload starts with a client's query on a connection whose
+/// handshake was missed: a whole `COM_QUERY` or `COM_STMT_PREPARE` packet
+/// of sequence 0 whose statement starts with a letter and holds no control
+/// character but whitespace.
+pub fn resumes_session(payload: &[u8]) -> bool {
+    let len = le(payload.get(..3).unwrap_or_default()) as usize;
+    let (Some(&[0, command]), Some(statement)) = (payload.get(3..5), payload.get(5..4 + len).filter(|_| len > 1)) else { return false };
+    matches!(command, COM_QUERY | COM_STMT_PREPARE)
+        && statement.first().is_some_and(u8::is_ascii_alphabetic)
+        && std::str::from_utf8(statement).is_ok_and(|s| s.chars().all(|c| !c.is_control() || c.is_whitespace()))
+}
+
+/// The payload is a packet header alone (sequence 0, a length of a
+/// command): a server reads a packet's header apart from its body.
+pub fn header_alone(payload: &[u8], bytes: u32) -> bool {
+    let len = u64::from(le(payload.get(..3).unwrap_or_default()));
+    payload.len() == 4 && bytes == 4 && payload[3] == 0 && (2..=MAX_PAYLOAD).contains(&len)
+}
+
 /// Both directions of one MySQL connection.
 #[derive(Debug)]
 pub struct Mysql {
@@ -72,8 +95,9 @@ pub struct Mysql {
     handshake: bool,
     /// The server's capabilities, from its greeting.
     server_capabilities: u32,
-    /// The session reports result set ends with OK packets, not EOF.
-    deprecate_eof: bool,
+    /// The session reports result set ends with OK packets, not EOF; None
+    /// until known (a connection resumed mid-way learns it from a result set).
+    deprecate_eof: Option<bool>,
     /// The connection switched to TLS: nothing more is readable.
     encrypted: bool,
     /// What each request waiting expects, oldest first (alongside the calls).
@@ -86,6 +110,9 @@ pub struct Mysql {
     request_goes_on: Option<bool>,
     /// The server's last packet was continued by the next.
     reply_goes_on: bool,
+    /// The sequence number a response starts with: one past the client's
+    /// last packet (a request of several packets moves it on).
+    reply_seq: u8,
 }
 
 /// What the response to a request looks like.
@@ -115,6 +142,9 @@ enum State {
     Skip(u64),
     /// Column definitions, then rows.
     Columns(u64),
+    /// After the column definitions, when it is not known whether an EOF
+    /// packet follows them: the next packet tells.
+    AfterColumns,
     Rows,
 }
 
@@ -137,6 +167,7 @@ impl Parser for Mysql {
         let (seq, payload) = (head.get(3).copied().unwrap_or_default(), head.get(4..).unwrap_or_default());
         let goes_on = len == MAX_PAYLOAD + 4;
         if way == self.requests {
+            self.reply_seq = seq.wrapping_add(1);
             match self.request_goes_on {
                 Some(true) => calls.grow_request(len),
                 Some(false) => {}
@@ -178,22 +209,28 @@ impl Mysql {
             requests,
             handshake: true,
             server_capabilities: 0,
-            deprecate_eof: false,
+            deprecate_eof: None,
             encrypted: false,
             expected: VecDeque::new(),
             reply: None,
             statements: FxHashMap::default(),
             request_goes_on: None,
             reply_goes_on: false,
+            reply_seq: 1,
         }
     }
 
     /// A client's packet; true when it made a call.
+    /// A connection already past its handshake when the capture began (see [`resumes_session`]).
+    pub fn resumed(requests: Direction) -> Mysql {
+        Mysql { handshake: false, ..Mysql::new(requests) }
+    }
+
     fn client_packet(&mut self, seq: u8, payload: &[u8], len: u64, at: At, calls: &mut Calls, cx: &mut Context) -> bool {
         if self.handshake {
             if seq == 1 {
                 let client = payload.get(..4).map_or(0, le);
-                self.deprecate_eof = client & self.server_capabilities & CLIENT_DEPRECATE_EOF != 0;
+                self.deprecate_eof = Some(client & self.server_capabilities & CLIENT_DEPRECATE_EOF != 0);
                 // An SSLRequest: the capabilities alone, then TLS.
                 self.encrypted = client & CLIENT_SSL != 0 && payload.len() == 32;
             }
@@ -242,6 +279,11 @@ impl Mysql {
             }
             return;
         }
+        if self.reply.is_none() && seq != self.reply_seq {
+            // The rest of a response taken as ended (a prepare's on a resumed
+            // connection, whose EOF packets were not counted).
+            return;
+        }
         if self.reply.is_none() {
             // Nothing asked: a packet of its own (the server closing, say).
             let Some(expect) = self.expected.pop_front() else { return calls.response(at, len, None, cx) };
@@ -260,7 +302,8 @@ impl Mysql {
                 // OK: statement id, columns, parameters; their definitions follow.
                 let id = payload.get(1..5).map(le);
                 let count = |at: usize| u64::from(payload.get(at..at + 2).map_or(0, le));
-                let eof = |n: u64| n + u64::from(n > 0 && !self.deprecate_eof);
+                // Not known: no EOF counted (the reply ends early, the rest is passed over).
+                let eof = |n: u64| n + u64::from(n > 0 && self.deprecate_eof == Some(false));
                 let left = eof(count(5)) + eof(count(7));
                 if let Some(id) = id.filter(|id| self.statements.len() < MAX_STATEMENTS || self.statements.contains_key(id)) {
                     self.statements.insert(id, statement.clone());
@@ -274,7 +317,10 @@ impl Mysql {
                 Some(0xfb) => false,
                 _ => {
                     let columns = lenenc(payload).unwrap_or(0);
-                    reply.state = State::Columns(columns + u64::from(!self.deprecate_eof));
+                    reply.state = match self.deprecate_eof {
+                        Some(deprecate_eof) => State::Columns(columns + u64::from(!deprecate_eof)),
+                        None => State::Columns(columns),
+                    };
                     false
                 }
             },
@@ -283,19 +329,25 @@ impl Mysql {
                 left <= 1
             }
             (State::Columns(left), _) => {
-                reply.state = if left <= 1 { State::Rows } else { State::Columns(left - 1) };
+                reply.state = match left {
+                    2.. => State::Columns(left - 1),
+                    _ if self.deprecate_eof.is_none() => State::AfterColumns,
+                    _ => State::Rows,
+                };
                 false
             }
-            (State::Rows, _) => match first {
-                // EOF (short), or the OK that replaces it (a row starting 0xfe
-                // holds a value of 16 MiB or more: its packet is continued).
-                Some(0xfe) if len - 4 < 9 || (self.deprecate_eof && len - 4 < MAX_PAYLOAD) => {
-                    let status = if self.deprecate_eof { ok_status(payload) } else { payload.get(3..5).map_or(0, |s| le(s) as u16) };
-                    reply.state = State::Start;
-                    !more_results(status)
-                }
-                _ => false,
-            },
+            // An EOF packet is 5 bytes; a row never starts 0xfe in fewer than 9.
+            (State::AfterColumns, _) if first == Some(0xfe) && len - 4 == 5 => {
+                self.deprecate_eof = Some(false);
+                reply.state = State::Rows;
+                false
+            }
+            (State::AfterColumns | State::Rows, _) => {
+                self.deprecate_eof.get_or_insert(true);
+                let ends = rows_end(payload, len, self.deprecate_eof == Some(true));
+                reply.state = if ends.is_some() { State::Start } else { State::Rows };
+                ends.is_some_and(|status| !more_results(status))
+            }
         };
         if done {
             if let Some(reply) = self.reply.take() {
@@ -303,6 +355,17 @@ impl Mysql {
             }
         }
     }
+}
+
+/// The status of the packet ending a result set's rows, when this one does:
+/// an EOF (5 bytes), or the OK that replaces it (`deprecate_eof`; a row
+/// starting 0xfe holds a value of 16 MiB or more, and its packet is continued).
+fn rows_end(payload: &[u8], len: u64, deprecate_eof: bool) -> Option<u16> {
+    let size = len - 4;
+    if payload.first() != Some(&0xfe) || !(size < 9 || deprecate_eof && size < MAX_PAYLOAD) {
+        return None;
+    }
+    Some(if size == 5 { payload.get(3..5).map_or(0, |s| le(s) as u16) } else { ok_status(payload) })
 }
 
 fn more_results(status: u16) -> bool {
@@ -552,6 +615,70 @@ mod tests {
     }
 
     #[test]
+    fn resumes_session() {
+        let prepare = packet(0, &[&[COM_STMT_PREPARE][..], b"SELECT * FROM t WHERE id = ?"].concat());
+        for query in [&query("SELECT 1")[..], &query("insert into t values (1)\n"), &prepare] {
+            assert!(super::resumes_session(query), "{query:?}");
+        }
+        let cut = query("SELECT name FROM items");
+        for not in [
+            &greeting(false)[..],
+            &login(false),
+            &ok(1, 2),
+            &packet(1, &[&[COM_QUERY][..], b"SELECT 1"].concat()),
+            &packet(0, &[0x0e]),
+            &packet(0, &[&[COM_QUERY][..], b"1 + 1"].concat()),
+            &packet(0, &[&[COM_QUERY][..], b"SELECT\x07"].concat()),
+            &cut[..cut.len() - 1],
+            b"GET / HTTP/1.1\r\n",
+            b"",
+        ] {
+            assert!(!super::resumes_session(not), "{not:?}");
+        }
+    }
+
+    /// A connection open before the capture: known by its next query, its
+    /// result sets read either way (EOF packets or not) from the first one.
+    #[test]
+    fn a_connection_seen_from_its_next_query() {
+        // EOF packets, as a session without DEPRECATE_EOF: a prepare first (its EOFs not
+        // counted while the way is not known: the rest of its reply is passed over).
+        let mut peer = Peer::new((40000, 3306));
+        let prepare = packet(0, &[&[COM_STMT_PREPARE][..], b"SELECT name FROM items WHERE id = ?"].concat());
+        let column = packet(2, b"\x03def\x04shop\x05items\x05items\x04name\x04name\x0c\x21\0\xfc\xff\x02\0\xfc\x10\0\0\0\0");
+        let prepared =
+            [packet(1, &[0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0]), column.clone(), eof(3, 2), packet(4, &column[4..]), eof(5, 2)].concat();
+        peer.send(&prepare, T0);
+        peer.receive(&prepared, T0 + MS);
+        let select = query("SELECT name FROM items WHERE id = 1");
+        let rows = result_set();
+        peer.send(&select, T0 + 2 * MS);
+        peer.receive(&rows, T0 + 3 * MS);
+        peer.send(&select, T0 + 4 * MS);
+        peer.receive(&rows, T0 + 5 * MS);
+        let records = peer.take();
+        assert_eq!(
+            summary(&records)[1..],
+            [
+                call("SELECT", "SELECT name FROM items WHERE id = ?", None, (select.len(), rows.len())),
+                call("SELECT", "SELECT name FROM items WHERE id = ?", None, (select.len(), rows.len())),
+            ]
+        );
+        assert_eq!(records[0].method.as_deref(), Some("SELECT"));
+        assert_eq!(records.iter().map(|r| r.duration_us.unwrap()).collect::<Vec<_>>(), [1000; 3]);
+        // OK packets instead (DEPRECATE_EOF): no EOF after the columns, an OK (0xfe) after the rows.
+        let mut peer = Peer::new((40000, 3306));
+        let rows = [packet(1, &[1]), packet(2, b"\x03def"), packet(3, b"\x03one"), packet(4, &[0xfe, 0, 0, 2, 0, 0, 0])].concat();
+        for n in 0..2 {
+            peer.send(&select, T0 + 2 * n * MS);
+            peer.receive(&rows, T0 + (2 * n + 1) * MS);
+        }
+        let expected = call("SELECT", "SELECT name FROM items WHERE id = ?", None, (select.len(), rows.len()));
+        assert_eq!(summary(&peer.take()), [expected.clone(), expected]);
+        assert_eq!(peer.sessions.take_counters()[2], Default::default());
+    }
+
+    #[test]
     fn packets_of_16_mib_continue_into_the_next() {
         const LONG: usize = 4 + 0xff_ffff;
         // A packet of 2^24 - 1 payload bytes, of which only `start` was captured.
@@ -561,7 +688,8 @@ mod tests {
         peer.call(Direction::Egress, &long(0, b"\x03INSERT INTO blobs VALUES (1, '"), LONG, T0);
         let rest = packet(1, b"\x03xyz')");
         peer.send(&rest, T0);
-        peer.receive(&ok(1, 2), T0 + MS);
+        // The answer goes on from the request's last sequence number.
+        peer.receive(&ok(2, 2), T0 + MS);
         // A row holding that value starts 0xfe (an 8-byte length) and goes on into a
         // packet that starts like the OK ending the rows; the real OK comes after.
         let select = query("SELECT body FROM blobs WHERE id = 1");

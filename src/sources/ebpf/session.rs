@@ -2,9 +2,9 @@
 //! records. A connection's first bytes (either way) decide its protocol
 //! ([`Parser::infer`]): the HTTP/2 client preface makes it an HTTP/2 one,
 //! parsed by [`http2`] from then on; a RESP request a Redis one ([`redis`]);
-//! a startup message or SSLRequest a PostgreSQL one ([`postgres`]), as
-//! does a whole query on a connection open before the capture; a
-//! server's protocol 10 greeting a MySQL one ([`mysql`]);
+//! a startup message or SSLRequest a PostgreSQL one ([`postgres`]); a
+//! server's protocol 10 greeting a MySQL one ([`mysql`]); on a connection
+//! open before the capture, a whole query of either database;
 //! else HTTP/1.x, paired FIFO per connection, as HTTP/1.x answers in order
 //! (keep-alive and pipelining alike). A connection none of them knows
 //! keeps no state.
@@ -44,7 +44,14 @@ pub struct Sessions {
     mysql: exchange::Counters,
     /// The headers that carry a request id, preferred first.
     request_id_headers: Vec<String>,
+    /// A MySQL packet header read alone (servers read the 4 bytes, then the
+    /// rest) on a connection not known yet, and the way it went: with the
+    /// next read it may make a query that tells the connection.
+    heads_apart: FxHashMap<(u32, u64), (Direction, Partial)>,
 }
+
+/// Headers read alone held at most (past it they are all forgotten).
+const MAX_HEADS_APART: usize = 4096;
 
 impl Default for Sessions {
     fn default() -> Self {
@@ -112,6 +119,10 @@ impl Parser {
             let requests = way.opposite();
             return Some((Parser::Mysql(Box::new(exchange::Connection::new(mysql::Mysql::new(requests), requests))), requests));
         }
+        if mysql::resumes_session(payload) {
+            // Open before the capture started: its handshake was missed.
+            return Some((Parser::Mysql(Box::new(exchange::Connection::new(mysql::Mysql::resumed(way), way))), way));
+        }
         None
     }
 
@@ -164,6 +175,33 @@ struct Partial {
     tid: u32,
 }
 
+impl Partial {
+    /// What `event` moved from `from` on, at `wall_ns`.
+    fn of(event: &Event, from: usize, wall_ns: u64) -> Partial {
+        Partial {
+            payload: event.payload[from..].to_vec(),
+            bytes: event.bytes - from as u32,
+            wall_ns,
+            tcp_seq: event.tcp_seq,
+            syscall_trace_id: event.syscall_trace_id,
+            tid: event.tid,
+        }
+    }
+
+    /// The bytes held, then `event`'s (together in `payload`): as one read
+    /// that started where and when the held one did.
+    fn join<'a>(&self, payload: &'a [u8], event: &Event<'a>) -> Event<'a> {
+        Event {
+            payload,
+            bytes: self.bytes.saturating_add(event.bytes),
+            tcp_seq: self.tcp_seq,
+            syscall_trace_id: self.syscall_trace_id,
+            tid: self.tid,
+            ..event.clone()
+        }
+    }
+}
+
 /// Longest cut header kept for the next read (a header block is rarely longer).
 const MAX_PARTIAL: usize = 8192;
 
@@ -183,6 +221,7 @@ impl Sessions {
             postgres: exchange::Counters::default(),
             mysql: exchange::Counters::default(),
             request_id_headers,
+            heads_apart: FxHashMap::default(),
         }
     }
 
@@ -215,17 +254,8 @@ impl Sessions {
         match partial {
             // Headers a read cut short: this read continues them.
             Some(partial) => {
-                let mut payload = partial.payload;
-                payload.extend_from_slice(event.payload);
-                let joined = Event {
-                    payload: &payload,
-                    bytes: partial.bytes.saturating_add(event.bytes),
-                    tcp_seq: partial.tcp_seq,
-                    syscall_trace_id: partial.syscall_trace_id,
-                    tid: partial.tid,
-                    ..event.clone()
-                };
-                self.on_event(&joined, partial.wall_ns)
+                let payload = [&partial.payload[..], event.payload].concat();
+                self.on_event(&partial.join(&payload, event), partial.wall_ns)
             }
             None => self.on_event(event, wall_ns),
         }
@@ -241,8 +271,31 @@ impl Sessions {
         let mut out = Vec::new();
         // One lookup for every HTTP/1 read and write that comes this way first.
         let parsed = self.sessions.get(&key).map(|session| session.parser.is_some());
+        let apart = match parsed {
+            None if !self.heads_apart.is_empty() => self.heads_apart.remove(&key).filter(|(way, _)| *way == event.direction),
+            _ => None,
+        };
+        let joined_payload;
+        let joined;
+        let (event, wall_ns) = match &apart {
+            Some((_, head)) => {
+                joined_payload = [&head.payload[..], event.payload].concat();
+                joined = head.join(&joined_payload, event);
+                (&joined, head.wall_ns)
+            }
+            None => (event, wall_ns),
+        };
         if parsed != Some(true) {
-            let (parser, requests) = Parser::infer(event, parsed.is_some())?;
+            let Some((parser, requests)) = Parser::infer(event, parsed.is_some()) else {
+                if parsed.is_none() && mysql::header_alone(event.payload, event.bytes) {
+                    if self.heads_apart.len() >= MAX_HEADS_APART {
+                        self.heads_apart.clear();
+                    }
+                    self.heads_apart.insert(key, (event.direction, Partial::of(event, 0, wall_ns)));
+                    return Some(out);
+                }
+                return None;
+            };
             // After an HTTP/1.1 upgrade (h2c), or on a socket address reused
             // unseen: what HTTP/1 state there was ends here.
             out = self.on_close(event.pid, event.socket, wall_ns);
@@ -318,9 +371,7 @@ impl Sessions {
             && event.payload.len() - cut_at < MAX_PARTIAL
         {
             messages.pop();
-            let (payload, bytes) = (event.payload[cut_at..].to_vec(), event.bytes - cut_at as u32);
-            session.partial[way] =
-                Some(Partial { payload, bytes, wall_ns, tcp_seq: event.tcp_seq, syscall_trace_id: event.syscall_trace_id, tid: event.tid });
+            session.partial[way] = Some(Partial::of(event, cut_at, wall_ns));
         }
         // Sizes of the messages before the last are known (parsing stops at
         // an unknown one): the last one starts after them.
@@ -381,6 +432,7 @@ impl Sessions {
 
     /// The connection closed: its unanswered requests will never be.
     pub fn on_close(&mut self, pid: u32, socket: u64, wall_ns: u64) -> Vec<RequestRecord> {
+        self.heads_apart.remove(&(pid, socket));
         let Some(session) = self.sessions.remove(&(pid, socket)) else { return Vec::new() };
         let mut out: Vec<RequestRecord> = session.open.map(|open| open.record).into_iter().collect();
         if let Some(parser) = session.parser {
