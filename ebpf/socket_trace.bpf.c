@@ -69,7 +69,18 @@ struct {
 /* A syscall between entry and exit, or an OpenSSL call between uprobe and uretprobe. */
 enum buffer_shape { PLAIN = 0, IOV = 1 };
 
+/* A connected socket's addresses, as a record's header carries them. */
+struct endpoints {
+	u16 family;
+	u16 lport;              /* host byte order */
+	u16 rport;
+	u8 known;               /* else read from the socket when a record is made */
+	u8 laddr[16];
+	u8 raddr[16];
+};
+
 struct call {
+	struct endpoints ends;
 	u64 sock;
 	u64 buf;            /* the buffer, or the iovec array */
 	u64 iovcnt;
@@ -191,12 +202,14 @@ static __always_inline bool is_tcp(struct sock *sk)
 }
 
 /* What a file is to us, decided once per open file: the TCP socket we
- * trace, or 0 (not a socket, not TCP, not a wanted port). Entries go at
- * close(); the inode number guards against a file freed otherwise (a process
- * exiting) whose address a new one takes: a new socket has a new number. */
+ * trace, or 0 (not a socket, not TCP, not a wanted port), with its addresses
+ * once connected (read once, not at each record). Entries go at close(); the
+ * inode number guards against a file freed otherwise (a process exiting)
+ * whose address a new one takes: a new socket has a new number. */
 struct file_verdict {
 	u64 ino;
 	u64 sock;
+	struct endpoints ends;
 };
 
 struct {
@@ -218,8 +231,23 @@ static __always_inline struct file *file_of(u32 fd)
 	return file;
 }
 
-/* The TCP socket behind an open file, if it is one we trace. */
-static __always_inline struct sock *socket_of_file(struct file *file)
+static __always_inline void read_endpoints(struct endpoints *e, struct sock *sk)
+{
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->family = family;
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+/* The verdict on an open file (its `sock` is 0 unless we trace it). */
+static __always_inline struct file_verdict *verdict_of(struct file *file)
 {
 	if (!file)
 		return 0;
@@ -228,16 +256,27 @@ static __always_inline struct sock *socket_of_file(struct file *file)
 	u64 ino = BPF_CORE_READ(inode, i_ino);
 	struct file_verdict *known = bpf_map_lookup_elem(&files, &key);
 	if (known && known->ino == ino)
-		return (struct sock *)known->sock;
+		return known;
 	struct file_verdict verdict = { .ino = ino };
 	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) == S_IFSOCK) {
 		struct socket *socket = BPF_CORE_READ(file, private_data);
 		struct sock *sk = BPF_CORE_READ(socket, sk);
-		if (sk && is_tcp(sk) && ports_wanted(sk))
+		if (sk && is_tcp(sk) && ports_wanted(sk)) {
 			verdict.sock = (u64)sk;
+			read_endpoints(&verdict.ends, sk);
+			/* Not yet connected (no peer port): read them again at each record. */
+			verdict.ends.known = verdict.ends.rport != 0;
+		}
 	}
 	bpf_map_update_elem(&files, &key, &verdict, BPF_ANY);
-	return (struct sock *)verdict.sock;
+	return bpf_map_lookup_elem(&files, &key);
+}
+
+/* The TCP socket behind an open file, if it is one we trace. */
+static __always_inline struct sock *socket_of_file(struct file *file)
+{
+	struct file_verdict *verdict = verdict_of(file);
+	return verdict ? (struct sock *)verdict->sock : 0;
 }
 
 /* The TCP socket behind a descriptor of the current process, if it is one we trace. */
@@ -246,7 +285,8 @@ static __always_inline struct sock *traced_socket(u32 fd)
 	return socket_of_file(file_of(fd));
 }
 
-static __always_inline struct record *new_record(u8 kind, struct sock *sk)
+/* A record of the socket, with its addresses from `known` when they are there. */
+static __always_inline struct record *new_record_of(u8 kind, struct sock *sk, struct endpoints *known)
 {
 	u32 zero = 0;
 	struct record *r = bpf_map_lookup_elem(&scratch, &zero);
@@ -257,18 +297,22 @@ static __always_inline struct record *new_record(u8 kind, struct sock *sk)
 	h->ts_ns = bpf_ktime_get_ns();
 	h->sock = (u64)sk;
 	h->kind = kind;
-	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	h->family = family;
-	h->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	h->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET) {
-		BPF_CORE_READ_INTO(&h->laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(&h->raddr, sk, __sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO(&h->laddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&h->raddr, sk, __sk_common.skc_v6_daddr);
+	struct endpoints read, *e = known;
+	if (!known || !known->known) {
+		read_endpoints(&read, sk);
+		e = &read;
 	}
+	h->family = e->family;
+	h->lport = e->lport;
+	h->rport = e->rport;
+	__builtin_memcpy(h->laddr, e->laddr, sizeof(h->laddr));
+	__builtin_memcpy(h->raddr, e->raddr, sizeof(h->raddr));
 	return r;
+}
+
+static __always_inline struct record *new_record(u8 kind, struct sock *sk)
+{
+	return new_record_of(kind, sk, 0);
 }
 
 static __always_inline void set_process(struct event_header *h)
@@ -377,7 +421,7 @@ static __always_inline void emit_data(struct call *c, s64 len, bool tls)
 {
 	if (len <= 0)
 		return;
-	struct record *r = new_record(KIND_DATA, (struct sock *)c->sock);
+	struct record *r = new_record_of(KIND_DATA, (struct sock *)c->sock, &c->ends);
 	if (!r)
 		return;
 	set_process(&r->h);
@@ -391,12 +435,9 @@ static __always_inline void emit_data(struct call *c, s64 len, bool tls)
 	submit(r, captured);
 }
 
-/* Entry of a read or write call: remember what exit needs to copy. */
-static __always_inline int enter_data(u32 fd, u64 buf, u64 iovcnt, u8 shape, u8 direction)
+/* Entry of a read or write call of a wanted process: remember what exit needs to copy. */
+static __always_inline int enter_data(u64 pid_tgid, u32 fd, u64 buf, u64 iovcnt, u8 shape, u8 direction)
 {
-	u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!process_wanted(pid_tgid >> 32))
-		return 0;
 	/* Inside an OpenSSL call the bytes are ciphertext: note the socket, trace the plaintext instead. */
 	struct call *ssl = ssl_probes ? bpf_map_lookup_elem(&ssl_calls, &pid_tgid) : 0;
 	if (ssl) {
@@ -404,10 +445,11 @@ static __always_inline int enter_data(u32 fd, u64 buf, u64 iovcnt, u8 shape, u8 
 		bpf_map_update_elem(&ssl_fds, &ssl->ssl, &fd, BPF_ANY);
 		return 0;
 	}
-	struct sock *sk = traced_socket(fd);
-	if (!sk)
+	struct file_verdict *verdict = verdict_of(file_of(fd));
+	if (!verdict || !verdict->sock)
 		return 0;
-	struct call c = { .sock = (u64)sk, .buf = buf, .iovcnt = iovcnt, .fd = fd, .direction = direction, .shape = shape };
+	struct sock *sk = (struct sock *)verdict->sock;
+	struct call c = { .ends = verdict->ends, .sock = (u64)sk, .buf = buf, .iovcnt = iovcnt, .fd = fd, .direction = direction, .shape = shape };
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	c.tcp_seq = direction == EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
 	bpf_map_update_elem(&syscalls, &pid_tgid, &c, BPF_ANY);
@@ -425,12 +467,12 @@ static __always_inline int exit_data(s64 ret)
 	return 0;
 }
 
-static __always_inline int enter_msg(u32 fd, u64 msg, u8 direction)
+static __always_inline int enter_msg(u64 pid_tgid, u32 fd, u64 msg, u8 direction)
 {
 	struct user_msghdr m;
 	if (bpf_probe_read_user(&m, sizeof(m), (const void *)msg))
 		return 0;
-	return enter_data(fd, (u64)m.msg_iov, m.msg_iovlen, IOV, direction);
+	return enter_data(pid_tgid, fd, (u64)m.msg_iov, m.msg_iovlen, IOV, direction);
 }
 
 /* A connection event seen by its process: accept() returned it, or close() ends it. */
@@ -467,29 +509,34 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	long nr = ctx->args[1];
 	if (nr != NR_read && nr != NR_write && nr != NR_readv && nr != NR_writev && nr != NR_sendto && nr != NR_recvfrom && nr != NR_sendmsg && nr != NR_recvmsg && nr != NR_close)
 		return 0;
-	/* The syscall's arguments, in the registers user space passed them in. */
+	/* The syscall's arguments, in the registers user space passed them in:
+	 * read only those needed, and only for a process we trace. */
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
 	u64 fd = 0, buf = 0, count = 0;
 	bpf_probe_read_kernel(&fd, sizeof(fd), &regs->di);
+	if (nr == NR_close)
+		return on_close(fd);
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!process_wanted(pid_tgid >> 32))
+		return 0;
 	bpf_probe_read_kernel(&buf, sizeof(buf), &regs->si);
-	bpf_probe_read_kernel(&count, sizeof(count), &regs->dx);
 	switch (nr) {
 	case NR_write:
 	case NR_sendto:
-		return enter_data(fd, buf, 0, PLAIN, EGRESS);
+		return enter_data(pid_tgid, fd, buf, 0, PLAIN, EGRESS);
 	case NR_read:
 	case NR_recvfrom:
-		return enter_data(fd, buf, 0, PLAIN, INGRESS);
+		return enter_data(pid_tgid, fd, buf, 0, PLAIN, INGRESS);
 	case NR_writev:
-		return enter_data(fd, buf, count, IOV, EGRESS);
+		bpf_probe_read_kernel(&count, sizeof(count), &regs->dx);
+		return enter_data(pid_tgid, fd, buf, count, IOV, EGRESS);
 	case NR_readv:
-		return enter_data(fd, buf, count, IOV, INGRESS);
+		bpf_probe_read_kernel(&count, sizeof(count), &regs->dx);
+		return enter_data(pid_tgid, fd, buf, count, IOV, INGRESS);
 	case NR_sendmsg:
-		return enter_msg(fd, buf, EGRESS);
-	case NR_recvmsg:
-		return enter_msg(fd, buf, INGRESS);
+		return enter_msg(pid_tgid, fd, buf, EGRESS);
 	default:
-		return on_close(fd);
+		return enter_msg(pid_tgid, fd, buf, INGRESS);
 	}
 }
 

@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
-# eBPF capture overhead, release build, as root: nginx (one worker, answering
-# 200 "ok" itself) under wrk, first without capture, then with tapline's
-# `ebpf` source watching nginx's port (→ blackhole). Prints nginx's requests/s
-# both ways and the loss, the records tapline made per second, its CPU per
-# million records, peak RSS and ring buffer drops; then the user side's
-# decode + pairing cost per event (criterion).
+# eBPF capture overhead, release build, as root. Two cases, each under wrk,
+# first without capture, then with tapline's `ebpf` source (→ blackhole):
+# - the microbenchmark: nginx (one worker) answering 200 "ok" itself, captured
+#   at both ends (wrk's sockets and nginx's), then nginx's alone (pid filter);
+# - the realistic case: nginx proxying (keep-alive upstream) to two Python
+#   backends (scripts/http_backend.py) that spend WORK_US µs of CPU per
+#   request, captured on all three ports.
+# Prints the requests/s both ways and the loss, the records tapline made per
+# second, its CPU per million records, peak RSS and ring buffer drops; with
+# BPF_STATS=1, each kernel program's ns per call during a capture (measuring
+# costs a little: the throughput figures of such a run are not comparable);
+# then the user side's decode + pairing cost per event (criterion).
 # Usage: scripts/bench-ebpf.sh [SECONDS] [CONNECTIONS]
+# Environment: TAPLINE_BIN (default: build ${CARGO_TARGET_DIR:-target}/release/tapline),
+# WORK_US (default 1000), BPF_STATS, SKIP_CRITERION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 connections=${2:-16}
-cargo build --release --quiet --bin tapline
+work_us=${WORK_US:-1000}
+bin=${TAPLINE_BIN:-${CARGO_TARGET_DIR:-target}/release/tapline}
+[ -n "${TAPLINE_BIN:-}" ] || cargo build --release --quiet --bin tapline
 work=$(mktemp -d)
-pid=; nginx_pid=
-trap 'kill $pid $nginx_pid 2>/dev/null || true; rm -rf "$work"' EXIT
-bin=target/release/tapline
+pid=; nginx_pid=; backend_pids=()
+trap 'kill $pid $nginx_pid "${backend_pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 source scripts/bench-lib.sh
 
-export NGINX_PORT=$(free_port) API_PORT=$(free_port)
+export NGINX_PORT=$(free_port) PROXY_PORT=$(free_port) API_PORT=$(free_port)
+backend_ports=("$(free_port)" "$(free_port)")
+for port in "${backend_ports[@]}"; do
+  python3 scripts/http_backend.py "$port" --threaded 2>>"$work/backend.log" & backend_pids+=($!)
+done
 cat > "$work/nginx.conf" <<CONF
 daemon off; master_process off; worker_processes 1;
 pid $work/nginx.pid; error_log $work/error.log;
@@ -27,32 +40,67 @@ http {
   client_body_temp_path $work/body; proxy_temp_path $work/proxy;
   fastcgi_temp_path $work/fastcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
   server { listen 127.0.0.1:$NGINX_PORT; location / { return 200 "ok\n"; } }
+  upstream backends {
+    server 127.0.0.1:${backend_ports[0]}; server 127.0.0.1:${backend_ports[1]};
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$PROXY_PORT;
+    location / { proxy_pass http://backends; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
 }
 CONF
 nginx -c "$work/nginx.conf" -p "$work" & nginx_pid=$!
-until curl -s "127.0.0.1:$NGINX_PORT/" >/dev/null; do sleep 0.1; done
+until curl -sf "127.0.0.1:$NGINX_PORT/" >/dev/null && curl -sf "127.0.0.1:$PROXY_PORT/" >/dev/null; do sleep 0.1; done
 
-rps() { wrk -t 1 -c "$connections" -d "${seconds}s" "http://127.0.0.1:$NGINX_PORT/bench" | awk '/Requests\/sec/ {print $2}'; }
+# rps URL: requests/s wrk gets (non-2xx answers and socket errors make the run fail).
+rps() {
+  wrk -t 1 -c "$connections" -d "${seconds}s" "$1" >"$work/wrk.out"
+  if grep -qE "Non-2xx|Socket errors" "$work/wrk.out"; then cat "$work/wrk.out" >&2; exit 1; fi
+  awk '/Requests\/sec/ {print $2}' "$work/wrk.out"
+}
 captured() { curl -s "127.0.0.1:$API_PORT/metrics" | awk '/^tapline_component_received_events_total\{component_id="capture"/ {print $2}'; }
 dropped() { curl -s "127.0.0.1:$API_PORT/metrics" | awk '/^tapline_component_discarded_events_total\{component_id="capture"/ {print $2}'; }
+# The kernel programs' run time per call since `bpf_stats_enabled` was set.
+bpf_stats() {
+  bpftool -j prog show | python3 -c '
+import json, sys
+for p in json.load(sys.stdin):
+    if p.get("run_cnt") and p["name"] in ("sys_enter", "sys_exit", "set_state", "retransmit", "send_reset", "receive_reset"):
+        print("  %-14s %6.0f ns per call, %10d calls" % (p["name"], p["run_time_ns"] / p["run_cnt"], p["run_cnt"]))'
+}
 
-rps >/dev/null  # warm-up
-without=$(rps)
-printf "nginx without capture: %9.0f requests/s\n" "$without"
-# Both ends of each request (wrk's and nginx's sockets), then nginx's alone (pid filter).
-for pids in "" "$nginx_pid"; do
-  export CAPTURE_PIDS=$pids
+# bench WHAT URL WITHOUT: one capture run (ports $CAPTURE_PORTS, pids $CAPTURE_PIDS) under wrk on URL.
+bench() {
+  [ -z "${BPF_STATS:-}" ] || sysctl -qw kernel.bpf_stats_enabled=1
   $bin run --config benches/ebpf.toml 2>"$work/tapline.log" & pid=$!
   until grep -q "eBPF capture started" "$work/tapline.log"; do kill -0 $pid; sleep 0.1; done
   start_cpu=$(cpu_secs $pid); start_events=$(captured)
-  with=$(rps)
+  with=$(rps "$2")
   sleep 2  # the last records leave the ring buffer and the sessions
   events=$(( $(captured) - start_events )); cpu=$(awk -v a="$(cpu_secs $pid)" -v b="$start_cpu" 'BEGIN {print a - b}')
   rss=$(peak_mib $pid); drops=$(dropped)
+  [ -z "${BPF_STATS:-}" ] || { bpf_stats; sysctl -qw kernel.bpf_stats_enabled=0; }
   kill $pid; wait $pid || true; pid=
-  awk -v what="${pids:+nginx only}" -v without="$without" -v with="$with" -v events="$events" -v s="$seconds" -v cpu="$cpu" -v rss="$rss" -v drops="$drops" 'BEGIN {
-    printf "capturing %-10s nginx %9.0f requests/s (%.1f %% fewer); tapline %d events in %d s = %.0f/s, %.2f CPU-s per million, peak RSS %.1f MiB, %d ring buffer drops\n",
-      (what == "" ? "both ends:" : what ":"), with, (without - with) / without * 100, events, s, events / s, cpu / events * 1e6, rss, drops }'
-done
+  awk -v what="$1" -v without="$3" -v with="$with" -v events="$events" -v s="$seconds" -v cpu="$cpu" -v rss="$rss" -v drops="$drops" 'BEGIN {
+    printf "capturing %-22s %9.0f requests/s (%.1f %% fewer); tapline %d events in %d s = %.0f/s, %.2f CPU-s per million, peak RSS %.1f MiB, %d ring buffer drops\n",
+      what ":", with, (without - with) / without * 100, events, s, events / s, cpu / events * 1e6, rss, drops }'
+}
 
-cargo bench --quiet --bench hot_paths -- ebpf/ --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^ebpf/|thrpt"
+micro="http://127.0.0.1:$NGINX_PORT/bench"
+rps "$micro" >/dev/null  # warm-up
+without=$(rps "$micro")
+printf "nginx without capture: %9.0f requests/s\n" "$without"
+export CAPTURE_PORTS=$NGINX_PORT
+# Both ends of each request (wrk's and nginx's sockets), then nginx's alone (pid filter).
+CAPTURE_PIDS= bench "both ends" "$micro" "$without"
+CAPTURE_PIDS=$nginx_pid bench "nginx only" "$micro" "$without"
+
+proxied="http://127.0.0.1:$PROXY_PORT/work/$work_us"
+rps "$proxied" >/dev/null  # warm-up: nginx opens its upstream connections
+without=$(rps "$proxied")
+printf "nginx → 2 backends (%d µs of CPU per request) without capture: %9.0f requests/s\n" "$work_us" "$without"
+CAPTURE_PORTS="$PROXY_PORT, ${backend_ports[0]}, ${backend_ports[1]}" CAPTURE_PIDS= bench "proxy, all 3 ports" "$proxied" "$without"
+
+[ -n "${SKIP_CRITERION:-}" ] ||
+  cargo bench --offline --quiet --bench hot_paths -- ebpf/ --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^ebpf/|thrpt"
