@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tapline::component::buffer::{channel, BufferConfig};
-use tapline::component::output::{Fanout, TargetList};
+use tapline::component::output::{Fanout, Target, TargetList};
 use tapline::component::{TransformConfig, TransformOutput};
 use tapline::event::{Event, EventBatch, Value};
 use tapline::telemetry;
@@ -47,7 +47,7 @@ fn engine(c: &mut Criterion) {
     let metrics = telemetry::component("bench", "sink", "bench");
     let (tx, mut rx) = channel(&BufferConfig { max_events: 10 * BATCH, ..Default::default() }, metrics.clone());
     let targets = Arc::new(TargetList::default());
-    targets.set(vec![("sink".into(), tx)]);
+    targets.set(vec![("sink".into(), Target::Buffer(tx))]);
     let fanout = Fanout { targets, metrics };
     group.bench_function("fanout_buffer_1000_events", |b| {
         b.iter_batched(

@@ -7,12 +7,14 @@
 # This machine's speed swings by 2× from minute to minute, so what is compared runs at
 # the same time, each under its own 8 connections: BEFORE=/path/to/an/older/tapline
 # and VECTOR=/path/to/vector (the same config; its [api] table left out) run beside
-# this build when set.
+# this build when set; TAPLINE_BIN=/path/to/tapline runs that binary instead of
+# building this tree (swap it with BEFORE to check that the two ports are alike).
 # Usage: scripts/bench-vector-config.sh [SECONDS]      (needs wrk: apt-get install wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
-cargo build --release --quiet
+tapline=${TAPLINE_BIN:-target/release/tapline}
+[ -n "${TAPLINE_BIN:-}" ] || cargo build --release --quiet
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -38,7 +40,7 @@ start() {
   pids+=($!); names+=("$name"); echo "$http" > "$work/$name.port"
   until curl -s -o /dev/null "127.0.0.1:$http/"; do sleep 0.1; done
 }
-start tapline target/release/tapline run
+start tapline "$tapline" run
 [ -z "${BEFORE:-}" ] || start before "$BEFORE" run
 [ -z "${VECTOR:-}" ] || start vector "$VECTOR"
 

@@ -11,6 +11,7 @@
 
 pub mod buffer;
 mod error;
+pub mod inline;
 pub mod output;
 mod shutdown;
 mod sink;
@@ -27,6 +28,7 @@ pub use output::OutputDef;
 pub use shutdown::ShutdownSignal;
 pub use sink::{Reporter, SinkConfig, SinkContext};
 pub use source::{attach_finalizers, attach_withdrawable, SourceConfig, SourceContext, SourceOutputs};
+pub(crate) use transform::deliver;
 pub use transform::{Transform, TransformConfig, TransformOutput};
 
 /// A running component: ends with `Ok` when its input is drained or it was told to stop.

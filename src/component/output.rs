@@ -6,7 +6,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::buffer::BufferSender;
+use tokio::time::Instant;
+
+use super::buffer::{BufferSender, Closed, Reservation};
+use super::inline::InlineTransform;
 use crate::event::{EventBatch, Kinds};
 use crate::telemetry::ComponentMetrics;
 
@@ -27,7 +30,53 @@ impl OutputDef {
     }
 }
 
-pub type Targets = Arc<Vec<(String, BufferSender)>>;
+/// Where an output's batches go: a component's input buffer, or a transform
+/// that runs on the sending task (see `inline`).
+#[derive(Clone)]
+pub enum Target {
+    Buffer(BufferSender),
+    Inline(Arc<InlineTransform>),
+}
+
+impl Target {
+    async fn send(&self, batch: EventBatch) -> Result<(), Closed> {
+        match self {
+            Target::Buffer(buffer) => buffer.send(batch).await,
+            // Boxed: an inline transform's own outputs may hold inline transforms.
+            Target::Inline(transform) => {
+                Box::pin(transform.send(batch)).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Take room for `events` by `deadline`, or give up (`None`).
+    async fn reserve(&self, events: usize, deadline: Instant) -> Option<Room> {
+        match self {
+            Target::Buffer(buffer) => {
+                let reservation = tokio::time::timeout_at(deadline, buffer.reserve(events)).await.ok()?;
+                Some(Room::Buffer(buffer.clone(), reservation))
+            }
+            Target::Inline(transform) => {
+                let rooms = Box::pin(transform.reserve(events, deadline)).await?;
+                Some(Room::Inline(transform.clone(), rooms))
+            }
+        }
+    }
+}
+
+/// Room taken in one target, with the target it was taken in.
+enum Room {
+    Buffer(BufferSender, Reservation),
+    /// Room in every target of each output of the transform, by port.
+    Inline(Arc<InlineTransform>, Vec<(Option<String>, FanoutRoom)>),
+}
+
+/// Room taken in every target of one output, all or none, for a batch of
+/// up to the events asked for.
+pub struct FanoutRoom(Vec<(String, Room)>);
+
+pub type Targets = Arc<Vec<(String, Target)>>;
 
 /// The targets of one output, shared between the sending component and the topology.
 #[derive(Default)]
@@ -38,7 +87,7 @@ impl TargetList {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn set(&self, targets: Vec<(String, BufferSender)>) {
+    pub fn set(&self, targets: Vec<(String, Target)>) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(targets);
     }
 }
@@ -77,34 +126,60 @@ impl Fanout {
     /// Deliver to every target if each has room within `wait`; else hand the
     /// batch back untouched, holding no room (an HTTP source then answers 503).
     pub async fn send_within(&self, batch: EventBatch, wait: Duration) -> Result<(), EventBatch> {
-        let targets = self.targets.get();
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut reservations = Vec::with_capacity(targets.len());
-        for (_, target) in targets.iter() {
-            match tokio::time::timeout_at(deadline, target.reserve(batch.len())).await {
-                Ok(reservation) => reservations.push(reservation),
-                Err(_) => return Err(batch),
+        match self.reserve(batch.len(), Instant::now() + wait).await {
+            Some(room) => {
+                self.send_reserved(batch, room);
+                Ok(())
             }
+            None => Err(batch),
+        }
+    }
+
+    /// Take room for `events` in every target by `deadline`, or none at all.
+    pub async fn reserve(&self, events: usize, deadline: Instant) -> Option<FanoutRoom> {
+        let targets = self.targets.get();
+        let mut rooms = Vec::with_capacity(targets.len());
+        for (id, target) in targets.iter() {
+            rooms.push((id.clone(), target.reserve(events, deadline).await?));
+        }
+        Some(FanoutRoom(rooms))
+    }
+
+    /// Send into room taken by `reserve`, without waiting.
+    pub fn send_reserved(&self, batch: EventBatch, FanoutRoom(mut rooms): FanoutRoom) {
+        if batch.is_empty() {
+            return;
         }
         let len = batch.len();
-        if targets.is_empty() {
+        let Some((last_id, last)) = rooms.pop() else {
             ComponentMetrics::add(&self.metrics.discarded_events, len);
-            return Ok(());
-        }
-        let mut batch = Some(batch);
-        let last = targets.len() - 1;
-        for (index, ((id, target), reservation)) in targets.iter().zip(reservations).enumerate() {
-            let copy = if index == last { batch.take().unwrap_or_default() } else { batch.clone().unwrap_or_default() };
-            if target.send_reserved(copy, reservation).is_err() {
-                self.lost(id, len);
+            return;
+        };
+        for (id, room) in rooms {
+            if room.send(batch.clone()).is_err() {
+                self.lost(&id, len);
             }
         }
+        if last.send(batch).is_err() {
+            self.lost(&last_id, len);
+        }
         ComponentMetrics::add(&self.metrics.sent_events, len);
-        Ok(())
     }
 
     fn lost(&self, target: &str, len: usize) {
         ComponentMetrics::add(&self.metrics.discarded_events, len);
         tracing::error!(component = %self.metrics.id, target, events = len, "target stopped; its copy of the batch is lost");
+    }
+}
+
+impl Room {
+    fn send(self, batch: EventBatch) -> Result<(), Closed> {
+        match self {
+            Room::Buffer(buffer, reservation) => buffer.send_reserved(batch, reservation),
+            Room::Inline(transform, rooms) => {
+                transform.send_reserved(batch, rooms);
+                Ok(())
+            }
+        }
     }
 }

@@ -5,9 +5,12 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use super::output::OutputDef;
+use std::collections::BTreeMap;
+
+use super::output::{Fanout, OutputDef};
 use super::Result;
 use crate::event::{Event, EventBatch, Kinds};
+use crate::telemetry::ComponentMetrics;
 
 pub trait TransformConfig: Debug + Send + Sync {
     fn input_kinds(&self) -> Kinds;
@@ -31,6 +34,16 @@ pub trait Transform: Send {
     /// Runs every `tick_interval`, and once more with `last = true` after the
     /// input has ended, to flush what is held.
     fn tick(&mut self, _last: bool, _out: &mut TransformOutput) {}
+
+    /// An independent copy, for a transform that keeps nothing from one batch
+    /// to the next, has no timers or background work (`start` is not called
+    /// on it), and gives each output at most as many
+    /// events as it was handed (`remap`, `filter`, `route`). The topology then
+    /// runs copies on the tasks that send to it (`inline`) instead of a task
+    /// of its own: the events are changed on the thread that built them.
+    fn fork(&self) -> Option<Box<dyn Transform>> {
+        None
+    }
 }
 
 /// Where a transform puts its results, per output, plus what it counted.
@@ -76,5 +89,27 @@ impl TransformOutput {
     pub fn drain(&mut self) -> impl Iterator<Item = (Option<String>, EventBatch)> + '_ {
         let primary = std::mem::take(&mut self.primary);
         std::iter::once((None, primary)).chain(self.named.iter_mut().map(|(name, batch)| (Some(name.clone()), std::mem::take(batch))))
+    }
+}
+
+/// Count what a transform counted, and take its results by output.
+pub(crate) fn settle(out: &mut TransformOutput, metrics: &ComponentMetrics) -> Vec<(Option<String>, EventBatch)> {
+    ComponentMetrics::add(&metrics.errors, std::mem::take(&mut out.errors));
+    ComponentMetrics::add(&metrics.discarded_events, std::mem::take(&mut out.discarded));
+    for (name, n) in out.counts.drain(..) {
+        metrics.add_own(name, n);
+    }
+    for (name, value) in out.gauges.drain(..) {
+        metrics.set_own_gauge(name, value);
+    }
+    out.drain().filter(|(_, batch)| !batch.is_empty()).collect()
+}
+
+/// `settle`, then send each output's batch on, waiting while a target is full.
+pub(crate) async fn deliver(out: &mut TransformOutput, fanouts: &BTreeMap<Option<String>, Fanout>, metrics: &ComponentMetrics) {
+    for (port, batch) in settle(out, metrics) {
+        if let Some(fanout) = fanouts.get(&port) {
+            fanout.send(batch).await;
+        }
     }
 }

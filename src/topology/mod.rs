@@ -14,10 +14,11 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::component::buffer::{self, BufferReceiver, BufferSender};
-use crate::component::output::{Fanout, OutputDef, TargetList};
+use crate::component::buffer::{self, BufferReceiver};
+use crate::component::inline::InlineTransform;
+use crate::component::output::{Fanout, OutputDef, Target, TargetList};
 use crate::component::{
-    ComponentKind, Error, Result, ShutdownSignal, SinkContext, SourceContext, SourceOutputs, Task, Transform, TransformOutput,
+    deliver, ComponentKind, Error, Result, ShutdownSignal, SinkContext, SourceContext, SourceOutputs, Task, Transform, TransformOutput,
 };
 use crate::config::{Component, Config, GlobalOptions, OutputId};
 use crate::enrichment;
@@ -28,8 +29,9 @@ struct Running {
     kind: ComponentKind,
     type_name: String,
     fingerprint: serde_json::Value,
-    /// Transforms and sinks: the sending end of the input buffer.
-    input: Option<BufferSender>,
+    /// Transforms and sinks: where senders put batches (an input buffer, or
+    /// a transform run inline).
+    input: Option<Target>,
     /// Sources and transforms: the targets of each output.
     outputs: BTreeMap<Option<String>, Arc<TargetList>>,
     stop: Option<watch::Sender<bool>>,
@@ -137,16 +139,10 @@ impl RunningTopology {
                     .map(|(port, targets)| (port.clone(), Fanout { targets: targets.clone(), metrics: metrics.clone() }))
                     .collect::<BTreeMap<_, _>>()
             };
-            let (input, receiver) = match c.kind {
-                ComponentKind::Source => (None, None),
-                _ => {
-                    let (tx, rx) = buffer::channel(&c.buffer, metrics.clone());
-                    (Some(tx), Some(rx))
-                }
-            };
+            let mut input = None;
             let mut stop = None;
-            let task: Task = match (&c.config, receiver) {
-                (ComponentConfig::Source(source), _) => {
+            let task: Task = match &c.config {
+                ComponentConfig::Source(source) => {
                     let (tx, shutdown) = ShutdownSignal::new();
                     stop = Some(tx);
                     let cx = SourceContext {
@@ -160,14 +156,27 @@ impl RunningTopology {
                     };
                     source.build(cx).map_err(|e| Error::caused_by(format!("source `{}`", c.id), e))?
                 }
-                (ComponentConfig::Transform(_), Some(rx)) => {
+                ComponentConfig::Transform(_) => {
                     let transform = transforms.remove(&c.id).ok_or("transform built above")?;
-                    Box::pin(run_transform(transform, rx, fanouts(), c.outputs(), metrics.clone()))
+                    // Transforms that can be forked run on their senders' tasks; the others behind a buffer.
+                    match InlineTransform::new(transform, c.outputs(), fanouts(), metrics.clone()) {
+                        Ok((inline, task)) => {
+                            input = Some(Target::Inline(inline));
+                            task
+                        }
+                        Err(transform) => {
+                            let (tx, rx) = buffer::channel(&c.buffer, metrics.clone());
+                            input = Some(Target::Buffer(tx));
+                            Box::pin(run_transform(transform, rx, fanouts(), c.outputs(), metrics.clone()))
+                        }
+                    }
                 }
-                (ComponentConfig::Sink(sink), Some(rx)) => sink
-                    .build(SinkContext { id: c.id.clone(), input: rx, metrics: metrics.clone() })
-                    .map_err(|e| Error::caused_by(format!("sink `{}`", c.id), e))?,
-                _ => return Err(format!("component `{}` has no input buffer", c.id).into()),
+                ComponentConfig::Sink(sink) => {
+                    let (tx, rx) = buffer::channel(&c.buffer, metrics.clone());
+                    input = Some(Target::Buffer(tx));
+                    sink.build(SinkContext { id: c.id.clone(), input: rx, metrics: metrics.clone() })
+                        .map_err(|e| Error::caused_by(format!("sink `{}`", c.id), e))?
+                }
             };
             let (open, gate) = oneshot::channel::<()>();
             gates.push(open);
@@ -198,14 +207,17 @@ impl RunningTopology {
         let started_ids: Vec<String> = started.keys().cloned().collect();
         self.running.extend(started);
         // Rewire: each output's target list is replaced whole, so no batch falls between two lists.
-        for (id, running) in &self.running {
+        // New components first: a running source must not reach a new inline
+        // transform before that transform's own outputs are wired.
+        let (new, kept): (Vec<_>, Vec<_>) = self.running.iter().partition(|(id, _)| started_ids.contains(id));
+        for (id, running) in new.into_iter().chain(kept) {
             for (port, targets) in &running.outputs {
                 let out = OutputId { component: id.clone(), port: port.clone() };
                 let list = config
                     .components
                     .values()
                     .filter(|c| c.upstream().any(|u| *u == out))
-                    .filter_map(|c| self.running.get(&c.id).and_then(|r| r.input.clone()).map(|tx| (c.id.clone(), tx)))
+                    .filter_map(|c| self.running.get(&c.id).and_then(|r| r.input.clone()).map(|target| (c.id.clone(), target)))
                     .collect();
                 targets.set(list);
             }
@@ -311,26 +323,9 @@ async fn run_transform(
             },
             _ = ticks.tick(), if period.is_some() => transform.tick(false, &mut out),
         }
-        send_results(&mut out, &fanouts, &metrics).await;
+        deliver(&mut out, &fanouts, &metrics).await;
     }
     transform.tick(true, &mut out);
-    send_results(&mut out, &fanouts, &metrics).await;
+    deliver(&mut out, &fanouts, &metrics).await;
     Ok(())
-}
-
-async fn send_results(out: &mut TransformOutput, fanouts: &BTreeMap<Option<String>, Fanout>, metrics: &ComponentMetrics) {
-    ComponentMetrics::add(&metrics.errors, std::mem::take(&mut out.errors));
-    ComponentMetrics::add(&metrics.discarded_events, std::mem::take(&mut out.discarded));
-    for (name, n) in out.counts.drain(..) {
-        metrics.add_own(name, n);
-    }
-    for (name, value) in out.gauges.drain(..) {
-        metrics.set_own_gauge(name, value);
-    }
-    let results: Vec<_> = out.drain().collect();
-    for (port, batch) in results {
-        if let Some(fanout) = fanouts.get(&port) {
-            fanout.send(batch).await;
-        }
-    }
 }

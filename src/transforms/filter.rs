@@ -31,6 +31,10 @@ struct Filter {
 }
 
 impl Transform for Filter {
+    fn fork(&self) -> Option<Box<dyn Transform>> {
+        Some(Box::new(Filter { condition: self.condition.fork() }))
+    }
+
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
         for mut event in batch {
             match self.condition.check(&mut event) {

@@ -68,6 +68,10 @@ struct Remap {
 }
 
 impl Transform for Remap {
+    fn fork(&self) -> Option<Box<dyn Transform>> {
+        Some(Box::new(Remap { program: self.program.fork(), config: self.config.clone(), keep_original: self.keep_original }))
+    }
+
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
         for mut event in batch {
             let Some(value) = event.make_log() else {

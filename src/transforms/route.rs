@@ -53,6 +53,11 @@ struct Route {
 }
 
 impl Transform for Route {
+    fn fork(&self) -> Option<Box<dyn Transform>> {
+        let routes = self.routes.iter().map(VrlProgram::fork).collect();
+        Some(Box::new(Route { routes, reroute_unmatched: self.reroute_unmatched }))
+    }
+
     fn transform(&mut self, batch: EventBatch, out: &mut TransformOutput) {
         for mut event in batch {
             let mut matched: Vec<usize> = Vec::new();

@@ -49,6 +49,11 @@ impl VrlProgram {
         }
     }
 
+    /// A copy with its own runtime, to run beside this one.
+    pub fn fork(&self) -> Self {
+        VrlProgram { program: self.program.clone(), runtime: Runtime::default(), undo: UndoLog::default() }
+    }
+
     /// Whether a run can end in an error, or in an abort.
     pub fn info(&self) -> &vrl::compiler::ProgramInfo {
         self.program.info()
