@@ -20,6 +20,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
+#define TCP_LAST_ACK 9
+#define TCP_CLOSING 11
 /* Iovecs copied per call. gRPC (C-core) writes a frame in one slice per
  * header name and value: 64, through bpf_loop (kernel 5.17+). The object
  * built for older kernels (no TAPLINE_BPF_LOOP) unrolls a loop of 8. */
@@ -66,7 +69,7 @@ struct {
 	__type(value, u8);
 } pids SEC(".maps");
 
-/* A syscall between entry and exit, or an OpenSSL call between uprobe and uretprobe. */
+/* A finished read or write syscall, or an OpenSSL call between uprobe and uretprobe. */
 enum buffer_shape { PLAIN = 0, IOV = 1 };
 
 /* A connected socket's addresses, as a record's header carries them. */
@@ -91,15 +94,6 @@ struct call {
 	u8 direction;
 	u8 shape;
 };
-
-/* A plain hash, not LRU: every entry is deleted at the call's exit, and an
- * LRU update costs several times more on this hottest path. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, u64);   /* pid_tgid */
-	__type(value, struct call);
-} syscalls SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -358,7 +352,11 @@ static __always_inline u64 syscall_trace_id(u32 tid, u8 direction)
 
 static __always_inline u32 copy_plain(struct record *r, u64 buf, u32 len)
 {
-	u32 n = len < payload_limit ? len : payload_limit;
+	u64 n = len < payload_limit ? len : payload_limit;
+	/* Hide what clang knows of n, so that it bounds all 64 bits of the
+	 * register it passes (else it may compare the low 32 only, and the
+	 * verifier refuses the length as unbounded). */
+	asm volatile("" : "+r"(n));
 	if (n > MAX_PAYLOAD)
 		n = MAX_PAYLOAD;
 	if (bpf_probe_read_user(r->payload, n, (const void *)buf))
@@ -435,8 +433,32 @@ static __always_inline void emit_data(struct call *c, s64 len, bool tls)
 	submit(r, captured);
 }
 
-/* Entry of a read or write call of a wanted process: remember what exit needs to copy. */
-static __always_inline int enter_data(u64 pid_tgid, u32 fd, u64 buf, u64 iovcnt, u8 shape, u8 direction)
+/* The sequence number of the first byte a finished call moved: the call has
+ * moved the socket's counter past its bytes already (a peek moves nothing),
+ * and past the peer's FIN too when the read reached it (the FIN counts one,
+ * and once it is read the counter stands at rcv_nxt, past it). */
+static __always_inline u32 first_seq(struct sock *sk, u8 direction, s64 len, bool peek)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	if (direction == EGRESS)
+		return BPF_CORE_READ(tp, write_seq) - (u32)len;
+	u32 seq = BPF_CORE_READ(tp, copied_seq);
+	if (peek)
+		return seq;
+	u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	/* The states a FIN received leads to while the socket can still be read.
+	 * Not CLOSE: a reset leads there too, with no FIN to count (a socket that
+	 * sent its own FIN first and reads the peer's in CLOSE is one off). */
+	bool fin_received = state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING;
+	if (fin_received && seq == BPF_CORE_READ(tp, rcv_nxt))
+		seq -= 1;
+	return seq - (u32)len;
+}
+
+/* A read or write call of a wanted process that moved `len` bytes, seen at
+ * its exit (its arguments are still in the saved registers): one record, and
+ * no state kept between entry and exit. */
+static __always_inline int data_call(u64 pid_tgid, u32 fd, u64 buf, u64 iovcnt, u8 shape, u8 direction, s64 len, bool peek)
 {
 	/* Inside an OpenSSL call the bytes are ciphertext: note the socket, trace the plaintext instead. */
 	struct call *ssl = ssl_probes ? bpf_map_lookup_elem(&ssl_calls, &pid_tgid) : 0;
@@ -445,34 +467,24 @@ static __always_inline int enter_data(u64 pid_tgid, u32 fd, u64 buf, u64 iovcnt,
 		bpf_map_update_elem(&ssl_fds, &ssl->ssl, &fd, BPF_ANY);
 		return 0;
 	}
+	if (len <= 0)
+		return 0;
 	struct file_verdict *verdict = verdict_of(file_of(fd));
 	if (!verdict || !verdict->sock)
 		return 0;
 	struct sock *sk = (struct sock *)verdict->sock;
 	struct call c = { .ends = verdict->ends, .sock = (u64)sk, .buf = buf, .iovcnt = iovcnt, .fd = fd, .direction = direction, .shape = shape };
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
-	c.tcp_seq = direction == EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
-	bpf_map_update_elem(&syscalls, &pid_tgid, &c, BPF_ANY);
+	c.tcp_seq = first_seq(sk, direction, len, peek);
+	emit_data(&c, len, false);
 	return 0;
 }
 
-static __always_inline int exit_data(s64 ret)
-{
-	u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct call *c = bpf_map_lookup_elem(&syscalls, &pid_tgid);
-	if (!c)
-		return 0;
-	emit_data(c, ret, false);
-	bpf_map_delete_elem(&syscalls, &pid_tgid);
-	return 0;
-}
-
-static __always_inline int enter_msg(u64 pid_tgid, u32 fd, u64 msg, u8 direction)
+static __always_inline int msg_call(u64 pid_tgid, u32 fd, u64 msg, u8 direction, s64 len, bool peek)
 {
 	struct user_msghdr m;
 	if (bpf_probe_read_user(&m, sizeof(m), (const void *)msg))
 		return 0;
-	return enter_data(pid_tgid, fd, (u64)m.msg_iov, m.msg_iovlen, IOV, direction);
+	return data_call(pid_tgid, fd, (u64)m.msg_iov, m.msg_iovlen, IOV, direction, len, peek);
 }
 
 /* A connection event seen by its process: accept() returned it, or close() ends it. */
@@ -502,43 +514,26 @@ static __always_inline int on_close(u32 fd)
 	return 0;
 }
 
-/* Every syscall passes here: leave at once unless it is one we trace. */
+/* Every syscall passes here. Only close() is seen at entry (at exit its
+ * file is gone); the calls that move data are seen whole at exit. */
 SEC("raw_tracepoint/sys_enter")
 int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
-	long nr = ctx->args[1];
-	if (nr != NR_read && nr != NR_write && nr != NR_readv && nr != NR_writev && nr != NR_sendto && nr != NR_recvfrom && nr != NR_sendmsg && nr != NR_recvmsg && nr != NR_close)
+	if (ctx->args[1] != NR_close)
 		return 0;
-	/* The syscall's arguments, in the registers user space passed them in:
-	 * read only those needed, and only for a process we trace. */
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	u64 fd = 0, buf = 0, count = 0;
+	u64 fd = 0;
 	bpf_probe_read_kernel(&fd, sizeof(fd), &regs->di);
-	if (nr == NR_close)
-		return on_close(fd);
-	u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!process_wanted(pid_tgid >> 32))
-		return 0;
-	bpf_probe_read_kernel(&buf, sizeof(buf), &regs->si);
-	switch (nr) {
-	case NR_write:
-	case NR_sendto:
-		return enter_data(pid_tgid, fd, buf, 0, PLAIN, EGRESS);
-	case NR_read:
-	case NR_recvfrom:
-		return enter_data(pid_tgid, fd, buf, 0, PLAIN, INGRESS);
-	case NR_writev:
-		bpf_probe_read_kernel(&count, sizeof(count), &regs->dx);
-		return enter_data(pid_tgid, fd, buf, count, IOV, EGRESS);
-	case NR_readv:
-		bpf_probe_read_kernel(&count, sizeof(count), &regs->dx);
-		return enter_data(pid_tgid, fd, buf, count, IOV, INGRESS);
-	case NR_sendmsg:
-		return enter_msg(pid_tgid, fd, buf, EGRESS);
-	default:
-		return enter_msg(pid_tgid, fd, buf, INGRESS);
-	}
+	return on_close(fd);
 }
+
+/* The saved registers from r10 to orig_ax, as struct pt_regs lays them out
+ * on x86-64: a syscall's number and arguments in one read. */
+struct syscall_regs {
+	u64 r10, r9, r8, ax, cx, dx, si, di, orig_ax;
+};
+
+#define MSG_PEEK 2
 
 SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
@@ -556,7 +551,7 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	case NR_recvfrom:
 	case NR_sendmsg:
 	case NR_recvmsg:
-		return exit_data(ret);
+		break;
 	case NR_accept:
 	case NR_accept4:
 		if (ret < 0 || !process_wanted(bpf_get_current_pid_tgid() >> 32))
@@ -564,6 +559,33 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		return socket_event(ret, traced_socket(ret), KIND_ACCEPTED);
 	default:
 		return 0;
+	}
+	/* A failed call moves nothing; but inside OpenSSL it still names the socket. */
+	if (ret <= 0 && !ssl_probes)
+		return 0;
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!process_wanted(pid_tgid >> 32))
+		return 0;
+	struct syscall_regs r;
+	if (bpf_probe_read_kernel(&r, sizeof(r), &regs->r10))
+		return 0;
+	u32 fd = r.di;
+	switch (nr) {
+	case NR_write:
+	case NR_sendto:
+		return data_call(pid_tgid, fd, r.si, 0, PLAIN, EGRESS, ret, false);
+	case NR_read:
+		return data_call(pid_tgid, fd, r.si, 0, PLAIN, INGRESS, ret, false);
+	case NR_recvfrom:
+		return data_call(pid_tgid, fd, r.si, 0, PLAIN, INGRESS, ret, r.r10 & MSG_PEEK);
+	case NR_writev:
+		return data_call(pid_tgid, fd, r.si, r.dx, IOV, EGRESS, ret, false);
+	case NR_readv:
+		return data_call(pid_tgid, fd, r.si, r.dx, IOV, INGRESS, ret, false);
+	case NR_sendmsg:
+		return msg_call(pid_tgid, fd, r.si, EGRESS, ret, false);
+	default:
+		return msg_call(pid_tgid, fd, r.si, INGRESS, ret, r.dx & MSG_PEEK);
 	}
 }
 

@@ -65,6 +65,7 @@ struct sock_common {
 		};
 	};
 	short unsigned int skc_family;
+	volatile unsigned char skc_state;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 };
@@ -76,6 +77,7 @@ struct sock {
 };
 
 struct tcp_sock {
+	u32 rcv_nxt;
 	u32 copied_seq;
 	u32 write_seq;
 };

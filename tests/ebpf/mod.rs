@@ -198,6 +198,44 @@ fn curl_to_python_http_server_seen_from_both_ends() {
     });
 }
 
+/// The kernel records a read's sequence number when the read has ended: a
+/// read that took the response and the server's FIN together (the FIN counts
+/// one in the sequence) still names the response's first byte, as the server's
+/// write does.
+#[test]
+fn a_response_read_with_the_fin_names_the_same_bytes_at_both_ends() {
+    if !root() {
+        return;
+    }
+    let port = free_port();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("bye.txt"), "answered, then closed\n").unwrap();
+    // HTTP/1.0: the server closes the connection after its response.
+    let _server = serve(
+        Command::new("python3").args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]).current_dir(files.path()),
+        port,
+    );
+    let pipeline = capture(&[port], "");
+    // The client waits until the response and the FIN are both queued, then reads once.
+    let client = format!(
+        "import socket, time\n\
+         s = socket.create_connection(('127.0.0.1', {port}))\n\
+         s.sendall(b'GET /bye.txt HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')\n\
+         time.sleep(0.5)\n\
+         first = s.recv(65536)\n\
+         print(first.decode().split('\\r\\n')[0])\n"
+    );
+    let out = Command::new("python3").args(["-c", &client]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("200"));
+
+    let found = wait_records(&pipeline, 2, "client and server records", |r| r["path"] == "/bye.txt");
+    let (client, server) = (side(&found, "client_process"), side(&found, "server_process"));
+    assert!(number(client, "tcp_seq_response") != 0);
+    assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
+    assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
+}
+
 #[test]
 fn keep_alive_pipelining_and_error_statuses() {
     if !root() {
