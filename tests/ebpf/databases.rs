@@ -259,6 +259,18 @@ fn psql_to_postgres_seen_from_both_ends() {
     }
 }
 
+/// A client session (`program` reading statements on stdin) connected and in
+/// use before the capture starts, as a pool's connections are: `first` is
+/// sent, and `done` (asked from another connection) says when it has run.
+fn session_open_before(program: &str, args: Vec<String>, first: &[u8], done: impl Fn() -> bool) -> (Child, std::process::ChildStdin) {
+    let mut client =
+        Command::new(program).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect(program);
+    let mut input = client.stdin.take().unwrap();
+    input.write_all(first).unwrap();
+    wait_for(&format!("{program}'s connection"), Duration::from_secs(30), done);
+    (client, input)
+}
+
 /// A psql session connected before the capture started (as a pool's
 /// connections are): its later queries are seen, at both ends, though its
 /// startup was not.
@@ -269,17 +281,7 @@ fn a_postgres_connection_open_before_the_capture_is_seen_from_its_next_query() {
     }
     let dir = tempfile::tempdir().unwrap();
     let Some((_server, port)) = postgres_server(dir.path()) else { return };
-    let mut psql = Command::new("psql")
-        .args(psql_args(port))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("psql");
-    let mut input = psql.stdin.take().unwrap();
-    input.write_all(b"CREATE TABLE items (id int PRIMARY KEY, name text);\n").unwrap();
-    // The connection is made and in use before the capture starts.
-    wait_for("psql's connection", Duration::from_secs(30), || {
+    let (psql, mut input) = session_open_before("psql", psql_args(port), b"CREATE TABLE items (id int PRIMARY KEY, name text);\n", || {
         let out =
             Command::new("psql").args(psql_args(port)).args(["-Atc", "SELECT count(*) FROM pg_tables WHERE tablename = 'items'"]).output();
         out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
@@ -344,17 +346,7 @@ fn a_mysql_connection_open_before_the_capture_is_seen_from_its_next_query() {
     }
     let dir = tempfile::tempdir().unwrap();
     let Some((_server, port)) = mariadb_server(dir.path()) else { return };
-    let mut client = Command::new("mysql")
-        .args(mysql_args(port))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mysql");
-    let mut input = client.stdin.take().unwrap();
-    input.write_all(b"CREATE DATABASE shop;\n").unwrap();
-    // The connection is made and in use before the capture starts.
-    wait_for("the mysql client's connection", Duration::from_secs(30), || {
+    let (client, mut input) = session_open_before("mysql", mysql_args(port), b"CREATE DATABASE shop;\n", || {
         let out = Command::new("mysql").args(mysql_args(port)).args(["-N", "-e", "SHOW DATABASES LIKE 'shop'"]).output();
         out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "shop")
     });
