@@ -103,7 +103,11 @@ impl InlineTransform {
     /// not use is given back.
     pub fn send_reserved(&self, batch: EventBatch, mut rooms: Vec<(Option<String>, FanoutRoom)>) {
         for (port, batch) in self.run(batch) {
-            let (Some(fanout), Some(at)) = (self.fanouts.get(&port), rooms.iter().position(|(p, _)| *p == port)) else { continue };
+            let (Some(fanout), Some(at)) = (self.fanouts.get(&port), rooms.iter().position(|(p, _)| *p == port)) else {
+                // `reserve` took room on every output `run` can fill: never lose a batch silently all the same.
+                ComponentMetrics::add(&self.metrics.discarded_events, batch.len());
+                continue;
+            };
             fanout.send_reserved(batch, rooms.swap_remove(at).1);
         }
     }

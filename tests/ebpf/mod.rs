@@ -98,6 +98,19 @@ fn backend(port: u16, tls: Option<(&Path, &Path)>) -> Server {
     serve(&mut command, port)
 }
 
+/// Python's `http.server` (HTTP/1.0) on a free port, serving one file `name`
+/// holding `content` from a directory that lives as long as the last value.
+fn python_file_server(name: &str, content: &str) -> (u16, Server, tempfile::TempDir) {
+    let port = free_port();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join(name), content).unwrap();
+    let server = serve(
+        Command::new("python3").args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]).current_dir(files.path()),
+        port,
+    );
+    (port, server, files)
+}
+
 fn curl(args: &[&str]) -> String {
     let out = Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().expect("curl must be installed");
     assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -151,13 +164,7 @@ fn curl_to_python_http_server_seen_from_both_ends() {
     if !root() {
         return;
     }
-    let port = free_port();
-    let files = tempfile::tempdir().unwrap();
-    std::fs::write(files.path().join("hello.txt"), "hello from the kernel's point of view\n").unwrap();
-    let _server = serve(
-        Command::new("python3").args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]).current_dir(files.path()),
-        port,
-    );
+    let (port, _server, _files) = python_file_server("hello.txt", "hello from the kernel's point of view\n");
     let pipeline = capture(&[port], "");
 
     let started = Instant::now();
@@ -207,14 +214,8 @@ fn a_response_read_with_the_fin_names_the_same_bytes_at_both_ends() {
     if !root() {
         return;
     }
-    let port = free_port();
-    let files = tempfile::tempdir().unwrap();
-    std::fs::write(files.path().join("bye.txt"), "answered, then closed\n").unwrap();
     // HTTP/1.0: the server closes the connection after its response.
-    let _server = serve(
-        Command::new("python3").args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]).current_dir(files.path()),
-        port,
-    );
+    let (port, _server, _files) = python_file_server("bye.txt", "answered, then closed\n");
     let pipeline = capture(&[port], "");
     // The client waits until the response and the FIN are both queued, then reads once.
     let client = format!(
