@@ -213,20 +213,19 @@ fn ebpf_record(socket: u64, client_port: u16, ingress: bool, payload: &[u8]) -> 
     let mut r = vec![0u8; tapline::sources::ebpf::event::HEADER_LEN];
     r[0..8].copy_from_slice(&1_000_000u64.to_le_bytes());
     r[8..16].copy_from_slice(&socket.to_le_bytes());
-    r[16..24].copy_from_slice(&7u64.to_le_bytes());
-    r[32..36].copy_from_slice(&4242u32.to_le_bytes());
-    r[36..40].copy_from_slice(&4242u32.to_le_bytes());
-    r[44..48].copy_from_slice(&(socket as u32).to_le_bytes());
-    r[48..52].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    r[52..56].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    r[56..58].copy_from_slice(&2u16.to_le_bytes());
-    r[58..60].copy_from_slice(&8080u16.to_le_bytes());
-    r[60..62].copy_from_slice(&client_port.to_le_bytes());
-    r[62] = 1;
-    r[63] = u8::from(ingress);
-    r[66..70].copy_from_slice(&[127, 0, 0, 1]);
-    r[82..86].copy_from_slice(&[127, 0, 0, 1]);
-    r[98..103].copy_from_slice(b"nginx");
+    r[24..28].copy_from_slice(&4242u32.to_le_bytes());
+    r[28..32].copy_from_slice(&4242u32.to_le_bytes());
+    r[36..40].copy_from_slice(&(socket as u32).to_le_bytes());
+    r[40..44].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    r[44..48].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    r[48..50].copy_from_slice(&2u16.to_le_bytes());
+    r[50..52].copy_from_slice(&8080u16.to_le_bytes());
+    r[52..54].copy_from_slice(&client_port.to_le_bytes());
+    r[54] = 1;
+    r[55] = u8::from(ingress);
+    r[58..62].copy_from_slice(&[127, 0, 0, 1]);
+    r[74..78].copy_from_slice(&[127, 0, 0, 1]);
+    r[90..95].copy_from_slice(b"nginx");
     r.extend_from_slice(payload);
     r
 }
@@ -249,6 +248,24 @@ fn ebpf(c: &mut Criterion) {
             let mut sessions = Sessions::default();
             let mut done = 0;
             for (i, raw) in records.iter().enumerate() {
+                let event = Captured::decode(std::hint::black_box(raw)).unwrap();
+                done += sessions.on_data(&event, 1_732_613_000_000_000_000 + i as u64 * 1000).len();
+            }
+            done
+        })
+    });
+    // Steady state: 16 keep-alive connections, each answering request after request.
+    let keep_alive: Vec<Vec<u8>> = (0..500u64)
+        .flat_map(|i| {
+            let (socket, port) = (0xffff_0000 + i % 16, 40000 + (i % 16) as u16);
+            [ebpf_record(socket, port, true, request), ebpf_record(socket, port, false, response)]
+        })
+        .collect();
+    let mut sessions = Sessions::default();
+    group.bench_function("decode_and_pair_keep_alive_1000_events", |b| {
+        b.iter(|| {
+            let mut done = 0;
+            for (i, raw) in keep_alive.iter().enumerate() {
                 let event = Captured::decode(std::hint::black_box(raw)).unwrap();
                 done += sessions.on_data(&event, 1_732_613_000_000_000_000 + i as u64 * 1000).len();
             }

@@ -35,12 +35,9 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by the loader before load (read-only after). */
 const volatile u32 self_pid = 0;        /* the pipeline itself: never traced */
 const volatile u32 payload_limit = 1024;
-const volatile u64 trace_id_base = 0;   /* keeps syscall trace ids unique across restarts */
 const volatile u8 filter_ports = 0;     /* only sockets with a port in `ports` */
 const volatile u8 filter_pids = 0;      /* only processes in `pids` */
 const volatile u8 ssl_probes = 0;       /* the OpenSSL uprobes are attached */
-
-u64 trace_id_counter = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -102,6 +99,18 @@ struct {
 	__type(value, struct call);
 } ssl_calls SEC(".maps");
 
+/* Entries in ssl_calls. While there are none, no syscall can be inside an
+ * OpenSSL call, and the lookup is skipped (most programs never use OpenSSL).
+ * It may stay above the truth (an entry the LRU evicted, a thread that died
+ * inside a call): the lookups are then made for nothing, as before. */
+u64 ssl_calls_open = 0;
+
+/* Whether a syscall of this thread may be inside an OpenSSL call. */
+static __always_inline bool ssl_may_be_open(void)
+{
+	return ssl_probes && ssl_calls_open;
+}
+
 /* SSL* → its socket's fd, for an SSL_read served from OpenSSL's buffer (no syscall). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -109,18 +118,6 @@ struct {
 	__type(key, u64);
 	__type(value, u32);
 } ssl_fds SEC(".maps");
-
-struct thread_trace {
-	u64 id;
-	u8 last_direction;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, u32);   /* tid */
-	__type(value, struct thread_trace);
-} thread_traces SEC(".maps");
 
 /* A connect in progress: when it started and who asked (state changes to
  * ESTABLISHED happen in softirq context, where the process is unknown). */
@@ -215,11 +212,20 @@ struct {
 
 static __always_inline struct file *file_of(u32 fd)
 {
+#ifdef TAPLINE_BPF_LOOP
+	/* A BTF pointer (5.11+): the walk to the descriptor table is plain
+	 * loads, not a helper call each. */
+	struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
+		return 0;
+	struct file **fds = fdt->fd;
+#else
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
 		return 0;
 	struct file **fds = BPF_CORE_READ(fdt, fd);
+#endif
 	struct file *file = 0;
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
 	return file;
@@ -332,24 +338,6 @@ static __always_inline void submit(struct record *r, u32 captured)
 	}
 }
 
-/* An ingress after an egress starts a new id; the egresses after it share
- * that id, which is how a proxy's inbound request and the upstream request
- * it sends on the same thread are linked. */
-static __always_inline u64 syscall_trace_id(u32 tid, u8 direction)
-{
-	struct thread_trace *t = bpf_map_lookup_elem(&thread_traces, &tid);
-	if (t && !(direction == INGRESS && t->last_direction == EGRESS)) {
-		t->last_direction = direction;
-		return t->id;
-	}
-	struct thread_trace fresh = {
-		.id = trace_id_base + __sync_fetch_and_add(&trace_id_counter, 1) + 1,
-		.last_direction = direction,
-	};
-	bpf_map_update_elem(&thread_traces, &tid, &fresh, BPF_ANY);
-	return fresh.id;
-}
-
 static __always_inline u32 copy_plain(struct record *r, u64 buf, u32 len)
 {
 	u64 n = len < payload_limit ? len : payload_limit;
@@ -428,7 +416,6 @@ static __always_inline void emit_data(struct call *c, s64 len, bool tls)
 	r->h.tls = tls;
 	r->h.tcp_seq = c->tcp_seq;
 	r->h.bytes = len;
-	r->h.syscall_trace_id = syscall_trace_id(r->h.tid, c->direction);
 	u32 captured = c->shape == IOV ? copy_iov(c->buf, c->iovcnt, len) : copy_plain(r, c->buf, len);
 	submit(r, captured);
 }
@@ -461,7 +448,7 @@ static __always_inline u32 first_seq(struct sock *sk, u8 direction, s64 len, boo
 static __always_inline int data_call(u64 pid_tgid, u32 fd, u64 buf, u64 iovcnt, u8 shape, u8 direction, s64 len, bool peek)
 {
 	/* Inside an OpenSSL call the bytes are ciphertext: note the socket, trace the plaintext instead. */
-	struct call *ssl = ssl_probes ? bpf_map_lookup_elem(&ssl_calls, &pid_tgid) : 0;
+	struct call *ssl = ssl_may_be_open() ? bpf_map_lookup_elem(&ssl_calls, &pid_tgid) : 0;
 	if (ssl) {
 		ssl->fd = fd;
 		bpf_map_update_elem(&ssl_fds, &ssl->ssl, &fd, BPF_ANY);
@@ -514,34 +501,30 @@ static __always_inline int on_close(u32 fd)
 	return 0;
 }
 
+/* The syscall tracepoints as tp_btf programs: their arguments are typed
+ * (TP_PROTO(struct pt_regs *regs, long id_or_ret)), so the saved registers
+ * are read with plain loads, not a helper call each. */
+
 /* Every syscall passes here. Only close() is seen at entry (at exit its
  * file is gone); the calls that move data are seen whole at exit. */
-SEC("raw_tracepoint/sys_enter")
-int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sys_enter")
+int sys_enter(u64 *ctx)
 {
-	if (ctx->args[1] != NR_close)
+	if (ctx[1] != NR_close)
 		return 0;
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	u64 fd = 0;
-	bpf_probe_read_kernel(&fd, sizeof(fd), &regs->di);
-	return on_close(fd);
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	return on_close(regs->di);
 }
-
-/* The saved registers from r10 to orig_ax, as struct pt_regs lays them out
- * on x86-64: a syscall's number and arguments in one read. */
-struct syscall_regs {
-	u64 r10, r9, r8, ax, cx, dx, si, di, orig_ax;
-};
 
 #define MSG_PEEK 2
 
-SEC("raw_tracepoint/sys_exit")
-int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+/* A syscall's arguments are still in its saved registers when it returns. */
+SEC("tp_btf/sys_exit")
+int sys_exit(u64 *ctx)
 {
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	s64 ret = ctx->args[1];
-	u64 nr = 0;
-	bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	s64 ret = ctx[1];
+	u64 nr = regs->orig_ax;
 	switch (nr) {
 	case NR_read:
 	case NR_write:
@@ -561,31 +544,29 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	}
 	/* A failed call moves nothing; but inside OpenSSL it still names the socket. */
-	if (ret <= 0 && !ssl_probes)
+	if (ret <= 0 && !ssl_may_be_open())
 		return 0;
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!process_wanted(pid_tgid >> 32))
 		return 0;
-	struct syscall_regs r;
-	if (bpf_probe_read_kernel(&r, sizeof(r), &regs->r10))
-		return 0;
-	u32 fd = r.di;
+	u32 fd = regs->di;
+	u64 buf = regs->si;
 	switch (nr) {
 	case NR_write:
 	case NR_sendto:
-		return data_call(pid_tgid, fd, r.si, 0, PLAIN, EGRESS, ret, false);
+		return data_call(pid_tgid, fd, buf, 0, PLAIN, EGRESS, ret, false);
 	case NR_read:
-		return data_call(pid_tgid, fd, r.si, 0, PLAIN, INGRESS, ret, false);
+		return data_call(pid_tgid, fd, buf, 0, PLAIN, INGRESS, ret, false);
 	case NR_recvfrom:
-		return data_call(pid_tgid, fd, r.si, 0, PLAIN, INGRESS, ret, r.r10 & MSG_PEEK);
+		return data_call(pid_tgid, fd, buf, 0, PLAIN, INGRESS, ret, regs->r10 & MSG_PEEK);
 	case NR_writev:
-		return data_call(pid_tgid, fd, r.si, r.dx, IOV, EGRESS, ret, false);
+		return data_call(pid_tgid, fd, buf, regs->dx, IOV, EGRESS, ret, false);
 	case NR_readv:
-		return data_call(pid_tgid, fd, r.si, r.dx, IOV, INGRESS, ret, false);
+		return data_call(pid_tgid, fd, buf, regs->dx, IOV, INGRESS, ret, false);
 	case NR_sendmsg:
-		return msg_call(pid_tgid, fd, r.si, EGRESS, ret, false);
+		return msg_call(pid_tgid, fd, buf, EGRESS, ret, false);
 	default:
-		return msg_call(pid_tgid, fd, r.si, INGRESS, ret, r.dx & MSG_PEEK);
+		return msg_call(pid_tgid, fd, buf, INGRESS, ret, regs->dx & MSG_PEEK);
 	}
 }
 
@@ -668,7 +649,10 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, u8 direction, bool ex)
 	if (!process_wanted(pid_tgid >> 32))
 		return 0;
 	struct call c = { .ssl = ctx->di, .buf = ctx->si, .len_out = ex ? ctx->cx : 0, .fd = (u32)-1, .direction = direction, .shape = PLAIN };
-	bpf_map_update_elem(&ssl_calls, &pid_tgid, &c, BPF_ANY);
+	if (!bpf_map_update_elem(&ssl_calls, &pid_tgid, &c, BPF_NOEXIST))
+		__sync_fetch_and_add(&ssl_calls_open, 1);
+	else
+		bpf_map_update_elem(&ssl_calls, &pid_tgid, &c, BPF_ANY);
 	return 0;
 }
 
@@ -696,7 +680,8 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 		c->fd = fd;
 		emit_data(c, len, true);
 	}
-	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
+	if (!bpf_map_delete_elem(&ssl_calls, &pid_tgid))
+		__sync_fetch_and_sub(&ssl_calls_open, 1);
 	return 0;
 }
 

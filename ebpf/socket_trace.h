@@ -24,7 +24,6 @@ enum direction {
 struct event_header {
 	u64 ts_ns;              /* CLOCK_MONOTONIC */
 	u64 sock;               /* struct sock address: the connection's name */
-	u64 syscall_trace_id;   /* data: shared by an ingress and the egress after it on one thread */
 	u64 value;              /* connect latency (ns), reset direction, ... */
 	u32 tgid;
 	u32 tid;
@@ -45,6 +44,6 @@ struct event_header {
 	u8 pad1[6];
 };
 
-_Static_assert(sizeof(struct event_header) == 120, "event.rs reads a 120-byte header");
+_Static_assert(sizeof(struct event_header) == 112, "event.rs reads a 112-byte header");
 
 #endif

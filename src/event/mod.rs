@@ -53,8 +53,9 @@ impl Event {
         Self { data: EventData::Span(Box::new(span)), finalizers: Finalizers::default() }
     }
 
-    pub fn record(record: RequestRecord) -> Self {
-        Self { data: EventData::Record(Box::new(record)), finalizers: Finalizers::default() }
+    /// A request record, boxed already or not.
+    pub fn record(record: impl Into<Box<RequestRecord>>) -> Self {
+        Self { data: EventData::Record(record.into()), finalizers: Finalizers::default() }
     }
 
     pub fn kind(&self) -> Kinds {

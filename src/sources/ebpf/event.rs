@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Bytes before the payload: `struct event_header` in `socket_trace.h`.
-pub const HEADER_LEN: usize = 120;
+pub const HEADER_LEN: usize = 112;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -72,7 +72,8 @@ pub struct Event<'a> {
     pub connecting: bool,
     /// TCP sequence number of the first byte moved (0 for TLS plaintext).
     pub tcp_seq: u32,
-    /// Shared by an ingress and the egress that follows it on the same thread.
+    /// Shared by an ingress and the egress that follows it on the same thread:
+    /// not in the record, the reader gives it ([`super::trace_ids`]).
     pub syscall_trace_id: u64,
     /// Bytes the call moved in all (the payload holds only the first ones).
     pub bytes: u32,
@@ -95,11 +96,11 @@ impl<'a> Event<'a> {
         let u64_at = |at: usize| u64::from_le_bytes(record[at..at + 8].try_into().unwrap());
         let u32_at = |at: usize| u32::from_le_bytes(record[at..at + 4].try_into().unwrap());
         let u16_at = |at: usize| u16::from_le_bytes(record[at..at + 2].try_into().unwrap());
-        let captured = u32_at(52) as usize;
+        let captured = u32_at(44) as usize;
         if HEADER_LEN + captured > record.len() {
             return Err(Malformed(format!("record says {captured} payload bytes but holds {}", record.len() - HEADER_LEN)));
         }
-        let family = u16_at(56);
+        let family = u16_at(48);
         let address = |at: usize| -> IpAddr {
             if family == libc::AF_INET6 as u16 {
                 let bytes: [u8; 16] = record[at..at + 16].try_into().unwrap();
@@ -109,7 +110,7 @@ impl<'a> Event<'a> {
                 IpAddr::V4(Ipv4Addr::new(record[at], record[at + 1], record[at + 2], record[at + 3]))
             }
         };
-        let kind = match record[62] {
+        let kind = match record[54] {
             1 => Kind::Data,
             2 => Kind::Connected,
             3 => Kind::ConnectFailed,
@@ -119,7 +120,7 @@ impl<'a> Event<'a> {
             7 => Kind::Reset,
             other => return Err(Malformed(format!("unknown event kind {other}"))),
         };
-        let comm = &record[98..114];
+        let comm = &record[90..106];
         let comm = &comm[..comm.iter().position(|b| *b == 0).unwrap_or(comm.len())];
         // The kernel keeps the bytes a program named itself with: keep the valid UTF-8 prefix.
         let comm = std::str::from_utf8(comm).unwrap_or_else(|e| std::str::from_utf8(&comm[..e.valid_up_to()]).unwrap_or_default());
@@ -127,17 +128,17 @@ impl<'a> Event<'a> {
             kind,
             monotonic_ns: u64_at(0),
             socket: u64_at(8),
-            syscall_trace_id: u64_at(16),
-            value: u64_at(24),
-            pid: u32_at(32),
-            tid: u32_at(36),
-            fd: u32_at(40),
-            tcp_seq: u32_at(44),
-            bytes: u32_at(48),
-            endpoints: Endpoints { local: (address(66), u16_at(58)), remote: (address(82), u16_at(60)) },
-            direction: if record[63] == 1 { Direction::Ingress } else { Direction::Egress },
-            tls: record[64] != 0,
-            connecting: record[65] != 0,
+            syscall_trace_id: 0,
+            value: u64_at(16),
+            pid: u32_at(24),
+            tid: u32_at(28),
+            fd: u32_at(32),
+            tcp_seq: u32_at(36),
+            bytes: u32_at(40),
+            endpoints: Endpoints { local: (address(58), u16_at(50)), remote: (address(74), u16_at(52)) },
+            direction: if record[55] == 1 { Direction::Ingress } else { Direction::Egress },
+            tls: record[56] != 0,
+            connecting: record[57] != 0,
             comm,
             payload: &record[HEADER_LEN..HEADER_LEN + captured],
         })

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use super::event::{Direction, Event};
 use super::http2::At;
 use super::session::TIMEOUT;
-use crate::event::RequestRecord;
+use super::session::{given_up, Record};
 
 /// Requests waiting for their response on one connection.
 pub const MAX_PENDING: usize = 128;
@@ -49,8 +49,8 @@ pub struct Context<'a> {
     pub counters: &'a mut Counters,
     /// A request's record with what the connection and the read or write
     /// that started it say (process, addresses, time, sequence numbers).
-    pub new_record: &'a mut dyn FnMut(At) -> RequestRecord,
-    pub out: &'a mut Vec<RequestRecord>,
+    pub new_record: &'a mut dyn FnMut(At) -> Record,
+    pub out: &'a mut Vec<Record>,
 }
 
 /// How the bytes at the start of a unit frame it.
@@ -96,7 +96,7 @@ pub struct Calls {
 
 #[derive(Debug)]
 struct Call {
-    record: RequestRecord,
+    record: Record,
     wall_ns: u64,
 }
 
@@ -256,34 +256,34 @@ impl<P: Parser> Connection<P> {
         if way != self.calls.requests {
             self.calls.resync = false;
             let pending = std::mem::take(&mut self.calls.pending);
-            cx.out.extend(pending.into_iter().map(|call| RequestRecord { error: Some(NOT_PARSED.into()), ..call.record }));
+            cx.out.extend(pending.into_iter().map(|call| given_up(call.record, NOT_PARSED, None)));
         }
     }
 
     /// The connection closed: its pending requests get `error` (measured up to `wall_ns`).
-    pub fn close(self, wall_ns: u64, error: &str, out: &mut Vec<RequestRecord>) {
+    pub fn close(self, wall_ns: u64, error: &str, out: &mut Vec<Record>) {
         out.extend(self.calls.pending.into_iter().map(|call| {
             let duration_us = Some(wall_ns.saturating_sub(call.wall_ns) / 1000);
-            RequestRecord { duration_us, error: Some(error.into()), ..call.record }
+            given_up(call.record, error, duration_us)
         }));
     }
 
     /// Requests sent before `stale` says are given up as timed out.
-    pub fn expire(&mut self, stale: impl Fn(u64) -> bool, out: &mut Vec<RequestRecord>) {
+    pub fn expire(&mut self, stale: impl Fn(u64) -> bool, out: &mut Vec<Record>) {
         while self.calls.pending.front().is_some_and(|call| stale(call.wall_ns)) {
-            out.extend(self.calls.pending.pop_front().map(|call| RequestRecord { error: Some(TIMEOUT.into()), ..call.record }));
+            out.extend(self.calls.pending.pop_front().map(|call| given_up(call.record, TIMEOUT, None)));
         }
     }
 }
 
 impl Calls {
     /// A whole request: it waits for its response.
-    pub fn request(&mut self, record: RequestRecord, wall_ns: u64, cx: &mut Context) {
+    pub fn request(&mut self, record: Record, wall_ns: u64, cx: &mut Context) {
         self.resync = self.pending.is_empty();
         if self.pending.len() >= MAX_PENDING {
             if let Some(oldest) = self.pending.pop_front() {
                 cx.counters.requests_given_up += 1;
-                cx.out.push(RequestRecord { error: Some(TIMEOUT.into()), ..oldest.record });
+                cx.out.push(given_up(oldest.record, TIMEOUT, None));
             }
         }
         self.pending.push_back(Call { record, wall_ns });
@@ -308,13 +308,12 @@ impl Calls {
             cx.counters.unmatched_responses += 1;
             return;
         };
-        cx.out.push(RequestRecord {
-            duration_us: Some(at.wall_ns.saturating_sub(call.wall_ns) / 1000),
-            response_size: Some(size),
-            tcp_seq_response: (at.tcp_seq != 0).then_some(at.tcp_seq),
-            syscall_trace_id_response: (at.syscall_trace_id != 0).then_some(at.syscall_trace_id),
-            error,
-            ..call.record
-        });
+        let mut record = call.record;
+        record.duration_us = Some(at.wall_ns.saturating_sub(call.wall_ns) / 1000);
+        record.response_size = Some(size);
+        record.tcp_seq_response = (at.tcp_seq != 0).then_some(at.tcp_seq);
+        record.syscall_trace_id_response = (at.syscall_trace_id != 0).then_some(at.syscall_trace_id);
+        record.error = error;
+        cx.out.push(record);
     }
 }

@@ -2,6 +2,10 @@
 //! start line and the headers the request record needs, nothing more.
 
 use httparse::{Header, Status, EMPTY_HEADER};
+use smallvec::SmallVec;
+
+/// The messages a payload starts: most often one, kept without a heap allocation.
+pub type Messages = SmallVec<[Message; 1]>;
 
 /// A message that starts in a payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,8 +96,8 @@ pub fn default_request_id_headers() -> Vec<String> {
 }
 
 /// `request_ids`: the names of the headers that carry a request id, preferred first.
-pub fn parse(payload: &[u8], request_ids: &[String]) -> Vec<Message> {
-    let mut messages = Vec::new();
+pub fn parse(payload: &[u8], request_ids: &[String]) -> Messages {
+    let mut messages = Messages::new();
     let mut at = 0;
     while at < payload.len() {
         let Some(message) = parse_one(&payload[at..], request_ids) else { break };
@@ -184,7 +188,11 @@ pub fn extract(list: &[Header<'_>], header_len: Option<usize>, request_ids: &[St
     let mut request_id_rank = usize::MAX;
     for header in list {
         // Made only for the headers kept: most are not.
-        let value = || String::from_utf8_lossy(header.value).trim().to_string();
+        let value = || match std::str::from_utf8(header.value) {
+            Ok(text) => text.trim().to_string(),
+            // Rare: validating chunk by chunk costs more than the check above.
+            Err(_) => String::from_utf8_lossy(header.value).trim().to_string(),
+        };
         let name = header.name;
         if let Some(rank) = request_ids.iter().position(|id| name.eq_ignore_ascii_case(id)) {
             if rank < request_id_rank && !header.value.is_empty() {
@@ -232,7 +240,7 @@ mod tests {
     use super::*;
 
     fn parse(payload: &[u8]) -> Vec<Message> {
-        super::parse(payload, &default_request_id_headers())
+        super::parse(payload, &default_request_id_headers()).into_vec()
     }
 
     fn request(message: &Message) -> (&str, &str, Option<&str>, Option<&str>) {

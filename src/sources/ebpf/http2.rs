@@ -18,6 +18,7 @@ use rustc_hash::FxHashMap;
 use super::event::{Direction, Event};
 use super::hpack::{self, Field};
 use super::http;
+use super::session::{given_up, Record, TIMEOUT};
 use crate::event::RequestRecord;
 
 /// What a client sends first on a connection it knows speaks HTTP/2.
@@ -65,8 +66,8 @@ pub struct Context<'a> {
     pub counters: &'a mut Counters,
     /// A request's record with what the connection and the frame that
     /// started it say (process, addresses, time, sequence numbers).
-    pub new_record: &'a mut dyn FnMut(At) -> RequestRecord,
-    pub out: &'a mut Vec<RequestRecord>,
+    pub new_record: &'a mut dyn FnMut(At) -> Record,
+    pub out: &'a mut Vec<Record>,
 }
 
 /// The payload starts with the client preface.
@@ -141,7 +142,7 @@ struct Block {
 
 #[derive(Debug)]
 struct Stream {
-    record: RequestRecord,
+    record: Record,
     wall_ns: u64,
     grpc: bool,
     /// A final (not 1xx) response header block was seen.
@@ -159,7 +160,7 @@ impl Connection {
     /// A connection upgraded from HTTP/1.1 (h2c): the request that asked for
     /// it, with `record` begun at `wall_ns`, is stream 1 and is answered in
     /// HTTP/2; the client's preface comes next.
-    pub fn upgraded(requests: Direction, mut record: RequestRecord, wall_ns: u64) -> Connection {
+    pub fn upgraded(requests: Direction, mut record: Record, wall_ns: u64) -> Connection {
         let mut connection = Connection::new(requests);
         record.protocol = "http2".into();
         connection.streams.insert(1, Stream { record, wall_ns, grpc: false, answered: false });
@@ -400,9 +401,9 @@ impl Connection {
         let Some(method) = pseudo(":method") else { return };
         if self.streams.len() >= MAX_STREAMS {
             // Client stream ids grow: the lowest is the oldest.
-            if let Some(given_up) = self.streams.keys().min().copied().and_then(|oldest| self.streams.remove(&oldest)) {
+            if let Some(oldest) = self.streams.keys().min().copied().and_then(|oldest| self.streams.remove(&oldest)) {
                 cx.counters.streams_given_up += 1;
-                cx.out.push(RequestRecord { error: Some(super::session::TIMEOUT.into()), ..given_up.record });
+                cx.out.push(given_up(oldest.record, TIMEOUT, None));
             }
         }
         let (headers, host) = headers(fields, cx.request_id_headers);
@@ -436,22 +437,22 @@ impl Connection {
     }
 
     /// The connection closed: its open streams get `error` (measured up to `wall_ns`).
-    pub fn close(self, wall_ns: u64, error: &str, out: &mut Vec<RequestRecord>) {
+    pub fn close(self, wall_ns: u64, error: &str, out: &mut Vec<Record>) {
         let mut streams: Vec<(u32, Stream)> = self.streams.into_iter().collect();
         streams.sort_by_key(|(id, _)| *id);
         out.extend(streams.into_iter().map(|(_, stream)| {
             let duration_us = Some(wall_ns.saturating_sub(stream.wall_ns) / 1000);
-            RequestRecord { duration_us, error: Some(error.into()), ..stream.record }
+            given_up(stream.record, error, duration_us)
         }));
     }
 
     /// Streams opened before `stale` says are given up as timed out.
-    pub fn expire(&mut self, stale: impl Fn(u64) -> bool, out: &mut Vec<RequestRecord>) {
+    pub fn expire(&mut self, stale: impl Fn(u64) -> bool, out: &mut Vec<Record>) {
         let mut expired: Vec<u32> = self.streams.iter().filter(|(_, s)| stale(s.wall_ns)).map(|(id, _)| *id).collect();
         expired.sort_unstable();
         for id in expired {
             if let Some(stream) = self.streams.remove(&id) {
-                out.push(RequestRecord { error: Some(super::session::TIMEOUT.into()), ..stream.record });
+                out.push(given_up(stream.record, TIMEOUT, None));
             }
         }
     }
@@ -626,7 +627,7 @@ mod tests {
         Peer { tid: 78, comm: "curl", ..Peer::new((40000, 8443)) }
     }
 
-    fn summary(records: &[RequestRecord]) -> Vec<(String, Option<u16>, Option<String>)> {
+    fn summary(records: &[Record]) -> Vec<(String, Option<u16>, Option<String>)> {
         records.iter().map(|r| (r.path.clone().unwrap_or_default(), r.status, r.error.clone())).collect()
     }
 
@@ -679,7 +680,7 @@ mod tests {
             tcp_seq_response: Some(IN_SEQ + 15),
             ..RequestRecord::default()
         };
-        assert_eq!(records, [expected]);
+        assert_eq!(records, [Box::new(expected)]);
         assert_eq!(peer.sessions.take_http2_counters(), Counters::default());
         // The connection is known as HTTP/2 until it closes.
         assert_eq!(peer.sessions.len(), 1);

@@ -5,19 +5,21 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::uprobe::UProbeScope;
-use aya::programs::{RawTracePoint, UProbe};
-use aya::{Ebpf, EbpfLoader};
+use aya::programs::{BtfTracePoint, RawTracePoint, UProbe};
+use aya::{Btf, Ebpf, EbpfLoader};
 
 use crate::component::{Context, Error, Result};
 
 /// The largest payload prefix the kernel side can copy (`MAX_PAYLOAD`).
 pub const MAX_PAYLOAD: u32 = 4096;
 
-/// Program name → raw tracepoint it attaches to. Raw tracepoints need no
+/// The syscall tracepoints, as tp_btf programs of the same names: typed
+/// arguments, read with plain loads. Like raw tracepoints, they need no
 /// tracefs (often not mounted) and cost less per call than tracefs ones.
+const BTF_TRACEPOINTS: &[&str] = &["sys_enter", "sys_exit"];
+
+/// Program name → raw tracepoint it attaches to.
 const RAW_TRACEPOINTS: &[(&str, &str)] = &[
-    ("sys_enter", "sys_enter"),
-    ("sys_exit", "sys_exit"),
     ("set_state", "inet_sock_set_state"),
     ("retransmit", "tcp_retransmit_skb"),
     ("send_reset", "tcp_send_reset"),
@@ -111,13 +113,11 @@ pub fn load(options: &Options) -> Result<Capture> {
     preflight()?;
 
     let self_pid = std::process::id();
-    let trace_id_base = rand::random::<u64>() & !0xffff_ffff;
     let (filter_ports, filter_pids) = (u8::from(!options.ports.is_empty()), u8::from(!options.pids.is_empty()));
     let ssl_probes = u8::from(!options.ssl_libraries.is_empty());
     let mut ebpf = EbpfLoader::new()
         .override_global("self_pid", &self_pid, true)
         .override_global("payload_limit", &options.payload_size, true)
-        .override_global("trace_id_base", &trace_id_base, true)
         .override_global("filter_ports", &filter_ports, true)
         .override_global("filter_pids", &filter_pids, true)
         .override_global("ssl_probes", &ssl_probes, true)
@@ -134,6 +134,13 @@ pub fn load(options: &Options) -> Result<Capture> {
         pids.insert(pid, 1, 0).context("the pid filter (at most 1024 pids)")?;
     }
 
+    let btf = Btf::from_sys_fs().context("reading the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
+    for tracepoint in BTF_TRACEPOINTS {
+        let program: &mut BtfTracePoint =
+            ebpf.program_mut(tracepoint).ok_or_else(|| format!("no program {tracepoint}"))?.try_into().context(*tracepoint)?;
+        program.load(tracepoint, &btf).with_context(|| format!("the kernel refused {tracepoint}"))?;
+        program.attach().with_context(|| format!("attaching to tracepoint {tracepoint}"))?;
+    }
     for (program, tracepoint) in RAW_TRACEPOINTS {
         let raw: &mut RawTracePoint =
             ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().context(*program)?;

@@ -1,14 +1,15 @@
 //! The `ebpf` source: HTTP requests and TCP connection events of every
 //! process on the host, seen from the kernel (no change to any program).
 //!
-//! Kernel side: `ebpf/socket_trace.bpf.c` (raw syscall tracepoints for the read and
+//! Kernel side: `ebpf/socket_trace.bpf.c` (syscall tracepoints for the read and
 //! write families, accept and close, TCP state changes, retransmits and
 //! resets, uprobes on OpenSSL). User side: [`event`] decodes the ring
 //! buffer, [`http`] parses HTTP/1.x payloads, [`http2`] (with [`hpack`])
 //! HTTP/2 and gRPC streams, [`redis`] Redis calls, [`postgres`]
 //! PostgreSQL queries and [`mysql`] MySQL commands (over [`exchange`], the framing and pairing of
 //! in-order protocols; statements normalized by [`sql`]), [`session`] tells a
-//! connection's protocol and pairs requests with responses, [`tcp`] turns
+//! connection's protocol and pairs requests with responses, [`trace_ids`]
+//! links the calls a thread makes for one request, [`tcp`] turns
 //! connection events into metrics.
 
 pub mod event;
@@ -23,6 +24,7 @@ pub mod redis;
 pub mod session;
 pub mod sql;
 pub mod tcp;
+pub mod trace_ids;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -32,12 +34,13 @@ use aya::maps::{MapData, RingBuf};
 use serde::Deserialize;
 
 use crate::component::{OutputDef, Result, SourceConfig, SourceContext, Task};
-use crate::event::{Event as PipelineEvent, EventBatch, Kinds, Metric, RequestRecord};
+use crate::event::{Event as PipelineEvent, EventBatch, Kinds, Metric};
 use crate::process::Processes;
 use crate::telemetry::ComponentMetrics;
 use event::{Event, Kind};
 use loader::{Capture, Options, MAX_PAYLOAD};
-use session::Sessions;
+use session::{Record, Sessions};
+use trace_ids::TraceIds;
 
 /// The named output that carries the TCP metrics.
 pub const TCP_PORT: &str = "tcp";
@@ -213,6 +216,7 @@ async fn run(config: EbpfConfig, capture: Capture, mut cx: SourceContext) -> Res
             _ = tick.tick() => {
                 tracker.clock = Clock::now();
                 tracker.expire(timeout_ns);
+                tracker.trace_ids.forget_idle(clock_ns(libc::CLOCK_MONOTONIC));
                 tracker.tcp.flush(&mut tracker.metrics);
                 tracker.count_parsers(&cx.metrics);
                 let (new, total) = drops.new_since_last();
@@ -270,11 +274,12 @@ struct Tracker {
     sampled: u64,
     clock: Clock,
     sessions: Sessions,
+    trace_ids: TraceIds,
     /// This machine, on every record: syscall trace ids are unique per host only.
     host_name: Option<String>,
     processes: Processes,
     tcp: tcp::TcpStats,
-    records: Vec<RequestRecord>,
+    records: Vec<Record>,
     metrics: Vec<Metric>,
 }
 
@@ -288,6 +293,7 @@ impl Tracker {
             sampled: 0,
             clock: Clock::now(),
             sessions: Sessions::new(config.request_id_headers.iter().map(|h| h.to_ascii_lowercase()).collect()),
+            trace_ids: TraceIds::default(),
             host_name: crate::process::hostname(),
             processes: Processes::default(),
             tcp: tcp::TcpStats::new(config.protocols.contains(&Protocol::Tcp)),
@@ -302,18 +308,19 @@ impl Tracker {
 
     /// Handle up to `limit` records waiting in the ring buffer; returns how many there were.
     fn read(&mut self, ring: &mut RingBuf<MapData>, metrics: &ComponentMetrics, limit: usize) -> usize {
-        let mut handled = 0;
+        let (mut handled, mut bytes) = (0, 0);
         while handled < limit {
             let Some(item) = ring.next() else { break };
-            ComponentMetrics::add(&metrics.received_bytes, item.len());
+            bytes += item.len();
             self.handle(&item, metrics);
             handled += 1;
         }
+        ComponentMetrics::add(&metrics.received_bytes, bytes);
         handled
     }
 
     fn handle(&mut self, raw: &[u8], metrics: &ComponentMetrics) {
-        let event = match Event::decode(raw) {
+        let mut event = match Event::decode(raw) {
             Ok(event) => event,
             Err(e) => {
                 ComponentMetrics::add(&metrics.errors, 1);
@@ -329,6 +336,7 @@ impl Tracker {
         self.tcp.observe(&event);
         match event.kind {
             Kind::Data if self.http => {
+                event.syscall_trace_id = self.trace_ids.next(event.tid, event.direction, event.monotonic_ns);
                 let records = self.sessions.on_data(&event, wall_ns);
                 self.keep(records);
             }
@@ -367,7 +375,7 @@ impl Tracker {
     }
 
     /// Sample, then add what /proc knows about the process.
-    fn keep(&mut self, records: Vec<RequestRecord>) {
+    fn keep(&mut self, records: Vec<Record>) {
         for mut record in records {
             if self.sample_rate > 1 {
                 // Both ends of a request have the same request seq: sampled alike.

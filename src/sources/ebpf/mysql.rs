@@ -36,7 +36,6 @@ use super::event::Direction;
 use super::exchange::{Calls, Context, Frame, Parser, MAX_HEAD, MAX_PENDING};
 use super::http2::At;
 use super::sql;
-use crate::event::RequestRecord;
 
 /// Prepared statement texts remembered per connection.
 pub const MAX_STATEMENTS: usize = 256;
@@ -253,13 +252,11 @@ impl Mysql {
             (Some(endpoint), _) => sql::kind(endpoint),
             (None, name) => name.map(str::to_string),
         };
-        let record = RequestRecord {
-            protocol: "mysql".into(),
-            endpoint: endpoint.or_else(|| name.map(str::to_string)),
-            method,
-            request_size: Some(len),
-            ..(cx.new_record)(at)
-        };
+        let mut record = (cx.new_record)(at);
+        record.protocol = "mysql".into();
+        record.endpoint = endpoint.or_else(|| name.map(str::to_string));
+        record.method = method;
+        record.request_size = Some(len);
         // Calls keeps at most MAX_PENDING, dropping the oldest: so does this.
         if self.expected.len() >= MAX_PENDING {
             self.expected.pop_front();
@@ -466,8 +463,9 @@ mod tests {
 
     use super::super::exchange::NOT_PARSED;
     use super::super::session::testing::*;
+    use super::super::session::Record;
     use super::*;
-    use crate::event::{ObservationPoint, SignalSource};
+    use crate::event::{ObservationPoint, RequestRecord, SignalSource};
 
     fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
         let len = payload.len() as u32;
@@ -535,7 +533,7 @@ mod tests {
     type Summary = (Option<String>, Option<String>, Option<String>, Option<u64>, Option<u64>);
 
     /// Method, endpoint, error, request size, response size.
-    fn summary(records: &[RequestRecord]) -> Vec<Summary> {
+    fn summary(records: &[Record]) -> Vec<Summary> {
         records.iter().map(|r| (r.method.clone(), r.endpoint.clone(), r.error.clone(), r.request_size, r.response_size)).collect()
     }
 
@@ -579,7 +577,7 @@ mod tests {
             tcp_seq_response: Some(IN_SEQ + (greeting(false).len() + ok(2, 2).len()) as u32),
             ..RequestRecord::default()
         };
-        assert_eq!(peer.take(), [expected]);
+        assert_eq!(peer.take(), [Box::new(expected)]);
         assert_eq!(peer.sessions.take_counters()[2], Default::default());
     }
 

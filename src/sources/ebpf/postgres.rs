@@ -29,7 +29,6 @@ use super::event::Direction;
 use super::exchange::{Calls, Context, Frame, Parser, MAX_HEAD};
 use super::http2::At;
 use super::sql;
-use crate::event::RequestRecord;
 
 /// Named prepared statements remembered per connection.
 pub const MAX_NAMED: usize = 256;
@@ -243,13 +242,11 @@ impl Postgres {
 /// A whole request: a query, or a batch up to its Sync.
 fn request(message: Message, calls: &mut Calls, cx: &mut Context) {
     let endpoint = message.statement.as_deref().map(sql::normalize);
-    let record = RequestRecord {
-        protocol: "postgresql".into(),
-        method: endpoint.as_deref().and_then(sql::kind),
-        endpoint,
-        request_size: Some(message.size),
-        ..(cx.new_record)(message.at)
-    };
+    let mut record = (cx.new_record)(message.at);
+    record.protocol = "postgresql".into();
+    record.method = endpoint.as_deref().and_then(sql::kind);
+    record.endpoint = endpoint;
+    record.request_size = Some(message.size);
     calls.request(record, message.at.wall_ns, cx);
 }
 
@@ -294,8 +291,9 @@ mod tests {
     use chrono::DateTime;
 
     use super::super::session::testing::*;
+    use super::super::session::Record;
     use super::*;
-    use crate::event::{ObservationPoint, SignalSource};
+    use crate::event::{ObservationPoint, RequestRecord, SignalSource};
 
     fn message(kind: u8, body: &[u8]) -> Vec<u8> {
         [&[kind][..], &(body.len() as u32 + 4).to_be_bytes(), body].concat()
@@ -351,7 +349,7 @@ mod tests {
     type Summary = (Option<String>, Option<String>, Option<String>, Option<u64>, Option<u64>);
 
     /// Method, endpoint, error, request size, response size.
-    fn summary(records: &[RequestRecord]) -> Vec<Summary> {
+    fn summary(records: &[Record]) -> Vec<Summary> {
         records.iter().map(|r| (r.method.clone(), r.endpoint.clone(), r.error.clone(), r.request_size, r.response_size)).collect()
     }
 
@@ -451,7 +449,7 @@ mod tests {
             tcp_seq_response: Some(IN_SEQ + 1 + welcome().len() as u32),
             ..RequestRecord::default()
         };
-        assert_eq!(peer.take(), [expected]);
+        assert_eq!(peer.take(), [Box::new(expected)]);
         assert_eq!(peer.sessions.take_counters()[1], Default::default());
     }
 

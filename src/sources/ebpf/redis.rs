@@ -166,13 +166,11 @@ impl Parser for Redis {
 fn request(message: Message, calls: &mut Calls, cx: &mut Context) {
     let Some(command) = message.text.filter(|command| !command.is_empty()) else { return };
     let command = command.to_ascii_uppercase();
-    let record = crate::event::RequestRecord {
-        protocol: "redis".into(),
-        method: Some(command.clone()),
-        endpoint: Some(command),
-        request_size: Some(message.size),
-        ..(cx.new_record)(message.at)
-    };
+    let mut record = (cx.new_record)(message.at);
+    record.protocol = "redis".into();
+    record.method = Some(command.clone());
+    record.endpoint = Some(command);
+    record.request_size = Some(message.size);
     calls.request(record, message.at.wall_ns, cx);
 }
 
@@ -207,6 +205,7 @@ mod tests {
 
     use super::super::exchange::{MAX_PENDING, NOT_PARSED};
     use super::super::session::testing::*;
+    use super::super::session::Record;
     use crate::event::{ObservationPoint, RequestRecord, SignalSource};
 
     /// A request as clients send it: an array of bulk strings.
@@ -225,7 +224,7 @@ mod tests {
     /// Method, error, request size, response size.
     type Summary = (String, Option<String>, Option<u64>, Option<u64>);
 
-    fn summary(records: &[RequestRecord]) -> Vec<Summary> {
+    fn summary(records: &[Record]) -> Vec<Summary> {
         records.iter().map(|r| (r.method.clone().unwrap_or_default(), r.error.clone(), r.request_size, r.response_size)).collect()
     }
 
@@ -269,7 +268,7 @@ mod tests {
             tcp_seq_response: Some(IN_SEQ),
             ..RequestRecord::default()
         };
-        assert_eq!(peer.take(), [expected]);
+        assert_eq!(peer.take(), [Box::new(expected)]);
         assert_eq!(peer.sessions.take_counters()[0], Default::default());
     }
 

@@ -29,6 +29,17 @@ pub const MAX_PENDING: usize = 128;
 pub(super) const TIMEOUT: &str = "timeout";
 const CLOSED: &str = "connection closed before a response";
 
+/// A record in the making: boxed, as a record is large (~900 bytes) and
+/// moves several times between its request and the pipeline.
+pub type Record = Box<RequestRecord>;
+
+/// `record`, given up with `error` (a timeout, a close), after `duration_us` when measured.
+pub(super) fn given_up(mut record: Record, error: &str, duration_us: Option<u64>) -> Record {
+    record.error = Some(error.into());
+    record.duration_us = duration_us;
+    record
+}
+
 /// Every connection's state, keyed by (pid, kernel socket address).
 #[derive(Debug)]
 pub struct Sessions {
@@ -135,7 +146,7 @@ impl Parser {
         }
     }
 
-    fn close(self, wall_ns: u64, out: &mut Vec<RequestRecord>) {
+    fn close(self, wall_ns: u64, out: &mut Vec<Record>) {
         match self {
             Parser::Http2(h2) => h2.close(wall_ns, CLOSED, out),
             Parser::Redis(redis) => redis.close(wall_ns, CLOSED, out),
@@ -144,7 +155,7 @@ impl Parser {
         }
     }
 
-    fn expire(&mut self, stale: impl Fn(u64) -> bool, out: &mut Vec<RequestRecord>) {
+    fn expire(&mut self, stale: impl Fn(u64) -> bool, out: &mut Vec<Record>) {
         match self {
             Parser::Http2(h2) => h2.expire(stale, out),
             Parser::Redis(redis) => redis.expire(stale, out),
@@ -157,7 +168,7 @@ impl Parser {
 #[derive(Debug)]
 struct Pending {
     /// The request's half of the record.
-    record: RequestRecord,
+    record: Record,
     wall_ns: u64,
     /// `request_size` came from the headers; else continuations add to it.
     size_known: bool,
@@ -207,7 +218,7 @@ const MAX_PARTIAL: usize = 8192;
 
 #[derive(Debug)]
 struct Open {
-    record: RequestRecord,
+    record: Record,
     chunked: bool,
 }
 
@@ -245,7 +256,7 @@ impl Sessions {
     }
 
     /// One read or write: the records it completes.
-    pub fn on_data(&mut self, event: &Event, wall_ns: u64) -> Vec<RequestRecord> {
+    pub fn on_data(&mut self, event: &Event, wall_ns: u64) -> Vec<Record> {
         if let Some(records) = self.on_parsed(event, wall_ns) {
             return records;
         }
@@ -263,7 +274,7 @@ impl Sessions {
 
     /// A read or write of a connection with its own parser (one known as
     /// such, or one whose first bytes tell it); None for any other.
-    fn on_parsed(&mut self, event: &Event, wall_ns: u64) -> Option<Vec<RequestRecord>> {
+    fn on_parsed(&mut self, event: &Event, wall_ns: u64) -> Option<Vec<Record>> {
         if event.kind != Kind::Data {
             return None;
         }
@@ -336,7 +347,7 @@ impl Sessions {
         Some(out)
     }
 
-    fn on_event(&mut self, event: &Event, wall_ns: u64) -> Vec<RequestRecord> {
+    fn on_event(&mut self, event: &Event, wall_ns: u64) -> Vec<Record> {
         let mut out = Vec::new();
         if event.kind != Kind::Data || (event.payload.is_empty() && event.bytes == 0) {
             return out;
@@ -378,7 +389,7 @@ impl Sessions {
         let mut offset = start;
         // Where HTTP/2 starts after an upgrade (h2c), in this payload.
         let mut upgraded_at = None;
-        for message in &messages {
+        for message in messages {
             let first_bytes = u64::from(event.bytes).saturating_sub(offset);
             let size = message.total_len();
             offset = offset.saturating_add(size.unwrap_or(0));
@@ -407,7 +418,7 @@ impl Sessions {
                 upgraded_at = Some(offset);
                 break;
             } else if let Some(open) =
-                session.on_response(message, event, wall_ns, size.unwrap_or(first_bytes), &mut self.unmatched_responses)
+                session.on_response(&message, event, wall_ns, size.unwrap_or(first_bytes), &mut self.unmatched_responses)
             {
                 if size.is_some() || open.chunked && chunked_end_seen(event) {
                     out.push(open.record);
@@ -431,23 +442,23 @@ impl Sessions {
     }
 
     /// The connection closed: its unanswered requests will never be.
-    pub fn on_close(&mut self, pid: u32, socket: u64, wall_ns: u64) -> Vec<RequestRecord> {
+    pub fn on_close(&mut self, pid: u32, socket: u64, wall_ns: u64) -> Vec<Record> {
         self.heads_apart.remove(&(pid, socket));
         let Some(session) = self.sessions.remove(&(pid, socket)) else { return Vec::new() };
-        let mut out: Vec<RequestRecord> = session.open.map(|open| open.record).into_iter().collect();
+        let mut out: Vec<Record> = session.open.map(|open| open.record).into_iter().collect();
         if let Some(parser) = session.parser {
             parser.close(wall_ns, &mut out);
         }
         out.extend(session.pending.into_iter().map(|pending| {
             let duration_us = Some(wall_ns.saturating_sub(pending.wall_ns) / 1000);
-            RequestRecord { duration_us, error: Some(CLOSED.into()), ..pending.record }
+            given_up(pending.record, CLOSED, duration_us)
         }));
         out
     }
 
     /// Requests pending longer than `timeout_ns` become timeout records; open
     /// responses quiet that long are emitted; idle connections are forgotten.
-    pub fn expire(&mut self, now_wall_ns: u64, timeout_ns: u64) -> Vec<RequestRecord> {
+    pub fn expire(&mut self, now_wall_ns: u64, timeout_ns: u64) -> Vec<Record> {
         let mut out = Vec::new();
         let stale = |ns: u64| now_wall_ns.saturating_sub(ns) > timeout_ns;
         self.sessions.retain(|_, session| {
@@ -468,21 +479,17 @@ impl Sessions {
 }
 
 impl Session {
-    fn on_request(&mut self, message: &Message, event: &Event, wall_ns: u64, size: u64, size_known: bool, out: &mut Vec<RequestRecord>) {
+    fn on_request(&mut self, message: Message, event: &Event, wall_ns: u64, size: u64, size_known: bool, out: &mut Vec<Record>) {
         let Message::Request { method, path, query, host, headers, .. } = message else { return };
-        let (trace_id, parent_span_id) = trace_of(headers).unzip();
-        let record = RequestRecord {
-            method: Some(method.clone()),
-            host: host.clone(),
-            path: Some(path.clone()),
-            query: query.clone(),
-            endpoint: Some(path.clone()),
-            request_size: Some(size),
-            trace_id,
-            parent_span_id,
-            request_id: headers.request_id.clone(),
-            ..self.new_record(event, wall_ns)
-        };
+        let mut record = self.new_record(event, wall_ns);
+        (record.trace_id, record.parent_span_id) = trace_of(&headers).unzip();
+        record.method = Some(method);
+        record.host = host;
+        record.endpoint = Some(path.clone());
+        record.path = Some(path);
+        record.query = query;
+        record.request_size = Some(size);
+        record.request_id = headers.request_id;
         if self.pending.len() >= MAX_PENDING {
             out.extend(self.pending.pop_front().map(timed_out));
         }
@@ -491,7 +498,7 @@ impl Session {
 
     /// A request's record with what the event that carried it says: the
     /// process, the addresses, the time, the sequence numbers.
-    fn new_record(&mut self, event: &Event, wall_ns: u64) -> RequestRecord {
+    fn new_record(&mut self, event: &Event, wall_ns: u64) -> Record {
         let role = self.role.unwrap_or(ObservationPoint::ClientProcess);
         let (client, server) = match role {
             ObservationPoint::ServerProcess => (event.endpoints.remote, event.endpoints.local),
@@ -505,7 +512,7 @@ impl Session {
                 text
             }
         };
-        RequestRecord {
+        Box::new(RequestRecord {
             time: DateTime::from_timestamp_nanos(wall_ns.min(i64::MAX as u64) as i64),
             observation_point: role,
             signal_source: SignalSource::Ebpf,
@@ -521,7 +528,7 @@ impl Session {
             syscall_trace_id_request: syscall_trace_id(event),
             tls: event.tls,
             ..RequestRecord::default()
-        }
+        })
     }
 
     /// The oldest pending request, answered: None when nothing was pending
@@ -547,7 +554,7 @@ impl Session {
 
     /// Bytes of the message in progress in this direction: added to its size
     /// when the headers did not give it.
-    fn continuation(&mut self, event: &Event, out: &mut Vec<RequestRecord>) {
+    fn continuation(&mut self, event: &Event, out: &mut Vec<Record>) {
         let Some(role) = self.role else { return };
         let is_request = role_of(true, event.direction) == role;
         if is_request {
@@ -572,8 +579,8 @@ fn role_of(is_request: bool, direction: Direction) -> ObservationPoint {
     }
 }
 
-fn timed_out(pending: Pending) -> RequestRecord {
-    RequestRecord { error: Some(TIMEOUT.into()), ..pending.record }
+fn timed_out(pending: Pending) -> Record {
+    given_up(pending.record, TIMEOUT, None)
 }
 
 fn add(size: &mut Option<u64>, bytes: u32) {
@@ -622,8 +629,7 @@ pub(super) mod testing {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::super::event::{Direction, Endpoints, Event, Kind};
-    use super::Sessions;
-    use crate::event::RequestRecord;
+    use super::{Record, Sessions};
 
     pub const PID: u32 = 31;
     pub const SOCKET: u64 = 0xffff_8880_0000_0777;
@@ -637,7 +643,7 @@ pub(super) mod testing {
     pub struct Peer {
         pub sessions: Sessions,
         pub seq: [u32; 2],
-        pub records: Vec<RequestRecord>,
+        pub records: Vec<Record>,
         /// The local and remote port.
         pub ports: (u16, u16),
         /// The thread and the process name every call is made by.
@@ -683,7 +689,7 @@ pub(super) mod testing {
             self.call(Direction::Ingress, payload, payload.len(), wall_ns);
         }
 
-        pub fn take(&mut self) -> Vec<RequestRecord> {
+        pub fn take(&mut self) -> Vec<Record> {
             std::mem::take(&mut self.records)
         }
 
@@ -807,7 +813,7 @@ mod tests {
             tcp_seq_response: Some(999),
             ..RequestRecord::default()
         };
-        assert_eq!(records[0], expected);
+        assert_eq!(*records[0], expected);
         assert_eq!(sessions.unmatched_responses, 0);
     }
 
@@ -850,7 +856,7 @@ mod tests {
     #[test]
     fn pipelining() {
         let requests = b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n";
-        let paths = |records: &[RequestRecord]| {
+        let paths = |records: &[Record]| {
             records.iter().map(|r| (r.path.clone().unwrap(), r.status.unwrap(), r.duration_us.unwrap())).collect::<Vec<_>>()
         };
         let responses = [
