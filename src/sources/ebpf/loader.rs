@@ -115,7 +115,13 @@ pub fn load(options: &Options) -> Result<Capture> {
     let self_pid = std::process::id();
     let (filter_ports, filter_pids) = (u8::from(!options.ports.is_empty()), u8::from(!options.pids.is_empty()));
     let ssl_probes = u8::from(!options.ssl_libraries.is_empty());
-    let mut ebpf = EbpfLoader::new()
+    // One copy of the kernel's BTF (tens of MiB parsed), for the loader's
+    // relocations and the tp_btf programs: the loader's own is dropped first.
+    let mut loader = EbpfLoader::new();
+    loader.btf(None);
+    let btf = Btf::from_sys_fs().context("reading the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
+    let mut ebpf = loader
+        .btf(Some(&btf))
         .override_global("self_pid", &self_pid, true)
         .override_global("payload_limit", &options.payload_size, true)
         .override_global("filter_ports", &filter_ports, true)
@@ -134,7 +140,6 @@ pub fn load(options: &Options) -> Result<Capture> {
         pids.insert(pid, 1, 0).context("the pid filter (at most 1024 pids)")?;
     }
 
-    let btf = Btf::from_sys_fs().context("reading the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
     for tracepoint in BTF_TRACEPOINTS {
         let program: &mut BtfTracePoint =
             ebpf.program_mut(tracepoint).ok_or_else(|| format!("no program {tracepoint}"))?.try_into().context(*tracepoint)?;
