@@ -105,7 +105,7 @@ struct {
  * inside a call): the lookups are then made for nothing, as before. */
 u64 ssl_calls_open = 0;
 
-/* Whether a syscall of this thread may be inside an OpenSSL call. */
+/* Whether a syscall may be inside an OpenSSL call: one is open on some thread. */
 static __always_inline bool ssl_may_be_open(void)
 {
 	return ssl_probes && ssl_calls_open;
