@@ -389,7 +389,8 @@ impl Sessions {
         let mut offset = start;
         // Where HTTP/2 starts after an upgrade (h2c), in this payload.
         let mut upgraded_at = None;
-        for message in messages {
+        // By reference: a message is a few hundred bytes, and its strings are moved out of it.
+        for message in &mut messages {
             let first_bytes = u64::from(event.bytes).saturating_sub(offset);
             let size = message.total_len();
             offset = offset.saturating_add(size.unwrap_or(0));
@@ -418,7 +419,7 @@ impl Sessions {
                 upgraded_at = Some(offset);
                 break;
             } else if let Some(open) =
-                session.on_response(&message, event, wall_ns, size.unwrap_or(first_bytes), &mut self.unmatched_responses)
+                session.on_response(message, event, wall_ns, size.unwrap_or(first_bytes), &mut self.unmatched_responses)
             {
                 if size.is_some() || open.chunked && chunked_end_seen(event) {
                     out.push(open.record);
@@ -479,17 +480,18 @@ impl Sessions {
 }
 
 impl Session {
-    fn on_request(&mut self, message: Message, event: &Event, wall_ns: u64, size: u64, size_known: bool, out: &mut Vec<Record>) {
+    /// Takes the message's strings (left empty).
+    fn on_request(&mut self, message: &mut Message, event: &Event, wall_ns: u64, size: u64, size_known: bool, out: &mut Vec<Record>) {
         let Message::Request { method, path, query, host, headers, .. } = message else { return };
         let mut record = self.new_record(event, wall_ns);
-        (record.trace_id, record.parent_span_id) = trace_of(&headers).unzip();
-        record.method = Some(method);
-        record.host = host;
+        (record.trace_id, record.parent_span_id) = trace_of(headers).unzip();
+        record.method = Some(std::mem::take(method));
+        record.host = host.take();
         record.endpoint = Some(path.clone());
-        record.path = Some(path);
-        record.query = query;
+        record.path = Some(std::mem::take(path));
+        record.query = query.take();
         record.request_size = Some(size);
-        record.request_id = headers.request_id;
+        record.request_id = headers.request_id.take();
         if self.pending.len() >= MAX_PENDING {
             out.extend(self.pending.pop_front().map(timed_out));
         }
