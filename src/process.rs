@@ -41,7 +41,12 @@ impl Processes {
 
     /// What /proc says about `pid`; `None` when it has no /proc entry (gone).
     pub fn get(&mut self, pid: u32) -> Option<&ProcessInfo> {
-        let now = Instant::now();
+        self.get_at(pid, Instant::now())
+    }
+
+    /// [`Processes::get`] with the time read by the caller: once per batch
+    /// where reading the clock for every record costs more than the lookup.
+    pub fn get_at(&mut self, pid: u32, now: Instant) -> Option<&ProcessInfo> {
         if self.known.len() >= MAX_PROCESSES && !self.known.contains_key(&pid) {
             let max_age = self.max_age;
             self.known.retain(|_, (at, _)| now.duration_since(*at) < max_age);

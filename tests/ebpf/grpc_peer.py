@@ -4,6 +4,9 @@
     grpc_peer.py serve PORT            serve shop.Catalog on 127.0.0.1:PORT
     grpc_peer.py call PORT METHOD...   call each method on one channel, in order, and print
                                        "METHOD CODE MESSAGES MICROSECONDS DETAILS" per call
+    grpc_peer.py pause PORT METHOD...  as `call`, then print "paused", wait for a line on
+                                       stdin and call them all again on the same channel
+                                       (one connection, open before and after the pause)
 
 shop.Catalog/GetItem answers b"item 7"; shop.Catalog/ListItems streams ITEMS messages of
 ITEM_SIZE bytes, PAUSE seconds apart; shop.Catalog/Missing fails with NOT_FOUND.
@@ -52,27 +55,35 @@ def serve(port):
     server.wait_for_termination()
 
 
-def call(port, methods):
+def call(port, methods, pause=False):
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        for method in methods:
-            received = 0
-            started = time.monotonic()
-            try:
-                if method in SERVER_STREAMING:
-                    for _ in channel.unary_stream(method)(b"\x08\x07", timeout=10):
-                        received += 1
-                else:
-                    channel.unary_unary(method)(b"\x08\x07", timeout=10)
-                    received = 1
-                code, details = "OK", ""
-            except grpc.RpcError as error:
-                code, details = error.code().name, error.details()
-            micros = int((time.monotonic() - started) * 1e6)
-            print(method, code, received, micros, details, flush=True)
+        call_each(channel, methods)
+        if pause:
+            print("paused", flush=True)
+            sys.stdin.readline()
+            call_each(channel, methods)
+
+
+def call_each(channel, methods):
+    for method in methods:
+        received = 0
+        started = time.monotonic()
+        try:
+            if method in SERVER_STREAMING:
+                for _ in channel.unary_stream(method)(b"\x08\x07", timeout=10):
+                    received += 1
+            else:
+                channel.unary_unary(method)(b"\x08\x07", timeout=10)
+                received = 1
+            code, details = "OK", ""
+        except grpc.RpcError as error:
+            code, details = error.code().name, error.details()
+        micros = int((time.monotonic() - started) * 1e6)
+        print(method, code, received, micros, details, flush=True)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(int(sys.argv[2]))
     else:
-        call(int(sys.argv[2]), sys.argv[3:])
+        call(int(sys.argv[2]), sys.argv[3:], pause=sys.argv[1] == "pause")

@@ -33,15 +33,22 @@ pub enum Message {
     },
 }
 
-/// The headers the request record uses, and what tells where the message ends.
+/// The trace context headers: rare on most traffic, so boxed in [`Headers`]
+/// to keep the messages small to move.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Headers {
+pub struct TraceHeaders {
     pub traceparent: Option<String>,
     /// The single-header form: `traceid-spanid[-sampled[-parentspanid]]`.
     pub b3: Option<String>,
     pub x_b3_traceid: Option<String>,
     pub x_b3_spanid: Option<String>,
     pub x_b3_parentspanid: Option<String>,
+}
+
+/// The headers the request record uses, and what tells where the message ends.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Headers {
+    pub trace: Option<Box<TraceHeaders>>,
     /// The first of the request-id headers (in the order configured) present.
     pub request_id: Option<String>,
     pub content_length: Option<u64>,
@@ -211,15 +218,15 @@ pub fn extract(list: &[Header<'_>], header_len: Option<usize>, request_ids: &[St
         let slot = if name.eq_ignore_ascii_case("host") {
             &mut host
         } else if name.eq_ignore_ascii_case("traceparent") {
-            &mut headers.traceparent
+            &mut headers.trace.get_or_insert_with(Default::default).traceparent
         } else if name.eq_ignore_ascii_case("b3") {
-            &mut headers.b3
+            &mut headers.trace.get_or_insert_with(Default::default).b3
         } else if name.eq_ignore_ascii_case("x-b3-traceid") {
-            &mut headers.x_b3_traceid
+            &mut headers.trace.get_or_insert_with(Default::default).x_b3_traceid
         } else if name.eq_ignore_ascii_case("x-b3-spanid") {
-            &mut headers.x_b3_spanid
+            &mut headers.trace.get_or_insert_with(Default::default).x_b3_spanid
         } else if name.eq_ignore_ascii_case("x-b3-parentspanid") {
-            &mut headers.x_b3_parentspanid
+            &mut headers.trace.get_or_insert_with(Default::default).x_b3_parentspanid
         } else if name.eq_ignore_ascii_case("content-length") {
             if headers.content_length.is_none() {
                 headers.content_length = value().parse().ok();
@@ -272,7 +279,10 @@ mod tests {
         assert_eq!(messages.len(), 1);
         assert_eq!(request(&messages[0]), ("POST", "/orders/checkout", Some("dry_run=1&x=2"), Some("api.example.com")));
         let headers = messages[0].headers();
-        assert_eq!(headers.traceparent.as_deref(), Some("00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"));
+        assert_eq!(
+            headers.trace.as_ref().and_then(|trace| trace.traceparent.as_deref()),
+            Some("00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01")
+        );
         // Both sent: the first configured name wins.
         assert_eq!(headers.request_id.as_deref(), Some("req-1"));
         let kong_first = super::parse(payload, &["x-kong-request-id".to_string(), "x-request-id".to_string()]);
@@ -286,9 +296,12 @@ mod tests {
     #[test]
     fn b3_headers() {
         let single = parse(b"GET / HTTP/1.1\r\nb3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90\r\n\r\n");
-        assert_eq!(single[0].headers().b3.as_deref(), Some("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"));
+        assert_eq!(
+            single[0].headers().trace.as_ref().and_then(|trace| trace.b3.as_deref()),
+            Some("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90")
+        );
         let multi = parse(b"GET / HTTP/1.0\r\nX-B3-TraceId: 463ac35c9f6413ad\r\nX-B3-SpanId: a2fb4a1d1a96d312\r\nX-B3-ParentSpanId: 0020000000000001\r\n\r\n");
-        let headers = multi[0].headers();
+        let headers = multi[0].headers().trace.as_deref().expect("the B3 headers");
         assert_eq!(headers.x_b3_traceid.as_deref(), Some("463ac35c9f6413ad"));
         assert_eq!(headers.x_b3_spanid.as_deref(), Some("a2fb4a1d1a96d312"));
         assert_eq!(headers.x_b3_parentspanid.as_deref(), Some("0020000000000001"));

@@ -28,7 +28,7 @@ pub mod trace_ids;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aya::maps::{MapData, RingBuf};
 use serde::Deserialize;
@@ -278,6 +278,8 @@ struct Tracker {
     /// This machine, on every record: syscall trace ids are unique per host only.
     host_name: Option<String>,
     processes: Processes,
+    /// When the batch being read began: how old what /proc said is.
+    batch_start: Instant,
     tcp: tcp::TcpStats,
     records: Vec<Record>,
     metrics: Vec<Metric>,
@@ -296,6 +298,7 @@ impl Tracker {
             trace_ids: TraceIds::default(),
             host_name: crate::process::hostname(),
             processes: Processes::default(),
+            batch_start: Instant::now(),
             tcp: tcp::TcpStats::new(config.protocols.contains(&Protocol::Tcp)),
             records: Vec::new(),
             metrics: Vec::new(),
@@ -309,6 +312,7 @@ impl Tracker {
     /// Handle up to `limit` records waiting in the ring buffer; returns how many there were.
     fn read(&mut self, ring: &mut RingBuf<MapData>, metrics: &ComponentMetrics, limit: usize) -> usize {
         let (mut handled, mut bytes) = (0, 0);
+        self.batch_start = Instant::now();
         while handled < limit {
             let Some(item) = ring.next() else { break };
             bytes += item.len();
@@ -387,7 +391,7 @@ impl Tracker {
                     continue;
                 }
             }
-            if let Some(info) = record.pid.and_then(|pid| self.processes.get(pid)) {
+            if let Some(info) = record.pid.and_then(|pid| self.processes.get_at(pid, self.batch_start)) {
                 record.cmdline = info.cmdline.clone();
                 record.container_id = info.container_id.clone();
             }

@@ -609,6 +609,7 @@ fn syscall_trace_id(event: &Event) -> Option<u64> {
 /// (trace id, the header's span id: the parent of the callee's span), as the
 /// Kong source reads traceparent; else from B3.
 pub(super) fn trace_of(headers: &http::Headers) -> Option<(String, String)> {
+    let headers = headers.trace.as_deref()?;
     if let Some(ids) = headers.traceparent.as_deref().and_then(parse_traceparent) {
         return Some(ids);
     }
