@@ -330,13 +330,16 @@ impl Tracker {
     fn read(&mut self, ring: &mut RingBuf<MapData>, metrics: &ComponentMetrics, limit: usize) -> usize {
         let (mut handled, mut bytes) = (0, 0);
         self.batch_start = Instant::now();
-        let batch_start_ns = clock_ns(libc::CLOCK_MONOTONIC);
         while handled < limit {
             let Some(item) = ring.next() else { break };
             bytes += item.len();
             self.handle(&item, metrics);
             handled += 1;
-            if handled % YIELD_EVERY == 0 && batch_start_ns.saturating_sub(self.last_event_ns) < YIELD_WHILE_BEHIND_LESS_THAN_NS {
+            // The clock read at each offer, not once per batch: a reader held
+            // back by its own offers would otherwise never see itself fall behind.
+            if handled % YIELD_EVERY == 0
+                && clock_ns(libc::CLOCK_MONOTONIC).saturating_sub(self.last_event_ns) < YIELD_WHILE_BEHIND_LESS_THAN_NS
+            {
                 std::thread::yield_now();
             }
         }
