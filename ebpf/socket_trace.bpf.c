@@ -19,6 +19,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFSOCK 0140000
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
 #define TCP_CLOSE_WAIT 8
 #define TCP_LAST_ACK 9
@@ -38,6 +39,7 @@ const volatile u32 payload_limit = 1024;
 const volatile u8 filter_ports = 0;     /* only sockets with a port in `ports` */
 const volatile u8 filter_pids = 0;      /* only processes in `pids` */
 const volatile u8 ssl_probes = 0;       /* the OpenSSL uprobes are attached */
+const volatile u8 socket_hooks = 0;     /* data from the socket tracepoints, not the syscall ones */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -570,6 +572,145 @@ int sys_exit(u64 *ctx)
 	}
 }
 
+/* The socket layer's tracepoints (6.3+), used instead of the syscall ones
+ * where the kernel has them: each sendmsg and recvmsg a socket serves passes
+ * here with its socket, the length moved and the flags, and no other syscall
+ * of the machine runs a program (a syscall tracepoint puts every syscall on
+ * the kernel's slow path). The call's buffer is in the syscall's saved
+ * registers; accepts and closes come from the TCP tracepoints. */
+#define PF_KTHREAD 0x00200000
+
+/* first_seq, with plain loads from the tracepoint's socket. */
+static __always_inline u32 first_seq_of(struct sock *sk, struct tcp_sock *tp, u8 direction, s64 len, bool peek)
+{
+	if (direction == EGRESS)
+		return tp->write_seq - (u32)len;
+	u32 seq = tp->copied_seq;
+	if (peek)
+		return seq;
+	u8 state = sk->__sk_common.skc_state;
+	bool fin_received = state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING;
+	if (fin_received && seq == tp->rcv_nxt)
+		seq -= 1;
+	return seq - (u32)len;
+}
+
+/* read_endpoints, with plain loads from the tracepoint's socket. */
+static __always_inline void endpoints_of(struct endpoints *e, struct sock *sk)
+{
+	u16 family = sk->__sk_common.skc_family;
+	e->family = family;
+	e->lport = sk->__sk_common.skc_num;
+	e->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	e->known = 1;
+	if (family == AF_INET) {
+		__builtin_memcpy(e->laddr, &sk->__sk_common.skc_rcv_saddr, 4);
+		__builtin_memcpy(e->raddr, &sk->__sk_common.skc_daddr, 4);
+	} else {
+		__builtin_memcpy(e->laddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(e->raddr, &sk->__sk_common.skc_v6_daddr, 16);
+	}
+}
+
+/* TP_PROTO(struct sock *sk, int ret, int flags): one send or receive. */
+static __always_inline int socket_call(u64 *ctx, u8 direction, bool peek)
+{
+	struct sock *sk = (struct sock *)ctx[0];
+	s64 ret = (int)ctx[1];
+	/* A failed call moves nothing; but inside OpenSSL it still names the socket. */
+	if (ret <= 0 && !ssl_may_be_open())
+		return 0;
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!process_wanted(pid_tgid >> 32))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (task->flags & PF_KTHREAD)
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	u64 nr = regs->orig_ax;
+	u32 fd = regs->di;
+	u64 buf = regs->si, iovcnt = 0;
+	u8 shape = PLAIN;
+	switch (nr) {
+	case NR_read:
+	case NR_write:
+	case NR_sendto:
+	case NR_recvfrom:
+		break;
+	case NR_readv:
+	case NR_writev:
+		shape = IOV;
+		iovcnt = regs->dx;
+		break;
+	case NR_sendmsg:
+	case NR_recvmsg: {
+		struct user_msghdr m;
+		if (bpf_probe_read_user(&m, sizeof(m), (const void *)buf))
+			return 0;
+		shape = IOV;
+		buf = (u64)m.msg_iov;
+		iovcnt = m.msg_iovlen;
+		break;
+	}
+	default:
+		return 0;
+	}
+	/* The syscall's descriptor is this socket, not a file whose filesystem
+	 * sends on a socket of its own (NFS) while the caller waits. */
+	struct socket *socket = sk->sk_socket;
+	if (!socket || file_of(fd) != socket->file)
+		return 0;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	if (filter_ports) {
+		u16 local = sk->__sk_common.skc_num, remote = bpf_ntohs(sk->__sk_common.skc_dport);
+		if (!bpf_map_lookup_elem(&ports, &local) && !bpf_map_lookup_elem(&ports, &remote))
+			return 0;
+	}
+	/* Inside an OpenSSL call the bytes are ciphertext: note the socket, trace the plaintext instead. */
+	struct call *ssl = ssl_may_be_open() ? bpf_map_lookup_elem(&ssl_calls, &pid_tgid) : 0;
+	if (ssl) {
+		ssl->fd = fd;
+		bpf_map_update_elem(&ssl_fds, &ssl->ssl, &fd, BPF_ANY);
+		return 0;
+	}
+	if (ret <= 0)
+		return 0;
+	struct call c = { .sock = (u64)sk, .buf = buf, .iovcnt = iovcnt, .fd = fd, .direction = direction, .shape = shape };
+	endpoints_of(&c.ends, sk);
+	c.tcp_seq = first_seq_of(sk, tp, direction, ret, peek);
+	emit_data(&c, ret, false);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int sock_send_length(u64 *ctx) { return socket_call(ctx, EGRESS, false); }
+SEC("tp_btf/sock_recv_length")
+int sock_recv_length(u64 *ctx) { return socket_call(ctx, INGRESS, ctx[2] & MSG_PEEK); }
+
+/* With the socket tracepoints: a socket is gone once the kernel destroys it,
+ * after its last read and write (a socket can reach CLOSE while its process
+ * still reads what came before the FIN). Softirq or the closing process. */
+SEC("raw_tracepoint/tcp_destroy_sock")
+int destroy_sock(struct bpf_raw_tracepoint_args *ctx)
+{
+	/* TP_PROTO(struct sock *sk) */
+	struct sock *sk = (struct sock *)ctx->args[0];
+	/* The local port as the socket sent from: by now the kernel has given
+	 * its port back (skc_num is 0). */
+	if (filter_ports) {
+		u16 local = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+		u16 remote = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		if (!bpf_map_lookup_elem(&ports, &local) && !bpf_map_lookup_elem(&ports, &remote))
+			return 0;
+	}
+	struct record *r = new_record(KIND_CLOSED, sk);
+	if (r)
+		submit(r, 0);
+	return 0;
+}
+
 /* connect() as TCP state changes: → SYN_SENT runs in the caller's context,
  * SYN_SENT → ESTABLISHED or CLOSE ends it (also for non-blocking connects). */
 SEC("raw_tracepoint/inet_sock_set_state")
@@ -588,6 +729,17 @@ int set_state(struct bpf_raw_tracepoint_args *ctx)
 		struct connecting c = { .start_ns = bpf_ktime_get_ns(), .tgid = pid_tgid >> 32, .tid = (u32)pid_tgid };
 		bpf_get_current_comm(&c.comm, sizeof(c.comm));
 		bpf_map_update_elem(&connects, &key, &c, BPF_ANY);
+		return 0;
+	}
+	/* With the socket tracepoints, an accept is the handshake's end (SYN_RECV →
+	 * ESTABLISHED, softirq: user space learns the process from the first read
+	 * or write on it). */
+	if (socket_hooks && oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
+		if (!ports_wanted(sk))
+			return 0;
+		struct record *r = new_record(KIND_ACCEPTED, sk);
+		if (r)
+			submit(r, 0);
 		return 0;
 	}
 	if (oldstate != TCP_SYN_SENT)

@@ -75,6 +75,12 @@ struct sock {
 	struct sock_common __sk_common;
 	u16 sk_type;
 	u16 sk_protocol;
+	struct socket *sk_socket;
+};
+
+struct inet_sock {
+	struct sock sk;
+	__be16 inet_sport;
 };
 
 struct tcp_sock {
@@ -85,6 +91,7 @@ struct tcp_sock {
 
 struct socket {
 	struct sock *sk;
+	struct file *file;
 };
 
 struct inode {
@@ -107,6 +114,7 @@ struct files_struct {
 };
 
 struct task_struct {
+	unsigned int flags;
 	struct files_struct *files;
 };
 

@@ -13,7 +13,8 @@
 # then the user side's decode + pairing cost per event (criterion).
 # Usage: scripts/bench-ebpf.sh [SECONDS] [CONNECTIONS]
 # Environment: TAPLINE_BIN (default: build ${CARGO_TARGET_DIR:-target}/release/tapline),
-# WORK_US (default 1000), BPF_STATS, SKIP_CRITERION.
+# WORK_US (default 1000), KERNEL_HOOKS (the source's `kernel_hooks`: auto, sockets,
+# syscalls), BPF_STATS, SKIP_CRITERION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -70,20 +71,27 @@ for p in json.load(sys.stdin):
         print("  %-14s %6.0f ns per call, %10d calls" % (p["name"], p["run_time_ns"] / p["run_cnt"], p["run_cnt"]))'
 }
 
-# bench WHAT URL WITHOUT: one capture run (ports $CAPTURE_PORTS, pids $CAPTURE_PIDS) under wrk on URL.
-bench() {
-  [ -z "${BPF_STATS:-}" ] || sysctl -qw kernel.bpf_stats_enabled=1
+# start_capture: tapline capturing ports $CAPTURE_PORTS, pids $CAPTURE_PIDS; sets pid, and hooks (those it chose).
+start_capture() {
   $bin run --config benches/ebpf.toml 2>"$work/tapline.log" & pid=$!
   until grep -q "eBPF capture started" "$work/tapline.log"; do kill -0 $pid; sleep 0.1; done
+  hooks=$(grep -o 'hooks=[A-Za-z]*' "$work/tapline.log" | cut -d= -f2)
+}
+stop_capture() { kill $pid; wait $pid || true; pid=; }
+
+# bench WHAT URL WITHOUT: one capture run under wrk on URL.
+bench() {
+  [ -z "${BPF_STATS:-}" ] || sysctl -qw kernel.bpf_stats_enabled=1
+  start_capture
   start_cpu=$(cpu_secs $pid); start_events=$(captured)
   with=$(rps "$2")
   sleep 2  # the last records leave the ring buffer and the sessions
   events=$(( $(captured) - start_events )); cpu=$(awk -v a="$(cpu_secs $pid)" -v b="$start_cpu" 'BEGIN {print a - b}')
   rss=$(peak_mib $pid); drops=$(dropped)
   [ -z "${BPF_STATS:-}" ] || { bpf_stats; sysctl -qw kernel.bpf_stats_enabled=0; }
-  kill $pid; wait $pid || true; pid=
-  awk -v what="$1" -v without="$3" -v with="$with" -v events="$events" -v s="$seconds" -v cpu="$cpu" -v rss="$rss" -v drops="$drops" 'BEGIN {
-    printf "capturing %-22s %9.0f requests/s (%.1f %% fewer); tapline %d events in %d s = %.0f/s, %.2f CPU-s per million, peak RSS %.1f MiB, %d ring buffer drops\n",
+  stop_capture
+  awk -v what="$1 ($hooks)" -v without="$3" -v with="$with" -v events="$events" -v s="$seconds" -v cpu="$cpu" -v rss="$rss" -v drops="$drops" 'BEGIN {
+    printf "capturing %-33s %9.0f requests/s (%.1f %% fewer); tapline %d events in %d s = %.0f/s, %.2f CPU-s per million, peak RSS %.1f MiB, %d ring buffer drops\n",
       what ":", with, (without - with) / without * 100, events, s, events / s, cpu / events * 1e6, rss, drops }'
 }
 
@@ -101,6 +109,13 @@ rps "$proxied" >/dev/null  # warm-up: nginx opens its upstream connections
 without=$(rps "$proxied")
 printf "nginx → 2 backends (%d µs of CPU per request) without capture: %9.0f requests/s\n" "$work_us" "$without"
 CAPTURE_PORTS="$PROXY_PORT, ${backend_ports[0]}, ${backend_ports[1]}" CAPTURE_PIDS= bench "proxy, all 3 ports" "$proxied" "$without"
+
+dd_secs() { /usr/bin/time -f %e dd if=/dev/zero of=/dev/null bs=1 count=3000000 2>&1 | tail -1; }
+dd_without=$(dd_secs)
+CAPTURE_PORTS=1 CAPTURE_PIDS= start_capture
+dd_with=$(dd_secs)
+stop_capture
+printf "dd, 6 M one-byte read and write calls: %.2f s without capture, %.2f s beside one (%s, port 1)\n" "$dd_without" "$dd_with" "$hooks"
 
 [ -n "${SKIP_CRITERION:-}" ] ||
   cargo bench --offline --quiet --bench hot_paths -- ebpf/ --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^ebpf/|thrpt"

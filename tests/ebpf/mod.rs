@@ -122,22 +122,33 @@ fn side<'a>(records: &'a [Value], point: &str) -> &'a Value {
 }
 
 /// Both builds of the kernel programs pass this kernel's verifier and see a
-/// request: the one for kernels with `bpf_loop` (5.17+, 64 iovecs a call)
-/// and the one for 5.8 to 5.16 (8 iovecs, an unrolled loop).
+/// request, with either set of hooks: the build for kernels with `bpf_loop`
+/// (5.17+, 64 iovecs a call) and the one for 5.8 to 5.16 (8 iovecs, an
+/// unrolled loop); the socket tracepoints (6.3+) and the syscall ones.
 #[test]
-fn the_programs_for_older_kernels_load_and_capture_too() {
-    use tapline::sources::ebpf::loader::{load, Options};
+fn every_build_and_set_of_hooks_loads_and_captures() {
+    use tapline::sources::ebpf::loader::{load, KernelHooks, Options};
     if !root() {
         return;
     }
-    for bpf_loop in [true, false] {
+    for (bpf_loop, hooks) in
+        [(true, KernelHooks::Sockets), (true, KernelHooks::Syscalls), (false, KernelHooks::Sockets), (false, KernelHooks::Syscalls)]
+    {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let options =
-            Options { payload_size: 1024, ports: vec![port], pids: vec![], ring_buffer_bytes: 1 << 20, ssl_libraries: vec![], bpf_loop };
-        let mut capture = load(&options).unwrap_or_else(|e| panic!("bpf_loop = {bpf_loop}: {e}"));
+        let options = Options {
+            payload_size: 1024,
+            ports: vec![port],
+            pids: vec![],
+            ring_buffer_bytes: 1 << 20,
+            ssl_libraries: vec![],
+            bpf_loop,
+            hooks,
+        };
+        let mut capture = load(&options).unwrap_or_else(|e| panic!("bpf_loop = {bpf_loop}, {hooks:?}: {e}"));
+        assert_eq!(capture.hooks, hooks);
         // The loading process is never traced: curl makes the request.
-        let path = format!("/loaded-{bpf_loop}");
+        let path = format!("/loaded-{bpf_loop}-{hooks:?}");
         let mut curl = Command::new("curl").args(["-s", "--max-time", "10", &format!("http://127.0.0.1:{port}{path}")]).spawn().unwrap();
         let (mut server, _) = listener.accept().unwrap();
         let mut head = Vec::new();
@@ -155,17 +166,32 @@ fn the_programs_for_older_kernels_load_and_capture_too() {
             }
             seen > 0
         });
-        assert_eq!(seen, 1, "bpf_loop = {bpf_loop}: curl's one write");
+        assert_eq!(seen, 1, "bpf_loop = {bpf_loop}, {hooks:?}: curl's one write");
     }
 }
 
+/// The default hooks: the socket tracepoints on a kernel that has them (6.3+).
 #[test]
 fn curl_to_python_http_server_seen_from_both_ends() {
+    let btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap_or_default();
+    let has_socket_tracepoints = btf.windows(26).any(|w| w == b"btf_trace_sock_send_length");
+    curl_to_python_http_server("", if has_socket_tracepoints { "Sockets" } else { "Syscalls" });
+}
+
+/// The hooks of kernels before 6.3, chosen on this one.
+#[test]
+fn curl_to_python_http_server_seen_through_the_syscall_hooks() {
+    curl_to_python_http_server("kernel_hooks = \"syscalls\"", "Syscalls");
+}
+
+fn curl_to_python_http_server(config: &str, hooks: &str) {
     if !root() {
         return;
     }
     let (port, _server, _files) = python_file_server("hello.txt", "hello from the kernel's point of view\n");
-    let pipeline = capture(&[port], "");
+    let pipeline = capture(&[port], config);
+    let log = std::fs::read_to_string(&pipeline.stderr).unwrap();
+    assert!(log.contains(&format!("hooks={hooks}")), "{log}");
 
     let started = Instant::now();
     let body = curl(&[&format!("http://127.0.0.1:{port}/hello.txt")]);
@@ -195,12 +221,19 @@ fn curl_to_python_http_server_seen_from_both_ends() {
     let (client_us, server_us) = (number(client, "duration_us"), number(server, "duration_us"));
     assert!(server_us <= client_us && client_us <= elapsed_us, "server {server_us} µs, client {client_us} µs, curl {elapsed_us} µs");
 
-    // The connection shows up in the TCP metrics.
+    // The connection shows up in the TCP metrics: curl's connect, the server's accept.
     wait_for("a tcp_connects_total metric", Duration::from_secs(10), || {
         read_json(&pipeline.path("tcp.json")).iter().any(|m| {
             m["name"] == "tcp_connects_total"
                 && m["tags"]["server_port"] == port.to_string().as_str()
                 && m["tags"]["process_name"] == "curl"
+        })
+    });
+    wait_for("python's tcp_accepts_total", Duration::from_secs(10), || {
+        read_json(&pipeline.path("tcp.json")).iter().any(|m| {
+            m["name"] == "tcp_accepts_total"
+                && m["tags"]["server_port"] == port.to_string().as_str()
+                && m["tags"]["process_name"].as_str().is_some_and(|name| name.starts_with("python"))
         })
     });
 }
@@ -235,6 +268,43 @@ fn a_response_read_with_the_fin_names_the_same_bytes_at_both_ends() {
     assert!(number(client, "tcp_seq_response") != 0);
     assert_eq!(client["tcp_seq_request"], server["tcp_seq_request"], "{client}\n{server}");
     assert_eq!(client["tcp_seq_response"], server["tcp_seq_response"], "{client}\n{server}");
+}
+
+/// A client that shuts its side down before reading: the server's answer and
+/// FIN take its socket to CLOSE while it still holds it, unread. The
+/// connection ends when the client is done with it, so the response it then
+/// reads still pairs with its request.
+#[test]
+fn a_client_that_shuts_down_its_side_before_reading_still_gets_its_response_paired() {
+    if !root() {
+        return;
+    }
+    let (port, _server, _files) = python_file_server("half.txt", "answered to a half-closed client\n");
+    let pipeline = capture(&[port], "");
+    let client = format!(
+        "import socket, time\n\
+         s = socket.create_connection(('127.0.0.1', {port}))\n\
+         s.sendall(b'GET /half.txt HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')\n\
+         s.shutdown(socket.SHUT_WR)\n\
+         time.sleep(0.5)\n\
+         answer = b''\n\
+         while chunk := s.recv(65536):\n\
+         \x20   answer += chunk\n\
+         time.sleep(0.2)\n\
+         s.close()\n\
+         print(answer.decode().split('\\r\\n')[0])\n"
+    );
+    let out = Command::new("python3").args(["-c", &client]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("200"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let found = wait_records(&pipeline, 2, "client and server records", |r| r["path"] == "/half.txt");
+    for record in [side(&found, "client_process"), side(&found, "server_process")] {
+        assert_eq!(number(record, "status"), 200, "{record}");
+        assert_eq!(record["error"], Value::Null, "{record}");
+    }
+    let client = side(&found, "client_process");
+    assert!(number(client, "duration_us") >= 500_000, "the client read the answer after 0.5 s: {client}");
 }
 
 #[test]

@@ -876,7 +876,7 @@ mod tests {
         let reset = peer.take();
         assert_eq!(summary(&reset), [("/cancelled".into(), None, Some("stream reset: CANCEL".into()))]);
         assert_eq!(reset[0].duration_us, Some(5000));
-        let closed = peer.sessions.on_close(PID, SOCKET, T0 + 7 * MS);
+        let closed = peer.sessions.on_close(SOCKET, T0 + 7 * MS);
         assert_eq!(summary(&closed), [("/pending".into(), None, Some("connection closed before a response".into()))]);
         assert!(peer.sessions.is_empty());
     }
@@ -924,7 +924,7 @@ mod tests {
         peer.receive(&frame(HEADERS, END_HEADERS | END_STREAM, 5, &[0x88]), T0 + 10 * MS);
         assert!(peer.take().is_empty());
         assert_eq!(peer.sessions.take_http2_counters(), Counters { framing_lost: 1, ..Counters::default() });
-        let closed = peer.sessions.on_close(PID, SOCKET, T0 + 11 * MS);
+        let closed = peer.sessions.on_close(SOCKET, T0 + 11 * MS);
         assert_eq!(summary(&closed), [("/big".into(), None, Some("connection closed before a response".into()))]);
     }
 

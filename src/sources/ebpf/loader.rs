@@ -7,16 +7,26 @@ use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::uprobe::UProbeScope;
 use aya::programs::{BtfTracePoint, RawTracePoint, UProbe};
 use aya::{Btf, Ebpf, EbpfLoader};
+use aya_obj::btf::BtfKind;
+use serde::Deserialize;
 
 use crate::component::{Context, Error, Result};
 
 /// The largest payload prefix the kernel side can copy (`MAX_PAYLOAD`).
 pub const MAX_PAYLOAD: u32 = 4096;
 
-/// The syscall tracepoints, as tp_btf programs of the same names: typed
-/// arguments, read with plain loads. Like raw tracepoints, they need no
+/// The socket layer's tracepoints (Linux 6.3+), as tp_btf programs of the
+/// same names: each send and receive of a socket, and nothing else. Typed
+/// arguments, read with plain loads; like raw tracepoints, they need no
 /// tracefs (often not mounted) and cost less per call than tracefs ones.
-const BTF_TRACEPOINTS: &[&str] = &["sys_enter", "sys_exit"];
+const SOCKET_TRACEPOINTS: &[&str] = &["sock_send_length", "sock_recv_length"];
+
+/// Older kernels: the syscall tracepoints, through which every syscall of
+/// the machine passes (accepts and closes are seen there too).
+const SYSCALL_TRACEPOINTS: &[&str] = &["sys_enter", "sys_exit"];
+
+/// With the socket tracepoints: program → raw tracepoint that ends a socket.
+const DESTROY_TRACEPOINT: (&str, &str) = ("destroy_sock", "tcp_destroy_sock");
 
 /// Program name → raw tracepoint it attaches to.
 const RAW_TRACEPOINTS: &[(&str, &str)] = &[
@@ -38,6 +48,19 @@ const SSL_ENTRIES: &[(&str, &str)] = &[
 const SSL_LIBRARY_PATHS: &[&str] =
     &["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3", "/usr/lib64/libssl.so.3", "/usr/lib/libssl.so.3"];
 
+/// Which tracepoints see the reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelHooks {
+    /// The socket tracepoints where the kernel has them, else the syscall ones.
+    #[default]
+    Auto,
+    /// `sock_send_length`/`sock_recv_length` (Linux 6.3+): sockets' sends and receives only.
+    Sockets,
+    /// `sys_enter`/`sys_exit`: every syscall of the machine.
+    Syscalls,
+}
+
 pub struct Options {
     pub payload_size: u32,
     pub ports: Vec<u16>,
@@ -47,6 +70,7 @@ pub struct Options {
     pub ssl_libraries: Vec<PathBuf>,
     /// Load the programs that use `bpf_loop` ([`kernel_has_bpf_loop`]).
     pub bpf_loop: bool,
+    pub hooks: KernelHooks,
 }
 
 /// The loaded programs (detached when dropped) and what user space reads.
@@ -57,6 +81,8 @@ pub struct Capture {
     pub drops: Drops,
     /// The OpenSSL libraries actually probed.
     pub ssl_libraries: Vec<PathBuf>,
+    /// The hooks chosen: [`KernelHooks::Sockets`] or [`KernelHooks::Syscalls`].
+    pub hooks: KernelHooks,
 }
 
 /// The kernel's count of records the ring buffer had no room for.
@@ -120,6 +146,7 @@ pub fn load(options: &Options) -> Result<Capture> {
     let mut loader = EbpfLoader::new();
     loader.btf(None);
     let btf = Btf::from_sys_fs().context("reading the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
+    let hooks = choose_hooks(options.hooks, &btf)?;
     let mut ebpf = loader
         .btf(Some(&btf))
         .override_global("self_pid", &self_pid, true)
@@ -127,6 +154,7 @@ pub fn load(options: &Options) -> Result<Capture> {
         .override_global("filter_ports", &filter_ports, true)
         .override_global("filter_pids", &filter_pids, true)
         .override_global("ssl_probes", &ssl_probes, true)
+        .override_global("socket_hooks", &u8::from(hooks == KernelHooks::Sockets), true)
         .map_max_entries("events", options.ring_buffer_bytes)
         .load(if options.bpf_loop { OBJECT } else { OBJECT_NO_LOOP })
         .context("loading the eBPF programs failed")?;
@@ -140,13 +168,17 @@ pub fn load(options: &Options) -> Result<Capture> {
         pids.insert(pid, 1, 0).context("the pid filter (at most 1024 pids)")?;
     }
 
-    for tracepoint in BTF_TRACEPOINTS {
+    let (tracepoints, raw_tracepoints) = match hooks {
+        KernelHooks::Sockets => (SOCKET_TRACEPOINTS, [RAW_TRACEPOINTS, &[DESTROY_TRACEPOINT]].concat()),
+        _ => (SYSCALL_TRACEPOINTS, RAW_TRACEPOINTS.to_vec()),
+    };
+    for tracepoint in tracepoints {
         let program: &mut BtfTracePoint =
             ebpf.program_mut(tracepoint).ok_or_else(|| format!("no program {tracepoint}"))?.try_into().context(*tracepoint)?;
         program.load(tracepoint, &btf).with_context(|| format!("the kernel refused {tracepoint}"))?;
         program.attach().with_context(|| format!("attaching to tracepoint {tracepoint}"))?;
     }
-    for (program, tracepoint) in RAW_TRACEPOINTS {
+    for (program, tracepoint) in &raw_tracepoints {
         let raw: &mut RawTracePoint =
             ebpf.program_mut(program).ok_or_else(|| format!("no program {program}"))?.try_into().context(*program)?;
         raw.load().with_context(|| format!("the kernel refused {program}"))?;
@@ -170,7 +202,20 @@ pub fn load(options: &Options) -> Result<Capture> {
     let ring = RingBuf::try_from(ebpf.take_map("events").ok_or("no `events` map")?).context("the `events` ring buffer")?;
     let drops =
         Drops { per_cpu: PerCpuArray::try_from(ebpf.take_map("drops").ok_or("no `drops` map")?).context("the `drops` map")?, reported: 0 };
-    Ok(Capture { ebpf, ring, drops, ssl_libraries })
+    Ok(Capture { ebpf, ring, drops, ssl_libraries, hooks })
+}
+
+/// The hooks to load: the socket tracepoints if asked for or, by default,
+/// if this kernel's BTF has them.
+fn choose_hooks(wanted: KernelHooks, btf: &Btf) -> Result<KernelHooks> {
+    let has_sockets = btf.id_by_type_name_kind("btf_trace_sock_send_length", BtfKind::Typedef).is_ok()
+        && btf.id_by_type_name_kind("btf_trace_sock_recv_length", BtfKind::Typedef).is_ok();
+    match wanted {
+        KernelHooks::Auto if has_sockets => Ok(KernelHooks::Sockets),
+        KernelHooks::Auto => Ok(KernelHooks::Syscalls),
+        KernelHooks::Sockets if !has_sockets => Err("`kernel_hooks = \"sockets\"` needs the kernel's sock_send_length and sock_recv_length tracepoints (Linux 6.3+), which this kernel does not have: use \"auto\" or \"syscalls\"".into()),
+        hooks => Ok(hooks),
+    }
 }
 
 fn load_uprobe(ebpf: &mut Ebpf, program: &str) -> Result<()> {

@@ -1,9 +1,10 @@
 //! The `ebpf` source: HTTP requests and TCP connection events of every
 //! process on the host, seen from the kernel (no change to any program).
 //!
-//! Kernel side: `ebpf/socket_trace.bpf.c` (syscall tracepoints for the read and
-//! write families, accept and close, TCP state changes, retransmits and
-//! resets, uprobes on OpenSSL). User side: [`event`] decodes the ring
+//! Kernel side: `ebpf/socket_trace.bpf.c` (the socket layer's send and
+//! receive tracepoints, or on kernels before 6.3 the syscall ones, for the
+//! read and write families; accepts and closes; TCP state changes,
+//! retransmits and resets; uprobes on OpenSSL). User side: [`event`] decodes the ring
 //! buffer, [`http`] parses HTTP/1.x payloads, [`http2`] (with [`hpack`])
 //! HTTP/2 and gRPC streams, [`redis`] Redis calls, [`postgres`]
 //! PostgreSQL queries and [`mysql`] MySQL commands (over [`exchange`], the framing and pairing of
@@ -38,7 +39,7 @@ use crate::event::{Event as PipelineEvent, EventBatch, Kinds, Metric};
 use crate::process::Processes;
 use crate::telemetry::ComponentMetrics;
 use event::{Event, Kind};
-use loader::{Capture, Options, MAX_PAYLOAD};
+use loader::{Capture, KernelHooks, Options, MAX_PAYLOAD};
 use session::{Record, Sessions};
 use trace_ids::TraceIds;
 
@@ -89,6 +90,10 @@ pub struct EbpfConfig {
     /// error and lets the rest of the pipeline run; `fail` stops tapline from starting.
     #[serde(default)]
     pub on_start_error: OnStartError,
+    /// Where the kernel sees reads and writes: `auto` (the socket tracepoints
+    /// where the kernel has them, Linux 6.3+, else the syscall ones), `sockets`, `syscalls`.
+    #[serde(default)]
+    pub kernel_hooks: KernelHooks,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -164,10 +169,11 @@ impl SourceConfig for EbpfConfig {
             ring_buffer_bytes: self.ring_buffer_bytes,
             ssl_libraries,
             bpf_loop: loader::kernel_has_bpf_loop(),
+            hooks: self.kernel_hooks,
         };
         match loader::load(&options) {
             Ok(capture) => {
-                tracing::info!(component = %cx.id, ssl_libraries = ?capture.ssl_libraries, "eBPF capture started");
+                tracing::info!(component = %cx.id, hooks = ?capture.hooks, ssl_libraries = ?capture.ssl_libraries, "eBPF capture started");
                 Ok(Box::pin(run(self.clone(), capture, cx)))
             }
             Err(e) if self.on_start_error == OnStartError::Fail => Err(e),
@@ -358,8 +364,11 @@ impl Tracker {
         };
         self.last_event_ns = event.monotonic_ns;
         let wall_ns = self.clock.wall_ns(event.monotonic_ns);
-        // Retransmits and resets come from softirq context: no process to filter on.
+        // Retransmits, resets and (with the socket hooks) accepts and closes
+        // come from softirq context: no process to filter on.
         if event.pid != 0 && !self.wanted(event.comm) {
+            // The connection is not counted as an accept of no process either.
+            self.tcp.disown(event.socket);
             return;
         }
         self.tcp.observe(&event);
@@ -370,7 +379,7 @@ impl Tracker {
                 self.keep(records);
             }
             Kind::Closed => {
-                let records = self.sessions.on_close(event.pid, event.socket, wall_ns);
+                let records = self.sessions.on_close(event.socket, wall_ns);
                 self.keep(records);
             }
             _ => {}

@@ -435,7 +435,7 @@ mod tests {
         assert_eq!(summary(&peer.take()), [not_parsed.clone(), not_parsed, call("GET", None, (20, 7))]);
         let counters = peer.sessions.take_counters()[0];
         assert_eq!((counters.framing_lost, counters.unmatched_responses), (2, 0));
-        assert!(peer.sessions.on_close(PID, SOCKET, T0 + 11 * MS).is_empty());
+        assert!(peer.sessions.on_close(SOCKET, T0 + 11 * MS).is_empty());
     }
 
     #[test]
@@ -474,7 +474,7 @@ mod tests {
         assert_eq!(given_up.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(), [Some("timeout"), Some("timeout")]);
         assert_eq!(given_up.iter().map(|r| r.time).collect::<Vec<_>>(), [0, 1].map(|n| DateTime::from_timestamp_nanos(T0 as i64 + n)));
         assert_eq!(peer.sessions.take_counters()[0].requests_given_up, 2);
-        let closed = peer.sessions.on_close(PID, SOCKET, T0 + MS);
+        let closed = peer.sessions.on_close(SOCKET, T0 + MS);
         assert_eq!(closed.len(), MAX_PENDING);
         assert_eq!(closed[0].error.as_deref(), Some("connection closed before a response"));
     }

@@ -40,10 +40,11 @@ pub(super) fn given_up(mut record: Record, error: &str, duration_us: Option<u64>
     record
 }
 
-/// Every connection's state, keyed by (pid, kernel socket address).
+/// Every connection's state, keyed by its kernel socket address (one byte
+/// stream in each direction, whichever process moves the bytes).
 #[derive(Debug)]
 pub struct Sessions {
-    sessions: FxHashMap<(u32, u64), Session>,
+    sessions: FxHashMap<u64, Session>,
     /// Responses that came with no request pending (the request was before
     /// we started, or was not seen as HTTP).
     pub unmatched_responses: u64,
@@ -58,7 +59,7 @@ pub struct Sessions {
     /// A MySQL packet header read alone (servers read the 4 bytes, then the
     /// rest) on a connection not known yet, and the way it went: with the
     /// next read it may make a query that tells the connection.
-    heads_apart: FxHashMap<(u32, u64), (Direction, Partial)>,
+    heads_apart: FxHashMap<u64, (Direction, Partial)>,
 }
 
 /// Headers read alone held at most (past it they are all forgotten).
@@ -261,7 +262,7 @@ impl Sessions {
             return records;
         }
         let way = event.direction as usize;
-        let partial = self.sessions.get_mut(&(event.pid, event.socket)).and_then(|session| session.partial[way].take());
+        let partial = self.sessions.get_mut(&event.socket).and_then(|session| session.partial[way].take());
         match partial {
             // Headers a read cut short: this read continues them.
             Some(partial) => {
@@ -278,7 +279,7 @@ impl Sessions {
         if event.kind != Kind::Data {
             return None;
         }
-        let key = (event.pid, event.socket);
+        let key = event.socket;
         let mut out = Vec::new();
         // One lookup for every HTTP/1 read and write that comes this way first.
         let parsed = self.sessions.get(&key).map(|session| session.parser.is_some());
@@ -309,7 +310,7 @@ impl Sessions {
             };
             // After an HTTP/1.1 upgrade (h2c), or on a socket address reused
             // unseen: what HTTP/1 state there was ends here.
-            out = self.on_close(event.pid, event.socket, wall_ns);
+            out = self.on_close(event.socket, wall_ns);
             let session = Session { role: Some(role_of(true, requests)), parser: Some(parser), ..Session::default() };
             self.sessions.insert(key, session);
         }
@@ -352,7 +353,7 @@ impl Sessions {
         if event.kind != Kind::Data || (event.payload.is_empty() && event.bytes == 0) {
             return out;
         }
-        let key = (event.pid, event.socket);
+        let key = event.socket;
         // The rest of a message whose length its headers gave comes first: the
         // next message starts after it (a read can hold one's end and the next's start).
         let way = event.direction as usize;
@@ -443,9 +444,9 @@ impl Sessions {
     }
 
     /// The connection closed: its unanswered requests will never be.
-    pub fn on_close(&mut self, pid: u32, socket: u64, wall_ns: u64) -> Vec<Record> {
-        self.heads_apart.remove(&(pid, socket));
-        let Some(session) = self.sessions.remove(&(pid, socket)) else { return Vec::new() };
+    pub fn on_close(&mut self, socket: u64, wall_ns: u64) -> Vec<Record> {
+        self.heads_apart.remove(&socket);
+        let Some(session) = self.sessions.remove(&socket) else { return Vec::new() };
         let mut out: Vec<Record> = session.open.map(|open| open.record).into_iter().collect();
         if let Some(parser) = session.parser {
             parser.close(wall_ns, &mut out);
@@ -711,7 +712,7 @@ pub(super) mod testing {
                 let bytes = payload.len() + if next().is_multiple_of(5) { next() as usize % 100_000 } else { 0 };
                 self.call(direction, &payload, bytes, T0 + n * MS);
                 if next().is_multiple_of(100) {
-                    self.sessions.on_close(PID, SOCKET, T0 + n * MS);
+                    self.sessions.on_close(SOCKET, T0 + n * MS);
                 }
             }
         }
@@ -967,7 +968,7 @@ mod tests {
         // A response read in pieces, its length unknown (up to the close).
         assert!(sessions.on_data(&data(Direction::Ingress, b"HTTP/1.0 200 OK\r\n\r\nabc"), T0 + 3 * MS).is_empty());
         assert!(sessions.on_data(&Event { bytes: 1000, ..data(Direction::Ingress, b"def") }, T0 + 4 * MS).is_empty());
-        let records = sessions.on_close(PID, SOCKET, T0 + 5 * MS);
+        let records = sessions.on_close(SOCKET, T0 + 5 * MS);
         assert_eq!(records.len(), 1);
         assert_eq!((records[0].request_size, records[0].response_size), (Some(upload.len() as u64 + 4096 + 5), Some(22 + 1000)));
         assert_eq!((records[0].status, records[0].duration_us, records[0].error.as_deref()), (Some(200), Some(3000), None));
@@ -1052,12 +1053,12 @@ mod tests {
         let mut sessions = Sessions::default();
         sessions.on_data(&data(Direction::Egress, b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"), T0);
         sessions.on_data(&data(Direction::Ingress, &ok("")), T0 + MS);
-        let records = sessions.on_close(PID, SOCKET, T0 + 7 * MS);
+        let records = sessions.on_close(SOCKET, T0 + 7 * MS);
         assert_eq!(records.len(), 1);
         assert_eq!((records[0].path.as_deref(), records[0].status, records[0].duration_us), (Some("/b"), None, Some(7000)));
         assert_eq!(records[0].error.as_deref(), Some("connection closed before a response"));
         assert!(sessions.is_empty());
-        assert!(sessions.on_close(PID, SOCKET, T0).is_empty());
+        assert!(sessions.on_close(SOCKET, T0).is_empty());
     }
 
     #[test]
@@ -1157,7 +1158,7 @@ mod tests {
             let wall = if next() % 10 == 0 { 0 } else { T0 + n * MS };
             sessions.on_data(&event, wall);
             if next() % 50 == 0 {
-                sessions.on_close(PID, next() % 4, wall);
+                sessions.on_close(next() % 4, wall);
             }
         }
         sessions.expire(u64::MAX, 0);

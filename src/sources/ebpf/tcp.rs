@@ -38,13 +38,23 @@ struct Latency {
 pub struct TcpStats {
     enabled: bool,
     sockets: FxHashMap<u64, Owner>,
+    /// Accepts seen at the handshake's end (no process there), by socket,
+    /// with their server address: counted under the process that first
+    /// reads or writes on the socket, or under none if it closes first.
+    unclaimed_accepts: FxHashMap<u64, (IpAddr, u16)>,
     counts: BTreeMap<(&'static str, Series), u64>,
     latencies: BTreeMap<Series, Latency>,
 }
 
 impl TcpStats {
     pub fn new(enabled: bool) -> TcpStats {
-        TcpStats { enabled, sockets: FxHashMap::default(), counts: BTreeMap::new(), latencies: BTreeMap::new() }
+        TcpStats {
+            enabled,
+            sockets: FxHashMap::default(),
+            unclaimed_accepts: FxHashMap::default(),
+            counts: BTreeMap::new(),
+            latencies: BTreeMap::new(),
+        }
     }
 
     pub fn observe(&mut self, event: &Event) {
@@ -53,9 +63,18 @@ impl TcpStats {
         }
         let ends = event.endpoints;
         match event.kind {
-            Kind::Accepted => {
+            // From the accept call (the syscall hooks): its process is known.
+            Kind::Accepted if event.pid != 0 => {
                 self.remember(event, ends.local);
                 self.count("tcp_accepts_total", Series { process_name: Some(event.comm.to_string()), server: ends.local });
+            }
+            Kind::Accepted => {
+                if self.unclaimed_accepts.len() >= MAX_SOCKETS {
+                    for (_, server) in std::mem::take(&mut self.unclaimed_accepts) {
+                        self.count("tcp_accepts_total", Series { process_name: None, server });
+                    }
+                }
+                self.unclaimed_accepts.insert(event.socket, ends.local);
             }
             Kind::Connected => {
                 self.remember(event, ends.remote);
@@ -71,7 +90,10 @@ impl TcpStats {
                 self.count("tcp_connect_failures_total", Series { process_name: Some(event.comm.to_string()), server: ends.remote })
             }
             Kind::Data => {
-                if !self.sockets.contains_key(&event.socket) {
+                if let Some(server) = self.unclaimed_accepts.remove(&event.socket) {
+                    self.remember(event, server);
+                    self.count("tcp_accepts_total", Series { process_name: Some(event.comm.to_string()), server });
+                } else if !self.sockets.contains_key(&event.socket) {
                     // A connection opened before the capture started: the lower port is the server's.
                     let server = if ends.local.1 < ends.remote.1 { ends.local } else { ends.remote };
                     self.remember(event, server);
@@ -79,6 +101,9 @@ impl TcpStats {
             }
             Kind::Closed => {
                 self.sockets.remove(&event.socket);
+                if let Some(server) = self.unclaimed_accepts.remove(&event.socket) {
+                    self.count("tcp_accepts_total", Series { process_name: None, server });
+                }
             }
             Kind::Retransmit => self.count("tcp_retransmits_total", self.series_of(event)),
             Kind::Reset => {
@@ -86,6 +111,12 @@ impl TcpStats {
                 self.count(name, self.series_of(event));
             }
         }
+    }
+
+    /// A process left out by name uses `socket`: an accept waiting for its
+    /// process is not counted.
+    pub fn disown(&mut self, socket: u64) {
+        self.unclaimed_accepts.remove(&socket);
     }
 
     fn remember(&mut self, event: &Event, server: (IpAddr, u16)) {
@@ -234,5 +265,42 @@ mod tests {
         let reset = find(&metrics, "tcp_resets_sent_total");
         assert_eq!(reset.tags.get("server_port").map(String::as_str), Some("8080"));
         assert_eq!(reset.tags.get("process_name"), None);
+    }
+
+    #[test]
+    fn an_accept_seen_at_the_handshake_goes_to_the_process_that_first_uses_the_socket() {
+        let mut stats = TcpStats::new(true);
+        let handshake = |socket| Event { pid: 0, comm: "", ..event(Kind::Accepted, socket, 8080, 51000 + socket as u16, 0) };
+        stats.observe(&handshake(1));
+        stats.observe(&handshake(2));
+        stats.observe(&handshake(3));
+        // Socket 1 is read by nginx; socket 2 closes unread; socket 3 is not claimed yet.
+        stats.observe(&Event { comm: "nginx", ..event(Kind::Data, 1, 8080, 51001, 0) });
+        stats.observe(&Event { comm: "nginx", ..event(Kind::Data, 1, 8080, 51001, 0) });
+        stats.observe(&Event { pid: 0, ..event(Kind::Closed, 2, 8080, 51002, 0) });
+        let mut metrics = Vec::new();
+        stats.flush(&mut metrics);
+        let accepts: Vec<_> = metrics
+            .iter()
+            .filter(|m| m.name == "tcp_accepts_total")
+            .map(|m| (m.tags.get("process_name").cloned(), m.tags["server_port"].clone(), m.value.clone()))
+            .collect();
+        assert_eq!(
+            accepts,
+            [
+                (None, "8080".to_string(), MetricValue::Counter { value: 1.0 }),
+                (Some("nginx".to_string()), "8080".to_string(), MetricValue::Counter { value: 1.0 }),
+            ]
+        );
+        // A socket whose first user is left out by name is not counted at all.
+        stats.observe(&handshake(4));
+        stats.disown(4);
+        stats.observe(&Event { pid: 0, ..event(Kind::Closed, 4, 8080, 51004, 0) });
+        // The claimed socket's later events are nginx's, as with an accept call.
+        stats.observe(&event(Kind::Retransmit, 1, 8080, 51001, 0));
+        let mut metrics = Vec::new();
+        stats.flush(&mut metrics);
+        assert_eq!(find(&metrics, "tcp_retransmits_total").tags.get("process_name").map(String::as_str), Some("nginx"));
+        assert!(metrics.iter().all(|m| m.name != "tcp_accepts_total"), "{metrics:?}");
     }
 }
