@@ -623,6 +623,15 @@ static __always_inline int socket_call(u64 *ctx, u8 direction, bool peek)
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!process_wanted(pid_tgid >> 32))
 		return 0;
+	/* TCP first: the sends and receives of UNIX and UDP sockets pass here too. */
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	if (filter_ports) {
+		u16 local = sk->__sk_common.skc_num, remote = bpf_ntohs(sk->__sk_common.skc_dport);
+		if (!bpf_map_lookup_elem(&ports, &local) && !bpf_map_lookup_elem(&ports, &remote))
+			return 0;
+	}
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (task->flags & PF_KTHREAD)
 		return 0;
@@ -660,14 +669,6 @@ static __always_inline int socket_call(u64 *ctx, u8 direction, bool peek)
 	struct socket *socket = sk->sk_socket;
 	if (!socket || file_of(fd) != socket->file)
 		return 0;
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return 0;
-	if (filter_ports) {
-		u16 local = sk->__sk_common.skc_num, remote = bpf_ntohs(sk->__sk_common.skc_dport);
-		if (!bpf_map_lookup_elem(&ports, &local) && !bpf_map_lookup_elem(&ports, &remote))
-			return 0;
-	}
 	/* Inside an OpenSSL call the bytes are ciphertext: note the socket, trace the plaintext instead. */
 	struct call *ssl = ssl_may_be_open() ? bpf_map_lookup_elem(&ssl_calls, &pid_tgid) : 0;
 	if (ssl) {
