@@ -177,13 +177,16 @@ static __always_inline bool process_wanted(u32 tgid)
 	return !filter_pids || bpf_map_lookup_elem(&pids, &tgid);
 }
 
+/* Whether a connection's local or remote port is in `ports` (host byte order). */
+static __always_inline bool ports_listed(u16 local, u16 remote)
+{
+	return bpf_map_lookup_elem(&ports, &local) || bpf_map_lookup_elem(&ports, &remote);
+}
+
 static __always_inline bool ports_wanted(struct sock *sk)
 {
-	if (!filter_ports)
-		return true;
-	u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
-	u16 remote = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	return bpf_map_lookup_elem(&ports, &local) || bpf_map_lookup_elem(&ports, &remote);
+	return !filter_ports ||
+	       ports_listed(BPF_CORE_READ(sk, __sk_common.skc_num), bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)));
 }
 
 static __always_inline bool is_tcp(struct sock *sk)
@@ -196,7 +199,8 @@ static __always_inline bool is_tcp(struct sock *sk)
 
 /* What a file is to us, decided once per open file: the TCP socket we
  * trace, or 0 (not a socket, not TCP, not a wanted port), with its addresses
- * once connected (read once, not at each record). Entries go at close(); the
+ * once connected (read once, not at each record). Entries go at close() (with
+ * the socket hooks only the OpenSSL path makes them, and the LRU ends them); the
  * inode number guards against a file freed otherwise (a process exiting)
  * whose address a new one takes: a new socket has a new number. */
 struct file_verdict {
@@ -444,18 +448,25 @@ static __always_inline u32 first_seq(struct sock *sk, u8 direction, s64 len, boo
 	return seq - (u32)len;
 }
 
+/* Inside an OpenSSL call the bytes are ciphertext: the call's socket is
+ * noted for the SSL* (its plaintext is traced at the uretprobe instead). */
+static __always_inline bool noted_inside_ssl(u64 pid_tgid, u32 fd)
+{
+	struct call *ssl = ssl_may_be_open() ? bpf_map_lookup_elem(&ssl_calls, &pid_tgid) : 0;
+	if (!ssl)
+		return false;
+	ssl->fd = fd;
+	bpf_map_update_elem(&ssl_fds, &ssl->ssl, &fd, BPF_ANY);
+	return true;
+}
+
 /* A read or write call of a wanted process that moved `len` bytes, seen at
  * its exit (its arguments are still in the saved registers): one record, and
  * no state kept between entry and exit. */
 static __always_inline int data_call(u64 pid_tgid, u32 fd, u64 buf, u64 iovcnt, u8 shape, u8 direction, s64 len, bool peek)
 {
-	/* Inside an OpenSSL call the bytes are ciphertext: note the socket, trace the plaintext instead. */
-	struct call *ssl = ssl_may_be_open() ? bpf_map_lookup_elem(&ssl_calls, &pid_tgid) : 0;
-	if (ssl) {
-		ssl->fd = fd;
-		bpf_map_update_elem(&ssl_fds, &ssl->ssl, &fd, BPF_ANY);
+	if (noted_inside_ssl(pid_tgid, fd))
 		return 0;
-	}
 	if (len <= 0)
 		return 0;
 	struct file_verdict *verdict = verdict_of(file_of(fd));
@@ -627,11 +638,8 @@ static __always_inline int socket_call(u64 *ctx, u8 direction, bool peek)
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return 0;
-	if (filter_ports) {
-		u16 local = sk->__sk_common.skc_num, remote = bpf_ntohs(sk->__sk_common.skc_dport);
-		if (!bpf_map_lookup_elem(&ports, &local) && !bpf_map_lookup_elem(&ports, &remote))
-			return 0;
-	}
+	if (filter_ports && !ports_listed(sk->__sk_common.skc_num, bpf_ntohs(sk->__sk_common.skc_dport)))
+		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (task->flags & PF_KTHREAD)
 		return 0;
@@ -669,13 +677,8 @@ static __always_inline int socket_call(u64 *ctx, u8 direction, bool peek)
 	struct socket *socket = sk->sk_socket;
 	if (!socket || file_of(fd) != socket->file)
 		return 0;
-	/* Inside an OpenSSL call the bytes are ciphertext: note the socket, trace the plaintext instead. */
-	struct call *ssl = ssl_may_be_open() ? bpf_map_lookup_elem(&ssl_calls, &pid_tgid) : 0;
-	if (ssl) {
-		ssl->fd = fd;
-		bpf_map_update_elem(&ssl_fds, &ssl->ssl, &fd, BPF_ANY);
+	if (noted_inside_ssl(pid_tgid, fd))
 		return 0;
-	}
 	if (ret <= 0)
 		return 0;
 	struct call c = { .sock = (u64)sk, .buf = buf, .iovcnt = iovcnt, .fd = fd, .direction = direction, .shape = shape };
@@ -700,12 +703,9 @@ int destroy_sock(struct bpf_raw_tracepoint_args *ctx)
 	struct sock *sk = (struct sock *)ctx->args[0];
 	/* The local port as the socket sent from: by now the kernel has given
 	 * its port back (skc_num is 0). */
-	if (filter_ports) {
-		u16 local = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-		u16 remote = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-		if (!bpf_map_lookup_elem(&ports, &local) && !bpf_map_lookup_elem(&ports, &remote))
-			return 0;
-	}
+	if (filter_ports &&
+	    !ports_listed(bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport)), bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))
+		return 0;
 	struct record *r = new_record(KIND_CLOSED, sk);
 	if (r)
 		submit(r, 0);

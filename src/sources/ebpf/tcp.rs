@@ -89,16 +89,16 @@ impl TcpStats {
             Kind::ConnectFailed => {
                 self.count("tcp_connect_failures_total", Series { process_name: Some(event.comm.to_string()), server: ends.remote })
             }
-            Kind::Data => {
-                if let Some(server) = self.unclaimed_accepts.remove(&event.socket) {
+            // A socket seen before is remembered: one lookup per read or write.
+            Kind::Data if !self.sockets.contains_key(&event.socket) => match self.unclaimed_accepts.remove(&event.socket) {
+                Some(server) => {
                     self.remember(event, server);
                     self.count("tcp_accepts_total", Series { process_name: Some(event.comm.to_string()), server });
-                } else if !self.sockets.contains_key(&event.socket) {
-                    // A connection opened before the capture started: the lower port is the server's.
-                    let server = if ends.local.1 < ends.remote.1 { ends.local } else { ends.remote };
-                    self.remember(event, server);
                 }
-            }
+                // A connection opened before the capture started: the lower port is the server's.
+                None => self.remember(event, if ends.local.1 < ends.remote.1 { ends.local } else { ends.remote }),
+            },
+            Kind::Data => {}
             Kind::Closed => {
                 self.sockets.remove(&event.socket);
                 if let Some(server) = self.unclaimed_accepts.remove(&event.socket) {
@@ -116,7 +116,9 @@ impl TcpStats {
     /// A process left out by name uses `socket`: an accept waiting for its
     /// process is not counted.
     pub fn disown(&mut self, socket: u64) {
-        self.unclaimed_accepts.remove(&socket);
+        if !self.unclaimed_accepts.is_empty() {
+            self.unclaimed_accepts.remove(&socket);
+        }
     }
 
     fn remember(&mut self, event: &Event, server: (IpAddr, u16)) {
