@@ -32,6 +32,8 @@ char LICENSE[] SEC("license") = "GPL";
 #else
 #define MAX_IOV 8
 #endif
+/* Iovecs read in one copy, their bytes copied without a loop callback. */
+#define IOV_AT_ONCE 4
 
 /* Set by the loader before load (read-only after). */
 const volatile u32 self_pid = 0;        /* the pipeline itself: never traced */
@@ -365,9 +367,9 @@ struct iov_copy {
 	u32 copied;
 };
 
-/* Copy iovec `i` into the scratch record after what is copied; 1 stops the
- * loop. With bpf_loop, a callback the verifier checks once, however many
- * iovecs a call has (an unrolled loop of 64 exceeds its limit). */
+/* Copy iovec IOV_AT_ONCE + `i` into the scratch record after what is copied;
+ * 1 stops the loop. With bpf_loop, a callback the verifier checks once,
+ * however many iovecs a call has (an unrolled loop of 64 exceeds its limit). */
 #ifdef TAPLINE_BPF_LOOP
 static long copy_one_iov(u32 i, void *arg)
 #else
@@ -377,6 +379,7 @@ static __always_inline long copy_one_iov(u32 i, void *arg)
 	struct iov_copy *c = arg;
 	u32 zero = 0;
 	struct record *r = bpf_map_lookup_elem(&scratch, &zero);
+	i += IOV_AT_ONCE;
 	if (!r || i >= c->iovcnt || c->copied >= c->limit)
 		return 1;
 	struct iovec v;
@@ -394,14 +397,36 @@ static __always_inline long copy_one_iov(u32 i, void *arg)
 	return 0;
 }
 
-/* The first bytes of an iovec array, into the scratch record's payload. */
-static __always_inline u32 copy_iov(u64 iov, u64 iovcnt, u32 len)
+/* The first bytes of an iovec array, into the record's payload. The first
+ * IOV_AT_ONCE iovecs are read in one copy and their bytes copied inline (a
+ * user copy and a loop callback per iovec cost more than the bytes); the
+ * rest, rare (gRPC's header slices), one by one. */
+static __always_inline u32 copy_iov(struct record *r, u64 iov, u64 iovcnt, u32 len)
 {
 	struct iov_copy c = { .iov = iov, .iovcnt = iovcnt, .limit = len < payload_limit ? len : payload_limit };
+	struct iovec v[IOV_AT_ONCE] = {};
+	u64 head = iovcnt < IOV_AT_ONCE ? iovcnt : IOV_AT_ONCE;
+	if (!head || bpf_probe_read_user(v, head * sizeof(v[0]), (const void *)iov))
+		return 0;
+	for (int i = 0; i < IOV_AT_ONCE; i++) {
+		if (i >= head || c.copied >= c.limit)
+			return c.copied;
+		u32 want = c.limit - c.copied;
+		if (v[i].iov_len < want)
+			want = v[i].iov_len;
+		if (want > MAX_PAYLOAD)
+			want = MAX_PAYLOAD;
+		u32 offset = c.copied & (MAX_PAYLOAD - 1);
+		if (bpf_probe_read_user(&r->payload[offset], want, v[i].iov_base))
+			return c.copied;
+		c.copied += want;
+	}
+	if (iovcnt <= IOV_AT_ONCE || c.copied >= c.limit)
+		return c.copied;
 #ifdef TAPLINE_BPF_LOOP
-	bpf_loop(MAX_IOV, copy_one_iov, &c, 0);
+	bpf_loop(MAX_IOV - IOV_AT_ONCE, copy_one_iov, &c, 0);
 #else
-	for (int i = 0; i < MAX_IOV; i++)
+	for (int i = 0; i < MAX_IOV - IOV_AT_ONCE; i++)
 		if (copy_one_iov(i, &c))
 			break;
 #endif
@@ -422,7 +447,7 @@ static __always_inline void emit_data(struct call *c, s64 len, bool tls)
 	r->h.tls = tls;
 	r->h.tcp_seq = c->tcp_seq;
 	r->h.bytes = len;
-	u32 captured = c->shape == IOV ? copy_iov(c->buf, c->iovcnt, len) : copy_plain(r, c->buf, len);
+	u32 captured = c->shape == IOV ? copy_iov(r, c->buf, c->iovcnt, len) : copy_plain(r, c->buf, len);
 	submit(r, captured);
 }
 

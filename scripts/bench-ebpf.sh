@@ -10,16 +10,20 @@
 # second, its CPU per million records, peak RSS and ring buffer drops; with
 # BPF_STATS=1, each kernel program's ns per call during a capture (measuring
 # costs a little: the throughput figures of such a run are not comparable);
-# then the user side's decode + pairing cost per event (criterion).
+# then the user side's decode + pairing cost per event (criterion). With
+# ROUNDS=N the two cases run N times, each capture against the run without
+# it just before (the host's own rate drifts between runs), and the median
+# loss of each capture is printed at the end.
 # Usage: scripts/bench-ebpf.sh [SECONDS] [CONNECTIONS]
 # Environment: TAPLINE_BIN (default: build ${CARGO_TARGET_DIR:-target}/release/tapline),
-# WORK_US (default 1000), KERNEL_HOOKS (the source's `kernel_hooks`: auto, sockets,
-# syscalls), BPF_STATS, SKIP_CRITERION.
+# WORK_US (default 1000), ROUNDS (default 1), KERNEL_HOOKS (the source's `kernel_hooks`: auto, sockets,
+# syscalls), BPF_STATS (needs bpftool: apt-get install bpftool), SKIP_CRITERION.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 connections=${2:-16}
 work_us=${WORK_US:-1000}
+rounds=${ROUNDS:-1}
 bin=${TAPLINE_BIN:-${CARGO_TARGET_DIR:-target}/release/tapline}
 [ -n "${TAPLINE_BIN:-}" ] || cargo build --release --quiet --bin tapline
 work=$(mktemp -d)
@@ -67,7 +71,8 @@ bpf_stats() {
   bpftool -j prog show | python3 -c '
 import json, sys
 for p in json.load(sys.stdin):
-    if p.get("run_cnt") and p["name"] in ("sys_enter", "sys_exit", "set_state", "retransmit", "send_reset", "receive_reset"):
+    if p.get("run_cnt") and p["name"] in ("sys_enter", "sys_exit", "sock_send_length", "sock_recv_length",
+                                        "destroy_sock", "set_state", "retransmit", "send_reset", "receive_reset"):
         print("  %-14s %6.0f ns per call, %10d calls" % (p["name"], p["run_time_ns"] / p["run_cnt"], p["run_cnt"]))'
 }
 
@@ -79,7 +84,8 @@ start_capture() {
 }
 stop_capture() { kill $pid; wait $pid || true; pid=; }
 
-# bench WHAT URL WITHOUT: one capture run under wrk on URL.
+# bench WHAT URL WITHOUT: one capture run under wrk on URL; its loss is added to losses[WHAT].
+declare -A losses
 bench() {
   [ -z "${BPF_STATS:-}" ] || sysctl -qw kernel.bpf_stats_enabled=1
   start_capture
@@ -90,25 +96,34 @@ bench() {
   rss=$(peak_mib $pid); drops=$(dropped)
   [ -z "${BPF_STATS:-}" ] || { bpf_stats; sysctl -qw kernel.bpf_stats_enabled=0; }
   stop_capture
+  losses[$1]+="$(awk -v without="$3" -v with="$with" 'BEGIN {print (without - with) / without * 100}') "
   awk -v what="$1 ($hooks)" -v without="$3" -v with="$with" -v events="$events" -v s="$seconds" -v cpu="$cpu" -v rss="$rss" -v drops="$drops" 'BEGIN {
     printf "capturing %-33s %9.0f requests/s (%.1f %% fewer); tapline %d events in %d s = %.0f/s, %.2f CPU-s per million, peak RSS %.1f MiB, %d ring buffer drops\n",
       what ":", with, (without - with) / without * 100, events, s, events / s, cpu / events * 1e6, rss, drops }'
 }
 
 micro="http://127.0.0.1:$NGINX_PORT/bench"
-rps "$micro" >/dev/null  # warm-up
-without=$(rps "$micro")
-printf "nginx without capture: %9.0f requests/s\n" "$without"
-export CAPTURE_PORTS=$NGINX_PORT
-# Both ends of each request (wrk's and nginx's sockets), then nginx's alone (pid filter).
-CAPTURE_PIDS= bench "both ends" "$micro" "$without"
-CAPTURE_PIDS=$nginx_pid bench "nginx only" "$micro" "$without"
-
 proxied="http://127.0.0.1:$PROXY_PORT/work/$work_us"
+rps "$micro" >/dev/null  # warm-up
 rps "$proxied" >/dev/null  # warm-up: nginx opens its upstream connections
-without=$(rps "$proxied")
-printf "nginx → 2 backends (%d µs of CPU per request) without capture: %9.0f requests/s\n" "$work_us" "$without"
-CAPTURE_PORTS="$PROXY_PORT, ${backend_ports[0]}, ${backend_ports[1]}" CAPTURE_PIDS= bench "proxy, all 3 ports" "$proxied" "$without"
+for round in $(seq "$rounds"); do
+  [ "$rounds" = 1 ] || echo "round $round of $rounds"
+  without=$(rps "$micro")
+  printf "nginx without capture: %9.0f requests/s\n" "$without"
+  # Both ends of each request (wrk's and nginx's sockets), then nginx's alone (pid filter).
+  CAPTURE_PORTS=$NGINX_PORT CAPTURE_PIDS= bench "both ends" "$micro" "$without"
+  CAPTURE_PORTS=$NGINX_PORT CAPTURE_PIDS=$nginx_pid bench "nginx only" "$micro" "$without"
+
+  without=$(rps "$proxied")
+  printf "nginx → 2 backends (%d µs of CPU per request) without capture: %9.0f requests/s\n" "$work_us" "$without"
+  CAPTURE_PORTS="$PROXY_PORT, ${backend_ports[0]}, ${backend_ports[1]}" CAPTURE_PIDS= bench "proxy, all 3 ports" "$proxied" "$without"
+done
+if [ "$rounds" != 1 ]; then
+  for what in "both ends" "nginx only" "proxy, all 3 ports"; do
+    echo ${losses[$what]} | tr ' ' '\n' | sort -n | awk -v what="$what" -v n="$rounds" '{loss[NR] = $1; all = all sprintf(" %.1f", $1)}
+      END {printf "median loss over %d rounds, capturing %-20s %5.1f %% (sorted:%s)\n", n, what ":", NR % 2 ? loss[(NR + 1) / 2] : (loss[NR / 2] + loss[NR / 2 + 1]) / 2, all}'
+  done
+fi
 
 dd_secs() { /usr/bin/time -f %e dd if=/dev/zero of=/dev/null bs=1 count=3000000 2>&1 | tail -1; }
 dd_without=$(dd_secs)
