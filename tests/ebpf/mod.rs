@@ -153,7 +153,7 @@ fn every_build_and_set_of_hooks_loads_and_captures() {
         // The loading process is never traced: python makes the request.
         let path = format!("/loaded-{bpf_loop}-{hooks:?}");
         let send = format!(
-            "import socket; s = socket.create_connection(('127.0.0.1', {port})); \
+            "import socket; s = socket.create_connection(('127.0.0.1', {port}), timeout=10); \
              s.sendmsg([b'GE', b'T ', b'{}', b'{}', b' HTTP/1.1\\r\\n', b'Host: 127.0.0.1\\r\\n\\r\\n']); s.recv(100)",
             &path[..3],
             &path[3..]
@@ -169,7 +169,7 @@ fn every_build_and_set_of_hooks_loads_and_captures() {
         assert!(client.wait().unwrap().success());
         let marker = format!("GET {path} HTTP/1.1");
         let mut seen = 0;
-        wait_for("curl's request in the ring buffer", Duration::from_secs(10), || {
+        wait_for("the client's request in the ring buffer", Duration::from_secs(10), || {
             while let Some(record) = capture.ring.next() {
                 seen += usize::from(record.windows(marker.len()).any(|w| w == marker.as_bytes()));
             }
