@@ -117,6 +117,13 @@ fn curl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs a Python script to its end; it must succeed. Its standard output.
+fn python(script: &str) -> String {
+    let out = Command::new("python3").args(["-c", script]).output().expect("python3 must be installed");
+    assert!(out.status.success(), "python3 -c {script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn side<'a>(records: &'a [Value], point: &str) -> &'a Value {
     records.iter().find(|r| r["observation_point"] == point).unwrap_or_else(|| panic!("no {point} record in {records:#?}"))
 }
@@ -268,9 +275,8 @@ fn a_response_read_with_the_fin_names_the_same_bytes_at_both_ends() {
          first = s.recv(65536)\n\
          print(first.decode().split('\\r\\n')[0])\n"
     );
-    let out = Command::new("python3").args(["-c", &client]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("200"));
+    let out = python(&client);
+    assert!(out.contains("200"), "{out}");
 
     let found = wait_records(&pipeline, 2, "client and server records", |r| r["path"] == "/bye.txt");
     let (client, server) = (side(&found, "client_process"), side(&found, "server_process"));
@@ -303,9 +309,8 @@ fn a_client_that_shuts_down_its_side_before_reading_still_gets_its_response_pair
          s.close()\n\
          print(answer.decode().split('\\r\\n')[0])\n"
     );
-    let out = Command::new("python3").args(["-c", &client]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("200"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = python(&client);
+    assert!(out.contains("200"), "{out}");
 
     let found = wait_records(&pipeline, 2, "client and server records", |r| r["path"] == "/half.txt");
     for record in [side(&found, "client_process"), side(&found, "server_process")] {
