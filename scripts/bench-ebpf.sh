@@ -14,6 +14,11 @@
 # ROUNDS=N the two cases run N times, each capture against the run without
 # it just before (the host's own rate drifts between runs), and the median
 # loss of each capture is printed at the end.
+# The control: after each microbenchmark capture, no capture but a process
+# that only spins as much CPU as tapline used (in bursts every 10 ms, as its
+# reader polls). wrk and nginx fill the cores, so any third process costs
+# throughput, and on a small host far more than its share: the control tells
+# that host's price of a busy neighbour from the capture's own cost.
 # Usage: scripts/bench-ebpf.sh [SECONDS] [CONNECTIONS]
 # Environment: TAPLINE_BIN (default: build ${CARGO_TARGET_DIR:-target}/release/tapline),
 # WORK_US (default 1000), ROUNDS (default 1), KERNEL_HOOKS (the source's `kernel_hooks`: auto, sockets,
@@ -27,8 +32,8 @@ rounds=${ROUNDS:-1}
 bin=${TAPLINE_BIN:-${CARGO_TARGET_DIR:-target}/release/tapline}
 [ -n "${TAPLINE_BIN:-}" ] || cargo build --release --quiet --bin tapline
 work=$(mktemp -d)
-pid=; nginx_pid=; backend_pids=()
-trap 'kill $pid $nginx_pid "${backend_pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+pid=; nginx_pid=; spin_pid=; backend_pids=()
+trap 'kill $pid $nginx_pid $spin_pid "${backend_pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 source scripts/bench-lib.sh
 
 export NGINX_PORT=$(free_port) PROXY_PORT=$(free_port) API_PORT=$(free_port)
@@ -96,10 +101,35 @@ bench() {
   rss=$(peak_mib $pid); drops=$(dropped)
   [ -z "${BPF_STATS:-}" ] || { bpf_stats; sysctl -qw kernel.bpf_stats_enabled=0; }
   stop_capture
+  cores=$(awk -v cpu="$cpu" -v s="$seconds" 'BEGIN {print cpu / s}')  # for the control
   losses[$1]+="$(awk -v without="$3" -v with="$with" 'BEGIN {print (without - with) / without * 100}') "
   awk -v what="$1 ($hooks)" -v without="$3" -v with="$with" -v events="$events" -v s="$seconds" -v cpu="$cpu" -v rss="$rss" -v drops="$drops" 'BEGIN {
     printf "capturing %-33s %9.0f requests/s (%.1f %% fewer); tapline %d events in %d s = %.0f/s, %.2f CPU-s per million, peak RSS %.1f MiB, %d ring buffer drops\n",
       what ":", with, (without - with) / without * 100, events, s, events / s, cpu / events * 1e6, rss, drops }'
+}
+
+# control WHAT URL WITHOUT CORES: no capture, a process spinning the CORES the capture
+# WHAT used; its loss is added to losses["spinning as WHAT"].
+control() {
+  python3 -c '
+import sys, time
+busy, period = float(sys.argv[1]) * 0.01, 0.01
+due = time.monotonic()
+while True:
+    start = time.monotonic()
+    while time.monotonic() - start < busy:
+        pass
+    due += period
+    time.sleep(max(0.0, due - time.monotonic()))' "$4" & spin_pid=$!
+  local start_cpu with spun
+  start_cpu=$(cpu_secs $spin_pid)
+  with=$(rps "$2")
+  spun=$(awk -v a="$(cpu_secs $spin_pid)" -v b="$start_cpu" -v s="$seconds" 'BEGIN {print (a - b) / s}')
+  kill $spin_pid; wait $spin_pid 2>/dev/null || true; spin_pid=
+  losses["spinning as $1"]+="$(awk -v without="$3" -v with="$with" 'BEGIN {print (without - with) / without * 100}') "
+  awk -v what="the CPU of $1" -v cores="$spun" -v without="$3" -v with="$with" 'BEGIN {
+    printf "no capture, spinning %-22s %9.0f requests/s (%.1f %% fewer); the spinner used %.2f cores\n",
+      what ":", with, (without - with) / without * 100, cores }'
 }
 
 micro="http://127.0.0.1:$NGINX_PORT/bench"
@@ -112,16 +142,19 @@ for round in $(seq "$rounds"); do
   printf "nginx without capture: %9.0f requests/s\n" "$without"
   # Both ends of each request (wrk's and nginx's sockets), then nginx's alone (pid filter).
   CAPTURE_PORTS=$NGINX_PORT CAPTURE_PIDS= bench "both ends" "$micro" "$without"
+  control "both ends" "$micro" "$without" "$cores"
   CAPTURE_PORTS=$NGINX_PORT CAPTURE_PIDS=$nginx_pid bench "nginx only" "$micro" "$without"
+  control "nginx only" "$micro" "$without" "$cores"
 
   without=$(rps "$proxied")
   printf "nginx → 2 backends (%d µs of CPU per request) without capture: %9.0f requests/s\n" "$work_us" "$without"
   CAPTURE_PORTS="$PROXY_PORT, ${backend_ports[0]}, ${backend_ports[1]}" CAPTURE_PIDS= bench "proxy, all 3 ports" "$proxied" "$without"
 done
 if [ "$rounds" != 1 ]; then
-  for what in "both ends" "nginx only" "proxy, all 3 ports"; do
-    echo ${losses[$what]} | tr ' ' '\n' | sort -n | awk -v what="$what" -v n="$rounds" '{loss[NR] = $1; all = all sprintf(" %.1f", $1)}
-      END {printf "median loss over %d rounds, capturing %-20s %5.1f %% (sorted:%s)\n", n, what ":", NR % 2 ? loss[(NR + 1) / 2] : (loss[NR / 2] + loss[NR / 2 + 1]) / 2, all}'
+  for what in "both ends" "spinning as both ends" "nginx only" "spinning as nginx only" "proxy, all 3 ports"; do
+    case $what in spinning*) label="no capture, $what" ;; *) label="capturing $what" ;; esac
+    echo ${losses[$what]} | tr ' ' '\n' | sort -n | awk -v what="$label" -v n="$rounds" '{loss[NR] = $1; all = all sprintf(" %.1f", $1)}
+      END {printf "median loss over %d rounds, %-35s %5.1f %% (sorted:%s)\n", n, what ":", NR % 2 ? loss[(NR + 1) / 2] : (loss[NR / 2] + loss[NR / 2 + 1]) / 2, all}'
   done
 fi
 
