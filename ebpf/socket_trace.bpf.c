@@ -367,6 +367,22 @@ struct iov_copy {
 	u32 copied;
 };
 
+/* Append an iovec's bytes, up to the limit, after what is copied; false when
+ * they cannot be read. */
+static __always_inline bool append_iov(struct record *r, struct iov_copy *c, struct iovec *v)
+{
+	u32 want = c->limit - c->copied;
+	if (v->iov_len < want)
+		want = v->iov_len;
+	if (want > MAX_PAYLOAD)
+		want = MAX_PAYLOAD;
+	u32 offset = c->copied & (MAX_PAYLOAD - 1);
+	if (bpf_probe_read_user(&r->payload[offset], want, v->iov_base))
+		return false;
+	c->copied += want;
+	return true;
+}
+
 /* Copy iovec IOV_AT_ONCE + `i` into the scratch record after what is copied;
  * 1 stops the loop. With bpf_loop, a callback the verifier checks once,
  * however many iovecs a call has (an unrolled loop of 64 exceeds its limit). */
@@ -385,16 +401,7 @@ static __always_inline long copy_one_iov(u32 i, void *arg)
 	struct iovec v;
 	if (bpf_probe_read_user(&v, sizeof(v), (const void *)(c->iov + i * sizeof(v))))
 		return 1;
-	u32 want = c->limit - c->copied;
-	if (v.iov_len < want)
-		want = v.iov_len;
-	if (want > MAX_PAYLOAD)
-		want = MAX_PAYLOAD;
-	u32 offset = c->copied & (MAX_PAYLOAD - 1);
-	if (bpf_probe_read_user(&r->payload[offset], want, v.iov_base))
-		return 1;
-	c->copied += want;
-	return 0;
+	return !append_iov(r, c, &v);
 }
 
 /* The first bytes of an iovec array, into the record's payload. The first
@@ -408,19 +415,9 @@ static __always_inline u32 copy_iov(struct record *r, u64 iov, u64 iovcnt, u32 l
 	u64 head = iovcnt < IOV_AT_ONCE ? iovcnt : IOV_AT_ONCE;
 	if (!head || bpf_probe_read_user(v, head * sizeof(v[0]), (const void *)iov))
 		return 0;
-	for (int i = 0; i < IOV_AT_ONCE; i++) {
-		if (i >= head || c.copied >= c.limit)
+	for (int i = 0; i < IOV_AT_ONCE; i++)
+		if (i >= head || c.copied >= c.limit || !append_iov(r, &c, &v[i]))
 			return c.copied;
-		u32 want = c.limit - c.copied;
-		if (v[i].iov_len < want)
-			want = v[i].iov_len;
-		if (want > MAX_PAYLOAD)
-			want = MAX_PAYLOAD;
-		u32 offset = c.copied & (MAX_PAYLOAD - 1);
-		if (bpf_probe_read_user(&r->payload[offset], want, v[i].iov_base))
-			return c.copied;
-		c.copied += want;
-	}
 	if (iovcnt <= IOV_AT_ONCE || c.copied >= c.limit)
 		return c.copied;
 #ifdef TAPLINE_BPF_LOOP

@@ -89,6 +89,9 @@ start_capture() {
 }
 stop_capture() { kill $pid; wait $pid || true; pid=; }
 
+# loss WITHOUT WITH: the % of requests/s lost.
+loss() { awk -v without="$1" -v with="$2" 'BEGIN {print (without - with) / without * 100}'; }
+
 # bench WHAT URL WITHOUT: one capture run under wrk on URL; its loss is added to losses[WHAT].
 declare -A losses
 bench() {
@@ -102,10 +105,10 @@ bench() {
   [ -z "${BPF_STATS:-}" ] || { bpf_stats; sysctl -qw kernel.bpf_stats_enabled=0; }
   stop_capture
   cores=$(awk -v cpu="$cpu" -v s="$seconds" 'BEGIN {print cpu / s}')  # for the control
-  losses[$1]+="$(awk -v without="$3" -v with="$with" 'BEGIN {print (without - with) / without * 100}') "
-  awk -v what="$1 ($hooks)" -v without="$3" -v with="$with" -v events="$events" -v s="$seconds" -v cpu="$cpu" -v rss="$rss" -v drops="$drops" 'BEGIN {
+  lost=$(loss "$3" "$with"); losses[$1]+="$lost "
+  awk -v what="$1 ($hooks)" -v lost="$lost" -v with="$with" -v events="$events" -v s="$seconds" -v cpu="$cpu" -v rss="$rss" -v drops="$drops" 'BEGIN {
     printf "capturing %-33s %9.0f requests/s (%.1f %% fewer); tapline %d events in %d s = %.0f/s, %.2f CPU-s per million, peak RSS %.1f MiB, %d ring buffer drops\n",
-      what ":", with, (without - with) / without * 100, events, s, events / s, cpu / events * 1e6, rss, drops }'
+      what ":", with, lost, events, s, events / s, cpu / events * 1e6, rss, drops }'
 }
 
 # control WHAT URL WITHOUT CORES: no capture, a process spinning the CORES the capture
@@ -121,15 +124,15 @@ while True:
         pass
     due += period
     time.sleep(max(0.0, due - time.monotonic()))' "$4" & spin_pid=$!
-  local start_cpu with spun
+  local start_cpu with spun lost
   start_cpu=$(cpu_secs $spin_pid)
   with=$(rps "$2")
   spun=$(awk -v a="$(cpu_secs $spin_pid)" -v b="$start_cpu" -v s="$seconds" 'BEGIN {print (a - b) / s}')
   kill $spin_pid; wait $spin_pid 2>/dev/null || true; spin_pid=
-  losses["spinning as $1"]+="$(awk -v without="$3" -v with="$with" 'BEGIN {print (without - with) / without * 100}') "
-  awk -v what="the CPU of $1" -v cores="$spun" -v without="$3" -v with="$with" 'BEGIN {
+  lost=$(loss "$3" "$with"); losses["spinning as $1"]+="$lost "
+  awk -v what="the CPU of $1" -v cores="$spun" -v lost="$lost" -v with="$with" 'BEGIN {
     printf "no capture, spinning %-22s %9.0f requests/s (%.1f %% fewer); the spinner used %.2f cores\n",
-      what ":", with, (without - with) / without * 100, cores }'
+      what ":", with, lost, cores }'
 }
 
 micro="http://127.0.0.1:$NGINX_PORT/bench"
